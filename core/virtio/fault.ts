@@ -1,0 +1,133 @@
+/**
+ * Named fault values for everything a driver (or a fuzzer) can get wrong.
+ *
+ * Faults are values, not exceptions: queue code returns them and the device
+ * turns the first one into NEEDS_RESET (G3). The names follow rust-vmm's
+ * virtio-queue where a counterpart exists, and every fault carries the id of
+ * the conformance rule it enforces so the UI and the tests can name it.
+ *
+ * VirtioFault deliberately does not extend Error: building a stack trace for
+ * every malformed chain a fuzzer throws at us would dominate the run time,
+ * and nothing should ever `throw` one.
+ */
+
+/** Conformance rule ids from docs (virtio-conformance.md, behaviours.md). */
+export type RuleId = string;
+
+export type FaultKind =
+  // guest memory
+  | 'GuestMemoryOutOfRange'
+  | 'InvalidGuestMemoryLayout'
+  // queue setup (S1, P8)
+  | 'InvalidQueueSize'
+  | 'MisalignedRing'
+  | 'QueueNotReady'
+  // available ring / descriptors
+  | 'AvailIndexTooFarAhead'
+  | 'InvalidDescriptorIndex'
+  | 'DescriptorChainLoop'
+  | 'ChainTooLong'
+  | 'ChainLengthOverflow'
+  | 'InvalidIndirectTableLength'
+  | 'NestedIndirectDescriptor'
+  | 'IndirectWithNext'
+  | 'IndirectNotNegotiated'
+  | 'ReadableAfterWritable'
+  | 'ZeroLengthDescriptor'
+  | 'EmptyChain'
+  | 'TooManyBuffersInFlight'
+  | 'WrongBufferDirection'
+  | 'InvalidBufferId'
+  // used ring
+  | 'DuplicateUsedHead'
+  | 'UsedLengthTooLarge'
+  | 'UnknownUsedId'
+  // driver side bookkeeping
+  | 'QueueFull'
+  | 'NoBuffers'
+  // device / transport
+  | 'InvalidQueueIndex'
+  | 'ConfigAccessOutOfRange'
+  | 'FeatureDependencyMissing'
+  | 'FeatureNotOffered'
+  | 'InvalidStatusTransition'
+  | 'DeviceNeedsReset'
+  // console device (C*, M11, M12)
+  | 'MalformedControlMessage'
+  | 'ControlBufferTooSmall';
+
+export interface FaultDetails {
+  /** Queue index the fault was seen on, when it concerns a queue. */
+  queue?: number;
+  /** Descriptor index, ring index or buffer id involved. */
+  index?: number;
+  /** Guest-physical address involved. */
+  address?: number;
+  /** Length involved (bytes or entries, see the message). */
+  length?: number;
+}
+
+export class VirtioFault {
+  readonly queue: number | undefined;
+  readonly index: number | undefined;
+  readonly address: number | undefined;
+  readonly length: number | undefined;
+
+  constructor(
+    readonly kind: FaultKind,
+    readonly rule: RuleId,
+    readonly message: string,
+    details: FaultDetails = {},
+  ) {
+    this.queue = details.queue;
+    this.index = details.index;
+    this.address = details.address;
+    this.length = details.length;
+  }
+
+  /** A copy of this fault attributed to a queue (faults from memory know no queue). */
+  onQueue(queue: number): VirtioFault {
+    if (this.queue === queue) return this;
+    return new VirtioFault(this.kind, this.rule, this.message, {
+      queue,
+      index: this.index,
+      address: this.address,
+      length: this.length,
+    });
+  }
+
+  /** One line for logs and the UI: `M2 InvalidDescriptorIndex: ... (queue 4)`. */
+  toString(): string {
+    const where = this.queue === undefined ? '' : ` (queue ${this.queue})`;
+    return `${this.rule} ${this.kind}: ${this.message}${where}`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      kind: this.kind,
+      rule: this.rule,
+      message: this.message,
+      queue: this.queue,
+      index: this.index,
+      address: this.address,
+      length: this.length,
+    };
+  }
+}
+
+export function isFault(value: unknown): value is VirtioFault {
+  return value instanceof VirtioFault;
+}
+
+export function fault(
+  kind: FaultKind,
+  rule: RuleId,
+  message: string,
+  details?: FaultDetails,
+): VirtioFault {
+  return new VirtioFault(kind, rule, message, details);
+}
+
+export function hex(n: number): string {
+  return '0x' + n.toString(16);
+}

@@ -1,0 +1,256 @@
+/**
+ * Simulated guest-physical memory: one or more non-overlapping regions with
+ * little-endian accessors.
+ *
+ * Every access is range-checked against the regions and comes back as a
+ * value or a VirtioFault (M8): nothing here throws, nothing reads past a
+ * region into its neighbour, and nothing wraps around at 2^32 or 2^64. An
+ * access that straddles two regions is refused, as it would be for a real
+ * device doing DMA into non-contiguous RAM without splitting the access.
+ */
+import { fault, hex, type VirtioFault } from './fault.js';
+
+export interface RegionSpec {
+  /** Guest-physical base address. */
+  base: number;
+  /** Size in bytes. */
+  size: number;
+}
+
+interface Region {
+  base: number;
+  end: number; // exclusive
+  bytes: Uint8Array;
+  view: DataView;
+}
+
+/** The largest address we model: above it JavaScript numbers lose integer precision. */
+export const MAX_GUEST_ADDRESS = Number.MAX_SAFE_INTEGER;
+
+export class GuestMemory {
+  private readonly regions: Region[];
+  /** Region of the last successful lookup: most accesses hit the same one. */
+  private last: Region;
+
+  private constructor(regions: Region[]) {
+    this.regions = regions;
+    this.last = regions[0]!;
+  }
+
+  /** A single region of `size` bytes at guest-physical address 0 (or `base`). */
+  static linear(size: number, base = 0): GuestMemory {
+    const made = GuestMemory.create([{ base, size }]);
+    if (made instanceof GuestMemory) return made;
+    throw new TypeError(made.toString()); // programming error: bad constant layout
+  }
+
+  /** Memory from a region list; a bad layout is a fault value, not an exception. */
+  static create(specs: readonly RegionSpec[]): GuestMemory | VirtioFault {
+    if (specs.length === 0) {
+      return fault('InvalidGuestMemoryLayout', 'M8', 'guest memory needs at least one region');
+    }
+    const sorted = [...specs].sort((a, b) => a.base - b.base);
+    const regions: Region[] = [];
+    let previousEnd = -1;
+    for (const spec of sorted) {
+      if (
+        !Number.isSafeInteger(spec.base) ||
+        !Number.isSafeInteger(spec.size) ||
+        spec.base < 0 ||
+        spec.size <= 0 ||
+        spec.base + spec.size > MAX_GUEST_ADDRESS
+      ) {
+        return fault(
+          'InvalidGuestMemoryLayout',
+          'M8',
+          `region at ${hex(spec.base)} of ${spec.size} bytes is not a valid range`,
+          { address: spec.base, length: spec.size },
+        );
+      }
+      if (spec.base < previousEnd) {
+        return fault(
+          'InvalidGuestMemoryLayout',
+          'M8',
+          `region at ${hex(spec.base)} overlaps the region before it`,
+          { address: spec.base, length: spec.size },
+        );
+      }
+      const bytes = new Uint8Array(spec.size);
+      regions.push({
+        base: spec.base,
+        end: spec.base + spec.size,
+        bytes,
+        view: new DataView(bytes.buffer),
+      });
+      previousEnd = spec.base + spec.size;
+    }
+    return new GuestMemory(regions);
+  }
+
+  /** Region layout, for snapshots and the UI. */
+  get layout(): RegionSpec[] {
+    return this.regions.map((r) => ({ base: r.base, size: r.end - r.base }));
+  }
+
+  get totalSize(): number {
+    let n = 0;
+    for (const r of this.regions) n += r.end - r.base;
+    return n;
+  }
+
+  /** The region holding [addr, addr+len), or undefined. */
+  private find(addr: number, len: number): Region | undefined {
+    const last = this.last;
+    if (addr >= last.base && addr + len <= last.end) return last;
+    for (const r of this.regions) {
+      if (addr >= r.base && addr + len <= r.end) {
+        this.last = r;
+        return r;
+      }
+    }
+    return undefined;
+  }
+
+  private outOfRange(addr: number, len: number): VirtioFault {
+    return fault(
+      'GuestMemoryOutOfRange',
+      'M8',
+      `guest memory access of ${len} bytes at ${hex(addr)} is outside guest memory`,
+      { address: addr, length: len },
+    );
+  }
+
+  private static validArgs(addr: number, len: number): boolean {
+    // Rejects NaN, negatives, fractions and anything that would lose precision.
+    return (
+      Number.isSafeInteger(addr) &&
+      Number.isSafeInteger(len) &&
+      addr >= 0 &&
+      len >= 0 &&
+      addr + len <= MAX_GUEST_ADDRESS
+    );
+  }
+
+  /** null when [addr, addr+len) lies inside one region, else the fault (M8). */
+  check(addr: number, len: number): VirtioFault | null {
+    if (!GuestMemory.validArgs(addr, len)) return this.outOfRange(addr, len);
+    if (len === 0) return null;
+    return this.find(addr, len) ? null : this.outOfRange(addr, len);
+  }
+
+  read8(addr: number): number | VirtioFault {
+    const r = GuestMemory.validArgs(addr, 1) ? this.find(addr, 1) : undefined;
+    return r ? r.bytes[addr - r.base]! : this.outOfRange(addr, 1);
+  }
+
+  read16(addr: number): number | VirtioFault {
+    const r = GuestMemory.validArgs(addr, 2) ? this.find(addr, 2) : undefined;
+    return r ? r.view.getUint16(addr - r.base, true) : this.outOfRange(addr, 2);
+  }
+
+  read32(addr: number): number | VirtioFault {
+    const r = GuestMemory.validArgs(addr, 4) ? this.find(addr, 4) : undefined;
+    return r ? r.view.getUint32(addr - r.base, true) : this.outOfRange(addr, 4);
+  }
+
+  /**
+   * A 64-bit little-endian value as a JavaScript number. Values above 2^53
+   * cannot be guest addresses we model, so they come back as the fault for
+   * the address they would name (the caller reports it as M8).
+   */
+  read64(addr: number): number | VirtioFault {
+    const r = GuestMemory.validArgs(addr, 8) ? this.find(addr, 8) : undefined;
+    if (!r) return this.outOfRange(addr, 8);
+    const lo = r.view.getUint32(addr - r.base, true);
+    const hi = r.view.getUint32(addr - r.base + 4, true);
+    if (hi > 0x1fffff) {
+      return fault(
+        'GuestMemoryOutOfRange',
+        'M8',
+        `64-bit value at ${hex(addr)} (${hex(hi)}_${lo.toString(16).padStart(8, '0')}) is beyond any guest address`,
+        { address: addr, length: 8 },
+      );
+    }
+    return hi * 0x1_0000_0000 + lo;
+  }
+
+  write8(addr: number, value: number): VirtioFault | null {
+    const r = GuestMemory.validArgs(addr, 1) ? this.find(addr, 1) : undefined;
+    if (!r) return this.outOfRange(addr, 1);
+    r.bytes[addr - r.base] = value;
+    return null;
+  }
+
+  write16(addr: number, value: number): VirtioFault | null {
+    const r = GuestMemory.validArgs(addr, 2) ? this.find(addr, 2) : undefined;
+    if (!r) return this.outOfRange(addr, 2);
+    r.view.setUint16(addr - r.base, value, true);
+    return null;
+  }
+
+  write32(addr: number, value: number): VirtioFault | null {
+    const r = GuestMemory.validArgs(addr, 4) ? this.find(addr, 4) : undefined;
+    if (!r) return this.outOfRange(addr, 4);
+    r.view.setUint32(addr - r.base, value >>> 0, true);
+    return null;
+  }
+
+  write64(addr: number, value: number): VirtioFault | null {
+    const r = GuestMemory.validArgs(addr, 8) ? this.find(addr, 8) : undefined;
+    if (!r) return this.outOfRange(addr, 8);
+    if (!Number.isSafeInteger(value) || value < 0) {
+      return fault('GuestMemoryOutOfRange', 'M8', `value ${value} does not fit a guest address`, {
+        address: addr,
+        length: 8,
+      });
+    }
+    const off = addr - r.base;
+    r.view.setUint32(off, value % 0x1_0000_0000, true);
+    r.view.setUint32(off + 4, Math.floor(value / 0x1_0000_0000), true);
+    return null;
+  }
+
+  /**
+   * A zero-copy view of [addr, addr+len). Writes through the view change
+   * guest memory; callers hold it only for the duration of one operation.
+   */
+  view(addr: number, len: number): Uint8Array | VirtioFault {
+    if (!GuestMemory.validArgs(addr, len)) return this.outOfRange(addr, len);
+    if (len === 0) return new Uint8Array(0);
+    const r = this.find(addr, len);
+    if (!r) return this.outOfRange(addr, len);
+    const off = addr - r.base;
+    return r.bytes.subarray(off, off + len);
+  }
+
+  /** Copy guest bytes at addr into dst (dst.length bytes). */
+  readInto(addr: number, dst: Uint8Array): VirtioFault | null {
+    const src = this.view(addr, dst.length);
+    if (!(src instanceof Uint8Array)) return src;
+    dst.set(src);
+    return null;
+  }
+
+  /** A fresh copy of [addr, addr+len). */
+  readBytes(addr: number, len: number): Uint8Array | VirtioFault {
+    const src = this.view(addr, len);
+    if (!(src instanceof Uint8Array)) return src;
+    return src.slice();
+  }
+
+  /** Copy src into guest memory at addr. */
+  writeBytes(addr: number, src: Uint8Array): VirtioFault | null {
+    const dst = this.view(addr, src.length);
+    if (!(dst instanceof Uint8Array)) return dst;
+    dst.set(src);
+    return null;
+  }
+
+  /** Fill [addr, addr+len) with one byte value. */
+  fill(addr: number, len: number, value: number): VirtioFault | null {
+    const dst = this.view(addr, len);
+    if (!(dst instanceof Uint8Array)) return dst;
+    dst.fill(value);
+    return null;
+  }
+}

@@ -1,0 +1,16 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: [
+      'test/**/*.test.ts',
+      'core/**/*.test.ts',
+      'cli/**/*.test.ts',
+      'electron/**/*.test.ts',
+    ],
+    globals: false,
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+  },
+});
