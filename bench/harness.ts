@@ -1,0 +1,73 @@
+/**
+ * The benchmark harness: every figure is printed next to a baseline measured
+ * in the same process, as a ratio, so results compare across machines and
+ * runs (an absolute number from a shared CI machine means little).
+ */
+
+export type Report = (name: string, value: number, baseline: number, unit: string) => void;
+
+export interface BenchResult {
+  name: string;
+  value: number;
+  baseline: number;
+  unit: string;
+  ratio: number;
+}
+
+/**
+ * Run `op` repeatedly for about `seconds` and return operations per second.
+ * `op` returns how many operations it did (a batch), so tight loops are not
+ * dominated by the harness's own clock reads.
+ */
+export function rate(op: () => number, seconds = 0.5): number {
+  // warm up so the JIT has compiled the hot path before we time it
+  const warmEnd = performance.now() + Math.min(200, seconds * 300);
+  while (performance.now() < warmEnd) op();
+  let count = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let now = start;
+  while (now < end) {
+    count += op();
+    now = performance.now();
+  }
+  return count / ((now - start) / 1000);
+}
+
+export async function rateAsync(op: () => Promise<number>, seconds = 0.5): Promise<number> {
+  await op();
+  let count = 0;
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let now = start;
+  while (now < end) {
+    count += await op();
+    now = performance.now();
+  }
+  return count / ((now - start) / 1000);
+}
+
+export function formatValue(value: number, unit: string): string {
+  const abs = Math.abs(value);
+  const scaled =
+    abs >= 1e9
+      ? `${(value / 1e9).toFixed(2)} G`
+      : abs >= 1e6
+        ? `${(value / 1e6).toFixed(2)} M`
+        : abs >= 1e3
+          ? `${(value / 1e3).toFixed(2)} k`
+          : `${value.toFixed(2)} `;
+  return `${scaled}${unit}`;
+}
+
+export class ResultTable {
+  readonly rows: BenchResult[] = [];
+
+  readonly report: Report = (name, value, baseline, unit) => {
+    const row = { name, value, baseline, unit, ratio: value / baseline };
+    this.rows.push(row);
+    process.stdout.write(
+      `${name.padEnd(58)} ${formatValue(value, unit).padStart(16)}  baseline ${formatValue(baseline, unit).padStart(16)}  ratio ${row.ratio.toFixed(3)}\n`,
+    );
+  };
+}

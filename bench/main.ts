@@ -1,0 +1,31 @@
+/**
+ * `npm run bench`: runs every benchmark group and prints each figure as a
+ * ratio to a baseline measured in the same run. `npm run bench -- virtio`
+ * runs only the groups whose names contain the word.
+ */
+import { ResultTable, type Report } from './harness.js';
+
+interface Group {
+  name: string;
+  load: () => Promise<(report: Report) => Promise<void> | void>;
+}
+
+const groups: Group[] = [
+  { name: 'virtio', load: async () => (await import('./virtio.js')).benchVirtio },
+];
+
+async function main(): Promise<void> {
+  const only = process.argv.slice(2);
+  const table = new ResultTable();
+  for (const g of groups) {
+    if (only.length > 0 && !only.some((w) => g.name.includes(w))) continue;
+    process.stdout.write(`\n== ${g.name}\n`);
+    const fn = await g.load();
+    await fn(table.report);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

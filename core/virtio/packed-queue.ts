@@ -1,0 +1,894 @@
+/**
+ * The packed virtqueue (virtio 1.1+, "Packed Virtqueues"), device side, plus
+ * the ring-format helpers both sides share. The driver side lives in
+ * packed-driver.ts and is re-exported from here.
+ *
+ * One ring of 16-byte descriptors { le64 addr, le32 len, le16 id, le16 flags }
+ * carries both directions: the driver makes a descriptor available by
+ * setting AVAIL to its wrap counter and USED to the inverse, the device
+ * overwrites it as used with AVAIL = USED = its own wrap counter (P1). Each
+ * side only ever polls one slot: the next one after what it processed last.
+ * Two 4-byte event suppression structures { le16 off_wrap, le16 flags }
+ * replace the split ring's flags and event indices (P7).
+ *
+ * Everything here returns faults as values (see fault.ts); nothing throws.
+ * The hot paths (pop, push) read guest memory field by field and check
+ * `typeof x !== 'number'` instead of allocating closures or views.
+ */
+import type { DescriptorChain, Segment } from './chain.js';
+import { fault, hex, type VirtioFault } from './fault.js';
+import type { GuestAllocator } from './allocator.js';
+import type { GuestMemory } from './memory.js';
+import {
+  DEFAULT_CHAIN_LIMITS,
+  MAX_QUEUE_SIZE,
+  PACKED_DESC_F_AVAIL,
+  PACKED_DESC_F_INDIRECT,
+  PACKED_DESC_F_NEXT,
+  PACKED_DESC_F_USED,
+  PACKED_DESC_F_WRITE,
+  PACKED_EVENT_FLAG_DESC,
+  PACKED_EVENT_FLAG_DISABLE,
+  PACKED_EVENT_FLAG_ENABLE,
+  descFlagNames,
+  needEvent,
+  packedRingSizes,
+  validateLayout,
+  type DeviceQueue,
+  type DeviceQueueStatus,
+  type EventSuppressionView,
+  type PackedDescriptorView,
+  type PackedQueueSnapshot,
+  type QueueLayout,
+  type QueueOptions,
+  type RingFeatures,
+} from './queue.js';
+import type { RingTracer } from './trace.js';
+
+export { PackedDriverQueue } from './packed-driver.js';
+
+// Byte offsets inside a descriptor and an event suppression structure.
+const DESC_SIZE = 16;
+const DESC_LEN = 8;
+const DESC_ID = 12;
+const DESC_FLAGS = 14;
+const EVENT_OFF_WRAP = 0;
+const EVENT_FLAGS = 2;
+/** Bit 15 of off_wrap is the wrap counter the offset belongs to. */
+const EVENT_WRAP_BIT = 0x8000;
+const AVAIL_USED = PACKED_DESC_F_AVAIL | PACKED_DESC_F_USED;
+const MAX_U32 = 0xffffffff;
+
+/** The AVAIL/USED bits a driver with this wrap counter writes to make a descriptor available (P1). */
+export function availBits(wrap: boolean): number {
+  return wrap ? PACKED_DESC_F_AVAIL : PACKED_DESC_F_USED;
+}
+
+/** The AVAIL/USED bits a device with this wrap counter writes to mark a descriptor used (P1). */
+export function usedBits(wrap: boolean): number {
+  return wrap ? AVAIL_USED : 0;
+}
+
+/** "AVAIL=1 USED=0", for trace lines. */
+export function availUsedText(flags: number): string {
+  return `AVAIL=${flags & PACKED_DESC_F_AVAIL ? 1 : 0} USED=${flags & PACKED_DESC_F_USED ? 1 : 0}`;
+}
+
+const EVENT_NAMES = ['ENABLE', 'DISABLE', 'DESC', 'RESERVED'] as const;
+
+export function eventFlagName(flags: number): EventSuppressionView['flagName'] {
+  return EVENT_NAMES[flags & 3]!;
+}
+
+/**
+ * Does a DESC event suppression entry fire for an index that moved from
+ * `newIdx - moved` to `newIdx` (P7)? The structure names a ring offset and
+ * the wrap counter of the lap it belongs to; an offset from the previous lap
+ * is moved one ring size back so that vring_need_event's 16-bit window
+ * arithmetic applies across the wrap, as Linux and QEMU do.
+ */
+export function packedNeedEvent(
+  offWrap: number,
+  size: number,
+  currentWrap: boolean,
+  newIdx: number,
+  moved: number,
+): boolean {
+  if (moved >= size) return true; // every slot was passed
+  let off = offWrap & ~EVENT_WRAP_BIT;
+  if (((offWrap & EVENT_WRAP_BIT) !== 0) !== currentWrap) off -= size;
+  return needEvent(off, newIdx, newIdx - moved);
+}
+
+/**
+ * Check a packed layout before a queue uses it: P8 (size, alignment) and M8
+ * (descriptor ring and both event suppression structures inside guest memory).
+ */
+export function checkPackedLayout(
+  layout: QueueLayout,
+  queue: number,
+  memory: GuestMemory,
+): VirtioFault | null {
+  if (layout.format !== 'packed') {
+    return fault('QueueNotReady', 'P8', `layout format '${layout.format}' is not packed`, {
+      queue,
+    });
+  }
+  const bad = validateLayout(layout, queue);
+  if (bad !== null) return bad;
+  const sizes = packedRingSizes(layout.size);
+  const parts: [number, number, string][] = [
+    [layout.descAddr, sizes.desc, 'descriptor ring'],
+    [layout.driverAddr, sizes.driver, 'driver event suppression'],
+    [layout.deviceAddr, sizes.device, 'device event suppression'],
+  ];
+  for (const [addr, len, what] of parts) {
+    if (memory.check(addr, len) !== null) {
+      return fault(
+        'GuestMemoryOutOfRange',
+        'M8',
+        `${what} at ${hex(addr)} (${len} bytes) is outside guest memory`,
+        { queue, address: addr, length: len },
+      );
+    }
+  }
+  return null;
+}
+
+/**
+ * Lay out a packed queue in guest memory, the way a guest driver allocates
+ * it: one zeroed block (the spec wants the descriptor ring zero-initialized)
+ * holding the descriptor ring (align 16), then the driver and device event
+ * suppression structures (align 4). Free it with allocator.release(descAddr).
+ */
+export function layoutPackedQueue(
+  memory: GuestMemory,
+  allocator: GuestAllocator,
+  size: number,
+): QueueLayout | VirtioFault {
+  if (!Number.isInteger(size) || size < 1 || size > MAX_QUEUE_SIZE) {
+    return fault('InvalidQueueSize', 'P8', `queue size ${size} is not in 1..32768`, {
+      length: size,
+    });
+  }
+  const sizes = packedRingSizes(size);
+  const bytes = sizes.desc + sizes.driver + sizes.device;
+  const base = allocator.alloc(bytes, DESC_SIZE);
+  if (typeof base !== 'number') return base;
+  const zeroed = memory.fill(base, bytes, 0);
+  if (zeroed !== null) return zeroed;
+  return {
+    format: 'packed',
+    size,
+    descAddr: base,
+    driverAddr: base + sizes.desc,
+    deviceAddr: base + sizes.desc + sizes.driver,
+  };
+}
+
+const ZERO_EVENT: EventSuppressionView = { flags: 0, flagName: 'ENABLE', offset: 0, wrap: false };
+
+/** Decode one event suppression structure for a snapshot; read errors go to `unreadable`. */
+export function readEventView(
+  memory: GuestMemory,
+  addr: number,
+  what: string,
+  unreadable: string[],
+): EventSuppressionView {
+  const offWrap = memory.read16(addr + EVENT_OFF_WRAP);
+  const flags = memory.read16(addr + EVENT_FLAGS);
+  if (typeof offWrap !== 'number' || typeof flags !== 'number') {
+    unreadable.push(`${what} at ${hex(addr)} is outside guest memory`);
+    return { ...ZERO_EVENT };
+  }
+  return {
+    flags,
+    flagName: eventFlagName(flags),
+    offset: offWrap & ~EVENT_WRAP_BIT,
+    wrap: (offWrap & EVENT_WRAP_BIT) !== 0,
+  };
+}
+
+/** Every descriptor of the ring, decoded; stops at the first read error. */
+export function readDescriptorViews(
+  memory: GuestMemory,
+  layout: QueueLayout,
+  unreadable: string[],
+): PackedDescriptorView[] {
+  const out: PackedDescriptorView[] = [];
+  for (let i = 0; i < layout.size; i++) {
+    const base = layout.descAddr + i * DESC_SIZE;
+    const flags = memory.read16(base + DESC_FLAGS);
+    // Two halves rather than read64: a garbage address above 2^53 is still
+    // something to show (approximately), not a reason to stop the view.
+    const lo = memory.read32(base);
+    const hi = memory.read32(base + 4);
+    const len = memory.read32(base + DESC_LEN);
+    const id = memory.read16(base + DESC_ID);
+    if (
+      typeof flags !== 'number' ||
+      typeof lo !== 'number' ||
+      typeof hi !== 'number' ||
+      typeof len !== 'number' ||
+      typeof id !== 'number'
+    ) {
+      unreadable.push(`descriptor ${i} at ${hex(base)} could not be read`);
+      break;
+    }
+    out.push({
+      index: i,
+      addr: hi * 0x1_0000_0000 + lo,
+      len,
+      id,
+      flags,
+      flagNames: descFlagNames(flags, true),
+      avail: (flags & PACKED_DESC_F_AVAIL) !== 0,
+      used: (flags & PACKED_DESC_F_USED) !== 0,
+    });
+  }
+  return out;
+}
+
+/** Ring slots a buffer occupies, starting at its head. */
+export function slotsFrom(head: number, count: number, size: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) out.push((head + i) % size);
+  return out;
+}
+
+// ------------------------------------------------------------- device side
+
+export class PackedDeviceQueue implements DeviceQueue {
+  readonly format = 'packed' as const;
+  readonly index: number;
+  readonly size: number;
+
+  private readonly memory: GuestMemory;
+  private readonly layout: QueueLayout;
+  private readonly descAddr: number;
+  /** Driver area: written by the driver, read here to decide on interrupts. */
+  private readonly driverEventAddr: number;
+  /** Device area: written here to ask for (or waive) driver notifications. */
+  private readonly deviceEventAddr: number;
+  private readonly features: RingFeatures;
+  private readonly maxChain: number;
+  private readonly rejectZeroLength: boolean;
+  private readonly tracer: RingTracer | null;
+
+  // Both wrap counters start at 1 (P1).
+  private nextAvail = 0;
+  private availWrap = true;
+  private nextUsed = 0;
+  private usedWrap = true;
+
+  /** Per buffer id: ring slots it occupies while in flight (0 = not in flight). */
+  private readonly flightSlots: Uint16Array;
+  /** Per buffer id: the ring slot of its first descriptor. */
+  private readonly flightHead: Uint16Array;
+  private buffersInFlight = 0;
+  private slotsInFlight = 0;
+
+  /** Used slots written since the last interrupt decision: the P7 window. */
+  private usedSinceDecision = 0;
+  private signalledUsed: number | null = null;
+
+  // Scratch state of the chain walk in progress (no per-pop closures).
+  private walkRead = 0;
+  private walkWrite = 0;
+  private walkDescs = 0;
+  private walkSawWritable = false;
+
+  private constructor(options: QueueOptions, memory: GuestMemory) {
+    const limits = options.limits ?? DEFAULT_CHAIN_LIMITS;
+    this.index = options.index;
+    this.size = options.layout.size;
+    this.memory = memory;
+    this.layout = { ...options.layout };
+    this.descAddr = options.layout.descAddr;
+    this.driverEventAddr = options.layout.driverAddr;
+    this.deviceEventAddr = options.layout.deviceAddr;
+    this.features = { ...options.features };
+    this.maxChain = limits.maxChainLength;
+    this.rejectZeroLength = limits.zeroLengthDescriptors === 'reject';
+    this.tracer = options.tracer ?? null;
+    this.flightSlots = new Uint16Array(this.size);
+    this.flightHead = new Uint16Array(this.size);
+  }
+
+  /** The queue, or the fault that makes its layout unusable (P8, M8). */
+  static create(options: QueueOptions, memory: GuestMemory): PackedDeviceQueue | VirtioFault {
+    const bad = checkPackedLayout(options.layout, options.index, memory);
+    if (bad !== null) return bad;
+    return new PackedDeviceQueue(options, memory);
+  }
+
+  get inFlight(): number {
+    return this.buffersInFlight;
+  }
+
+  get status(): DeviceQueueStatus {
+    return {
+      lastAvailIdx: this.nextAvail,
+      usedIdx: this.nextUsed,
+      signalledUsed: this.signalledUsed,
+      availWrap: this.availWrap,
+      usedWrap: this.usedWrap,
+    };
+  }
+
+  hasAvailable(): boolean | VirtioFault {
+    const flags = this.memory.read16(this.descAddr + this.nextAvail * DESC_SIZE + DESC_FLAGS);
+    if (typeof flags !== 'number') return this.fail(flags.onQueue(this.index));
+    return (flags & AVAIL_USED) === availBits(this.availWrap);
+  }
+
+  pop(): DescriptorChain | null | VirtioFault {
+    const memory = this.memory;
+    const size = this.size;
+    const head = this.nextAvail;
+    const headWrap = this.availWrap;
+    let base = this.descAddr + head * DESC_SIZE;
+    // P2: the flags come first; nothing else of the descriptor is trusted
+    // until its AVAIL bit shows the driver's flip for this lap.
+    let flags = memory.read16(base + DESC_FLAGS);
+    if (typeof flags !== 'number') return this.fail(flags.onQueue(this.index));
+    if ((flags & AVAIL_USED) !== availBits(headWrap)) return null;
+    const headFlags = flags;
+
+    const readable: Segment[] = [];
+    const writable: Segment[] = [];
+    this.walkRead = 0;
+    this.walkWrite = 0;
+    this.walkDescs = 0;
+    this.walkSawWritable = false;
+    let slot = head;
+    let slotWrap = headWrap;
+    let ringCount = 0;
+    let indirect = false;
+    let id: number | VirtioFault;
+    for (;;) {
+      if (ringCount > 0) {
+        flags = memory.read16(base + DESC_FLAGS);
+        if (typeof flags !== 'number') return this.fail(flags.onQueue(this.index));
+        // The driver makes every descriptor of a list available before the
+        // head, so a later one still in its old state is a broken list.
+        if ((flags & AVAIL_USED) !== availBits(slotWrap)) {
+          return this.fail(
+            fault(
+              'InvalidDescriptorIndex',
+              'P2',
+              `slot ${slot} continues the NEXT list from slot ${head} but is not available (${availUsedText(flags)}, wrap ${slotWrap ? 1 : 0})`,
+              { queue: this.index, index: slot },
+            ),
+          );
+        }
+      }
+      ringCount++;
+      const addr = memory.read64(base);
+      if (typeof addr !== 'number') return this.fail(addr.onQueue(this.index));
+      const len = memory.read32(base + DESC_LEN);
+      if (typeof len !== 'number') return this.fail(len.onQueue(this.index));
+      if ((flags & PACKED_DESC_F_INDIRECT) !== 0) {
+        const bad = this.walkIndirect(slot, flags, ringCount, addr, len, readable, writable);
+        if (bad !== null) return this.fail(bad);
+        indirect = true;
+        id = memory.read16(base + DESC_ID);
+        break;
+      }
+      const bad = this.addSegment(
+        addr,
+        len,
+        (flags & PACKED_DESC_F_WRITE) !== 0,
+        slot,
+        readable,
+        writable,
+      );
+      if (bad !== null) return this.fail(bad);
+      if ((flags & PACKED_DESC_F_NEXT) === 0) {
+        // P4: the buffer id lives in the last descriptor of the list.
+        id = memory.read16(base + DESC_ID);
+        break;
+      }
+      if (ringCount === size) {
+        return this.fail(
+          fault(
+            'DescriptorChainLoop',
+            'M3',
+            `NEXT list from slot ${head} runs past all ${size} ring slots and would wrap onto itself`,
+            { queue: this.index, index: head, length: ringCount },
+          ),
+        );
+      }
+      if (++slot === size) {
+        slot = 0;
+        slotWrap = !slotWrap;
+      }
+      base = this.descAddr + slot * DESC_SIZE;
+    }
+    if (typeof id !== 'number') return this.fail(id.onQueue(this.index));
+    if (id >= size) {
+      return this.fail(
+        fault(
+          'InvalidBufferId',
+          'M2',
+          `buffer id ${id} at slot ${slot} is not below the queue size ${size}`,
+          {
+            queue: this.index,
+            index: id,
+          },
+        ),
+      );
+    }
+    if (this.flightSlots[id] !== 0) {
+      return this.fail(
+        fault(
+          'InvalidBufferId',
+          'M9',
+          `buffer id ${id} was made available again while still in flight`,
+          {
+            queue: this.index,
+            index: id,
+          },
+        ),
+      );
+    }
+    if (this.slotsInFlight + ringCount > size) {
+      return this.fail(
+        fault(
+          'TooManyBuffersInFlight',
+          'M9',
+          `${this.slotsInFlight} ring slots are in flight; ${ringCount} more would exceed the queue size ${size}`,
+          { queue: this.index, index: head, length: this.slotsInFlight + ringCount },
+        ),
+      );
+    }
+
+    // Commit: only a fully valid chain moves the device's state (P3).
+    let next = head + ringCount;
+    if (next >= size) {
+      next -= size;
+      this.availWrap = !headWrap;
+    }
+    this.nextAvail = next;
+    this.flightSlots[id] = ringCount;
+    this.flightHead[id] = head;
+    this.buffersInFlight++;
+    this.slotsInFlight += ringCount;
+    const chain: DescriptorChain = {
+      id,
+      head,
+      readable,
+      writable,
+      readableLength: this.walkRead,
+      writableLength: this.walkWrite,
+      ringDescCount: ringCount,
+      descCount: this.walkDescs,
+      indirect,
+    };
+    const t = this.tracer;
+    if (t !== null && t.active) {
+      this.tracePop(t, chain, headFlags, headWrap);
+      if (this.availWrap !== headWrap) this.traceWrap(t, 'avail', this.availWrap);
+    }
+    return chain;
+  }
+
+  /** The one descriptor of a buffer that points to an indirect table (P6, M4). */
+  private walkIndirect(
+    slot: number,
+    flags: number,
+    ringCount: number,
+    tableAddr: number,
+    tableLen: number,
+    readable: Segment[],
+    writable: Segment[],
+  ): VirtioFault | null {
+    const queue = this.index;
+    if (!this.features.indirect) {
+      return fault(
+        'IndirectNotNegotiated',
+        'P6',
+        `slot ${slot} is INDIRECT but INDIRECT_DESC was not negotiated`,
+        {
+          queue,
+          index: slot,
+        },
+      );
+    }
+    if (ringCount > 1 || (flags & PACKED_DESC_F_NEXT) !== 0) {
+      return fault('IndirectWithNext', 'P6', `slot ${slot} is INDIRECT inside a NEXT list`, {
+        queue,
+        index: slot,
+      });
+    }
+    if (tableLen === 0 || tableLen % DESC_SIZE !== 0) {
+      return fault(
+        'InvalidIndirectTableLength',
+        'M4',
+        `indirect table at ${hex(tableAddr)} has length ${tableLen}, not a non-zero multiple of 16`,
+        { queue, index: slot, address: tableAddr, length: tableLen },
+      );
+    }
+    const entries = tableLen / DESC_SIZE;
+    if (entries > this.maxChain) {
+      return fault(
+        'ChainTooLong',
+        'M4',
+        `indirect table at ${hex(tableAddr)} holds ${entries} entries, more than the ${this.maxChain} allowed`,
+        { queue, index: slot, address: tableAddr, length: entries },
+      );
+    }
+    if (this.memory.check(tableAddr, tableLen) !== null) {
+      return fault(
+        'GuestMemoryOutOfRange',
+        'M8',
+        `indirect table at ${hex(tableAddr)} (${tableLen} bytes) is outside guest memory`,
+        { queue, index: slot, address: tableAddr, length: tableLen },
+      );
+    }
+    // P6: the table's len/16 entries are used in order; only WRITE counts
+    // (NEXT, INDIRECT and id are reserved there and ignored).
+    const memory = this.memory;
+    for (let e = 0; e < entries; e++) {
+      const base = tableAddr + e * DESC_SIZE;
+      const eFlags = memory.read16(base + DESC_FLAGS);
+      if (typeof eFlags !== 'number') return eFlags.onQueue(queue);
+      const addr = memory.read64(base);
+      if (typeof addr !== 'number') return addr.onQueue(queue);
+      const len = memory.read32(base + DESC_LEN);
+      if (typeof len !== 'number') return len.onQueue(queue);
+      const bad = this.addSegment(
+        addr,
+        len,
+        (eFlags & PACKED_DESC_F_WRITE) !== 0,
+        slot,
+        readable,
+        writable,
+      );
+      if (bad !== null) return bad;
+    }
+    return null;
+  }
+
+  /** Append one element to the chain being walked, enforcing M3/M5/M6/M7/M8. */
+  private addSegment(
+    addr: number,
+    len: number,
+    write: boolean,
+    slot: number,
+    readable: Segment[],
+    writable: Segment[],
+  ): VirtioFault | null {
+    const queue = this.index;
+    if (++this.walkDescs > this.maxChain) {
+      return fault(
+        'ChainTooLong',
+        'M3',
+        `buffer at slot ${slot} has more than ${this.maxChain} descriptors`,
+        {
+          queue,
+          index: slot,
+          length: this.walkDescs,
+        },
+      );
+    }
+    if (len === 0 && this.rejectZeroLength) {
+      return fault(
+        'ZeroLengthDescriptor',
+        'M6',
+        `descriptor ${this.walkDescs} of the buffer at slot ${slot} has length 0 (policy: reject)`,
+        { queue, index: slot, address: addr },
+      );
+    }
+    if (write) {
+      this.walkSawWritable = true;
+      this.walkWrite += len;
+      writable.push({ addr, len });
+    } else {
+      if (this.walkSawWritable) {
+        return fault(
+          'ReadableAfterWritable',
+          'M5',
+          `descriptor ${this.walkDescs} of the buffer at slot ${slot} is readable after a writable one`,
+          { queue, index: slot, address: addr },
+        );
+      }
+      this.walkRead += len;
+      readable.push({ addr, len });
+    }
+    if (this.walkRead + this.walkWrite > MAX_U32) {
+      return fault(
+        'ChainLengthOverflow',
+        'M7',
+        `buffer at slot ${slot} totals more than 2^32-1 bytes`,
+        {
+          queue,
+          index: slot,
+          length: this.walkRead + this.walkWrite,
+        },
+      );
+    }
+    if (this.memory.check(addr, len) !== null) {
+      return fault(
+        'GuestMemoryOutOfRange',
+        'M8',
+        `buffer element at ${hex(addr)} (${len} bytes) of the buffer at slot ${slot} is outside guest memory`,
+        { queue, index: slot, address: addr, length: len },
+      );
+    }
+    return null;
+  }
+
+  push(chain: DescriptorChain, writtenLen: number): VirtioFault | null {
+    const id = chain.id;
+    const size = this.size;
+    if (!Number.isInteger(id) || id < 0 || id >= size || this.flightSlots[id] === 0) {
+      return this.fail(
+        fault(
+          'DuplicateUsedHead',
+          'M15',
+          `buffer id ${id} is not in flight (pushed twice, or never popped)`,
+          {
+            queue: this.index,
+            index: id,
+          },
+        ),
+      );
+    }
+    if (!Number.isInteger(writtenLen) || writtenLen < 0 || writtenLen > chain.writableLength) {
+      return this.fail(
+        fault(
+          'UsedLengthTooLarge',
+          'P8',
+          `used length ${writtenLen} for buffer id ${id} exceeds its ${chain.writableLength} writable bytes`,
+          { queue: this.index, index: id, length: writtenLen },
+        ),
+      );
+    }
+    const slots = this.flightSlots[id]!;
+    const slot = this.nextUsed;
+    const wrap = this.usedWrap;
+    const base = this.descAddr + slot * DESC_SIZE;
+    const memory = this.memory;
+    // Used descriptors go to the next used slot in completion order (P3);
+    // WRITE says the length is meaningful; the flags go last (P2) so the
+    // driver never sees a used descriptor with a stale id or length.
+    let bad = memory.write16(base + DESC_ID, id);
+    if (bad === null) bad = memory.write32(base + DESC_LEN, writtenLen);
+    const flags = usedBits(wrap) | (writtenLen > 0 ? PACKED_DESC_F_WRITE : 0);
+    if (bad === null) bad = memory.write16(base + DESC_FLAGS, flags);
+    if (bad !== null) return this.fail(bad.onQueue(this.index));
+
+    this.flightSlots[id] = 0;
+    this.buffersInFlight--;
+    this.slotsInFlight -= slots;
+    // P4: skip the rest of the buffer's slots; passing the end flips the wrap.
+    let next = slot + slots;
+    if (next >= size) {
+      next -= size;
+      this.usedWrap = !wrap;
+    }
+    this.nextUsed = next;
+    this.usedSinceDecision += slots;
+    const t = this.tracer;
+    if (t !== null && t.active) {
+      t.emit({
+        op: 'device-push',
+        queue: this.index,
+        format: 'packed',
+        head: slot,
+        id,
+        descCount: slots,
+        len: writtenLen,
+        idx: next,
+        rule: slots > 1 ? 'P4' : 'P3',
+        text:
+          `device wrote used descriptor at slot ${slot}: id ${id}, len ${writtenLen} bytes written (P8), ` +
+          `AVAIL=USED=${wrap ? 1 : 0} (P1), in completion order (P3)` +
+          (slots > 1
+            ? `; skips the buffer's ${slots} slots to slot ${next} (P4)`
+            : `; next used slot ${next}`),
+      });
+      if (this.usedWrap !== wrap) this.traceWrap(t, 'used', this.usedWrap);
+    }
+    return null;
+  }
+
+  needsInterrupt(): boolean | VirtioFault {
+    const memory = this.memory;
+    const rawFlags = memory.read16(this.driverEventAddr + EVENT_FLAGS);
+    if (typeof rawFlags !== 'number') return this.fail(rawFlags.onQueue(this.index));
+    const mode = rawFlags & 3;
+    const newIdx = this.nextUsed;
+    const moved = this.usedSinceDecision;
+    let send: boolean;
+    let offWrap = 0;
+    if (mode === PACKED_EVENT_FLAG_DISABLE) {
+      send = false;
+    } else if (mode === PACKED_EVENT_FLAG_DESC && this.features.eventIdx) {
+      const ow = memory.read16(this.driverEventAddr + EVENT_OFF_WRAP);
+      if (typeof ow !== 'number') return this.fail(ow.onQueue(this.index));
+      offWrap = ow;
+      send = packedNeedEvent(offWrap, this.size, this.usedWrap, newIdx, moved);
+    } else {
+      // ENABLE; also RESERVED and DESC without EVENT_IDX, where an
+      // interrupt too many is harmless and one too few would hang the driver.
+      send = true;
+    }
+    // Like QEMU's signalled_used: every decision starts a new window.
+    this.usedSinceDecision = 0;
+    this.signalledUsed = newIdx;
+    const t = this.tracer;
+    if (t !== null && t.active) {
+      let why: string;
+      if (mode === PACKED_EVENT_FLAG_DESC && this.features.eventIdx) {
+        why =
+          `DESC offset ${offWrap & ~EVENT_WRAP_BIT} wrap ${offWrap & EVENT_WRAP_BIT ? 1 : 0}; ` +
+          `used index moved ${moved} slot(s) to ${newIdx} (wrap ${this.usedWrap ? 1 : 0}) and ` +
+          (send ? 'passed it' : 'has not reached it');
+      } else if (mode === PACKED_EVENT_FLAG_DESC) {
+        why = 'DESC without EVENT_IDX, treated as ENABLE';
+      } else {
+        why = eventFlagName(mode);
+      }
+      t.emit({
+        op: 'device-interrupt',
+        queue: this.index,
+        format: 'packed',
+        idx: newIdx,
+        sent: send,
+        rule: 'P7',
+        text: `driver event suppression says ${why}: interrupt ${send ? 'sent' : 'suppressed'} (P7)`,
+      });
+    }
+    return send;
+  }
+
+  setNotification(enabled: boolean): VirtioFault | null {
+    const memory = this.memory;
+    let mode: number;
+    if (!enabled) {
+      mode = PACKED_EVENT_FLAG_DISABLE;
+    } else if (this.features.eventIdx) {
+      // Ask to be notified when the driver makes the next slot available;
+      // off_wrap is written before the flags that make it meaningful.
+      const offWrap = this.nextAvail | (this.availWrap ? EVENT_WRAP_BIT : 0);
+      const bad = memory.write16(this.deviceEventAddr + EVENT_OFF_WRAP, offWrap);
+      if (bad !== null) return this.fail(bad.onQueue(this.index));
+      mode = PACKED_EVENT_FLAG_DESC;
+    } else {
+      mode = PACKED_EVENT_FLAG_ENABLE;
+    }
+    const bad = memory.write16(this.deviceEventAddr + EVENT_FLAGS, mode);
+    if (bad !== null) return this.fail(bad.onQueue(this.index));
+    const t = this.tracer;
+    if (t !== null && t.active) {
+      const text =
+        mode === PACKED_EVENT_FLAG_DISABLE
+          ? 'device wrote DISABLE into its event suppression: the driver need not notify new buffers (P7)'
+          : mode === PACKED_EVENT_FLAG_DESC
+            ? `device wrote DESC offset ${this.nextAvail} wrap ${this.availWrap ? 1 : 0}: notify me once slot ${this.nextAvail} is made available in that lap (P7)`
+            : 'device wrote ENABLE into its event suppression: notify me on every new buffer (P7)';
+      t.emit({
+        op: 'device-suppress',
+        queue: this.index,
+        format: 'packed',
+        idx: this.nextAvail,
+        sent: enabled,
+        rule: 'P7',
+        text,
+      });
+    }
+    return null;
+  }
+
+  snapshot(): PackedQueueSnapshot {
+    const unreadable: string[] = [];
+    const memory = this.memory;
+    const inFlight: number[] = [];
+    const chainsInFlight: PackedQueueSnapshot['chainsInFlight'] = [];
+    for (let id = 0; id < this.size; id++) {
+      const slots = this.flightSlots[id]!;
+      if (slots === 0) continue;
+      const head = this.flightHead[id]!;
+      inFlight.push(id);
+      chainsInFlight.push({ id, head, descriptors: slotsFrom(head, slots, this.size) });
+    }
+    return {
+      format: 'packed',
+      index: this.index,
+      size: this.size,
+      layout: { ...this.layout },
+      eventIdx: this.features.eventIdx,
+      descriptors: readDescriptorViews(memory, this.layout, unreadable),
+      driverEvent: readEventView(
+        memory,
+        this.driverEventAddr,
+        'driver event suppression',
+        unreadable,
+      ),
+      deviceEvent: readEventView(
+        memory,
+        this.deviceEventAddr,
+        'device event suppression',
+        unreadable,
+      ),
+      device: {
+        nextAvail: this.nextAvail,
+        availWrap: this.availWrap,
+        nextUsed: this.nextUsed,
+        usedWrap: this.usedWrap,
+        signalledUsed: this.signalledUsed,
+        inFlight,
+      },
+      driver: null,
+      chainsInFlight,
+      unreadable,
+    };
+  }
+
+  // ---------------------------------------------------------------- tracing
+
+  private fail(f: VirtioFault): VirtioFault {
+    const t = this.tracer;
+    if (t !== null && t.active) {
+      t.emit({
+        op: 'fault',
+        queue: this.index,
+        format: 'packed',
+        rule: f.rule,
+        text: f.toString(),
+        fault: f,
+      });
+    }
+    return f;
+  }
+
+  private tracePop(t: RingTracer, chain: DescriptorChain, headFlags: number, wrap: boolean): void {
+    const n = chain.ringDescCount;
+    let how: string;
+    let rule: string;
+    if (chain.indirect) {
+      rule = 'P6';
+      how = `; it points to an indirect table of ${chain.descCount} entries where only WRITE counts (P6)`;
+    } else if (n > 1) {
+      rule = 'P4';
+      const last = (chain.head + n - 1) % this.size;
+      how = `; its NEXT list covers slots ${chain.head}..${last} and carries the id in the last one, so the device moves on to slot ${this.nextAvail} (P4)`;
+    } else {
+      rule = 'P1';
+      how = '';
+    }
+    t.emit({
+      op: 'device-pop',
+      queue: this.index,
+      format: 'packed',
+      head: chain.head,
+      id: chain.id,
+      descCount: chain.descCount,
+      len: chain.readableLength + chain.writableLength,
+      idx: this.nextAvail,
+      rule,
+      text:
+        `device saw slot ${chain.head} ${availUsedText(headFlags)} with wrap ${wrap ? 1 : 0}: ` +
+        `buffer id ${chain.id} is available (P1), ${chain.readableLength} bytes to read, ` +
+        `${chain.writableLength} bytes of room${how}`,
+    });
+  }
+
+  private traceWrap(t: RingTracer, which: 'avail' | 'used', now: boolean): void {
+    const w = now ? 1 : 0;
+    t.emit({
+      op: 'wrap',
+      queue: this.index,
+      format: 'packed',
+      idx: which === 'avail' ? this.nextAvail : this.nextUsed,
+      wrapCounter: now,
+      rule: 'P1',
+      text:
+        which === 'avail'
+          ? `device passed the end of the ring: its avail wrap counter is now ${w}, so available descriptors now read AVAIL=${w} USED=${1 - w} (P1)`
+          : `device wrote past the end of the ring: its used wrap counter is now ${w}, so it marks used descriptors AVAIL=USED=${w} (P1)`,
+    });
+  }
+}

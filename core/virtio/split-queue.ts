@@ -1,0 +1,945 @@
+/**
+ * The split virtqueue (virtio 1.x section 2.7): descriptor table, available
+ * ring and used ring, seen from the device (this file, as QEMU's
+ * virtqueue_pop / virtqueue_push / virtio_should_notify) and from the driver
+ * (split-driver.ts, as Linux's virtqueue_add_split and friends).
+ *
+ * The device side trusts nothing in guest memory. Every index is range
+ * checked before use, every walk is bounded by counting, and every problem
+ * comes back as a VirtioFault naming the conformance rule, so a hostile ring
+ * can make the device give up (NEEDS_RESET) but never hang it, crash it or
+ * make it touch memory outside the guest.
+ *
+ * Layout (little endian):
+ *   desc[i]  @ desc + 16i:        addr u64, len u32, flags u16, next u16
+ *   avail    @ driver area:       flags u16, idx u16, ring[size] u16, used_event u16
+ *   used     @ device area:       flags u16, idx u16, ring[size] {id u32, len u32}, avail_event u16
+ */
+import type { GuestAllocator } from './allocator.js';
+import type { DescriptorChain, Segment } from './chain.js';
+import { fault, hex, VirtioFault, type FaultKind } from './fault.js';
+import type { GuestMemory } from './memory.js';
+import {
+  DEFAULT_CHAIN_LIMITS,
+  descFlagNames,
+  needEvent,
+  splitRingSizes,
+  validateLayout,
+  SPLIT_AVAIL_F_NO_INTERRUPT,
+  SPLIT_DESC_F_INDIRECT,
+  SPLIT_DESC_F_NEXT,
+  SPLIT_DESC_F_WRITE,
+  SPLIT_USED_F_NO_NOTIFY,
+  MAX_QUEUE_SIZE,
+  type DeviceQueue,
+  type DeviceQueueStatus,
+  type QueueLayout,
+  type QueueOptions,
+  type SplitDescriptorView,
+  type SplitQueueSnapshot,
+} from './queue.js';
+import type { RingTracer } from './trace.js';
+
+export { SplitDriverQueue } from './split-driver.js';
+
+/** The largest byte count a chain may describe (S5: it fits in 32 bits). */
+const MAX_CHAIN_BYTES = 0xffff_ffff;
+
+/** Shared by every chain without readable (or writable) buffers: saves an allocation per pop. */
+const NO_SEGMENTS: readonly Segment[] = Object.freeze([]);
+
+// ------------------------------------------------------------------ layout
+
+/**
+ * Lay out a split queue of `size` entries in guest memory the way a guest
+ * kernel would: descriptor table aligned 16, available ring 2, used ring 4
+ * (S1), every byte zeroed so the rings start empty. Returns the layout or the
+ * fault (bad size, memory exhausted); nothing is left allocated on failure.
+ */
+export function allocSplitQueue(
+  memory: GuestMemory,
+  allocator: GuestAllocator,
+  size: number,
+): QueueLayout | VirtioFault {
+  const probe: QueueLayout = { format: 'split', size, descAddr: 0, driverAddr: 0, deviceAddr: 0 };
+  const bad = validateLayout(probe, -1);
+  if (bad) return bad;
+  const bytes = splitRingSizes(size);
+  const desc = allocator.alloc(bytes.desc, 16);
+  if (typeof desc !== 'number') return desc;
+  const avail = allocator.alloc(bytes.avail, 2);
+  if (typeof avail !== 'number') {
+    allocator.release(desc);
+    return avail;
+  }
+  const used = allocator.alloc(bytes.used, 4);
+  if (typeof used !== 'number') {
+    allocator.release(desc);
+    allocator.release(avail);
+    return used;
+  }
+  // Allocator memory may be recycled: stale indices would look like a
+  // driver that published buffers before the queue existed.
+  memory.fill(desc, bytes.desc, 0);
+  memory.fill(avail, bytes.avail, 0);
+  memory.fill(used, bytes.used, 0);
+  return { format: 'split', size, descAddr: desc, driverAddr: avail, deviceAddr: used };
+}
+
+/** Give back the memory of a queue laid out by allocSplitQueue. */
+export function releaseSplitQueue(
+  allocator: GuestAllocator,
+  layout: QueueLayout,
+): VirtioFault | null {
+  // Release all three even if one fails, and report the first failure.
+  const desc = allocator.release(layout.descAddr);
+  const avail = allocator.release(layout.driverAddr);
+  const used = allocator.release(layout.deviceAddr);
+  return desc ?? avail ?? used;
+}
+
+/**
+ * S1 (size, alignment) and M8 (all three areas, event-idx fields included,
+ * inside guest memory): after this every ring access of a queue is in range,
+ * only buffer addresses and indirect tables remain to be checked per chain.
+ */
+export function checkSplitQueue(
+  layout: QueueLayout,
+  queue: number,
+  memory: GuestMemory,
+): VirtioFault | null {
+  if (layout.format !== 'split') {
+    return fault('QueueNotReady', 'S1', `a ${layout.format} layout cannot drive a split queue`, {
+      queue,
+    });
+  }
+  const bad = validateLayout(layout, queue);
+  if (bad) return bad;
+  const bytes = splitRingSizes(layout.size);
+  const areas: [number, number, string][] = [
+    [layout.descAddr, bytes.desc, 'descriptor table'],
+    [layout.driverAddr, bytes.avail, 'available ring'],
+    [layout.deviceAddr, bytes.used, 'used ring'],
+  ];
+  for (const [addr, len, what] of areas) {
+    if (memory.check(addr, len) !== null) {
+      return fault(
+        'GuestMemoryOutOfRange',
+        'M8',
+        `${what} at ${hex(addr)} (${len} bytes) is not inside guest memory`,
+        { queue, address: addr, length: len },
+      );
+    }
+  }
+  return null;
+}
+
+// --------------------------------------------------------------- snapshot
+
+/**
+ * Decode the shared ring memory of a split queue. Each side adds what only
+ * it knows (device or driver state). Reads that fail are listed in
+ * `unreadable` and the field keeps a zero, so a view of a broken ring still
+ * shows everything that can be shown.
+ */
+export function readSplitRings(
+  memory: GuestMemory,
+  index: number,
+  layout: QueueLayout,
+  eventIdx: boolean,
+): SplitQueueSnapshot {
+  const unreadable: string[] = [];
+  const size = Math.min(Math.max(0, layout.size | 0), MAX_QUEUE_SIZE);
+  const rd = (bits: 16 | 32, addr: number, what: string): number => {
+    const v = bits === 16 ? memory.read16(addr) : memory.read32(addr);
+    if (typeof v === 'number') return v;
+    unreadable.push(`${what}: ${v.message}`);
+    return 0;
+  };
+
+  const descriptors: SplitDescriptorView[] = [];
+  for (let i = 0; i < size; i++) {
+    const base = layout.descAddr + 16 * i;
+    // Two 32-bit halves rather than read64: a hostile address above 2^53
+    // should still be shown (approximately), not become a read error.
+    const lo = memory.read32(base);
+    const hi = memory.read32(base + 4);
+    const len = memory.read32(base + 8);
+    const flags = memory.read16(base + 12);
+    const next = memory.read16(base + 14);
+    if (
+      typeof lo !== 'number' ||
+      typeof hi !== 'number' ||
+      typeof len !== 'number' ||
+      typeof flags !== 'number' ||
+      typeof next !== 'number'
+    ) {
+      // One line for the table, not one per descriptor.
+      unreadable.push(`descriptor table from entry ${i} at ${hex(base)} is outside guest memory`);
+      break;
+    }
+    descriptors.push({
+      index: i,
+      addr: hi * 0x1_0000_0000 + lo,
+      len,
+      flags,
+      flagNames: descFlagNames(flags, false),
+      next,
+    });
+  }
+
+  const a = layout.driverAddr;
+  const availRing: number[] = [];
+  for (let i = 0; i < size; i++) availRing.push(rd(16, a + 4 + 2 * i, `avail.ring[${i}]`));
+  const u = layout.deviceAddr;
+  const usedRing: { id: number; len: number }[] = [];
+  for (let i = 0; i < size; i++) {
+    usedRing.push({
+      id: rd(32, u + 4 + 8 * i, `used.ring[${i}].id`),
+      len: rd(32, u + 8 + 8 * i, `used.ring[${i}].len`),
+    });
+  }
+  return {
+    format: 'split',
+    index,
+    size: layout.size,
+    layout: { ...layout },
+    eventIdx,
+    descriptors,
+    avail: {
+      flags: rd(16, a, 'avail.flags'),
+      idx: rd(16, a + 2, 'avail.idx'),
+      ring: availRing,
+      usedEvent: eventIdx ? rd(16, a + 4 + 2 * size, 'used_event') : null,
+    },
+    used: {
+      flags: rd(16, u, 'used.flags'),
+      idx: rd(16, u + 2, 'used.idx'),
+      ring: usedRing,
+      availEvent: eventIdx ? rd(16, u + 4 + 8 * size, 'avail_event') : null,
+    },
+    device: null,
+    driver: null,
+    chainsInFlight: [],
+    unreadable,
+  };
+}
+
+// ------------------------------------------------------------------ device
+
+class SplitChain implements DescriptorChain {
+  constructor(
+    readonly id: number,
+    readonly head: number,
+    readonly readable: readonly Segment[],
+    readonly writable: readonly Segment[],
+    readonly readableLength: number,
+    readonly writableLength: number,
+    readonly ringDescCount: number,
+    readonly descCount: number,
+    readonly indirect: boolean,
+  ) {}
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * The device side of a split queue.
+ *
+ * Policies a reader must know:
+ * - Chain length: a direct chain longer than the queue size is a loop
+ *   (M3/S5); buffer descriptors in total (direct plus indirect entries) are
+ *   capped at limits.maxChainLength (S3), and so is one indirect table (M4).
+ * - Buffer address ranges (M8) are checked after the walk, so a chain whose
+ *   lengths overflow 32 bits is reported as M7 even when its buffers could
+ *   not all be in memory.
+ * - A head popped again while still in flight is refused as M9: the driver
+ *   reused descriptors the device still owns.
+ * - With EVENT_IDX the first interrupt decision after reset always
+ *   interrupts (QEMU's signalled_used_valid), later ones use
+ *   vring_need_event against the used idx of the previous decision, which
+ *   is what status.signalledUsed reports; without EVENT_IDX signalledUsed
+ *   moves only when an interrupt is sent.
+ * - Notifications with EVENT_IDX: while enabled, pop() keeps avail_event at
+ *   last_avail_idx and setNotification(true) writes the current avail.idx
+ *   (as QEMU does), so buffers left in the ring never swallow the next
+ *   kick; setNotification(false) parks avail_event one behind
+ *   last_avail_idx. used.flags is never written with EVENT_IDX.
+ * - VIRTIO_F_IN_ORDER changes nothing here: chains are used in push order.
+ */
+export class SplitDeviceQueue implements DeviceQueue {
+  readonly format = 'split' as const;
+  readonly index: number;
+  readonly size: number;
+  private readonly layout: QueueLayout;
+  private readonly memory: GuestMemory;
+  private readonly tracer: RingTracer | null;
+  private readonly mask: number;
+  private readonly descAddr: number;
+  private readonly availAddr: number;
+  private readonly usedAddr: number;
+  private readonly usedEventAddr: number;
+  private readonly availEventAddr: number;
+  private readonly indirectOk: boolean;
+  private readonly eventIdx: boolean;
+  private readonly maxChain: number;
+  private readonly rejectZero: boolean;
+
+  private lastAvail = 0;
+  /** The avail.idx read last: S8 says it never goes back from there. */
+  private shadowAvail = 0;
+  private usedIdx = 0;
+  private signalled: number | null = null;
+  private notify = true;
+  private readonly inFlightFlag: Uint8Array;
+  private readonly inFlightWritable: Float64Array;
+  private inFlightCount = 0;
+
+  // Scratch state of the chain being walked, reused to avoid allocations.
+  private sReadable: Segment[] | null = null;
+  private sWritable: Segment[] | null = null;
+  private sReadLen = 0;
+  private sWriteLen = 0;
+  private sSegs = 0;
+  /** Where each segment came from: ring index >= 0, or -1 - entry for an indirect entry. */
+  private readonly sWhere: number[] = [];
+
+  constructor(options: QueueOptions, memory: GuestMemory) {
+    const { layout, features } = options;
+    const limits = options.limits ?? DEFAULT_CHAIN_LIMITS;
+    this.index = options.index;
+    this.size = layout.size;
+    this.layout = { ...layout };
+    this.memory = memory;
+    this.tracer = options.tracer ?? null;
+    this.mask = layout.size - 1;
+    this.descAddr = layout.descAddr;
+    this.availAddr = layout.driverAddr;
+    this.usedAddr = layout.deviceAddr;
+    this.usedEventAddr = layout.driverAddr + 4 + 2 * layout.size;
+    this.availEventAddr = layout.deviceAddr + 4 + 8 * layout.size;
+    this.indirectOk = features.indirect;
+    this.eventIdx = features.eventIdx;
+    this.maxChain = limits.maxChainLength;
+    this.rejectZero = limits.zeroLengthDescriptors === 'reject';
+    this.inFlightFlag = new Uint8Array(layout.size);
+    this.inFlightWritable = new Float64Array(layout.size);
+  }
+
+  /** The queue, or the fault that makes its layout unusable (S1, M8). Touches no guest memory. */
+  static create(options: QueueOptions, memory: GuestMemory): SplitDeviceQueue | VirtioFault {
+    const bad = checkSplitQueue(options.layout, options.index, memory);
+    return bad ?? new SplitDeviceQueue(options, memory);
+  }
+
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  get status(): DeviceQueueStatus {
+    return {
+      lastAvailIdx: this.lastAvail,
+      usedIdx: this.usedIdx,
+      signalledUsed: this.signalled,
+    };
+  }
+
+  hasAvailable(): boolean | VirtioFault {
+    const availIdx = this.memory.read16(this.availAddr + 2);
+    if (typeof availIdx !== 'number') return this.traceFault(availIdx.onQueue(this.index));
+    const bad = this.checkAvailIdx(availIdx);
+    if (bad) return bad;
+    return availIdx !== this.lastAvail;
+  }
+
+  pop(): DescriptorChain | null | VirtioFault {
+    const mem = this.memory;
+    const availIdx = mem.read16(this.availAddr + 2);
+    if (typeof availIdx !== 'number') return this.traceFault(availIdx.onQueue(this.index));
+    const bad = this.checkAvailIdx(availIdx);
+    if (bad) return bad;
+    if (availIdx === this.lastAvail) return null;
+
+    if (this.inFlightCount >= this.size) {
+      return this.fail(
+        'TooManyBuffersInFlight',
+        'M9',
+        `${this.inFlightCount} chains are already in flight on a queue of ${this.size}: the driver made more buffers available than it has descriptors`,
+        this.lastAvail,
+      );
+    }
+    const slot = this.availAddr + 4 + 2 * (this.lastAvail & this.mask);
+    const head = mem.read16(slot);
+    if (typeof head !== 'number') return this.traceFault(head.onQueue(this.index));
+    if (head >= this.size) {
+      return this.fail(
+        'InvalidDescriptorIndex',
+        'M2',
+        `avail.ring[${this.lastAvail & this.mask}] names head ${head}, outside the table of ${this.size}`,
+        head,
+        slot,
+      );
+    }
+    if (this.inFlightFlag[head] === 1) {
+      return this.fail(
+        'TooManyBuffersInFlight',
+        'M9',
+        `head ${head} was made available again while the device still holds it`,
+        head,
+        slot,
+      );
+    }
+    const chain = this.walk(head);
+    if (chain instanceof VirtioFault) return this.traceFault(chain);
+
+    const before = this.lastAvail;
+    this.lastAvail = (before + 1) & 0xffff;
+    this.inFlightFlag[head] = 1;
+    this.inFlightWritable[head] = chain.writableLength;
+    this.inFlightCount++;
+    if (this.eventIdx && this.notify) {
+      // Keep avail_event at what we consumed, so the driver kicks for the
+      // next buffer it adds (S12); QEMU does the same in virtqueue_pop.
+      mem.write16(this.availEventAddr, this.lastAvail);
+    }
+    const t = this.tracer;
+    if (t !== null && t.active) this.tracePop(t, chain, before);
+    return chain;
+  }
+
+  push(chain: DescriptorChain, writtenLen: number): VirtioFault | null {
+    const head = chain.id;
+    if (!Number.isInteger(head) || head < 0 || head >= this.size || this.inFlightFlag[head] !== 1) {
+      return this.fail(
+        'DuplicateUsedHead',
+        'M15',
+        `head ${head} is not in flight: it was never popped or has already been returned`,
+        head,
+      );
+    }
+    const room = this.inFlightWritable[head]!;
+    if (!Number.isInteger(writtenLen) || writtenLen < 0 || writtenLen > room) {
+      return this.fail(
+        'UsedLengthTooLarge',
+        'S9',
+        `used len ${writtenLen} for head ${head} is not within its ${room} writable bytes`,
+        head,
+        undefined,
+        writtenLen,
+      );
+    }
+    const mem = this.memory;
+    const slot = this.usedIdx & this.mask;
+    const elem = this.usedAddr + 4 + 8 * slot;
+    // S9: the element (id and len) must be complete before used.idx tells
+    // the driver it exists.
+    const e =
+      mem.write32(elem, head) ??
+      mem.write32(elem + 4, writtenLen) ??
+      mem.write16(this.usedAddr + 2, (this.usedIdx + 1) & 0xffff);
+    if (e) return this.traceFault(e.onQueue(this.index));
+    const before = this.usedIdx;
+    this.usedIdx = (before + 1) & 0xffff;
+    this.inFlightFlag[head] = 0;
+    this.inFlightCount--;
+    const t = this.tracer;
+    if (t !== null && t.active) {
+      t.emit({
+        op: 'device-push',
+        queue: this.index,
+        format: 'split',
+        head,
+        len: writtenLen,
+        idx: this.usedIdx,
+        rule: 'S9',
+        text: `device returned head ${head} with ${plural(writtenLen, 'byte')} written: used.ring[${slot}] = {id ${head}, len ${writtenLen}} first, then used.idx ${before} -> ${this.usedIdx}`,
+      });
+      if (this.usedIdx === 0) this.traceWrap(t, 'used.idx', 'S11');
+    }
+    return null;
+  }
+
+  needsInterrupt(): boolean | VirtioFault {
+    const t = this.tracer;
+    if (!this.eventIdx) {
+      const flags = this.memory.read16(this.availAddr);
+      if (typeof flags !== 'number') return this.traceFault(flags.onQueue(this.index));
+      const send = (flags & SPLIT_AVAIL_F_NO_INTERRUPT) === 0;
+      if (send) this.signalled = this.usedIdx;
+      if (t !== null && t.active) {
+        t.emit({
+          op: 'device-interrupt',
+          queue: this.index,
+          format: 'split',
+          idx: this.usedIdx,
+          sent: send,
+          rule: 'S10',
+          text: send
+            ? `avail.flags is ${flags} (no NO_INTERRUPT): device interrupts the driver at used.idx ${this.usedIdx}`
+            : `avail.flags has NO_INTERRUPT: the driver is polling, so the device does not interrupt (used.idx ${this.usedIdx})`,
+        });
+      }
+      return send;
+    }
+    const usedEvent = this.memory.read16(this.usedEventAddr);
+    if (typeof usedEvent !== 'number') return this.traceFault(usedEvent.onQueue(this.index));
+    const old = this.signalled;
+    const now = this.usedIdx;
+    const send = old === null || needEvent(usedEvent, now, old);
+    this.signalled = now;
+    if (t !== null && t.active) {
+      let text: string;
+      if (old === null) {
+        text = `first interrupt decision since reset: no earlier point to compare used_event ${usedEvent} with, so the device interrupts (as QEMU does); used.idx is ${now}`;
+      } else if (send) {
+        text = `used.idx moved ${old} -> ${now}, passing used_event ${usedEvent}: the driver asked to be interrupted there, so the device interrupts`;
+      } else {
+        text = `used.idx moved ${old} -> ${now} without passing used_event ${usedEvent}: interrupt suppressed`;
+      }
+      t.emit({
+        op: 'device-interrupt',
+        queue: this.index,
+        format: 'split',
+        idx: now,
+        sent: send,
+        rule: 'S11',
+        text,
+      });
+    }
+    return send;
+  }
+
+  setNotification(enabled: boolean): VirtioFault | null {
+    this.notify = enabled;
+    let e: VirtioFault | null;
+    let text: string;
+    let availIdx = this.lastAvail;
+    if (this.eventIdx && enabled) {
+      // Ask for a kick past what is published now, not past what was
+      // consumed (QEMU and vhost do the same): buffers the device leaves in
+      // the ring must not swallow the kick for the next one.
+      const live = this.memory.read16(this.availAddr + 2);
+      if (typeof live !== 'number') return this.traceFault(live.onQueue(this.index));
+      const bad = this.checkAvailIdx(live);
+      if (bad) return bad;
+      availIdx = live;
+    }
+    if (!this.eventIdx) {
+      e = this.memory.write16(this.usedAddr, enabled ? 0 : SPLIT_USED_F_NO_NOTIFY);
+      text = enabled
+        ? 'device clears used.flags NO_NOTIFY: the driver should kick after adding buffers'
+        : 'device sets used.flags NO_NOTIFY: it is already processing, kicks would be wasted';
+    } else {
+      // used.flags stays 0 with EVENT_IDX (S12); avail_event does the job.
+      // To suppress, park avail_event just behind what was consumed: the
+      // driver's window [old, new) will not contain it again for 65535 adds.
+      const value = enabled ? availIdx : (this.lastAvail - 1) & 0xffff;
+      e = this.memory.write16(this.availEventAddr, value);
+      text = enabled
+        ? `device sets avail_event = avail.idx ${value}: the driver kicks once avail.idx moves past ${value}${value !== this.lastAvail ? ` (${(value - this.lastAvail) & 0xffff} still to pop)` : ''}`
+        : `device parks avail_event at ${value}, behind last_avail_idx ${this.lastAvail}: the driver will not cross it, so it will not kick`;
+    }
+    if (e) return this.traceFault(e.onQueue(this.index));
+    const t = this.tracer;
+    if (t !== null && t.active) {
+      t.emit({
+        op: 'device-suppress',
+        queue: this.index,
+        format: 'split',
+        idx: this.lastAvail,
+        rule: 'S12',
+        text,
+      });
+    }
+    return null;
+  }
+
+  snapshot(): SplitQueueSnapshot {
+    const snap = readSplitRings(this.memory, this.index, this.layout, this.eventIdx);
+    const heads: number[] = [];
+    for (let i = 0; i < this.size; i++) if (this.inFlightFlag[i] === 1) heads.push(i);
+    snap.device = {
+      lastAvailIdx: this.lastAvail,
+      usedIdx: this.usedIdx,
+      signalledUsed: this.signalled,
+      inFlight: heads,
+    };
+    // Re-walk rather than remember: the driver may not touch descriptors it
+    // has made available, and pop() stays free of bookkeeping allocations.
+    for (const head of heads) {
+      const descriptors = [head];
+      let idx = head;
+      while (descriptors.length < this.size) {
+        const flags = this.memory.read16(this.descAddr + 16 * idx + 12);
+        const next = this.memory.read16(this.descAddr + 16 * idx + 14);
+        if (typeof flags !== 'number' || typeof next !== 'number') {
+          snap.unreadable.push(`descriptor ${idx} of in-flight head ${head} is unreadable`);
+          break;
+        }
+        if ((flags & SPLIT_DESC_F_NEXT) === 0 || (flags & SPLIT_DESC_F_INDIRECT) !== 0) break;
+        if (next >= this.size) break;
+        descriptors.push(next);
+        idx = next;
+      }
+      snap.chainsInFlight.push({ head, descriptors });
+    }
+    return snap;
+  }
+
+  // ---------------------------------------------------------------- walking
+
+  /** M1, S8: avail.idx is at most `size` ahead of what was consumed and never goes back. */
+  private checkAvailIdx(availIdx: number): VirtioFault | null {
+    const pending = (availIdx - this.lastAvail) & 0xffff;
+    if (pending > this.size) {
+      return this.fail(
+        'AvailIndexTooFarAhead',
+        'M1',
+        `avail.idx ${availIdx} is ${pending} ahead of last_avail_idx ${this.lastAvail}, more than the ${this.size} entries of the ring (or it went backwards, S8)`,
+        availIdx,
+        this.availAddr + 2,
+      );
+    }
+    const seen = (this.shadowAvail - this.lastAvail) & 0xffff;
+    if (pending < seen) {
+      return this.fail(
+        'AvailIndexTooFarAhead',
+        'S8',
+        `avail.idx went backwards from ${this.shadowAvail} to ${availIdx}: published buffers cannot be taken back`,
+        availIdx,
+        this.availAddr + 2,
+      );
+    }
+    this.shadowAvail = availIdx;
+    return null;
+  }
+
+  private walk(head: number): SplitChain | VirtioFault {
+    const mem = this.memory;
+    this.sReadable = null;
+    this.sWritable = null;
+    this.sReadLen = 0;
+    this.sWriteLen = 0;
+    this.sSegs = 0;
+    this.sWhere.length = 0;
+    let idx = head;
+    let ringCount = 0;
+    let indirect = false;
+    for (;;) {
+      if (++ringCount > this.size) {
+        return this.fault(
+          'DescriptorChainLoop',
+          'M3',
+          `chain from head ${head} runs past ${this.size} descriptors, the queue size (S5): it loops back at descriptor ${idx}`,
+          idx,
+        );
+      }
+      const base = this.descAddr + 16 * idx;
+      const addr = mem.read64(base);
+      if (typeof addr !== 'number') {
+        return this.fault(
+          'GuestMemoryOutOfRange',
+          'M8',
+          `descriptor ${idx} holds an address beyond any guest memory`,
+          idx,
+          base,
+        );
+      }
+      const len = mem.read32(base + 8);
+      const flags = mem.read16(base + 12);
+      if (typeof len !== 'number') return len.onQueue(this.index);
+      if (typeof flags !== 'number') return flags.onQueue(this.index);
+      if ((flags & SPLIT_DESC_F_INDIRECT) !== 0) {
+        if (!this.indirectOk) {
+          return this.fault(
+            'IndirectNotNegotiated',
+            'S6',
+            `descriptor ${idx} is INDIRECT but VIRTIO_RING_F_INDIRECT_DESC was not negotiated`,
+            idx,
+            addr,
+          );
+        }
+        if ((flags & SPLIT_DESC_F_NEXT) !== 0) {
+          return this.fault(
+            'IndirectWithNext',
+            'S6',
+            `descriptor ${idx} has both INDIRECT and NEXT: an indirect table must end the chain`,
+            idx,
+            addr,
+          );
+        }
+        // S7: WRITE on the pointer descriptor means nothing; the table's
+        // own entries say which buffers are writable.
+        const bad = this.walkTable(idx, addr, len);
+        if (bad) return bad;
+        indirect = true;
+        break;
+      }
+      const bad = this.segment(addr, len, (flags & SPLIT_DESC_F_WRITE) !== 0, idx);
+      if (bad) return bad;
+      if ((flags & SPLIT_DESC_F_NEXT) === 0) break;
+      const next = mem.read16(base + 14);
+      if (typeof next !== 'number') return next.onQueue(this.index);
+      if (next >= this.size) {
+        return this.fault(
+          'InvalidDescriptorIndex',
+          'M2',
+          `descriptor ${idx} chains to ${next}, outside the table of ${this.size}`,
+          next,
+          base + 14,
+        );
+      }
+      idx = next;
+    }
+
+    // M8 last, so that a chain whose lengths overflow (M7) is named as such.
+    const readable = this.sReadable ?? NO_SEGMENTS;
+    const writable = this.sWritable ?? NO_SEGMENTS;
+    const nr = readable.length;
+    const total = nr + writable.length;
+    for (let k = 0; k < total; k++) {
+      const seg = k < nr ? readable[k]! : writable[k - nr]!;
+      if (mem.check(seg.addr, seg.len) !== null) {
+        const where = this.sWhere[k]!;
+        const what = where >= 0 ? `descriptor ${where}` : `indirect table entry ${-1 - where}`;
+        return this.fault(
+          'GuestMemoryOutOfRange',
+          'M8',
+          `${what}: buffer at ${hex(seg.addr)} of ${plural(seg.len, 'byte')} is outside guest memory`,
+          where >= 0 ? where : -1 - where,
+          seg.addr,
+          seg.len,
+        );
+      }
+    }
+    return new SplitChain(
+      head,
+      head,
+      readable,
+      writable,
+      this.sReadLen,
+      this.sWriteLen,
+      ringCount,
+      // Every descriptor read: the ring ones (the table pointer included) and the table entries.
+      indirect ? total + 1 : ringCount,
+      indirect,
+    );
+  }
+
+  /** M4, S6: one level of indirection, entries from index 0, len/16 of them. */
+  private walkTable(ringIdx: number, table: number, len: number): VirtioFault | null {
+    const mem = this.memory;
+    if (len === 0 || len % 16 !== 0) {
+      return this.fault(
+        'InvalidIndirectTableLength',
+        'M4',
+        `descriptor ${ringIdx} points to an indirect table of ${len} bytes, which is ${len === 0 ? 'empty' : 'not a multiple of 16'}`,
+        ringIdx,
+        table,
+        len,
+      );
+    }
+    const entries = len / 16;
+    if (entries > this.maxChain) {
+      return this.fault(
+        'InvalidIndirectTableLength',
+        'M4',
+        `descriptor ${ringIdx} points to an indirect table of ${entries} entries, more than the ${this.maxChain} this device accepts`,
+        ringIdx,
+        table,
+        len,
+      );
+    }
+    if (mem.check(table, len) !== null) {
+      return this.fault(
+        'GuestMemoryOutOfRange',
+        'M8',
+        `indirect table of descriptor ${ringIdx} at ${hex(table)} (${len} bytes) is outside guest memory`,
+        ringIdx,
+        table,
+        len,
+      );
+    }
+    let e = 0;
+    let steps = 0;
+    for (;;) {
+      if (++steps > entries) {
+        return this.fault(
+          'DescriptorChainLoop',
+          'M3',
+          `indirect table at ${hex(table)} loops: more than its ${entries} entries walked, back at entry ${e}`,
+          e,
+          table + 16 * e,
+        );
+      }
+      const base = table + 16 * e;
+      const addr = mem.read64(base);
+      if (typeof addr !== 'number') {
+        return this.fault(
+          'GuestMemoryOutOfRange',
+          'M8',
+          `indirect table entry ${e} holds an address beyond any guest memory`,
+          e,
+          base,
+        );
+      }
+      const dlen = mem.read32(base + 8);
+      const flags = mem.read16(base + 12);
+      if (typeof dlen !== 'number') return dlen.onQueue(this.index);
+      if (typeof flags !== 'number') return flags.onQueue(this.index);
+      if ((flags & SPLIT_DESC_F_INDIRECT) !== 0) {
+        return this.fault(
+          'NestedIndirectDescriptor',
+          'M4',
+          `indirect table entry ${e} is itself INDIRECT: only one level of indirection is allowed (S6)`,
+          e,
+          base,
+        );
+      }
+      const bad = this.segment(addr, dlen, (flags & SPLIT_DESC_F_WRITE) !== 0, -1 - e);
+      if (bad) return bad;
+      if ((flags & SPLIT_DESC_F_NEXT) === 0) return null;
+      const next = mem.read16(base + 14);
+      if (typeof next !== 'number') return next.onQueue(this.index);
+      if (next >= entries) {
+        return this.fault(
+          'InvalidDescriptorIndex',
+          'M2',
+          `indirect table entry ${e} chains to ${next}, outside its ${entries} entries`,
+          next,
+          base + 14,
+        );
+      }
+      e = next;
+    }
+  }
+
+  /** Add one buffer to the chain being walked (S3 cap, S4/M5 order, M6, M7). */
+  private segment(addr: number, len: number, write: boolean, where: number): VirtioFault | null {
+    const name = where >= 0 ? `descriptor ${where}` : `indirect table entry ${-1 - where}`;
+    if (++this.sSegs > this.maxChain) {
+      return this.fault(
+        'ChainTooLong',
+        'S3',
+        `chain has more than ${this.maxChain} buffer descriptors, the most this device accepts (at ${name})`,
+        where >= 0 ? where : -1 - where,
+      );
+    }
+    if (len === 0 && this.rejectZero) {
+      return this.fault(
+        'ZeroLengthDescriptor',
+        'M6',
+        `${name} has length 0, which this device refuses (zeroLengthDescriptors: 'reject')`,
+        where >= 0 ? where : -1 - where,
+        addr,
+      );
+    }
+    const seg: Segment = { addr, len };
+    if (write) {
+      this.sWriteLen += len;
+      if (this.sWritable === null) this.sWritable = [seg];
+      else this.sWritable.push(seg);
+    } else {
+      if (this.sWritable !== null) {
+        return this.fault(
+          'ReadableAfterWritable',
+          'M5',
+          `${name} is device-readable but follows a writable one: readable buffers come first (S4)`,
+          where >= 0 ? where : -1 - where,
+          addr,
+        );
+      }
+      this.sReadLen += len;
+      if (this.sReadable === null) this.sReadable = [seg];
+      else this.sReadable.push(seg);
+    }
+    if (this.sReadLen + this.sWriteLen > MAX_CHAIN_BYTES) {
+      return this.fault(
+        'ChainLengthOverflow',
+        'M7',
+        `chain length passes 2^32 - 1 bytes at ${name} (S5: the total must fit in 32 bits)`,
+        where >= 0 ? where : -1 - where,
+        addr,
+        len,
+      );
+    }
+    this.sWhere.push(where);
+    return null;
+  }
+
+  // ---------------------------------------------------------------- tracing
+
+  private fault(
+    kind: FaultKind,
+    rule: string,
+    message: string,
+    index?: number,
+    address?: number,
+    length?: number,
+  ): VirtioFault {
+    return new VirtioFault(kind, rule, message, { queue: this.index, index, address, length });
+  }
+
+  /** Build, trace and return a fault. */
+  private fail(
+    kind: FaultKind,
+    rule: string,
+    message: string,
+    index?: number,
+    address?: number,
+    length?: number,
+  ): VirtioFault {
+    return this.traceFault(this.fault(kind, rule, message, index, address, length));
+  }
+
+  private traceFault(f: VirtioFault): VirtioFault {
+    const t = this.tracer;
+    if (t !== null && t.active) {
+      t.emit({
+        op: 'fault',
+        queue: this.index,
+        format: 'split',
+        rule: f.rule,
+        text: `${f.toString()}; the device stops using this queue and sets NEEDS_RESET (G3)`,
+        fault: f,
+      });
+    }
+    return f;
+  }
+
+  private tracePop(t: RingTracer, chain: SplitChain, before: number): void {
+    const parts: string[] = [];
+    if (chain.readable.length > 0) {
+      parts.push(`${chain.readable.length} readable, ${plural(chain.readableLength, 'byte')}`);
+    }
+    if (chain.writable.length > 0) {
+      parts.push(`${chain.writable.length} writable, ${plural(chain.writableLength, 'byte')}`);
+    }
+    const via = chain.indirect ? ' through an indirect table' : '';
+    t.emit({
+      op: 'device-pop',
+      queue: this.index,
+      format: 'split',
+      head: chain.head,
+      descCount: chain.descCount,
+      len: chain.readableLength + chain.writableLength,
+      idx: this.lastAvail,
+      rule: chain.indirect ? 'S6' : 'S4',
+      text: `device popped head ${chain.head} (${plural(chain.readable.length + chain.writable.length, 'buffer')}${via}: ${parts.join('; ')}); last_avail_idx ${before} -> ${this.lastAvail}`,
+    });
+    if (this.lastAvail === 0) this.traceWrap(t, 'last_avail_idx', 'S8');
+  }
+
+  private traceWrap(t: RingTracer, what: string, rule: string): void {
+    t.emit({
+      op: 'wrap',
+      queue: this.index,
+      format: 'split',
+      idx: 0,
+      rule,
+      text: `${what} wrapped from 65535 to 0: ring indices are free-running 16-bit counters, the slot is idx mod ${this.size}`,
+    });
+  }
+}

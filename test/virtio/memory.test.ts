@@ -1,0 +1,137 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { GuestMemory } from '../../core/virtio/memory.js';
+import { GuestAllocator } from '../../core/virtio/allocator.js';
+import { VirtioFault, isFault } from '../../core/virtio/fault.js';
+
+function mem(): GuestMemory {
+  const m = GuestMemory.create([
+    { base: 0x0, size: 0x10000 },
+    { base: 0x100000, size: 0x1000 },
+  ]);
+  if (isFault(m)) throw new Error(m.toString());
+  return m;
+}
+
+describe('guest memory', () => {
+  it('reads and writes little-endian values in every region', () => {
+    const m = mem();
+    expect(m.write16(0x10, 0xbeef)).toBeNull();
+    expect(m.read8(0x10)).toBe(0xef);
+    expect(m.read8(0x11)).toBe(0xbe);
+    expect(m.write32(0x100ffc, 0xdeadbeef)).toBeNull();
+    expect(m.read32(0x100ffc)).toBe(0xdeadbeef);
+    expect(m.write64(0x20, 0x1234_5678_9abc)).toBeNull();
+    expect(m.read64(0x20)).toBe(0x1234_5678_9abc);
+    expect(m.read32(0x20)).toBe(0x5678_9abc);
+  });
+
+  it('M8 refuses accesses outside every region with a named fault carrying the address', () => {
+    const m = mem();
+    for (const [addr, read] of [
+      [0x10000, (a: number) => m.read8(a)],
+      [0xffff, (a: number) => m.read16(a)], // straddles the end of region 0
+      [0x100ffe, (a: number) => m.read32(a)],
+      [0x50000, (a: number) => m.read64(a)], // the hole between regions
+      [-1, (a: number) => m.read8(a)],
+      [Number.NaN, (a: number) => m.read8(a)],
+      [2 ** 60, (a: number) => m.read16(a)],
+      [0.5, (a: number) => m.read8(a)],
+    ] as const) {
+      const r = read(addr);
+      expect(r).toBeInstanceOf(VirtioFault);
+      const f = r as VirtioFault;
+      expect(f.kind).toBe('GuestMemoryOutOfRange');
+      expect(f.rule).toBe('M8');
+    }
+    const f = m.write32(0x10000 - 2, 1) as VirtioFault;
+    expect(f.address).toBe(0xfffe);
+    expect(f.length).toBe(4);
+    expect(m.readBytes(0xff00, 0x200)).toBeInstanceOf(VirtioFault);
+    expect(m.writeBytes(0x100f00, new Uint8Array(0x101))).toBeInstanceOf(VirtioFault);
+  });
+
+  it('M8 refuses an access that straddles two adjacent regions', () => {
+    const m = GuestMemory.create([
+      { base: 0, size: 0x1000 },
+      { base: 0x1000, size: 0x1000 },
+    ]) as GuestMemory;
+    expect(m.read32(0xffe)).toBeInstanceOf(VirtioFault);
+    expect(m.read32(0xffc)).toBe(0);
+    expect(m.read32(0x1000)).toBe(0);
+  });
+
+  it('M8 reports a 64-bit value beyond 2^53 as a fault, not a rounded number', () => {
+    const m = mem();
+    m.write32(0x40, 0xffffffff);
+    m.write32(0x44, 0xffffffff);
+    const r = m.read64(0x40);
+    expect(r).toBeInstanceOf(VirtioFault);
+    expect((r as VirtioFault).rule).toBe('M8');
+  });
+
+  it('rejects bad layouts as values', () => {
+    expect(GuestMemory.create([])).toBeInstanceOf(VirtioFault);
+    expect(
+      GuestMemory.create([
+        { base: 0, size: 0x2000 },
+        { base: 0x1000, size: 0x1000 },
+      ]),
+    ).toBeInstanceOf(VirtioFault);
+    expect(GuestMemory.create([{ base: 0, size: 0 }])).toBeInstanceOf(VirtioFault);
+  });
+
+  it('M8 never throws and never wraps for arbitrary addresses and lengths (property)', () => {
+    const m = mem();
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.integer({ min: -10, max: 0x200000 }), fc.double(), fc.constant(2 ** 64)),
+        fc.integer({ min: 0, max: 0x20000 }),
+        (addr, len) => {
+          const r = m.view(addr, len);
+          const inside =
+            Number.isSafeInteger(addr) &&
+            addr >= 0 &&
+            (addr + len <= 0x10000 || (addr >= 0x100000 && addr + len <= 0x101000) || len === 0);
+          expect(r instanceof Uint8Array).toBe(inside);
+          if (r instanceof Uint8Array) expect(r.length).toBe(len);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
+
+describe('guest allocator', () => {
+  it('hands out aligned, non-overlapping ranges and merges on release', () => {
+    const m = GuestMemory.linear(0x10000);
+    const a = new GuestAllocator(m);
+    const x = a.alloc(100, 16) as number;
+    const y = a.alloc(4096, 4096) as number;
+    const z = a.alloc(6, 2) as number;
+    expect(x % 16).toBe(0);
+    expect(y % 4096).toBe(0);
+    expect(x).toBeGreaterThanOrEqual(0x1000); // page 0 stays unused
+    const ranges = [
+      [x, x + 100],
+      [y, y + 4096],
+      [z, z + 6],
+    ].sort((p, q) => p[0]! - q[0]!);
+    for (let i = 1; i < ranges.length; i++)
+      expect(ranges[i]![0]).toBeGreaterThanOrEqual(ranges[i - 1]![1]!);
+    expect(a.release(y)).toBeNull();
+    expect(a.release(x)).toBeNull();
+    expect(a.release(z)).toBeNull();
+    expect(a.allocatedBytes).toBe(0);
+    // after merging, the whole free space is one span again
+    expect(a.alloc(0xf000, 16)).toBe(0x1000);
+  });
+
+  it('reports exhaustion and double release as values', () => {
+    const a = new GuestAllocator(GuestMemory.linear(0x2000));
+    expect(a.alloc(0x2000)).toBeInstanceOf(VirtioFault);
+    const p = a.alloc(16) as number;
+    expect(a.release(p)).toBeNull();
+    expect(a.release(p)).toBeInstanceOf(VirtioFault);
+  });
+});
