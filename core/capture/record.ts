@@ -1,0 +1,706 @@
+/**
+ * The capture record model: what the device feeds to capture, what a pcapng
+ * file holds and what `vmchan read`, the filter language and the app show.
+ *
+ * One record per buffer that crosses the device:
+ *   - `data`:    the bytes of one port buffer, host-to-guest or guest-to-host;
+ *   - `control`: one control message (C0) on the control queues, decoded;
+ *   - `event`:   a port or device state change, with a line of text (port
+ *                added/removed, opened/closed by the guest or the host,
+ *                throttled on/off, bytes dropped, NEEDS_RESET with its rule);
+ *   - `ring`:    optionally, one ring operation from the vring tracer.
+ *
+ * Direction is always named from the two ends of the channel, never from the
+ * virtio driver/device pair: a control message the driver sends to the
+ * device travels guest-to-host (`toDirection('driver-to-device')`).
+ *
+ * The device calls into a {@link Capture}: it checks `capture.wants(device,
+ * port)` (one Set lookup) before it builds a record, so capture that nobody
+ * switched on costs nothing but that check. Sinks ({@link CaptureSink}) get
+ * records synchronously and must not keep `record.bytes` after `write`
+ * returns: the device may hand out a view of guest memory that changes next.
+ */
+import type { RingTraceEvent } from '../virtio/trace.js';
+import { CaptureError } from './error.js';
+
+const utf8 = new TextDecoder('utf-8');
+const utf8e = new TextEncoder();
+
+// ---------------------------------------------------------------------------
+// Vocabulary
+
+export type Direction = 'host-to-guest' | 'guest-to-host';
+export type RecordKind = 'data' | 'control' | 'event' | 'ring';
+export type PortKind = 'virtserialport' | 'virtconsole';
+
+/**
+ * Directions as the virtio side names them, mapped onto the channel's two
+ * ends: the driver is the guest, the device stands for the host.
+ */
+export function toDirection(
+  d: Direction | 'driver-to-device' | 'device-to-driver' | 'rx' | 'tx',
+): Direction {
+  switch (d) {
+    case 'driver-to-device':
+    case 'tx': // a transmit queue is the guest's
+      return 'guest-to-host';
+    case 'device-to-driver':
+    case 'rx':
+      return 'host-to-guest';
+    default:
+      return d;
+  }
+}
+
+/** `h2g` / `g2h`, the short forms the filter language and the CLI use. */
+export function shortDirection(d: Direction): 'h2g' | 'g2h' {
+  return d === 'host-to-guest' ? 'h2g' : 'g2h';
+}
+
+// ---------------------------------------------------------------------------
+// Interfaces: one per port, as the guest and the host see it
+
+export interface ChardevInfo {
+  /** The chardev id, e.g. `c1`. */
+  id: string;
+  /** The backend in QEMU's option syntax, e.g. `unix:/tmp/c1.sock,server=on`. */
+  backend: string;
+}
+
+/** A port as capture describes it (one pcapng interface per port). */
+export interface CaptureInterface {
+  /** qdev id of the virtio-serial device, e.g. `vser0`. */
+  device: string;
+  /** The guest's number for the device: D in `vportDpN`. */
+  deviceIndex: number;
+  /** Port number (`nr`). */
+  port: number;
+  kind: PortKind;
+  /** The port's `name` property; undefined for an unnamed port. */
+  name?: string | undefined;
+  /** The chardev behind the port; undefined when none is attached. */
+  chardev?: ChardevInfo | undefined;
+}
+
+/** The guest's node name for a port: `vport0p2` (behaviours.md L2). */
+export function guestNodeName(deviceIndex: number, port: number): string {
+  return `vport${deviceIndex}p${port}`;
+}
+
+/** What a port is called in captures: its name, else its guest node name. */
+export function portLabel(iface: CaptureInterface): string {
+  return iface.name ?? guestNodeName(iface.deviceIndex, iface.port);
+}
+
+/**
+ * `device vser0, port 2, virtserialport, chardev c1 (unix:/path,server=on)`:
+ * the pcapng if_description of a port's interface. The reader parses it
+ * back with {@link parsePortDescription}, so keep the two in step.
+ */
+export function portDescription(iface: CaptureInterface): string {
+  const chardev = iface.chardev
+    ? `chardev ${iface.chardev.id} (${iface.chardev.backend})`
+    : 'no chardev';
+  return `device ${iface.device}, port ${iface.port}, ${iface.kind}, ${chardev}`;
+}
+
+export interface ParsedPortDescription {
+  device: string;
+  port: number;
+  kind: PortKind;
+  chardev: ChardevInfo | undefined;
+}
+
+const PORT_DESCRIPTION =
+  /^device (\S+), port (\d+), (virtserialport|virtconsole), (?:no chardev|chardev (\S+) \((.*)\))$/;
+
+export function parsePortDescription(text: string): ParsedPortDescription | undefined {
+  const m = PORT_DESCRIPTION.exec(text);
+  if (!m) return undefined;
+  return {
+    device: m[1]!,
+    port: Number(m[2]),
+    kind: m[3] as PortKind,
+    chardev: m[4] === undefined ? undefined : { id: m[4], backend: m[5] ?? '' },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Control messages (virtio-conformance.md C0)
+
+/** Event numbers of the console control message, index = number. */
+export const CONTROL_EVENT_NAMES = [
+  'DEVICE_READY',
+  'PORT_ADD',
+  'PORT_REMOVE',
+  'PORT_READY',
+  'CONSOLE_PORT',
+  'RESIZE',
+  'PORT_OPEN',
+  'PORT_NAME',
+] as const;
+export type ControlEventName = (typeof CONTROL_EVENT_NAMES)[number];
+
+export const CONTROL_EVENT = {
+  DEVICE_READY: 0,
+  PORT_ADD: 1,
+  PORT_REMOVE: 2,
+  PORT_READY: 3,
+  CONSOLE_PORT: 4,
+  RESIZE: 5,
+  PORT_OPEN: 6,
+  PORT_NAME: 7,
+} as const satisfies Record<ControlEventName, number>;
+
+/** The id that names no port (DEVICE_READY carries it). */
+export const BAD_PORT_ID = 0xffffffff;
+
+/**
+ * Which order RESIZE's two le16 come in. The spec says cols then rows;
+ * Linux and v86 read rows then cols (virtio-conformance.md, open points).
+ */
+export type ResizeOrder = 'cols-rows' | 'rows-cols';
+
+export interface ControlMessage {
+  id: number;
+  event: number;
+  /** The C0 name, or `EVENT_9` for a number C0 does not define. */
+  eventName: string;
+  value: number;
+  /** PORT_NAME: the name, without a trailing NUL. */
+  name?: string;
+  /** PORT_NAME: whether the name carried a trailing NUL (QEMU sends one). */
+  nul?: boolean;
+  /** RESIZE: the console size. */
+  cols?: number;
+  rows?: number;
+}
+
+export function controlEventName(event: number): string {
+  return CONTROL_EVENT_NAMES[event] ?? `EVENT_${event}`;
+}
+
+/** Decode a control message; a short one is a named error value, never an exception. */
+export function decodeControl(
+  bytes: Uint8Array,
+  resizeOrder: ResizeOrder = 'cols-rows',
+): ControlMessage | CaptureError {
+  if (bytes.length < 8) {
+    return new CaptureError(
+      'MalformedControlMessage',
+      `control message of ${bytes.length} bytes, shorter than its 8-byte header`,
+    );
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const id = dv.getUint32(0, true);
+  const event = dv.getUint16(4, true);
+  const value = dv.getUint16(6, true);
+  const msg: ControlMessage = { id, event, eventName: controlEventName(event), value };
+  if (event === CONTROL_EVENT.RESIZE) {
+    if (bytes.length < 12) {
+      return new CaptureError(
+        'MalformedControlMessage',
+        `RESIZE control message of ${bytes.length} bytes, needs 12 (header, cols, rows)`,
+      );
+    }
+    const a = dv.getUint16(8, true);
+    const b = dv.getUint16(10, true);
+    msg.cols = resizeOrder === 'cols-rows' ? a : b;
+    msg.rows = resizeOrder === 'cols-rows' ? b : a;
+  } else if (event === CONTROL_EVENT.PORT_NAME) {
+    let end = bytes.length;
+    msg.nul = end > 8 && bytes[end - 1] === 0;
+    if (msg.nul) end--;
+    msg.name = utf8.decode(bytes.subarray(8, end));
+  }
+  return msg;
+}
+
+/** Encode a control message (tests, and devices that build them from fields). */
+export function encodeControl(
+  msg: Pick<ControlMessage, 'id' | 'event' | 'value'> &
+    Partial<Pick<ControlMessage, 'name' | 'nul' | 'cols' | 'rows'>>,
+  resizeOrder: ResizeOrder = 'cols-rows',
+): Uint8Array {
+  let extra: Uint8Array = new Uint8Array(0);
+  if (msg.event === CONTROL_EVENT.RESIZE) {
+    extra = new Uint8Array(4);
+    const dv = new DataView(extra.buffer);
+    const cols = msg.cols ?? 0;
+    const rows = msg.rows ?? 0;
+    dv.setUint16(0, resizeOrder === 'cols-rows' ? cols : rows, true);
+    dv.setUint16(2, resizeOrder === 'cols-rows' ? rows : cols, true);
+  } else if (msg.event === CONTROL_EVENT.PORT_NAME && msg.name !== undefined) {
+    const name = utf8e.encode(msg.name);
+    extra = new Uint8Array(name.length + (msg.nul === false ? 0 : 1));
+    extra.set(name);
+  }
+  const out = new Uint8Array(8 + extra.length);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, msg.id >>> 0, true);
+  dv.setUint16(4, msg.event, true);
+  dv.setUint16(6, msg.value, true);
+  out.set(extra, 8);
+  return out;
+}
+
+/** `PORT_OPEN id=2 value=1`, `PORT_NAME id=1 name="test1"`, `RESIZE id=0 cols=80 rows=25`. */
+export function controlSummary(msg: ControlMessage | CaptureError): string {
+  if (msg instanceof CaptureError) return `malformed control message: ${msg.message}`;
+  const id = msg.id === BAD_PORT_ID ? '0xffffffff' : String(msg.id);
+  if (msg.event === CONTROL_EVENT.RESIZE)
+    return `${msg.eventName} id=${id} cols=${msg.cols} rows=${msg.rows}`;
+  if (msg.event === CONTROL_EVENT.PORT_NAME)
+    return `${msg.eventName} id=${id} name=${JSON.stringify(msg.name)}`;
+  return `${msg.eventName} id=${id} value=${msg.value}`;
+}
+
+// ---------------------------------------------------------------------------
+// Port and device events
+
+export type PortEventType =
+  | 'port-added'
+  | 'port-removed'
+  | 'guest-open'
+  | 'guest-close'
+  | 'host-open'
+  | 'host-close'
+  | 'throttle-on'
+  | 'throttle-off'
+  | 'drop'
+  | 'needs-reset'
+  | 'note';
+
+/** Numbers for the event payload in pcapng files (pcapng-writer.ts); never renumber. */
+export const EVENT_CODE: Record<PortEventType, number> = {
+  'port-added': 1,
+  'port-removed': 2,
+  'guest-open': 3,
+  'guest-close': 4,
+  'host-open': 5,
+  'host-close': 6,
+  'throttle-on': 7,
+  'throttle-off': 8,
+  drop: 9,
+  'needs-reset': 10,
+  note: 11,
+};
+/** Event code of ring records in the same payload format. */
+export const RING_EVENT_CODE = 64;
+
+const EVENT_BY_CODE = new Map<number, PortEventType>(
+  Object.entries(EVENT_CODE).map(([k, v]) => [v, k as PortEventType]),
+);
+export function eventTypeOfCode(code: number): PortEventType | undefined {
+  return EVENT_BY_CODE.get(code);
+}
+
+/** The line a person reads for an event when the device gave none. */
+export function eventText(
+  type: PortEventType,
+  label: string,
+  extra: {
+    count?: number | undefined;
+    rule?: string | undefined;
+    reason?: string | undefined;
+  } = {},
+): string {
+  const why = extra.reason ? ` (${extra.reason})` : '';
+  switch (type) {
+    case 'port-added':
+      return `${label}: port added${why}`;
+    case 'port-removed':
+      return `${label}: port removed${why}`;
+    case 'guest-open':
+      return `${label}: guest opened the port${why}`;
+    case 'guest-close':
+      return `${label}: guest closed the port${why}`;
+    case 'host-open':
+      return `${label}: host connected${why}`;
+    case 'host-close':
+      return `${label}: host disconnected${why}`;
+    case 'throttle-on':
+      return `${label}: throttled${why}`;
+    case 'throttle-off':
+      return `${label}: unthrottled${why}`;
+    case 'drop':
+      return `${label}: dropped ${extra.count ?? 0} bytes${why}`;
+    case 'needs-reset':
+      return `${label}: NEEDS_RESET${extra.rule ? ` (${extra.rule})` : ''}${why}`;
+    case 'note':
+      return `${label}: ${extra.reason ?? ''}`;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Records
+
+interface RecordBase {
+  /** Nanoseconds since the Unix epoch. */
+  time: bigint;
+  /** qdev id of the virtio-serial device. */
+  device: string;
+  /** Port number; undefined for device-wide records (DEVICE_READY, NEEDS_RESET). */
+  port: number | undefined;
+  /** Port name when the port has one (records from files: the interface name). */
+  portName: string | undefined;
+  /** Original length in bytes (`bytes` may be shorter when a snap length cut it). */
+  length: number;
+  /** The bytes that crossed (data), the control message, or an event's small payload. */
+  bytes: Uint8Array;
+  /** A packet comment read from a file (events keep theirs in `text`). */
+  comment?: string | undefined;
+}
+
+export interface DataRecord extends RecordBase {
+  kind: 'data';
+  /** Always set by the device; undefined only for packets of foreign files that carry no direction. */
+  direction: Direction | undefined;
+}
+
+export interface ControlRecord extends RecordBase {
+  kind: 'control';
+  /** Always set by the device; undefined only for control packets read without a direction flag. */
+  direction: Direction | undefined;
+  /** The message decoded from `bytes`, or why it could not be. */
+  control: ControlMessage | CaptureError;
+}
+
+export interface EventRecord extends RecordBase {
+  kind: 'event';
+  /** Drops have a direction (the data that was lost); state changes do not. */
+  direction: Direction | undefined;
+  event: PortEventType;
+  /** Bytes dropped (drop) or undefined. */
+  count: number | undefined;
+  /** Conformance rule id (needs-reset), e.g. `M2`. */
+  rule: string | undefined;
+  text: string;
+}
+
+export interface RingRecord extends RecordBase {
+  kind: 'ring';
+  direction: Direction | undefined;
+  /** Virtqueue index. */
+  queue: number;
+  /** The ring operation (`device-pop`, `device-push`, ...). */
+  op: string;
+  text: string;
+}
+
+export type CaptureRecord = DataRecord | ControlRecord | EventRecord | RingRecord;
+
+const EMPTY = new Uint8Array(0);
+
+export function dataRecord(r: {
+  time: bigint;
+  device: string;
+  port: number;
+  portName?: string | undefined;
+  direction: Direction;
+  bytes: Uint8Array;
+}): DataRecord {
+  return {
+    kind: 'data',
+    time: r.time,
+    device: r.device,
+    port: r.port,
+    portName: r.portName,
+    direction: r.direction,
+    length: r.bytes.length,
+    bytes: r.bytes,
+  };
+}
+
+/** A control record; the message is decoded here (control messages are rare). */
+export function controlRecord(r: {
+  time: bigint;
+  device: string;
+  direction: Direction | 'driver-to-device' | 'device-to-driver';
+  bytes: Uint8Array;
+  /** Name of the port the message's id refers to, when it has one. */
+  portName?: string | undefined;
+  resizeOrder?: ResizeOrder;
+}): ControlRecord {
+  const control = decodeControl(r.bytes, r.resizeOrder);
+  const port =
+    control instanceof CaptureError || control.id === BAD_PORT_ID ? undefined : control.id;
+  return {
+    kind: 'control',
+    time: r.time,
+    device: r.device,
+    port,
+    portName: r.portName,
+    direction: toDirection(r.direction),
+    length: r.bytes.length,
+    bytes: r.bytes,
+    control,
+  };
+}
+
+export function eventRecord(r: {
+  time: bigint;
+  device: string;
+  port?: number | undefined;
+  portName?: string | undefined;
+  event: PortEventType;
+  direction?: Direction | undefined;
+  count?: number | undefined;
+  rule?: string | undefined;
+  /** The line shown; built from the fields when absent. */
+  text?: string | undefined;
+  /** Free text appended to the generated line: `(host not connected)`. */
+  reason?: string | undefined;
+}): EventRecord {
+  const label = r.portName ?? (r.port === undefined ? r.device : `${r.device} port ${r.port}`);
+  return {
+    kind: 'event',
+    time: r.time,
+    device: r.device,
+    port: r.port,
+    portName: r.portName,
+    direction: r.direction,
+    length: 0,
+    bytes: EMPTY,
+    event: r.event,
+    count: r.count,
+    rule: r.rule,
+    text: r.text ?? eventText(r.event, label, r),
+  };
+}
+
+export function ringRecord(r: {
+  time: bigint;
+  device: string;
+  port?: number | undefined;
+  portName?: string | undefined;
+  queue: number;
+  op: string;
+  text: string;
+  direction?: Direction | undefined;
+}): RingRecord {
+  return {
+    kind: 'ring',
+    time: r.time,
+    device: r.device,
+    port: r.port,
+    portName: r.portName,
+    direction: r.direction,
+    length: 0,
+    bytes: EMPTY,
+    queue: r.queue,
+    op: r.op,
+    text: r.text,
+  };
+}
+
+/** A ring record from a vring tracer event (core/virtio/trace.ts). */
+export function ringRecordFromTrace(
+  time: bigint,
+  device: string,
+  port: number | undefined,
+  ev: RingTraceEvent,
+  portName?: string,
+): RingRecord {
+  return ringRecord({
+    time,
+    device,
+    port,
+    portName,
+    queue: ev.queue,
+    op: ev.op,
+    text: `q${ev.queue} ${ev.op}: ${ev.text}${ev.rule ? ` [${ev.rule}]` : ''}`,
+  });
+}
+
+/** Wall-clock nanoseconds since the Unix epoch (ms resolution plus a monotonic fraction). */
+export function nowNs(): bigint {
+  const ms = performance.timeOrigin + performance.now();
+  return BigInt(Math.floor(ms)) * 1_000_000n + BigInt(Math.floor((ms % 1) * 1e6));
+}
+
+// ---------------------------------------------------------------------------
+// Sinks and the capture switchboard
+
+/**
+ * Where records go: a pcapng file, the app's live list, a test's array.
+ * Every method returns undefined or a named error; none throws. `write`
+ * must copy what it keeps of `record.bytes` before it returns.
+ */
+export interface CaptureSink {
+  /** A port exists (at start, or hot-plugged). Called again when a port is re-plugged. */
+  addInterface(iface: CaptureInterface): CaptureError | undefined;
+  write(record: CaptureRecord): CaptureError | undefined;
+  /** Push buffered records to their destination. */
+  flush(): CaptureError | undefined;
+  /** Flush and release; later writes return a SinkClosed error. */
+  close(): CaptureError | undefined;
+}
+
+function portKey(device: string, port: number): string {
+  return `${device}\u0000${port}`;
+}
+
+/**
+ * The switchboard between the device and the sinks. Capture is on for a
+ * port when the port's own switch says so, or, when the port has no switch
+ * of its own, when the global switch is on. Switches can be flipped at any
+ * time; records already written stay. Device-wide records (DEVICE_READY,
+ * NEEDS_RESET) are captured when the global switch is on or any port of
+ * that device is captured. With no sink attached nothing is captured.
+ */
+export class Capture {
+  private readonly sinks: CaptureSink[] = [];
+  private readonly interfaces = new Map<string, CaptureInterface>();
+  private all = false;
+  private readonly portSwitch = new Map<string, boolean>();
+  /** Ports captured right now, recomputed when a switch, a sink or a port changes. */
+  private readonly captured = new Set<string>();
+  private readonly devicesCaptured = new Map<string, number>();
+  private errorListeners: ((err: CaptureError, sink: CaptureSink) => void)[] = [];
+  /** True when at least one port (or everything) is captured and a sink listens. */
+  active = false;
+  /** Records handed to sinks since creation. */
+  written = 0;
+
+  /** Capture every port (and device-wide records), unless a port's own switch says otherwise. */
+  setAll(on: boolean): void {
+    this.all = on;
+    this.recompute();
+  }
+
+  get allEnabled(): boolean {
+    return this.all;
+  }
+
+  /** A port's own switch: true/false, or undefined to follow the global switch. */
+  setPort(device: string, port: number, on: boolean | undefined): void {
+    const key = portKey(device, port);
+    if (on === undefined) this.portSwitch.delete(key);
+    else this.portSwitch.set(key, on);
+    this.recompute();
+  }
+
+  /** Whether records of this port (or, with port undefined, of this device) are wanted now. */
+  wants(device: string, port: number | undefined): boolean {
+    if (!this.active) return false;
+    if (port === undefined) return this.all || (this.devicesCaptured.get(device) ?? 0) > 0;
+    const key = portKey(device, port);
+    if (this.interfaces.has(key)) return this.captured.has(key);
+    // a port capture was not told about: follow the switches
+    return this.portSwitch.get(key) ?? this.all;
+  }
+
+  /** Attach a sink; it learns every port that exists. Returns the detach function. */
+  attach(sink: CaptureSink): () => void {
+    this.sinks.push(sink);
+    for (const iface of this.interfaces.values()) this.report(sink, sink.addInterface(iface));
+    this.recompute();
+    return () => this.detach(sink);
+  }
+
+  detach(sink: CaptureSink): void {
+    const i = this.sinks.indexOf(sink);
+    if (i >= 0) this.sinks.splice(i, 1);
+    this.recompute();
+  }
+
+  /** Called with each error a sink returns; the sink is detached after its first error. */
+  onError(listener: (err: CaptureError, sink: CaptureSink) => void): () => void {
+    this.errorListeners.push(listener);
+    return () => {
+      this.errorListeners = this.errorListeners.filter((l) => l !== listener);
+    };
+  }
+
+  /** A port exists (start or hot-plug); call again after a re-plug with the new description. */
+  addInterface(iface: CaptureInterface): void {
+    this.interfaces.set(portKey(iface.device, iface.port), iface);
+    for (const sink of [...this.sinks]) this.report(sink, sink.addInterface(iface));
+    this.recompute();
+  }
+
+  /** A port is gone (hot-unplug). Its interface stays in files; its switch is kept for a re-plug. */
+  removeInterface(device: string, port: number): void {
+    this.interfaces.delete(portKey(device, port));
+    this.recompute();
+  }
+
+  /** The port's description, when the device announced it. */
+  interfaceOf(device: string, port: number): CaptureInterface | undefined {
+    return this.interfaces.get(portKey(device, port));
+  }
+
+  /** Hand a record to every sink if its port is captured; returns whether it was. */
+  write(record: CaptureRecord): boolean {
+    if (!this.wants(record.device, record.port)) return false;
+    this.written++;
+    for (const sink of this.sinks.length === 1 ? this.sinks : [...this.sinks]) {
+      const err = sink.write(record);
+      if (err) this.report(sink, err);
+    }
+    return true;
+  }
+
+  flush(): void {
+    for (const sink of [...this.sinks]) this.report(sink, sink.flush());
+  }
+
+  /** Close and detach every sink. */
+  close(): void {
+    for (const sink of [...this.sinks]) {
+      this.report(sink, sink.close());
+      this.detach(sink);
+    }
+  }
+
+  private report(sink: CaptureSink, err: CaptureError | undefined): void {
+    if (!err) return;
+    this.detach(sink);
+    for (const l of this.errorListeners) l(err, sink);
+  }
+
+  private recompute(): void {
+    this.captured.clear();
+    this.devicesCaptured.clear();
+    for (const [key, iface] of this.interfaces) {
+      if (this.portSwitch.get(key) ?? this.all) {
+        this.captured.add(key);
+        this.devicesCaptured.set(iface.device, (this.devicesCaptured.get(iface.device) ?? 0) + 1);
+      }
+    }
+    let anyPort = this.all;
+    for (const on of this.portSwitch.values()) anyPort ||= on;
+    this.active = this.sinks.length > 0 && anyPort;
+  }
+}
+
+/**
+ * A sink that keeps records in memory (copies of their bytes): tests, and
+ * small captures the app shows before they are saved.
+ */
+export class MemorySink implements CaptureSink {
+  readonly records: CaptureRecord[] = [];
+  readonly interfaces: CaptureInterface[] = [];
+  closed = false;
+
+  addInterface(iface: CaptureInterface): CaptureError | undefined {
+    this.interfaces.push({ ...iface });
+    return undefined;
+  }
+
+  write(record: CaptureRecord): CaptureError | undefined {
+    if (this.closed) return new CaptureError('SinkClosed', 'capture sink is closed');
+    this.records.push({ ...record, bytes: new Uint8Array(record.bytes) });
+    return undefined;
+  }
+
+  flush(): CaptureError | undefined {
+    return undefined;
+  }
+
+  close(): CaptureError | undefined {
+    this.closed = true;
+    return undefined;
+  }
+}
