@@ -6,10 +6,9 @@
  */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
-
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+import { UsageError } from './errors.js';
+import { registerFollow } from './follow.js';
+import { registerRead } from './read.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -22,6 +21,10 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run `vmchan --help` for usage)')
     .exitOverride();
+  registerRead(program);
+  registerFollow(program);
+  // Subcommands inherit exitOverride so their usage errors come back here too.
+  for (const sub of program.commands) sub.exitOverride();
   return program;
 }
 
