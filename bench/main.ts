@@ -12,6 +12,7 @@ interface Group {
 
 const groups: Group[] = [
   { name: 'virtio', load: async () => (await import('./virtio.js')).benchVirtio },
+  { name: 'serial', load: async () => (await import('./serial.js')).benchSerial },
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
 ];
 

@@ -1,0 +1,312 @@
+/**
+ * A Lab is one emulated machine built from a plain topology object: guest
+ * memory, the engine's task queue and event bus, the virtio-serial devices
+ * with their ports, an in-memory chardev for every backend, and a Linux-like
+ * guest that probes the devices. The CLI, the QMP server and the app sit on
+ * this facade; tests use it for whole scenarios.
+ *
+ *   const lab = Lab.create({
+ *     devices: [{ id: 'vser0', ports: [
+ *       { driver: 'virtconsole', name: 'console.0', chardev: 'test0' },
+ *       { driver: 'virtserialport', name: 'test1', chardev: 'test1' },
+ *     ] }],
+ *   });
+ *   if (isQemuError(lab)) ...;
+ *   await lab.boot();
+ *   lab.host('test1').connect();
+ *   const fd = await lab.guest.files.open('/dev/virtio-ports/test1');
+ *
+ * Chardevs named by ports are created as in-memory endpoints (host side not
+ * connected, like a `server=on,wait=off` socket nobody has dialled yet).
+ */
+import { z } from 'zod';
+import type { SerialDeviceConfig } from '../serial/registry.js';
+import { SerialRegistry, type PortAddArgs } from '../serial/registry.js';
+import type { VirtioSerialDevice } from '../serial/device.js';
+import { MemoryEndpoint, type MemoryPeer } from '../serial/memory-endpoint.js';
+import type { SerialPort } from '../serial/port.js';
+import { QemuError, isQemuError } from '../serial/qemu-error.js';
+import { Guest } from '../serial/guest/guest.js';
+import { isFault } from '../virtio/fault.js';
+import { GuestAllocator } from '../virtio/allocator.js';
+import { GuestMemory } from '../virtio/memory.js';
+import { splitRingSizes } from '../virtio/queue.js';
+import { Emitter } from './emitter.js';
+import type { EngineEvents } from './events.js';
+import { Scheduler } from './scheduler.js';
+
+const PortSchema = z.object({
+  driver: z.enum(['virtserialport', 'virtconsole']),
+  id: z.string().optional(),
+  nr: z.number().int().optional(),
+  name: z.string().optional(),
+  chardev: z.string().optional(),
+});
+
+const DeviceSchema = z.object({
+  id: z.string().optional(),
+  maxPorts: z.number().int().optional(),
+  emergencyWrite: z.boolean().optional(),
+  dataQueueSize: z.number().int().optional(),
+  controlQueueSize: z.number().int().optional(),
+  eventIdx: z.boolean().optional(),
+  indirectDesc: z.boolean().optional(),
+  consoleSize: z.object({ cols: z.number().int(), rows: z.number().int() }).optional(),
+  consoleBackpressure: z.enum(['drop', 'throttle']).optional(),
+  malformedControl: z.enum(['needs-reset', 'ignore']).optional(),
+  controlRxExhausted: z.enum(['wait', 'drop', 'needs-reset']).optional(),
+  resizeOrder: z.enum(['rows-cols', 'cols-rows']).optional(),
+  portNameNul: z.boolean().optional(),
+  ports: z.array(PortSchema).optional(),
+});
+
+const ChardevSchema = z.object({
+  id: z.string(),
+  connected: z.boolean().optional(),
+  capacity: z.number().int().positive().optional(),
+});
+
+export const TopologySchema = z.object({
+  /** Ring format the devices offer (RING_PACKED) and the guest takes. */
+  ring: z.enum(['split', 'packed']).optional(),
+  memoryMiB: z.number().int().positive().optional(),
+  mode: z.enum(['free-run', 'step']).optional(),
+  batchSize: z.number().int().positive().optional(),
+  chardevs: z.array(ChardevSchema).optional(),
+  devices: z.array(DeviceSchema).optional(),
+  guest: z
+    .object({
+      firstVirtioIndex: z.number().int().nonnegative().optional(),
+      acceptPacked: z.boolean().optional(),
+      resizeOrder: z.enum(['rows-cols', 'cols-rows']).optional(),
+      portNameNul: z.boolean().optional(),
+      rxBufferSize: z.number().int().positive().optional(),
+    })
+    .optional(),
+});
+
+export type Topology = z.input<typeof TopologySchema>;
+export type DeviceTopology = z.input<typeof DeviceSchema>;
+export type PortTopology = z.input<typeof PortSchema>;
+
+const MiB = 1024 * 1024;
+
+/** Guest RAM a topology needs: every possible port's receive buffers and rings, plus room for writes. */
+function memoryFor(topology: z.output<typeof TopologySchema>): number {
+  const page = topology.guest?.rxBufferSize ?? 4096;
+  let bytes = 32 * MiB;
+  for (const d of topology.devices ?? []) {
+    const ports = d.maxPorts ?? 31;
+    const data = d.dataQueueSize ?? 128;
+    const control = d.controlQueueSize ?? 32;
+    const ring = (n: number): number => {
+      const s = splitRingSizes(n);
+      return s.desc + s.avail + s.used + 64;
+    };
+    bytes += ports * (data * page + 2 * ring(data)) + control * page + 2 * ring(control);
+    bytes += 8 * MiB; // transmit buffers in flight
+  }
+  return Math.ceil(bytes / MiB) * MiB;
+}
+
+export class Lab {
+  readonly scheduler: Scheduler;
+  readonly events: Emitter<EngineEvents>;
+  readonly memory: GuestMemory;
+  readonly allocator: GuestAllocator;
+  readonly registry: SerialRegistry;
+  readonly guest: Guest;
+  private readonly chardevs = new Map<string, MemoryEndpoint>();
+  private booted = false;
+
+  private constructor(topology: z.output<typeof TopologySchema>) {
+    this.events = new Emitter<EngineEvents>();
+    this.scheduler = new Scheduler({
+      mode: topology.mode,
+      batchSize: topology.batchSize,
+      onError: (task, error) => {
+        const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+        if (this.events.has('engine-error')) this.events.emit('engine-error', { task, message });
+        else process.stderr.write(`vmchan: task ${task.label} failed: ${message}\n`);
+      },
+    });
+    this.scheduler.onTask((task) => {
+      if (this.events.has('task')) this.events.emit('task', task);
+    });
+    const size = topology.memoryMiB !== undefined ? topology.memoryMiB * MiB : memoryFor(topology);
+    this.memory = GuestMemory.linear(size);
+    this.allocator = new GuestAllocator(this.memory);
+    this.registry = new SerialRegistry({
+      memory: this.memory,
+      post: this.scheduler.post,
+      events: this.events,
+      findChardev: (id) => this.chardevs.get(id),
+    });
+    const g = topology.guest ?? {};
+    this.guest = new Guest({
+      memory: this.memory,
+      allocator: this.allocator,
+      post: this.scheduler.post,
+      events: this.events,
+      firstVirtioIndex: g.firstVirtioIndex,
+      console: {
+        acceptPacked: g.acceptPacked,
+        rxBufferSize: g.rxBufferSize,
+        codec: {
+          ...(g.resizeOrder !== undefined ? { resizeOrder: g.resizeOrder } : {}),
+          ...(g.portNameNul !== undefined ? { portNameNul: g.portNameNul } : {}),
+        },
+      },
+    });
+  }
+
+  /** Build the machine; a bad topology or a refused device comes back as QEMU would word it. */
+  static create(input: Topology): Lab | QemuError {
+    const parsed = TopologySchema.safeParse(input);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      return new QemuError(`topology: ${issue.path.join('.')}: ${issue.message}`);
+    }
+    const topology = parsed.data;
+    const lab = new Lab(topology);
+    for (const c of topology.chardevs ?? []) {
+      const made = lab.chardevAdd(c.id, { connected: c.connected, capacity: c.capacity });
+      if (isQemuError(made)) return made;
+    }
+    for (const d of topology.devices ?? []) {
+      const device = lab.addDevice(d, topology.ring === 'packed');
+      if (isQemuError(device)) return device;
+      for (const p of d.ports ?? []) {
+        if (p.chardev !== undefined && !lab.chardevs.has(p.chardev)) lab.chardevAdd(p.chardev);
+        const port = lab.registry.addPort({ ...p, bus: device.bus }, false);
+        if (isQemuError(port)) return port;
+      }
+    }
+    return lab;
+  }
+
+  /** Power on: the guest probes every device; resolves when the machine is quiet. */
+  async boot(): Promise<QemuError | null> {
+    if (this.booted) return null;
+    this.booted = true;
+    const probes = this.registry.devices.map((device) => this.probe(device));
+    const results = await Promise.all([...probes, this.settle()]);
+    return results.find((r): r is QemuError => isQemuError(r)) ?? null;
+  }
+
+  /** Free-run until nothing is left to do. */
+  settle(): Promise<void> {
+    return this.scheduler.settle();
+  }
+
+  /** The host application's end of a chardev (connect, write, read, disconnect). */
+  host(chardev: string): MemoryPeer {
+    const endpoint = this.chardevs.get(chardev);
+    if (endpoint === undefined) throw new TypeError(`no chardev '${chardev}' in this lab`);
+    return endpoint.peer;
+  }
+
+  endpoint(chardev: string): MemoryEndpoint | undefined {
+    return this.chardevs.get(chardev);
+  }
+
+  get chardevIds(): string[] {
+    return [...this.chardevs.keys()];
+  }
+
+  device(idOrBus: string): VirtioSerialDevice | undefined {
+    return this.registry.device(idOrBus);
+  }
+
+  /** A port by qdev id or by name. */
+  port(idOrName: string): { device: VirtioSerialDevice; port: SerialPort } | undefined {
+    return this.registry.portById(idOrName) ?? this.registry.findPortByName(idOrName);
+  }
+
+  /** `-device virtio-serial-pci`: before boot, or hot-plugged (the guest probes it). */
+  addDevice(config: DeviceTopology, packed = false): VirtioSerialDevice | QemuError {
+    const { ports: _ports, resizeOrder, portNameNul, ...rest } = config;
+    const deviceConfig: SerialDeviceConfig = {
+      ...rest,
+      packed,
+      codec: {
+        ...(resizeOrder !== undefined ? { resizeOrder } : {}),
+        ...(portNameNul !== undefined ? { portNameNul } : {}),
+      },
+    };
+    const device = this.registry.addDevice(deviceConfig);
+    if (isQemuError(device)) return device;
+    if (this.booted) void this.probe(device);
+    return device;
+  }
+
+  /** QMP device_add of a port (hot-plug once booted, D8). */
+  deviceAdd(args: PortAddArgs): SerialPort | QemuError {
+    return this.registry.addPort(args, this.booted);
+  }
+
+  /** QMP device_del: a port (D8) or a whole virtio-serial device. */
+  deviceDel(id: string): QemuError | null {
+    const device = this.registry.device(id);
+    if (device !== undefined && device.id === id) {
+      const driver = this.guest.driverFor(device);
+      if (driver !== undefined) this.guest.remove(driver);
+      this.registry.removeDevice(device);
+      this.events.emit('device-deleted', { device: id, path: `/machine/peripheral/${id}` });
+      return null;
+    }
+    return this.registry.deletePort(id);
+  }
+
+  /** QMP chardev-add of an in-memory backend. */
+  chardevAdd(
+    id: string,
+    options: { connected?: boolean; capacity?: number } = {},
+  ): MemoryPeer | QemuError {
+    if (this.chardevs.has(id)) {
+      return new QemuError(
+        `attempt to add duplicate property '${id}' to object (type 'container')`,
+      );
+    }
+    const endpoint = new MemoryEndpoint({
+      id,
+      post: this.scheduler.post,
+      connected: options.connected,
+      capacity: options.capacity,
+      onDiscard: (direction, bytes) => this.backendDrop(id, direction, bytes),
+    });
+    this.chardevs.set(id, endpoint);
+    return endpoint.peer;
+  }
+
+  /** QMP chardev-remove: refused while a port holds it. */
+  chardevRemove(id: string): QemuError | null {
+    const endpoint = this.chardevs.get(id);
+    if (endpoint === undefined) return new QemuError(`Chardev '${id}' not found`);
+    if (endpoint.attached) return new QemuError(`Chardev '${id}' is busy`);
+    if (endpoint.connected) endpoint.peer.disconnect();
+    this.chardevs.delete(id);
+    return null;
+  }
+
+  /** A backend threw bytes away: report it against the port that holds the chardev. */
+  private backendDrop(chardev: string, direction: 'from-host' | 'to-host', bytes: number): void {
+    if (!this.events.has('drop')) return;
+    const holder = this.registry.devices
+      .flatMap((device) => device.ports.map((port) => ({ device, port })))
+      .find((p) => p.port.chardev === chardev);
+    this.events.emit('drop', {
+      device: holder?.device.name ?? '',
+      nr: holder?.port.nr ?? null,
+      side: 'backend',
+      bytes,
+      reason: direction === 'from-host' ? 'host-hung-up' : 'host-disconnected',
+      chardev,
+    });
+  }
+
+  private async probe(device: VirtioSerialDevice): Promise<QemuError | null> {
+    const r = await this.guest.probe(device, { label: device.name, tracer: device.tracer });
+    return isFault(r) ? new QemuError(`${device.name}: guest driver: ${r.toString()}`) : null;
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * The engine's explicit task queue (architecture: "Scheduler").
+ *
+ * Everything that happens in an emulated machine is a task posted here: guest
+ * work (a system call, an interrupt handler, a woken waiter), device work
+ * after a kick (one descriptor chain per task) and backend I/O completions
+ * (one chunk of host bytes per task). Tasks run strictly in the order they
+ * were posted, so the same inputs give the same sequence of operations.
+ *
+ * Two modes:
+ * - free-run: the queue drains by itself and yields to the Node event loop
+ *   (setImmediate) after every `batchSize` tasks, so sockets, timers and the
+ *   UI keep running during a long transfer;
+ * - step: nothing runs until `step()` is called, which runs exactly one task
+ *   (one ring operation) so a person can watch one descriptor travel.
+ *
+ * A task that throws is a bug in the engine, not a guest error (guest errors
+ * are fault values); it is reported through `onError` and the queue goes on.
+ */
+import type { PostTask, TaskKind } from '../virtio/device.js';
+
+export type SchedulerMode = 'free-run' | 'step';
+
+export interface TaskInfo {
+  /** Position in the sequence of all tasks ever posted (from 1). */
+  seq: number;
+  kind: TaskKind;
+  label: string;
+}
+
+interface Task extends TaskInfo {
+  run: () => void;
+}
+
+export interface SchedulerOptions {
+  mode?: SchedulerMode;
+  /** Tasks per free-run batch before yielding to the event loop. */
+  batchSize?: number;
+  /** A task threw (an engine bug): the default writes one line to stderr. */
+  onError?: (task: TaskInfo, error: unknown) => void;
+}
+
+export interface SchedulerStats {
+  posted: number;
+  executed: number;
+  /** Times free-run yielded to the event loop (after a full batch). */
+  yields: number;
+  byKind: Record<TaskKind, number>;
+}
+
+export class Scheduler {
+  private queue: (Task | undefined)[] = [];
+  private head = 0;
+  private seq = 0;
+  private drainScheduled = false;
+  /** Tasks run since the queue last yielded to the event loop. */
+  private sinceYield = 0;
+  private idleWaiters: (() => void)[] = [];
+  private taskListeners: ((task: TaskInfo) => void)[] = [];
+  private readonly batchSize: number;
+  private readonly onError: (task: TaskInfo, error: unknown) => void;
+  private currentMode: SchedulerMode;
+  readonly stats: SchedulerStats = {
+    posted: 0,
+    executed: 0,
+    yields: 0,
+    byKind: { guest: 0, device: 0, backend: 0 },
+  };
+
+  constructor(options: SchedulerOptions = {}) {
+    this.currentMode = options.mode ?? 'free-run';
+    this.batchSize = Math.max(1, options.batchSize ?? 256);
+    this.onError =
+      options.onError ??
+      ((task, error) => {
+        const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+        process.stderr.write(`vmchan: task ${task.seq} (${task.label}) failed: ${text}\n`);
+      });
+  }
+
+  /** Post a task; in free-run mode it runs soon, in step mode at a later step(). */
+  readonly post: PostTask = (kind, label, run) => {
+    this.queue.push({ seq: ++this.seq, kind, label, run });
+    this.stats.posted++;
+    if (this.currentMode === 'free-run') this.scheduleDrain();
+  };
+
+  get mode(): SchedulerMode {
+    return this.currentMode;
+  }
+
+  setMode(mode: SchedulerMode): void {
+    this.currentMode = mode;
+    if (mode === 'free-run') this.scheduleDrain();
+  }
+
+  /** Tasks waiting to run. */
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** The tasks waiting, oldest first (for the step-mode view). */
+  peek(limit = 20): TaskInfo[] {
+    const out: TaskInfo[] = [];
+    for (let i = this.head; i < this.queue.length && out.length < limit; i++) {
+      const t = this.queue[i]!;
+      out.push({ seq: t.seq, kind: t.kind, label: t.label });
+    }
+    return out;
+  }
+
+  /** Called with every task just before it runs. */
+  onTask(listener: (task: TaskInfo) => void): () => void {
+    this.taskListeners = [...this.taskListeners, listener];
+    return () => {
+      this.taskListeners = this.taskListeners.filter((l) => l !== listener);
+    };
+  }
+
+  /** Run exactly one task now (in either mode). Null when the queue is empty. */
+  step(): TaskInfo | null {
+    const task = this.take();
+    if (task === undefined) {
+      this.wakeIdle();
+      return null;
+    }
+    this.runTask(task);
+    if (this.pending === 0) this.wakeIdle();
+    return { seq: task.seq, kind: task.kind, label: task.label };
+  }
+
+  /** Run up to `count` tasks; returns how many ran. */
+  steps(count: number): number {
+    let n = 0;
+    while (n < count && this.step() !== null) n++;
+    return n;
+  }
+
+  /**
+   * Resolves when the queue is empty. In free-run mode that is after the
+   * work posted so far (and whatever it posts in turn) has run; in step mode
+   * only steps make progress.
+   */
+  idle(): Promise<void> {
+    if (this.pending === 0 && !this.drainScheduled) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Free-run until nothing is left to do: the queue is empty and the
+   * promise continuations it woke (guest programs awaiting a read, say)
+   * have had their turn without posting more work.
+   */
+  async settle(): Promise<void> {
+    for (;;) {
+      await this.idle();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.pending === 0) return;
+    }
+  }
+
+  private take(): Task | undefined {
+    if (this.head >= this.queue.length) return undefined;
+    const task = this.queue[this.head];
+    this.queue[this.head] = undefined;
+    this.head++;
+    // Compact now and then so a long run does not keep a huge sparse array.
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return task;
+  }
+
+  private runTask(task: Task): void {
+    this.stats.executed++;
+    this.stats.byKind[task.kind]++;
+    if (this.taskListeners.length > 0) {
+      const info = { seq: task.seq, kind: task.kind, label: task.label };
+      for (const l of this.taskListeners) l(info);
+    }
+    try {
+      task.run();
+    } catch (error) {
+      this.onError({ seq: task.seq, kind: task.kind, label: task.label }, error);
+    }
+  }
+
+  /**
+   * Drain soon. While the current batch still has budget, go on in a
+   * microtask: a guest program awaiting each read posts its next system call
+   * from a promise continuation, and a macrotask hop per call would dominate
+   * a transfer. Once `batchSize` tasks ran, yield for real (setImmediate).
+   */
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    if (this.sinceYield < this.batchSize) {
+      queueMicrotask(this.drain);
+    } else {
+      this.sinceYield = 0;
+      setImmediate(this.yieldedDrain);
+    }
+  }
+
+  private readonly yieldedDrain = (): void => {
+    this.stats.yields++;
+    this.drain();
+  };
+
+  private readonly drain = (): void => {
+    this.drainScheduled = false;
+    if (this.currentMode !== 'free-run') return;
+    while (this.sinceYield < this.batchSize) {
+      const task = this.take();
+      if (task === undefined) break;
+      this.sinceYield++;
+      this.runTask(task);
+      if (this.currentMode !== 'free-run') break;
+    }
+    if (this.pending > 0) {
+      if (this.currentMode === 'free-run') this.scheduleDrain();
+    } else {
+      this.wakeIdle();
+    }
+  };
+
+  private wakeIdle(): void {
+    if (this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}

@@ -1,0 +1,272 @@
+/**
+ * The guest's system calls on files: a file descriptor table over the
+ * namespace, with Linux's semantics and errno values.
+ *
+ * Every call is a 'guest' task on the engine's queue and returns a Promise
+ * that settles when the call returns in the guest: a blocking read settles
+ * when the driver wakes the reader (data, host disconnect, unplug), not
+ * before. Errors are values (Errno), never exceptions.
+ *
+ * Flags are Linux's: O_NONBLOCK makes waits EAGAIN; O_ASYNC, set with
+ * fcntl(F_SETFL) (as in Linux, O_ASYNC given to open() has no effect),
+ * makes the driver send SIGIO to the owner set with setOwner (L7).
+ */
+import type { PostTask } from '../../virtio/device.js';
+import { errno, isErrno, type Errno } from './errno.js';
+import type { FileOps, GuestNamespace } from './namespace.js';
+
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
+export const O_NONBLOCK = 0o4000;
+export const O_ASYNC = 0o20000;
+
+export const POLLIN = 0x001;
+export const POLLPRI = 0x002;
+export const POLLOUT = 0x004;
+export const POLLERR = 0x008;
+export const POLLHUP = 0x010;
+export const POLLRDNORM = 0x040;
+
+export const SEEK_SET = 0;
+export const SEEK_CUR = 1;
+export const SEEK_END = 2;
+
+/** `IN|OUT`, `HUP`, `IN|HUP`: the poll bits people care about, by name. */
+export function pollNames(mask: number): string {
+  const names: string[] = [];
+  if (mask & POLLIN) names.push('IN');
+  if (mask & POLLPRI) names.push('PRI');
+  if (mask & POLLOUT) names.push('OUT');
+  if (mask & POLLERR) names.push('ERR');
+  if (mask & POLLHUP) names.push('HUP');
+  return names.join('|');
+}
+
+/** A SIGIO delivered to an owner (the `si_fd` of the siginfo). */
+export interface SigioInfo {
+  fd: number;
+  path: string;
+}
+
+interface OpenFile {
+  fd: number;
+  path: string;
+  flags: number;
+  ops: FileOps;
+  owner: ((info: SigioInfo) => void) | null;
+  closed: boolean;
+}
+
+/** A plain text file (sysfs attributes): read from a position, seekable. */
+function textFileOps(content: string): FileOps {
+  const bytes = new TextEncoder().encode(content);
+  let pos = 0;
+  return {
+    read: async (count) => {
+      const out = bytes.slice(pos, pos + count);
+      pos += out.length;
+      return out;
+    },
+    write: async () => errno('EINVAL', 'write to a read-only attribute'),
+    poll: () => POLLIN | POLLRDNORM,
+    pollWait: () => () => {},
+    lseek: (offset, whence) => {
+      const base = whence === SEEK_SET ? 0 : whence === SEEK_CUR ? pos : bytes.length;
+      if (whence !== SEEK_SET && whence !== SEEK_CUR && whence !== SEEK_END) return errno('EINVAL');
+      if (base + offset < 0) return errno('EINVAL');
+      pos = base + offset;
+      return pos;
+    },
+    fasync: () => {},
+    release: async () => {},
+  };
+}
+
+export class GuestFiles {
+  private readonly table = new Map<number, OpenFile>();
+
+  constructor(
+    private readonly namespace: GuestNamespace,
+    private readonly post: PostTask,
+  ) {}
+
+  /**
+   * Run `body` as a guest task; the promise settles with its result. An
+   * exception (an engine bug, never a guest error) is reported and the call
+   * fails with EIO instead of leaving the program hanging.
+   */
+  private syscall<T>(
+    label: string,
+    body: () => Promise<T | Errno> | T | Errno,
+  ): Promise<T | Errno> {
+    return new Promise<T | Errno>((resolve) => {
+      const failed = (error: unknown): void => {
+        const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+        process.stderr.write(`vmchan: guest ${label} failed: ${text}\n`);
+        resolve(errno('EIO', label));
+      };
+      this.post('guest', label, () => {
+        try {
+          Promise.resolve(body()).then(resolve, failed);
+        } catch (error) {
+          failed(error);
+        }
+      });
+    });
+  }
+
+  private file(fd: number, what: string): OpenFile | Errno {
+    const f = this.table.get(fd);
+    return f === undefined || f.closed ? errno('EBADF', `${what} fd ${fd}`) : f;
+  }
+
+  /** The lowest free descriptor, from 3 (0-2 are the program's stdio). */
+  private allocFd(): number {
+    let fd = 3;
+    while (this.table.has(fd)) fd++;
+    return fd;
+  }
+
+  open(path: string, flags = O_RDWR): Promise<number | Errno> {
+    return this.syscall(`open ${path}`, async () => {
+      const node = this.namespace.lookup(path);
+      if (isErrno(node)) return errno(node.code, `open ${path}`);
+      let ops: FileOps | Errno;
+      if (node.kind === 'file') ops = textFileOps(node.read());
+      else if (node.kind === 'chardev') ops = await node.device.open(flags);
+      else return errno('EINVAL', `open ${path}`);
+      if (isErrno(ops)) return errno(ops.code, `open ${path}`);
+      const fd = this.allocFd();
+      this.table.set(fd, { fd, path, flags, ops, owner: null, closed: false });
+      return fd;
+    });
+  }
+
+  read(fd: number, count: number): Promise<Uint8Array | Errno> {
+    return this.syscall(`read fd ${fd}`, () => {
+      const f = this.file(fd, 'read');
+      if (isErrno(f)) return f;
+      if (!Number.isInteger(count) || count < 0) return errno('EINVAL', `read fd ${fd}`);
+      return f.ops.read(count, (f.flags & O_NONBLOCK) !== 0);
+    });
+  }
+
+  write(fd: number, data: Uint8Array | string): Promise<number | Errno> {
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    return this.syscall(`write fd ${fd} (${bytes.length} bytes)`, () => {
+      const f = this.file(fd, 'write');
+      if (isErrno(f)) return f;
+      return f.ops.write(bytes, (f.flags & O_NONBLOCK) !== 0);
+    });
+  }
+
+  /** write(2) in a loop until everything went (what `cat file > /dev/vport0p1` does). */
+  async writeAll(fd: number, data: Uint8Array | string): Promise<number | Errno> {
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    let done = 0;
+    while (done < bytes.length) {
+      const n = await this.write(fd, bytes.subarray(done));
+      if (isErrno(n)) return n;
+      done += n;
+    }
+    return done;
+  }
+
+  /** The poll mask now, without waiting (poll with timeout 0). */
+  pollNow(fd: number): number | Errno {
+    const f = this.file(fd, 'poll');
+    if (isErrno(f)) return f;
+    return f.ops.poll();
+  }
+
+  /**
+   * poll(2) on one descriptor without a timeout: settles with the mask as
+   * soon as one of `events` (or POLLHUP/POLLERR, which are always reported)
+   * is there.
+   */
+  poll(fd: number, events = POLLIN | POLLOUT): Promise<number | Errno> {
+    return this.syscall(`poll fd ${fd}`, () => {
+      const f = this.file(fd, 'poll');
+      if (isErrno(f)) return f;
+      return new Promise<number | Errno>((resolve) => {
+        const check = (): void => {
+          if (f.closed) {
+            resolve(errno('EBADF', `poll fd ${fd}`));
+            return;
+          }
+          const mask = f.ops.poll();
+          if (mask & (events | POLLHUP | POLLERR)) {
+            resolve(mask);
+            return;
+          }
+          f.ops.pollWait(() => this.post('guest', `poll fd ${fd}: woken`, check));
+        };
+        check();
+      });
+    });
+  }
+
+  lseek(fd: number, offset: number, whence = SEEK_SET): Promise<number | Errno> {
+    return this.syscall(`lseek fd ${fd}`, () => {
+      const f = this.file(fd, 'lseek');
+      if (isErrno(f)) return f;
+      return f.ops.lseek(offset, whence);
+    });
+  }
+
+  /** fcntl(F_GETFL). */
+  getFlags(fd: number): number | Errno {
+    const f = this.file(fd, 'fcntl');
+    return isErrno(f) ? f : f.flags;
+  }
+
+  /** fcntl(F_SETFL): O_NONBLOCK and O_ASYNC may change; O_ASYNC calls the driver's fasync. */
+  setFlags(fd: number, flags: number): Promise<0 | Errno> {
+    return this.syscall(`fcntl fd ${fd} F_SETFL`, () => {
+      const f = this.file(fd, 'fcntl');
+      if (isErrno(f)) return f;
+      const changeable = O_NONBLOCK | O_ASYNC;
+      const next = (f.flags & ~changeable) | (flags & changeable);
+      const asyncWas = (f.flags & O_ASYNC) !== 0;
+      const asyncNow = (next & O_ASYNC) !== 0;
+      f.flags = next;
+      if (asyncWas !== asyncNow) f.ops.fasync(asyncNow, () => this.signal(f));
+      return 0 as const;
+    });
+  }
+
+  /**
+   * fcntl(F_SETOWN) plus a SIGIO handler: `handler` is called (as a guest
+   * task) for every SIGIO the driver sends for this file while O_ASYNC is set.
+   */
+  setOwner(fd: number, handler: ((info: SigioInfo) => void) | null): 0 | Errno {
+    const f = this.file(fd, 'fcntl');
+    if (isErrno(f)) return f;
+    f.owner = handler;
+    return 0;
+  }
+
+  close(fd: number): Promise<0 | Errno> {
+    return this.syscall(`close fd ${fd}`, async () => {
+      const f = this.file(fd, 'close');
+      if (isErrno(f)) return f;
+      f.closed = true;
+      this.table.delete(fd);
+      if (f.flags & O_ASYNC) f.ops.fasync(false, () => {});
+      await f.ops.release();
+      return 0 as const;
+    });
+  }
+
+  /** Descriptors open now, for the UI (`ls -l /proc/self/fd`). */
+  openFiles(): { fd: number; path: string; flags: number }[] {
+    return [...this.table.values()].map((f) => ({ fd: f.fd, path: f.path, flags: f.flags }));
+  }
+
+  private signal(f: OpenFile): void {
+    const owner = f.owner;
+    if (owner === null || f.closed) return;
+    this.post('guest', `SIGIO fd ${f.fd}`, () => owner({ fd: f.fd, path: f.path }));
+  }
+}

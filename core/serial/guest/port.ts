@@ -1,0 +1,240 @@
+/**
+ * A port as the Linux guest driver keeps it (struct port in
+ * drivers/char/virtio_console.c): connection flags, the receive buffer being
+ * read (`inbuf`), the transmit queue state, a wait queue, SIGIO owners, and
+ * the buffer handling that reads and writes go through.
+ *
+ * Linux facts kept here:
+ * - received buffers stay in the used ring until a reader wants them; one
+ *   read returns data from one buffer at most (fill_readbuf), and a buffer is
+ *   posted again as soon as it is empty;
+ * - writes do not wait for the device: a buffer is added and the call
+ *   returns; used transmit buffers are reclaimed lazily (before the next
+ *   write, at open, on host connect), and the queue is "full" when a write
+ *   took its last free descriptor;
+ * - data for a serial port the guest has not opened is dropped (L9) and
+ *   counted in bytes_discarded, as is unread data at close (L3).
+ */
+import type { DropReason } from '../../engine/events.js';
+import type { GuestAllocator } from '../../virtio/allocator.js';
+import { isFault, type VirtioFault } from '../../virtio/fault.js';
+import type { GuestMemory } from '../../virtio/memory.js';
+import type { DriverQueue } from '../../virtio/queue.js';
+import { errno, type Errno } from './errno.js';
+import { WaitQueue } from './waitqueue.js';
+
+/** A receive buffer the guest posted (PAGE_SIZE in Linux). */
+export interface RxBuffer {
+  addr: number;
+  size: number;
+}
+
+/** A transmit buffer in flight; `done` runs when the device has used it. */
+export interface TxBuffer {
+  addr: number;
+  len: number;
+  done?: () => void;
+}
+
+/** What a port needs from its driver. */
+export interface PortHost {
+  readonly memory: GuestMemory;
+  readonly allocator: GuestAllocator;
+  readonly rxBufferSize: number;
+  /** Set when the device or a ring broke: every call fails with EIO. */
+  readonly broken: boolean;
+  /** virtqueue_kick: publish and notify the device if it wants it. */
+  kick(queue: number): void;
+  /** A driver-side ring fault: the driver marks itself broken. */
+  ringFault(problem: VirtioFault): void;
+  dropped(port: GuestPort, reason: DropReason, bytes: number): void;
+}
+
+export interface GuestPortStats {
+  bytesSent: number;
+  bytesReceived: number;
+  bytesDiscarded: number;
+}
+
+export class GuestPort {
+  /** Device node name: vport<D>p<N>. */
+  readonly devName: string;
+  name: string | null = null;
+  /** Set on CONSOLE_PORT (or for port 0 without MULTIPORT). */
+  console: { hvc: number; rows: number; cols: number } | null = null;
+  guestConnected = false;
+  hostConnected = false;
+  outvqFull = false;
+  unplugged = false;
+  inbuf: { buf: RxBuffer; len: number; offset: number } | null = null;
+  readonly waitq = new WaitQueue();
+  /** fasync owners: how SIGIO reaches each (L7). */
+  readonly asyncOwners = new Set<() => void>();
+  readonly stats: GuestPortStats = { bytesSent: 0, bytesReceived: 0, bytesDiscarded: 0 };
+
+  constructor(
+    private readonly host: PortHost,
+    readonly id: number,
+    readonly virtioIndex: number,
+    readonly rxq: DriverQueue<RxBuffer>,
+    readonly txq: DriverQueue<TxBuffer>,
+  ) {
+    this.devName = `vport${virtioIndex}p${id}`;
+  }
+
+  get isConsole(): boolean {
+    return this.console !== null;
+  }
+
+  // ------------------------------------------------------------- receive
+
+  /** get_inbuf: the buffer being read, or the next used one. */
+  getInbuf(): GuestPort['inbuf'] {
+    if (this.inbuf !== null) return this.inbuf;
+    const used = this.rxq.getUsed();
+    if (isFault(used)) {
+      this.host.ringFault(used);
+      return null;
+    }
+    if (used === null) return null;
+    const len = Math.min(used.len, used.token.size);
+    this.stats.bytesReceived += used.len;
+    return { buf: used.token, len, offset: 0 };
+  }
+
+  /** port_has_data */
+  hasData(): boolean {
+    this.inbuf = this.getInbuf();
+    return this.inbuf !== null;
+  }
+
+  /** fill_readbuf: up to `count` bytes from the current buffer; an emptied buffer is posted again. */
+  fillReadbuf(count: number): Uint8Array | Errno {
+    const inbuf = this.inbuf;
+    if (inbuf === null) return new Uint8Array(0);
+    const n = Math.min(count, inbuf.len - inbuf.offset);
+    const bytes = this.host.memory.readBytes(inbuf.buf.addr + inbuf.offset, n);
+    if (isFault(bytes)) {
+      this.host.ringFault(bytes);
+      return errno('EIO', 'read');
+    }
+    inbuf.offset += n;
+    if (inbuf.offset === inbuf.len) {
+      this.inbuf = null;
+      this.addInbuf(inbuf.buf);
+    }
+    return bytes;
+  }
+
+  /** discard_port_data: drop everything received and post the buffers again. */
+  discardData(reason: DropReason): void {
+    // Linux: "Device has been unplugged. vqs are already gone."
+    if (this.unplugged) return;
+    let buf = this.getInbuf();
+    let bytes = 0;
+    while (buf !== null) {
+      bytes += buf.len - buf.offset;
+      this.inbuf = null;
+      this.addInbuf(buf.buf);
+      buf = this.getInbuf();
+    }
+    this.inbuf = null;
+    if (bytes > 0) {
+      this.stats.bytesDiscarded += bytes;
+      this.host.dropped(this, reason, bytes);
+    }
+  }
+
+  /** add_inbuf: post one receive buffer and kick. */
+  addInbuf(buf: RxBuffer): boolean {
+    const r = this.rxq.add([], [{ addr: buf.addr, len: buf.size }], buf);
+    if (isFault(r)) {
+      // Queue full: free the buffer, as Linux does ("Errors adding buffers back to vq").
+      this.host.allocator.release(buf.addr);
+      return false;
+    }
+    this.host.kick(this.rxq.index);
+    return true;
+  }
+
+  /** fill_queue: page-sized buffers into every free slot of the receive queue (L1). */
+  fillReceiveQueue(): number {
+    let added = 0;
+    while (this.rxq.numFree > 0) {
+      const addr = this.host.allocator.alloc(this.host.rxBufferSize, 16);
+      if (isFault(addr)) break;
+      if (!this.addInbuf({ addr, size: this.host.rxBufferSize })) break;
+      added++;
+    }
+    return added;
+  }
+
+  // ------------------------------------------------------------ transmit
+
+  /** reclaim_consumed_buffers: free what the device used; the queue is not full any more. */
+  reclaimConsumed(): void {
+    for (;;) {
+      const used = this.txq.getUsed();
+      if (isFault(used)) {
+        this.host.ringFault(used);
+        return;
+      }
+      if (used === null) return;
+      this.host.allocator.release(used.token.addr);
+      this.outvqFull = false;
+      used.token.done?.();
+    }
+  }
+
+  /**
+   * __send_to_port without waiting: copy into a fresh buffer, add, kick.
+   * Returns the bytes queued, or an errno (ENOMEM, EIO).
+   */
+  send(data: Uint8Array, done?: () => void): number | Errno {
+    this.reclaimConsumed();
+    const addr = this.host.allocator.alloc(Math.max(1, data.length), 16);
+    if (isFault(addr)) return errno('ENOMEM', 'write');
+    const e = this.host.memory.writeBytes(addr, data);
+    if (e) {
+      this.host.allocator.release(addr);
+      this.host.ringFault(e);
+      return errno('EIO', 'write');
+    }
+    const token: TxBuffer = { addr, len: data.length, done };
+    const r = this.txq.add([{ addr, len: data.length }], [], token);
+    this.host.kick(this.txq.index);
+    if (isFault(r)) {
+      this.host.allocator.release(addr);
+      return 0; // Linux: virtqueue_add_outbuf failed, in_count = 0
+    }
+    if (this.txq.numFree === 0) this.outvqFull = true;
+    this.stats.bytesSent += data.length;
+    return data.length;
+  }
+
+  // ------------------------------------------------------------ waiting
+
+  /** will_read_block */
+  willReadBlock(): boolean {
+    if (!this.guestConnected) return false; // unplugged: do not block
+    return !this.hasData() && this.hostConnected;
+  }
+
+  /** will_write_block */
+  willWriteBlock(): boolean {
+    if (!this.guestConnected) return false; // unplugged: let the caller see ENODEV
+    if (!this.hostConnected) return true;
+    this.reclaimConsumed();
+    return this.outvqFull;
+  }
+
+  /** send_sigio_to_port: only while the guest has the port open. */
+  sendSigio(): void {
+    if (!this.guestConnected) return;
+    for (const signal of this.asyncOwners) signal();
+  }
+
+  wake(): void {
+    this.waitq.wakeAll();
+  }
+}

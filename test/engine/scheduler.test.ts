@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import { Scheduler, type TaskInfo } from '../../core/engine/scheduler.js';
+
+describe('Scheduler', () => {
+  it('runs tasks in the order they were posted, including tasks posted by tasks', async () => {
+    const s = new Scheduler();
+    const order: string[] = [];
+    s.post('guest', 'a', () => {
+      order.push('a');
+      s.post('device', 'c', () => order.push('c'));
+    });
+    s.post('backend', 'b', () => order.push('b'));
+    await s.settle();
+    expect(order).toEqual(['a', 'b', 'c']);
+    expect(s.stats.byKind).toEqual({ guest: 1, device: 1, backend: 1 });
+  });
+
+  it('free-run yields to the event loop between batches', async () => {
+    const s = new Scheduler({ batchSize: 10 });
+    let immediates = 0;
+    const executedAtTick: number[] = [];
+    const tick = (): void => {
+      immediates++;
+      executedAtTick.push(s.stats.executed);
+      if (s.pending > 0) setImmediate(tick);
+    };
+    for (let i = 0; i < 100; i++) s.post('device', `t${i}`, () => {});
+    setImmediate(tick);
+    await s.idle();
+    expect(s.stats.executed).toBe(100);
+    expect(s.stats.yields).toBe(9); // 10 batches of 10
+    expect(immediates).toBeGreaterThan(1); // other macrotasks ran in between
+    for (let i = 1; i < executedAtTick.length; i++) {
+      expect(executedAtTick[i]! - executedAtTick[i - 1]!).toBeLessThanOrEqual(10);
+    }
+  });
+
+  it('step mode runs exactly one task per step and nothing by itself', async () => {
+    const s = new Scheduler({ mode: 'step' });
+    const ran: string[] = [];
+    s.post('guest', 'one', () => ran.push('one'));
+    s.post('guest', 'two', () => ran.push('two'));
+    await new Promise((r) => setImmediate(r));
+    expect(ran).toEqual([]);
+    expect(s.peek().map((t) => t.label)).toEqual(['one', 'two']);
+    expect(s.step()?.label).toBe('one');
+    expect(ran).toEqual(['one']);
+    expect(s.steps(5)).toBe(1);
+    expect(s.step()).toBe(null);
+  });
+
+  it('switching to free-run drains what step mode left', async () => {
+    const s = new Scheduler({ mode: 'step' });
+    let n = 0;
+    for (let i = 0; i < 5; i++) s.post('device', 'x', () => n++);
+    s.setMode('free-run');
+    await s.settle();
+    expect(n).toBe(5);
+  });
+
+  it('reports a throwing task and keeps going', async () => {
+    const errors: TaskInfo[] = [];
+    const s = new Scheduler({ onError: (t) => errors.push(t) });
+    let after = false;
+    s.post('device', 'bad', () => {
+      throw new Error('boom');
+    });
+    s.post('device', 'good', () => (after = true));
+    await s.settle();
+    expect(errors.map((e) => e.label)).toEqual(['bad']);
+    expect(after).toBe(true);
+  });
+
+  it('onTask sees every task with its sequence number', async () => {
+    const s = new Scheduler();
+    const seen: number[] = [];
+    s.onTask((t) => seen.push(t.seq));
+    for (let i = 0; i < 3; i++) s.post('guest', 'x', () => {});
+    await s.settle();
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
+  it('settle waits for work posted by promise continuations', async () => {
+    const s = new Scheduler();
+    let done = false;
+    const p = new Promise<void>((resolve) => s.post('guest', 'first', resolve));
+    void p.then(() => s.post('guest', 'second', () => (done = true)));
+    await s.settle();
+    expect(done).toBe(true);
+  });
+});
