@@ -24,6 +24,7 @@ import type { SerialDeviceConfig } from '../serial/registry.js';
 import { SerialRegistry, type PortAddArgs } from '../serial/registry.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
 import { MemoryEndpoint, type MemoryPeer } from '../serial/memory-endpoint.js';
+import type { ChardevEndpoint } from '../serial/endpoint.js';
 import type { SerialPort } from '../serial/port.js';
 import { QemuError, isQemuError } from '../serial/qemu-error.js';
 import { Guest } from '../serial/guest/guest.js';
@@ -116,7 +117,8 @@ export class Lab {
   readonly allocator: GuestAllocator;
   readonly registry: SerialRegistry;
   readonly guest: Guest;
-  private readonly chardevs = new Map<string, MemoryEndpoint>();
+  /** Every chardev by id: in-memory ones made here, real backends installed from outside. */
+  private readonly chardevs = new Map<string, ChardevEndpoint>();
   private booted = false;
 
   private constructor(topology: z.output<typeof TopologySchema>) {
@@ -202,12 +204,35 @@ export class Lab {
   /** The host application's end of a chardev (connect, write, read, disconnect). */
   host(chardev: string): MemoryPeer {
     const endpoint = this.chardevs.get(chardev);
-    if (endpoint === undefined) throw new TypeError(`no chardev '${chardev}' in this lab`);
+    if (!(endpoint instanceof MemoryEndpoint)) {
+      throw new TypeError(`no in-memory chardev '${chardev}' in this lab`);
+    }
     return endpoint.peer;
   }
 
+  /** An in-memory chardev (made by the topology or chardevAdd), for tests and the demo's peers. */
   endpoint(chardev: string): MemoryEndpoint | undefined {
-    return this.chardevs.get(chardev);
+    const endpoint = this.chardevs.get(chardev);
+    return endpoint instanceof MemoryEndpoint ? endpoint : undefined;
+  }
+
+  /** Any chardev by id, in-memory or a real backend. */
+  chardev(id: string): ChardevEndpoint | undefined {
+    return this.chardevs.get(id);
+  }
+
+  /**
+   * Put a real backend (a socket, a pipe, a pty...) in the chardev table, as
+   * `-chardev` or QMP chardev-add does; ports name it by id.
+   */
+  installChardev(endpoint: ChardevEndpoint): QemuError | null {
+    if (this.chardevs.has(endpoint.id)) {
+      return new QemuError(
+        `attempt to add duplicate property '${endpoint.id}' to object (type 'container')`,
+      );
+    }
+    this.chardevs.set(endpoint.id, endpoint);
+    return null;
   }
 
   get chardevIds(): string[] {
@@ -279,12 +304,15 @@ export class Lab {
     return endpoint.peer;
   }
 
-  /** QMP chardev-remove: refused while a port holds it. */
+  /**
+   * QMP chardev-remove: refused while a port holds it. The caller closes a
+   * real backend it installed (this only takes it out of the table).
+   */
   chardevRemove(id: string): QemuError | null {
     const endpoint = this.chardevs.get(id);
     if (endpoint === undefined) return new QemuError(`Chardev '${id}' not found`);
     if (endpoint.attached) return new QemuError(`Chardev '${id}' is busy`);
-    if (endpoint.connected) endpoint.peer.disconnect();
+    if (endpoint instanceof MemoryEndpoint && endpoint.connected) endpoint.peer.disconnect();
     this.chardevs.delete(id);
     return null;
   }
