@@ -1,0 +1,58 @@
+/**
+ * The contract of a running headless lab: an emulated machine (core/engine
+ * Lab) built from a QEMU-style topology (./topology.ts), with real chardev
+ * backends (core/chardev) on the host side. The CLI (`vmchan run`), the
+ * monitors (QMP, HMP) and the app's API all drive a lab through this
+ * interface, so hot-plug from any of them keeps one topology true.
+ *
+ * Implemented by `Machine` in ./machine.ts.
+ */
+import type { Lab } from '../engine/lab.js';
+import type { ChardevEndpoint } from '../serial/endpoint.js';
+import type { QemuError } from '../serial/qemu-error.js';
+import type { Chardev, Port, Topology } from './topology.js';
+
+/** What `device_add virtserialport,...` / `virtconsole` carries. */
+export interface PortAddRequest {
+  driver: Port['driver'];
+  id?: string;
+  /** `vser0.0`; defaults like QEMU (the newest virtio-serial bus). */
+  bus?: string;
+  nr?: number;
+  name?: string;
+  chardev?: string;
+}
+
+export interface ChardevInfo {
+  id: string;
+  /** QEMU's query-chardev filename, `disconnected:` prefix included. */
+  filename: string;
+  /** query-chardev's frontend-open: the guest has the port open. */
+  frontendOpen: boolean;
+  /** Does a port (frontend) hold it? */
+  busy: boolean;
+}
+
+export interface RunningMachine {
+  /** The emulated machine: events, scheduler, guest, devices. */
+  readonly lab: Lab;
+  /** The topology as it is now (hot-plug and unplug keep it current). */
+  topology(): Topology;
+  /** A chardev backend by id (real or in-memory). */
+  chardev(id: string): ChardevEndpoint | undefined;
+  /** Everything `query-chardev` / `info chardev` shows. */
+  chardevs(): ChardevInfo[];
+  /** `chardev-add`: create a real backend (socket, pipe, file, pty, null, ringbuf, udp, ...). */
+  chardevAdd(spec: Chardev): Promise<QemuError | null>;
+  /** `chardev-remove`: refused while in use ("Chardev 'c1' is busy"); closes the backend. */
+  chardevRemove(id: string): Promise<QemuError | null>;
+  /** `device_add` of a port (hot-plug once booted, D8; refusals of D3 in QEMU's words). */
+  deviceAdd(request: PortAddRequest): QemuError | null;
+  /** `device_del` of a port or a device (DEVICE_DELETED follows as an engine event). */
+  deviceDel(id: string): QemuError | null;
+  /** ringbuf-write / ringbuf-read on ringbuf chardevs. */
+  ringbufWrite(id: string, data: Uint8Array): QemuError | null;
+  ringbufRead(id: string, size: number): Uint8Array | QemuError;
+  /** Stop everything and remove what was created (socket files, runtime dir entries). */
+  close(): Promise<void>;
+}
