@@ -33,7 +33,9 @@ function idsNamedByTests(): Set<string> {
     if (file.includes(`${join('test', 'meta')}`)) continue;
     const text = readFileSync(file, 'utf8');
     // titles of it(...) / test(...) / describe(...) calls, in any quote style
-    for (const m of text.matchAll(/\b(?:it|test|describe)(?:\.\w+)*\(\s*(['"`])((?:(?!\1).)*)\1/g)) {
+    for (const m of text.matchAll(
+      /\b(?:it|test|describe)(?:\.\w+)*\(\s*(['"`])((?:(?!\1).)*)\1/g,
+    )) {
       for (const id of m[2]!.matchAll(/\b([A-Z]\d+)\b/g)) named.add(id[1]!);
     }
   }
