@@ -1,0 +1,363 @@
+/**
+ * What every real chardev backend shares: the frontend side of
+ * ChardevEndpoint (core/serial/endpoint.ts) with the semantics of the
+ * reference MemoryEndpoint, over whatever host channel a subclass runs.
+ *
+ * - host -> guest (pull, D6): the subclass hands received bytes to
+ *   hostBytes(); they wait in a bounded queue and go to the frontend one
+ *   chunk per 'backend' task, never more than canRead() allows and at most
+ *   4096 bytes (QEMU's CHR_READ_BUF_LEN). When the queue holds
+ *   INBOUND_HIGH_WATER bytes the subclass is told to pause its source
+ *   (socket.pause()), and to resume once the frontend has taken it down to
+ *   INBOUND_LOW_WATER: the rest waits in the kernel, as it does under QEMU,
+ *   whose read handler is off while the frontend cannot read. Pausing on a
+ *   full queue rather than on the first canRead() == 0 keeps a hang-up
+ *   visible while the guest is not reading.
+ * - guest -> host (push with backpressure, D5): write() gives the bytes to
+ *   transmit(), which takes what fits under the subclass's small high-water
+ *   mark and returns the count; fewer is backpressure and a write watch
+ *   fires (as a posted task) when the subclass reports room again, or on
+ *   hang-up (G_IO_OUT | G_IO_HUP).
+ * - Every handler call runs in a task posted with post('backend', ...):
+ *   never synchronously inside write(), acceptInput() or attach().
+ * - Nothing is lost uncounted: see counters.ts for the reasons.
+ */
+import type { ChardevKind } from '../machine/topology.js';
+import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
+import type { PostTask } from '../virtio/device.js';
+import { ByteQueue } from './byte-queue.js';
+import { newCounters, type ChardevCounters } from './counters.js';
+import type { LogTee } from './log-tee.js';
+
+/** Largest chunk handed to the frontend per task (QEMU: CHR_READ_BUF_LEN). */
+export const READ_CHUNK = 4096;
+/** Host bytes held for the frontend before the source is paused. */
+export const INBOUND_HIGH_WATER = 64 * 1024;
+/** ... and resumed once the frontend has taken the queue down to this. */
+export const INBOUND_LOW_WATER = 16 * 1024;
+
+export interface Closeable {
+  /** Stop, release what the backend created (sockets, socket files, fds). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** How `ready` settles: a peer arrived, or the chardev was closed first. */
+export type ReadyOutcome = 'connected' | 'closed';
+
+/** One row of query-chardev / `info chardev`. */
+export interface ChardevInfo {
+  label: string;
+  filename: string;
+  'frontend-open': boolean;
+}
+
+export interface BackendOptions {
+  id: string;
+  post: PostTask;
+  log?: LogTee | null;
+  onNotice?: (line: string) => void;
+  /** `ready` waits for the first peer (a server with wait=on) instead of settling at once. */
+  waitForPeer?: boolean;
+}
+
+export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
+  readonly id: string;
+  abstract readonly kind: ChardevKind;
+  readonly counters: ChardevCounters = newCounters();
+  /** Settles when the backend is usable: at once, or for wait=on at the first client. */
+  readonly ready: Promise<ReadyOutcome>;
+
+  protected readonly post: PostTask;
+  protected readonly notice: (line: string) => void;
+  private readonly log: LogTee | null;
+  private settleReady: (outcome: ReadyOutcome) => void = () => {};
+
+  private handlers: ChardevHandlers | null = null;
+  private isConnected = false;
+  /** A host channel can carry bytes. Usually the same as connected; see channelOpen(). */
+  private carrying = false;
+  private isFrontendOpen = false;
+  private closing: Promise<void> | null = null;
+  /** The peer sent end-of-file: deliver what is queued, then hang up. */
+  private hostDone = false;
+
+  private readonly inbound = new ByteQueue();
+  private sourcePaused = false;
+  private pumpPosted = false;
+  private watches: (() => void)[] = [];
+  private watchPosted = false;
+
+  protected constructor(options: BackendOptions) {
+    this.id = options.id;
+    this.post = options.post;
+    this.log = options.log ?? null;
+    this.notice = options.onNotice ?? (() => {});
+    if (options.waitForPeer === true) {
+      this.ready = new Promise((resolve) => (this.settleReady = resolve));
+    } else {
+      this.ready = Promise.resolve('connected');
+    }
+  }
+
+  // ------------------------------------------------- the frontend's side
+
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  get attached(): boolean {
+    return this.handlers !== null;
+  }
+
+  get frontendOpen(): boolean {
+    return this.isFrontendOpen;
+  }
+
+  get closed(): boolean {
+    return this.closing !== null;
+  }
+
+  attach(handlers: ChardevHandlers): boolean {
+    if (this.handlers !== null) return false;
+    this.handlers = handlers;
+    if (this.isConnected) this.postEvent('opened');
+    this.schedulePump();
+    return true;
+  }
+
+  detach(): void {
+    this.handlers = null;
+    this.watches = [];
+    this.isFrontendOpen = false;
+  }
+
+  write(bytes: Uint8Array): number {
+    if (bytes.length === 0) return 0;
+    if (this.closing !== null) {
+      this.counters.dropped.closed += bytes.length;
+      return bytes.length;
+    }
+    if (!this.carrying) {
+      this.counters.dropped['no-peer'] += bytes.length;
+      this.log?.write(bytes);
+      return bytes.length;
+    }
+    const taken = this.transmit(bytes);
+    if (taken > 0) {
+      this.counters.bytesOut += taken;
+      this.log?.write(taken === bytes.length ? bytes : bytes.subarray(0, taken));
+    }
+    return taken;
+  }
+
+  addWriteWatch(callback: () => void): () => void {
+    this.watches.push(callback);
+    // Room may already be there (the host drained between the short write and now).
+    if (!this.carrying || this.closing !== null || this.canTransmit()) this.fireWatches();
+    return () => {
+      this.watches = this.watches.filter((w) => w !== callback);
+    };
+  }
+
+  acceptInput(): void {
+    this.schedulePump();
+  }
+
+  setFrontendOpen(open: boolean): void {
+    this.isFrontendOpen = open;
+  }
+
+  abstract describe(): string;
+
+  /** query-chardev's row for this chardev. */
+  info(): ChardevInfo {
+    return { label: this.id, filename: this.describe(), 'frontend-open': this.isFrontendOpen };
+  }
+
+  /** Host bytes received and not yet taken by the frontend (bounded by INBOUND_HIGH_WATER + one read). */
+  get pendingToGuest(): number {
+    return this.inbound.length;
+  }
+
+  /** Guest bytes taken by write() and still queued in this process on their way to the host. */
+  get queuedToHost(): number {
+    return 0;
+  }
+
+  /** Is the host source paused because the frontend is not taking bytes? */
+  get inputPaused(): boolean {
+    return this.sourcePaused;
+  }
+
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.counters.dropped.closed += this.inbound.clear();
+    const wasConnected = this.isConnected;
+    this.isConnected = false;
+    this.carrying = false;
+    if (wasConnected) this.postEvent('closed');
+    this.fireWatches();
+    this.settleReady('closed');
+    this.closing = this.teardown().finally(() => this.log?.close());
+    return this.closing;
+  }
+
+  // ------------------------------------------------ for the subclasses
+
+  /** Send up to bytes.length bytes to the host; return how many were taken. Copy before queuing. */
+  protected abstract transmit(bytes: Uint8Array): number;
+
+  /** Release OS resources. Called once, by close(). */
+  protected abstract teardown(): Promise<void>;
+
+  /** Is there room for at least one more byte right now? */
+  protected canTransmit(): boolean {
+    return true;
+  }
+
+  /** Stop reading from the host (queue full). */
+  protected pauseSource(): void {}
+
+  /** Read from the host again. */
+  protected resumeSource(): void {}
+
+  /**
+   * The peer finished sending and everything it sent has reached the
+   * frontend: drop the link. The default treats it as a plain disconnect.
+   */
+  protected hangUp(): void {
+    this.peerDisconnected();
+  }
+
+  /** A host peer is there ('opened'): a socket client, an open pty slave, a pipe. */
+  protected peerConnected(): void {
+    if (this.closing !== null) return;
+    this.carrying = true;
+    this.hostDone = false;
+    if (!this.isConnected) {
+      this.isConnected = true;
+      this.postEvent('opened');
+    }
+    this.settleReady('connected');
+    this.schedulePump();
+  }
+
+  /**
+   * Bytes can move although QEMU never reports the backend open (udp: its
+   * chardev sets be_opened = false and no event ever opens it).
+   */
+  protected channelOpen(): void {
+    if (this.closing !== null) return;
+    this.carrying = true;
+    this.schedulePump();
+  }
+
+  /** The peer went away: queued host bytes are dropped (counted), 'closed', watches fire. */
+  protected peerDisconnected(): void {
+    this.carrying = false;
+    this.hostDone = false;
+    this.counters.dropped['peer-gone'] += this.inbound.clear();
+    if (this.sourcePaused) {
+      this.sourcePaused = false;
+      this.resumeSource();
+    }
+    if (this.isConnected) {
+      this.isConnected = false;
+      this.postEvent('closed');
+    }
+    this.fireWatches(); // G_IO_HUP wakes a throttled writer too
+  }
+
+  /** Bytes from the host for the guest. */
+  protected hostBytes(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    if (this.closing !== null) {
+      this.counters.dropped.closed += chunk.length;
+      return;
+    }
+    this.inbound.push(chunk);
+    if (!this.sourcePaused && this.inbound.length >= INBOUND_HIGH_WATER) {
+      this.sourcePaused = true;
+      this.pauseSource();
+    }
+    this.schedulePump();
+  }
+
+  /** True when the inbound queue is at its high-water mark (for sources that cannot pause). */
+  protected inboundFull(): boolean {
+    return this.inbound.length >= INBOUND_HIGH_WATER;
+  }
+
+  /** The host sent end-of-file: what it sent before still goes to the guest, then hangUp(). */
+  protected hostEnded(): void {
+    if (this.closing !== null || this.hostDone) return;
+    this.hostDone = true;
+    if (this.inbound.length === 0) this.hangUp();
+    else this.schedulePump();
+  }
+
+  /**
+   * Bytes transmit() accepted (or will accept) that the OS then refused
+   * (udp: port unreachable; file: disk full): they move from bytesOut to
+   * dropped['send-failed']. May be called inside transmit() for its own bytes.
+   */
+  protected sendFailed(count: number): void {
+    this.counters.bytesOut -= count;
+    this.counters.dropped['send-failed'] += count;
+  }
+
+  /** The host side can take bytes again: fire pending write watches. */
+  protected writable(): void {
+    if (this.watches.length > 0) this.fireWatches();
+  }
+
+  // ------------------------------------------------------------ internals
+
+  private postEvent(event: ChardevEvent): void {
+    // Deliver to the frontend attached now; one that attaches later gets its own 'opened'.
+    const target = this.handlers;
+    if (target === null) return;
+    this.post('backend', `chardev ${this.id}: ${event}`, () => {
+      if (this.handlers === target) target.event(event);
+    });
+  }
+
+  private fireWatches(): void {
+    if (this.watchPosted || this.watches.length === 0) return;
+    this.watchPosted = true;
+    this.post('backend', `chardev ${this.id}: writable`, () => {
+      this.watchPosted = false;
+      const due = this.watches;
+      this.watches = [];
+      for (const w of due) w();
+    });
+  }
+
+  private schedulePump(): void {
+    if (this.pumpPosted || this.handlers === null || !this.carrying) return;
+    if (this.inbound.length === 0) return;
+    this.pumpPosted = true;
+    this.post('backend', `chardev ${this.id}: read`, this.pump);
+  }
+
+  /** One chunk to the frontend per task (QEMU's fd and socket handlers read one buffer per wakeup). */
+  private readonly pump = (): void => {
+    this.pumpPosted = false;
+    const handlers = this.handlers;
+    if (handlers === null || !this.carrying || this.inbound.length === 0) return;
+    const room = handlers.canRead();
+    if (room <= 0) return; // wait for acceptInput()
+    const chunk = this.inbound.take(Math.min(room, READ_CHUNK));
+    this.counters.bytesIn += chunk.length;
+    handlers.read(chunk);
+    if (this.sourcePaused && this.inbound.length <= INBOUND_LOW_WATER) {
+      this.sourcePaused = false;
+      this.resumeSource();
+    }
+    if (this.hostDone && this.inbound.length === 0) {
+      this.hangUp();
+      return;
+    }
+    this.schedulePump();
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * What every backend counts, so nothing is lost without a number saying so.
+ *
+ * - bytesIn: host -> guest bytes handed to the frontend (handlers.read).
+ * - bytesOut: guest -> host bytes the host side took (sent, written, stored).
+ * - dropped: bytes that went nowhere, by reason; each reason belongs to one
+ *   direction (below), 'closed' to both. A drop is decided in one place and
+ *   counted there, so for the guest's output bytesOut + no-peer +
+ *   send-failed + closed is every byte write() accounted for; 'overwritten'
+ *   is the part of bytesOut a ringbuf later lost.
+ */
+
+export type DropReason =
+  /** guest -> host: written while no host peer was there (D7; QEMU returns len and discards). */
+  | 'no-peer'
+  /** host -> guest: received but not yet taken by the frontend when the peer hung up. */
+  | 'peer-gone'
+  /** host -> guest: datagrams that found the receive queue full (udp has no flow control). */
+  | 'overflow'
+  /** guest -> host, ringbuf: unread bytes overwritten by newer ones (already in bytesOut). */
+  | 'overwritten'
+  /** guest -> host: a send the OS refused after it was accepted (udp: port unreachable; file: disk full). */
+  | 'send-failed'
+  /** Either way: queued for the guest at close, or written after close. */
+  | 'closed';
+
+export const DROP_REASONS: readonly DropReason[] = [
+  'no-peer',
+  'peer-gone',
+  'overflow',
+  'overwritten',
+  'send-failed',
+  'closed',
+];
+
+export interface ChardevCounters {
+  bytesIn: number;
+  bytesOut: number;
+  dropped: Record<DropReason, number>;
+}
+
+export function newCounters(): ChardevCounters {
+  const dropped = {} as Record<DropReason, number>;
+  for (const r of DROP_REASONS) dropped[r] = 0;
+  return { bytesIn: 0, bytesOut: 0, dropped };
+}
+
+/** Sum of every drop reason. */
+export function totalDropped(c: ChardevCounters): number {
+  let n = 0;
+  for (const r of DROP_REASONS) n += c.dropped[r];
+  return n;
+}

@@ -1,0 +1,321 @@
+/**
+ * socket: a unix or tcp stream socket, listening (server=on) or connecting.
+ *
+ * As QEMU's chardev/char-socket.c, with these choices:
+ * - The host side is connected while one client is there (H3). QEMU stops
+ *   accepting while connected, so a second client waits in the kernel's
+ *   backlog until the first leaves; Node cannot pause accept(), so vmchan
+ *   accepts the second client and closes it at once, counts it
+ *   (stats.refusedClients) and says so through onNotice.
+ * - wait=on never blocks start-up: the chardev is created at once, reports
+ *   "waiting for connection on: ..." and `ready` settles at the first client.
+ * - A client with reconnect=N retries every N seconds after a failed connect
+ *   or a hang-up, reporting the failure once per outage as QEMU does
+ *   ("Unable to connect character device ID: ..."); without reconnect, a
+ *   failed first connect is an error and a later hang-up is final.
+ * - tcp servers listen on the host given, 127.0.0.1 when none is (QEMU
+ *   listens on every address for `host=`; a lab should not).
+ * - Unix server sockets are created 0600 (unix-socket-file.ts).
+ * - End of file from the peer: what it sent before still reaches the
+ *   guest, then the link is dropped (QEMU reads up to EOF and disconnects).
+ * Not modelled: telnet/tn3270/websocket/tls, fd= addresses, fd passing,
+ * abstract unix names, service names for ports.
+ */
+import net from 'node:net';
+import type { ChardevBackend } from '../machine/topology.js';
+import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
+import {
+  chardevError,
+  describeSystemError,
+  isChardevError,
+  type ChardevError,
+} from './chardev-error.js';
+import { StreamLink } from './stream-link.js';
+import { listenUnixPrivately, type OwnedSocketFile } from './unix-socket-file.js';
+
+export type SocketSpec = Extract<ChardevBackend, { kind: 'socket' }>;
+
+/** Where tcp listens and connects when the command line names no host. */
+export const DEFAULT_TCP_HOST = '127.0.0.1';
+
+export interface SocketStats {
+  /** Clients accepted or connections made. */
+  connections: number;
+  /** Clients closed at once because one was already connected (H3). */
+  refusedClients: number;
+  /** Connect attempts that failed (clients). */
+  failedConnects: number;
+}
+
+type Address = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: string };
+
+function bracket(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+export class SocketChardev extends BackendEndpoint {
+  readonly kind = 'socket' as const;
+  readonly stats: SocketStats = { connections: 0, refusedClients: 0, failedConnects: 0 };
+  private address: Address;
+  private readonly listenMode: boolean;
+  private readonly nodelay: boolean;
+  private readonly reconnectMs: number;
+  private server: net.Server | null = null;
+  private socketFile: OwnedSocketFile | null = null;
+  private socket: net.Socket | null = null;
+  private link: StreamLink | null = null;
+  /** tcp: `local <-> remote` of the current connection, numeric, as QEMU prints it. */
+  private localText = '';
+  private remoteText = '';
+  private readonly waits: boolean;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private connectErrorReported = false;
+
+  private constructor(spec: SocketSpec, address: Address, options: BackendOptions) {
+    super({ ...options, waitForPeer: spec.server && spec.wait });
+    this.address = address;
+    this.waits = spec.server && spec.wait;
+    this.listenMode = spec.server;
+    this.nodelay = spec.nodelay;
+    this.reconnectMs = spec.server ? 0 : (spec.reconnect ?? 0) * 1000;
+  }
+
+  static async open(
+    spec: SocketSpec,
+    options: BackendOptions,
+  ): Promise<SocketChardev | ChardevError> {
+    const a = spec.address;
+    if (a.type === 'fd') {
+      return chardevError(
+        'Unsupported',
+        `socket fd=${a.fd} is not supported by vmchan`,
+        options.id,
+      );
+    }
+    let address: Address;
+    if (a.type === 'unix') {
+      address = { type: 'unix', path: a.path };
+    } else {
+      if (!/^\d+$/.test(a.port) || Number(a.port) > 65535) {
+        return chardevError(
+          'Unsupported',
+          `port '${a.port}' is not a port number (service names are not supported)`,
+          options.id,
+        );
+      }
+      address = { type: 'tcp', host: a.host === '' ? DEFAULT_TCP_HOST : a.host, port: a.port };
+    }
+    const chardev = new SocketChardev(spec, address, options);
+    const failed = spec.server ? await chardev.startServer() : await chardev.startClient();
+    return failed ?? chardev;
+  }
+
+  describe(): string {
+    const a = this.address;
+    const server = this.listenMode ? ',server=on' : '';
+    if (this.socket === null) {
+      if (a.type === 'unix') return `disconnected:unix:${a.path}${server}`;
+      return `disconnected:tcp:${a.host}:${a.port}${server}`;
+    }
+    if (a.type === 'unix') return `unix:${a.path}${server}`;
+    return `tcp:${this.localText}${server} <-> ${this.remoteText}`;
+  }
+
+  /** Where a server listens (tcp: the real port, also when 0 was asked for). */
+  get listeningOn(): Address | null {
+    return this.server === null ? null : this.address;
+  }
+
+  // ----------------------------------------------------------- server
+
+  private async startServer(): Promise<ChardevError | null> {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    server.on('connection', (socket) => this.accept(socket));
+    this.server = server;
+    const a = this.address;
+    if (a.type === 'unix') {
+      const file = await listenUnixPrivately(server, a.path, this.id);
+      if (isChardevError(file)) {
+        this.server = null;
+        return file;
+      }
+      this.socketFile = file;
+    } else {
+      const failed = await new Promise<Error | null>((resolve) => {
+        server.once('error', resolve);
+        server.listen({ host: a.host, port: Number(a.port) }, () => {
+          server.off('error', resolve);
+          resolve(null);
+        });
+      });
+      if (failed !== null) {
+        this.server = null;
+        server.close();
+        return chardevError(
+          'ListenFailed',
+          `Failed to bind socket: ${describeSystemError(failed)} (${a.host}:${a.port})`,
+          this.id,
+        );
+      }
+      // As QEMU: the address becomes the bound one (numeric host, real port).
+      const bound = server.address() as net.AddressInfo;
+      this.address = { type: 'tcp', host: bound.address, port: String(bound.port) };
+    }
+    server.on('error', (error) =>
+      this.notice(`chardev ${this.id}: listener error: ${describeSystemError(error)}`),
+    );
+    // QEMU blocks here ("QEMU waiting for connection on: ..."); the lab only says so.
+    if (this.waits)
+      this.notice(`chardev ${this.id}: waiting for connection on: ${this.describe()}`);
+    return null;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.socket !== null || this.closed) {
+      this.stats.refusedClients++;
+      socket.destroy();
+      if (!this.closed) {
+        this.notice(
+          `chardev ${this.id}: refused a second client while one is connected (${this.describe()})`,
+        );
+      }
+      return;
+    }
+    this.adopt(socket);
+  }
+
+  // ----------------------------------------------------------- client
+
+  private async startClient(): Promise<ChardevError | null> {
+    const failed = await this.connectOnce();
+    if (failed === null) return null;
+    if (this.reconnectMs <= 0) return chardevError('ConnectFailed', failed, this.id);
+    this.reportConnectError(failed);
+    this.scheduleReconnect();
+    return null;
+  }
+
+  /** One connect attempt; null on success, else QEMU's message. */
+  private connectOnce(): Promise<string | null> {
+    const a = this.address;
+    const target = a.type === 'unix' ? `'${a.path}'` : `'${a.host}:${a.port}'`;
+    return new Promise((resolve) => {
+      const socket =
+        a.type === 'unix'
+          ? net.connect({ path: a.path, allowHalfOpen: true })
+          : net.connect({ host: a.host, port: Number(a.port), allowHalfOpen: true });
+      socket.pause();
+      const onError = (error: Error): void => {
+        this.stats.failedConnects++;
+        socket.destroy();
+        resolve(`Failed to connect to ${target}: ${describeSystemError(error)}`);
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        if (this.closed) {
+          socket.destroy();
+          resolve(null);
+          return;
+        }
+        this.connectErrorReported = false;
+        this.adopt(socket);
+        resolve(null);
+      });
+    });
+  }
+
+  private reportConnectError(message: string): void {
+    if (this.connectErrorReported) return;
+    this.connectErrorReported = true;
+    this.notice(`Unable to connect character device ${this.id}: ${message}`);
+  }
+
+  private scheduleReconnect(): void {
+    if (this.reconnectMs <= 0 || this.closed || this.reconnectTimer !== null) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      if (this.closed || this.socket !== null) return;
+      void this.connectOnce().then((failed) => {
+        if (failed === null || this.closed) return;
+        this.reportConnectError(failed);
+        this.scheduleReconnect();
+      });
+    }, this.reconnectMs);
+  }
+
+  // ------------------------------------------------------- connection
+
+  private adopt(socket: net.Socket): void {
+    this.stats.connections++;
+    if (this.nodelay && this.address.type === 'tcp') socket.setNoDelay(true);
+    this.socket = socket;
+    if (this.address.type === 'tcp') {
+      this.localText = `${bracket(socket.localAddress ?? '')}:${socket.localPort ?? ''}`;
+      this.remoteText = `${bracket(socket.remoteAddress ?? '')}:${socket.remotePort ?? ''}`;
+    }
+    this.link = new StreamLink({
+      input: socket,
+      output: socket,
+      owned: true,
+      events: {
+        data: (chunk) => this.hostBytes(chunk),
+        drain: () => this.writable(),
+        end: () => this.hostEnded(),
+        gone: () => this.dropConnection(socket),
+      },
+    });
+    this.peerConnected();
+    this.link.start();
+  }
+
+  /** The connection ended (either side): forget it, tell the frontend, maybe reconnect. */
+  private dropConnection(socket: net.Socket): void {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    const link = this.link;
+    this.link = null;
+    link?.close();
+    this.peerDisconnected();
+    this.scheduleReconnect();
+  }
+
+  protected override hangUp(): void {
+    if (this.socket !== null) this.dropConnection(this.socket);
+  }
+
+  override get queuedToHost(): number {
+    return this.link?.queued ?? 0;
+  }
+
+  protected transmit(bytes: Uint8Array): number {
+    return this.link?.write(bytes) ?? 0;
+  }
+
+  protected override canTransmit(): boolean {
+    return this.link?.hasRoom() ?? false;
+  }
+
+  protected override pauseSource(): void {
+    this.link?.pause();
+  }
+
+  protected override resumeSource(): void {
+    this.link?.resume();
+  }
+
+  protected async teardown(): Promise<void> {
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const socket = this.socket;
+    this.socket = null;
+    this.link?.close();
+    this.link = null;
+    socket?.destroy();
+    const server = this.server;
+    this.server = null;
+    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.socketFile?.remove();
+    this.socketFile = null;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * A host channel made of Node streams: a socket (one duplex), a FIFO pair
+ * (one readable, one writable), or stdin/stdout. It turns stream events into
+ * the calls a BackendEndpoint expects and keeps the write side bounded.
+ *
+ * Writes never queue more than the stream's own writableHighWaterMark
+ * (16 KiB for a socket in Node 20): write() takes what fits and returns the
+ * count, the stream's 'drain' reports room again. A Node stream would accept
+ * any amount and buffer it; this is what keeps a slow host reader from
+ * growing the process.
+ */
+import type { Readable, Writable } from 'node:stream';
+
+export interface StreamLinkEvents {
+  data(chunk: Uint8Array): void;
+  /** The write side can take more. */
+  drain(): void;
+  /** The read side reached end-of-file. */
+  end(): void;
+  /** The link is gone (closed or failed); no more events follow. */
+  gone(error: Error | null): void;
+}
+
+export interface StreamLinkOptions {
+  input: Readable | null;
+  output: Writable | null;
+  events: StreamLinkEvents;
+  /**
+   * Destroy the streams on close (sockets, our FIFO fds). False for
+   * process.stdin/stdout, which outlive the chardev.
+   */
+  owned: boolean;
+}
+
+export class StreamLink {
+  private readonly input: Readable | null;
+  private readonly output: Writable | null;
+  private readonly events: StreamLinkEvents;
+  private readonly owned: boolean;
+  private isGone = false;
+  private readonly detachers: (() => void)[] = [];
+
+  constructor(options: StreamLinkOptions) {
+    this.input = options.input;
+    this.output = options.output;
+    this.events = options.events;
+    this.owned = options.owned;
+    const streams = new Set<Readable | Writable>();
+    if (this.input !== null) {
+      const input = this.input;
+      this.listen(input, 'data', (chunk: Buffer) => this.events.data(chunk));
+      this.listen(input, 'end', () => this.events.end());
+      streams.add(input);
+    }
+    if (this.output !== null) {
+      this.listen(this.output, 'drain', () => this.events.drain());
+      streams.add(this.output);
+    }
+    for (const s of streams) {
+      this.listen(s, 'error', (error: Error) => this.finish(error));
+      this.listen(s, 'close', () => this.finish(null));
+    }
+  }
+
+  get gone(): boolean {
+    return this.isGone;
+  }
+
+  /** Take up to bytes.length bytes; returns how many (0 when the stream's buffer is full). */
+  write(bytes: Uint8Array): number {
+    const out = this.output;
+    if (out === null || this.isGone || out.writableEnded || out.destroyed) return 0;
+    const room = this.room();
+    if (room <= 0) return 0;
+    const n = Math.min(room, bytes.length);
+    // Buffer.from copies: the caller's view (guest memory) may change after we return.
+    out.write(Buffer.from(bytes.subarray(0, n)));
+    return n;
+  }
+
+  /** Bytes written and not yet handed to the OS. */
+  get queued(): number {
+    return this.output?.writableLength ?? 0;
+  }
+
+  hasRoom(): boolean {
+    return this.room() > 0;
+  }
+
+  pause(): void {
+    this.input?.pause();
+  }
+
+  resume(): void {
+    this.input?.resume();
+  }
+
+  /** Start the flow of 'data' events (a stream in paused mode starts here). */
+  start(): void {
+    this.input?.resume();
+  }
+
+  /** Close our side; 'gone' follows for owned streams. */
+  close(): void {
+    if (this.owned) {
+      this.input?.destroy();
+      this.output?.destroy();
+    } else {
+      this.input?.pause();
+      this.finish(null);
+    }
+  }
+
+  private room(): number {
+    const out = this.output;
+    if (out === null || out.writableNeedDrain) return 0;
+    return out.writableHighWaterMark - out.writableLength;
+  }
+
+  private finish(error: Error | null): void {
+    if (this.isGone) return;
+    this.isGone = true;
+    if (!this.owned) for (const d of this.detachers) d();
+    this.events.gone(error);
+  }
+
+  private listen<T extends unknown[]>(
+    stream: Readable | Writable,
+    event: string,
+    listener: (...args: T) => void,
+  ): void {
+    const l = listener as (...args: unknown[]) => void;
+    stream.on(event, l);
+    this.detachers.push(() => stream.off(event, l));
+  }
+}
