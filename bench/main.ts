@@ -14,6 +14,10 @@ const groups: Group[] = [
   { name: 'virtio', load: async () => (await import('./virtio.js')).benchVirtio },
   { name: 'serial', load: async () => (await import('./serial.js')).benchSerial },
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
+  {
+    name: 'capture-lab',
+    load: async () => (await import('./capture-lab.js')).benchCaptureLab,
+  },
 ];
 
 async function main(): Promise<void> {
