@@ -45,8 +45,10 @@ export interface ChainLimits {
    */
   maxChainLength: number;
   /**
-   * Zero-length descriptors (M6): 'allow' as QEMU and Linux do (a zero-length
-   * buffer moves no bytes), or 'reject' as a strict device may.
+   * Zero-length descriptors (M6): 'reject' as QEMU does (virtqueue_map_desc:
+   * "zero sized buffers are not allowed", and the device is marked broken),
+   * or 'allow' as a lenient device may (the buffer moves no bytes). Linux
+   * never posts one, so the choice only shows with a hand-made chain.
    */
   zeroLengthDescriptors: 'allow' | 'reject';
   /** Chains with no descriptors at all cannot be expressed in a split ring; packed: always rejected. */
@@ -54,7 +56,7 @@ export interface ChainLimits {
 
 export const DEFAULT_CHAIN_LIMITS: ChainLimits = {
   maxChainLength: 1024,
-  zeroLengthDescriptors: 'allow',
+  zeroLengthDescriptors: 'reject',
 };
 
 export const MAX_QUEUE_SIZE = 32768;

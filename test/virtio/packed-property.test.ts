@@ -33,8 +33,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({
       kind: fc.constant('add' as const),
-      readLens: fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 3 }),
-      writeLens: fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 3 }),
+      readLens: fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 3 }),
+      writeLens: fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 3 }),
       indirect: fc.boolean(),
       seed: fc.integer({ min: 1, max: 250 }),
     }),

@@ -16,7 +16,7 @@ type Op =
   | { op: 'push'; pick: number; fill: number }
   | { op: 'reclaim' };
 
-const lens = fc.array(fc.integer({ min: 0, max: 40 }), { maxLength: 4 });
+const lens = fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 4 });
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
     weight: 4,
