@@ -14,6 +14,7 @@ const groups: Group[] = [
   { name: 'virtio', load: async () => (await import('./virtio.js')).benchVirtio },
   { name: 'serial', load: async () => (await import('./serial.js')).benchSerial },
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
+  { name: 'tap', load: async () => (await import('./tap.js')).benchTap },
   {
     name: 'capture-lab',
     load: async () => (await import('./capture-lab.js')).benchCaptureLab,

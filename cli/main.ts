@@ -7,7 +7,9 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
 import { UsageError } from './errors.js';
+import { registerAttach } from './attach.js';
 import { registerFollow } from './follow.js';
+import { registerLaunch } from './launch.js';
 import { registerRead } from './read.js';
 
 export function buildProgram(): Command {
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerRead(program);
   registerFollow(program);
+  registerAttach(program);
+  registerLaunch(program);
   // Subcommands inherit exitOverride so their usage errors come back here too.
   for (const sub of program.commands) sub.exitOverride();
   return program;
