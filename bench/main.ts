@@ -14,6 +14,7 @@ const groups: Group[] = [
   { name: 'virtio', load: async () => (await import('./virtio.js')).benchVirtio },
   { name: 'serial', load: async () => (await import('./serial.js')).benchSerial },
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
+  { name: 'lab', load: async () => (await import('./lab.js')).benchLab },
   { name: 'tap', load: async () => (await import('./tap.js')).benchTap },
   {
     name: 'capture-lab',

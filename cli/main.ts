@@ -11,6 +11,7 @@ import { registerAttach } from './attach.js';
 import { registerFollow } from './follow.js';
 import { registerLaunch } from './launch.js';
 import { registerRead } from './read.js';
+import { registerRun } from './run.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run `vmchan --help` for usage)')
     .exitOverride();
+  registerRun(program);
   registerRead(program);
   registerFollow(program);
   registerAttach(program);

@@ -9,7 +9,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-const FAMILIES_IN_FORCE = ['C', 'G', 'S', 'P', 'M', 'D', 'L'];
+const FAMILIES_IN_FORCE = ['C', 'G', 'S', 'P', 'M', 'D', 'L', 'H', 'Q'];
 
 function walk(dir: string, out: string[] = []): string[] {
   for (const name of readdirSync(dir)) {

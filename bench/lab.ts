@@ -1,0 +1,258 @@
+/**
+ * Headless-lab benchmarks, each next to a baseline measured in the same run:
+ *
+ * - bulk throughput host -> guest and guest -> host through real unix
+ *   sockets (a client on the host socket, the lab, a client on the guest-dir
+ *   socket), against a plain Node relay between two unix sockets (client ->
+ *   relay -> server), which is the least any proxy in Node costs;
+ * - a 1-byte ping-pong (host -> guest echo workload -> host), against the
+ *   same ping-pong through the relay to an echo server;
+ * - the time from spawning `vmchan run` to its `ready` line, against
+ *   spawning `node -e 0` (what Node itself costs to start).
+ *
+ * Everything of the lab and the baselines runs in this process, one event
+ * loop for both ends, so the ratios compare like with like.
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
+import { Machine } from '../core/machine/machine.js';
+import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
+import {
+  isWorkloadError,
+  parseWorkload,
+  startWorkloads,
+  type WorkloadSpec,
+} from '../core/workloads/index.js';
+
+type Report = (name: string, value: number, baseline: number, unit: string) => void;
+
+const MiB = 1024 * 1024;
+const LAB_BYTES = 48 * MiB;
+const RELAY_BYTES = 256 * MiB;
+const CHUNK = 256 * 1024;
+const PING_MS = 1200;
+
+function repoRoot(): string {
+  let d = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    if (fs.existsSync(path.join(d, 'package.json'))) return d;
+    d = path.dirname(d);
+  }
+  throw new Error('cannot find the repository root');
+}
+
+function connect(p: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection({ path: p }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+function listen(server: net.Server, p: string): Promise<void> {
+  return new Promise((resolve) => server.listen(p, () => resolve()));
+}
+
+/** Seconds to push `total` bytes from `from` until `to` has seen them all. */
+async function transfer(from: net.Socket, to: net.Socket, total: number): Promise<number> {
+  const chunk = Buffer.alloc(CHUNK, 0x5a);
+  const start = performance.now();
+  const arrived = new Promise<void>((resolve) => {
+    let got = 0;
+    const onData = (c: Buffer): void => {
+      got += c.length;
+      if (got >= total) {
+        to.off('data', onData);
+        resolve();
+      }
+    };
+    to.on('data', onData);
+  });
+  for (let sent = 0; sent < total; sent += CHUNK) {
+    if (!from.write(chunk.subarray(0, Math.min(CHUNK, total - sent)))) {
+      await new Promise((r) => from.once('drain', r));
+    }
+  }
+  await arrived;
+  return (performance.now() - start) / 1000;
+}
+
+/** Round trips per second of one byte from `client` through an echo. */
+async function pingPong(client: net.Socket): Promise<number> {
+  const one = Buffer.from([0x2a]);
+  let count = 0;
+  const end = performance.now() + PING_MS;
+  await new Promise<void>((resolve) => {
+    const onData = (): void => {
+      count++;
+      if (performance.now() >= end) {
+        client.off('data', onData);
+        resolve();
+      } else client.write(one);
+    };
+    client.on('data', onData);
+    client.write(one);
+  });
+  return count / (PING_MS / 1000);
+}
+
+/** A plain relay: a server socket whose connections are piped to another server. */
+async function relayPair(dir: string, serve: (s: net.Socket) => void) {
+  const backPath = path.join(dir, 'back');
+  const frontPath = path.join(dir, 'front');
+  const backSockets: net.Socket[] = [];
+  const back = net.createServer((s) => {
+    backSockets.push(s);
+    serve(s);
+  });
+  await listen(back, backPath);
+  const front = net.createServer((client) => {
+    const upstream = net.createConnection({ path: backPath });
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await listen(front, frontPath);
+  const client = await connect(frontPath);
+  while (backSockets.length === 0) await new Promise((r) => setTimeout(r, 5));
+  return {
+    client,
+    server: backSockets[0]!,
+    close: async () => {
+      client.destroy();
+      for (const s of backSockets) s.destroy();
+      await new Promise((r) => front.close(r));
+      await new Promise((r) => back.close(r));
+    },
+  };
+}
+
+async function startLab(dir: string, workloads: string[]) {
+  const args = ['-device', 'virtio-serial'];
+  for (const id of ['test1', 'test2']) {
+    args.push('-chardev', `socket,path=${path.join(dir, id)},server=on,wait=off,id=${id}`);
+    args.push('-device', `virtserialport,chardev=${id},name=${id}`);
+  }
+  const parsed = parseQemuArgs(args);
+  if (!parsed.ok) throw new Error(parsed.error.toString());
+  const machine = await Machine.start(parsed.value, { runtimeDir: dir });
+  if (!(machine instanceof Machine)) throw new Error(machine.message);
+  const specs = workloads.map((w) => parseWorkload(w) as WorkloadSpec);
+  const started = await startWorkloads(machine.lab, specs);
+  if (isWorkloadError(started)) throw new Error(started.message);
+  const guestDir = await GuestDir.open(machine.lab, path.join(dir, 'guest'));
+  if (isGuestDirError(guestDir)) throw new Error(guestDir.message);
+  return {
+    machine,
+    guestDir,
+    close: async () => {
+      await Promise.all(started.map((w) => w.stop()));
+      await guestDir.close();
+      await machine.close();
+    },
+  };
+}
+
+async function bulk(report: Report, dir: string): Promise<void> {
+  const relay = await relayPair(dir, () => {});
+  const relayUp = RELAY_BYTES / (await transfer(relay.client, relay.server, RELAY_BYTES));
+  const relayDown = RELAY_BYTES / (await transfer(relay.server, relay.client, RELAY_BYTES));
+  await relay.close();
+
+  const lab = await startLab(dir, []);
+  const host = await connect(path.join(dir, 'test2'));
+  const guest = await connect(path.join(lab.guestDir.dir, 'test2'));
+  // Warm up both ways (JIT, guest buffers) before timing.
+  await transfer(host, guest, 4 * MiB);
+  await transfer(guest, host, 4 * MiB);
+  const toGuest = LAB_BYTES / (await transfer(host, guest, LAB_BYTES));
+  const toHost = LAB_BYTES / (await transfer(guest, host, LAB_BYTES));
+  host.destroy();
+  guest.destroy();
+  await lab.close();
+  report('lab bulk host->guest (unix socket -> lab -> guest-dir socket)', toGuest, relayUp, 'B/s');
+  report('lab bulk guest->host (guest-dir socket -> lab -> unix socket)', toHost, relayDown, 'B/s');
+}
+
+async function roundTrip(report: Report, dir: string): Promise<void> {
+  const relay = await relayPair(dir, (s) => s.pipe(s));
+  await pingPong(relay.client); // warm up
+  const relayRate = await pingPong(relay.client);
+  await relay.close();
+
+  const lab = await startLab(dir, ['test1=echo']);
+  const host = await connect(path.join(dir, 'test1'));
+  await pingPong(host);
+  const labRate = await pingPong(host);
+  host.destroy();
+  await lab.close();
+  report('lab 1-byte ping-pong (host -> guest echo -> host)', labRate, relayRate, 'round trips/s');
+}
+
+/** Milliseconds from spawn until a line matching `ready` (or exit, for the baseline). */
+function timeToReady(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  waitFor: RegExp | null,
+  cwd?: string,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    const child = spawn(process.execPath, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let done = false;
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (!done && waitFor !== null && waitFor.test(out)) {
+        done = true;
+        const ms = performance.now() - start;
+        child.once('exit', () => resolve(ms));
+        child.kill('SIGTERM');
+      }
+    });
+    child.once('exit', () => {
+      if (done) return;
+      if (waitFor === null) resolve(performance.now() - start);
+      else reject(new Error(`vmchan run exited before ready: ${err}`));
+    });
+  });
+}
+
+/** `node bin/vmchan.js run`, as a person starts it. */
+function runCommand(root: string): string[] {
+  return [path.join(root, 'bin', 'vmchan.js'), 'run'];
+}
+
+async function startup(report: Report, dir: string): Promise<void> {
+  const root = repoRoot();
+  const env = { ...process.env, TMPDIR: dir, XDG_RUNTIME_DIR: '' };
+  const cmd = runCommand(root);
+  const quiet = [...cmd, '--quiet'];
+  await timeToReady(['-e', '0'], env, null); // warm the file cache
+  await timeToReady(quiet, env, /^ready$/m, root);
+  const node: number[] = [];
+  const lab: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    node.push(await timeToReady(['-e', '0'], env, null, root));
+    lab.push(await timeToReady(quiet, env, /^ready$/m, root));
+  }
+  const median = (xs: number[]): number =>
+    [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  report('vmchan run (demo) start to ready', median(lab), median(node), 'ms');
+}
+
+export async function benchLab(report: Report): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-bench-'));
+  try {
+    await bulk(report, dir);
+    await roundTrip(report, dir);
+    await startup(report, dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}

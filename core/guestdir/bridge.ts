@@ -1,0 +1,128 @@
+/**
+ * One client of a guest-dir socket, bridged to a guest port that it holds
+ * open: the client is a guest program, so it sees the port with the guest's
+ * semantics (core/workloads/port-stream.ts does the system calls).
+ *
+ * - client -> guest: each chunk is written to the port; the socket is paused
+ *   until the write returned, so a guest write that waits (host away, queue
+ *   full: L5) holds the client back instead of buffering here.
+ * - guest -> client: reads, forwarded; when the socket's buffer is full the
+ *   bridge stops reading until it drains, so a slow client leaves the data
+ *   in the guest's queue (and the device stops pulling from the host, D6).
+ * - the host hangs up (read returns 0, L4): the client stays connected and
+ *   the bridge waits for a host again, as a person watching a port expects
+ *   (Linux would report end of file; a program that exits on it would lose
+ *   the next host). Bytes still queued are delivered first.
+ * - the client closes, or half-closes (end of file from it): a port has no
+ *   half-close, and a unix socket server cannot tell the two apart until a
+ *   write fails, so guest data keeps flowing to the client while there is
+ *   some, and once the guest has been quiet for LINGER_MS (socat's own
+ *   -t default) the bridge ends the connection and the guest closes the
+ *   port (PORT_OPEN 0, L3). So `printf 'PING\n' | socat - UNIX-CONNECT:...`
+ *   still gets its answer; a new client arriving meanwhile takes the port
+ *   over at once (guest-dir.ts), so a client that left never stands in the
+ *   way of the next.
+ * - the port is unplugged (ENODEV): the client gets end of file.
+ */
+import type net from 'node:net';
+import { isErrno } from '../serial/guest/errno.js';
+import type { PortStream } from '../workloads/port-stream.js';
+
+/** How long the guest may stay quiet after the client's end of file before the port is closed. */
+export const LINGER_MS = 500;
+
+export interface BridgeStats {
+  toGuest: number;
+  toClient: number;
+}
+
+export class ClientBridge {
+  readonly stats: BridgeStats = { toGuest: 0, toClient: 0 };
+  /** Settles when the client is gone and the guest has closed the port. */
+  readonly done: Promise<void>;
+  private finish: () => void = () => {};
+  private stopped = false;
+  /** The client sent end of file; the linger timer runs. */
+  private lingerTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly stream: PortStream,
+    private readonly socket: net.Socket,
+  ) {
+    this.done = new Promise((resolve) => (this.finish = resolve));
+    socket.on('data', (chunk: Buffer) => {
+      socket.pause();
+      void this.toGuest(chunk);
+    });
+    socket.on('error', () => {}); // 'close' follows
+    socket.on('end', () => this.linger());
+    socket.on('close', () => void this.stop());
+    void this.toClient();
+  }
+
+  /** The client sent end of file and only answers are still being passed on. */
+  get lingering(): boolean {
+    return this.lingerTimer !== null && !this.stopped;
+  }
+
+  /** Drop the client and close the port. */
+  async stop(): Promise<void> {
+    if (this.stopped) return this.done;
+    this.stopped = true;
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.socket.destroy();
+    await this.stream.close();
+    this.finish();
+    return this.done;
+  }
+
+  private async toGuest(chunk: Uint8Array): Promise<void> {
+    const n = await this.stream.write(chunk);
+    if (isErrno(n)) {
+      this.hangUp();
+      return;
+    }
+    this.stats.toGuest += n;
+    if (!this.stopped) this.socket.resume();
+  }
+
+  private async toClient(): Promise<void> {
+    while (!this.stopped) {
+      const r = await this.stream.readSome();
+      if (r === 'eof') {
+        if ((await this.stream.waitForHost()) === 'retry') continue;
+        break;
+      }
+      if (isErrno(r)) break;
+      this.stats.toClient += r.length;
+      if (this.lingerTimer !== null) this.linger(); // still talking: wait again
+      if (!this.socket.write(r)) await this.drained();
+    }
+    this.hangUp();
+  }
+
+  /** (Re)start the quiet period after the client's end of file. */
+  private linger(): void {
+    if (this.stopped) return;
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.lingerTimer = setTimeout(() => this.hangUp(), LINGER_MS);
+  }
+
+  /** The port went away: end of file for the client, then the port is closed. */
+  private hangUp(): void {
+    if (this.stopped) return;
+    this.socket.end(() => void this.stop());
+  }
+
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+}

@@ -1,0 +1,443 @@
+/**
+ * The headless lab: a machine Topology (./topology.ts, what `vmchan run`
+ * parses from a QEMU command line) brought to life as an engine Lab with
+ * real chardev backends on the host side. Implements RunningMachine
+ * (./running.ts), the one interface the CLI, the monitors and the app drive.
+ *
+ *   const m = await Machine.start(topology, { runtimeDir });
+ *   if (isQemuError(m)) ...;            // QEMU's words, e.g. "-chardev ...: Failed to bind socket ..."
+ *   m.chardevs();                        // query-chardev
+ *   m.deviceAdd({ driver: 'virtserialport', name: 'hp', id: 'hp0' });
+ *   await m.close();                     // every backend closed, its socket files removed
+ *
+ * Start-up follows QEMU's order: every chardev is opened (and installed in
+ * the Lab) before any device, devices before ports, and the guest boots last,
+ * so a port never names a backend that does not exist yet. The first failure
+ * undoes everything already opened and comes back as a QemuError in the form
+ * QEMU prints it (`-chardev ARG: MESSAGE`, `-device ARG: MESSAGE`).
+ *
+ * The topology stays current: ports plugged or unplugged through any path
+ * (this class, a monitor calling the Lab) are followed through the engine's
+ * port-added / port-removed / device-deleted events.
+ *
+ * Differences from QEMU, on purpose:
+ * - a server socket with wait=on does not hold the start: the backend says
+ *   "waiting for connection" through onNotice and the lab runs meanwhile
+ *   (the guest's writes wait while no host is there, as L5 says).
+ * - relative paths are taken from `runtimeDir` (the factory's rule); the CLI
+ *   makes a user's relative paths absolute first, as QEMU takes them from
+ *   its working directory.
+ */
+import {
+  createChardev,
+  isChardevError,
+  isMux,
+  RingbufChardev,
+  type MuxChardev,
+  type OpenChardev,
+} from '../chardev/index.js';
+import { Lab, type DeviceTopology } from '../engine/lab.js';
+import type { EngineEvents } from '../engine/events.js';
+import type { ChardevEndpoint } from '../serial/endpoint.js';
+import { QemuError, isQemuError } from '../serial/qemu-error.js';
+import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
+import { MuxSlot } from './mux-slot.js';
+import { chardevArg, portArg } from './qemu-print.js';
+import {
+  checkTopology,
+  type Chardev,
+  type Monitor,
+  type Port,
+  type Topology,
+  type VirtioSerialDevice,
+  type IgnoredOption,
+} from './topology.js';
+
+export interface MachineOptions {
+  /** Where relative chardev paths go (and what the CLI removes at the end). */
+  runtimeDir: string;
+  /** Force one ring format on every device; default: each device's `packed`. */
+  ring?: 'split' | 'packed';
+  /** One line for the person running the lab (a pty's path, a waiting server, a refused client). */
+  onNotice?: (line: string) => void;
+  /**
+   * Called once the Lab exists, before any port is plugged and before the
+   * guest boots, so an observer (a capture tap) sees the whole start.
+   */
+  onLab?: (lab: Lab) => void;
+}
+
+/** A port in the topology, with where the engine put it (for unplug events). */
+interface PortEntry {
+  port: Port;
+  /** The device's engine name (qdev id, else its bus) and the port number it got. */
+  device: string;
+  nr: number;
+}
+
+const MiB = 1024 * 1024;
+
+/** The Lab's shape of a virtio-serial device (everything but the ring format). */
+function labDevice(d: VirtioSerialDevice): DeviceTopology {
+  return {
+    ...(d.id !== undefined ? { id: d.id } : {}),
+    maxPorts: d.maxPorts,
+    emergencyWrite: d.emergencyWrite,
+    eventIdx: d.eventIdx,
+    indirectDesc: d.indirectDesc,
+  };
+}
+
+/**
+ * Guest RAM for devices built one by one (mixed ring formats), sized as the
+ * Lab sizes it for a topology: receive pages for every possible port, rings,
+ * and room for transmit buffers in flight.
+ */
+function memoryMiBFor(devices: readonly VirtioSerialDevice[]): number {
+  let bytes = 32 * MiB;
+  for (const d of devices) bytes += d.maxPorts * (128 * 4096 + 8192) + 32 * 4096 + 8 * MiB;
+  return Math.ceil(bytes / MiB);
+}
+
+/**
+ * Why Machine.start failed, with the stage: 'topology' and 'device' are the
+ * command line's fault (a person fixes the arguments), 'chardev' and 'boot'
+ * the host's or the engine's (a path that cannot be bound, a busy socket).
+ */
+export class StartError extends QemuError {
+  constructor(
+    message: string,
+    readonly stage: 'topology' | 'chardev' | 'device' | 'boot',
+  ) {
+    super(message);
+  }
+}
+
+function chardevFailure(spec: Chardev, message: string): StartError {
+  return new StartError(`-chardev ${chardevArg(spec)}: ${message}`, 'chardev');
+}
+
+export class Machine implements RunningMachine {
+  readonly lab: Lab;
+  private readonly backends = new Map<string, OpenChardev>();
+  /** Mux chardevs: the slot the Lab's table holds now. */
+  private readonly slots = new Map<string, MuxSlot>();
+  private chardevSpecs: Chardev[] = [];
+  private devices: VirtioSerialDevice[];
+  private entries: PortEntry[] = [];
+  private readonly monitors: Monitor[];
+  private readonly ignored: IgnoredOption[];
+  /** The port being plugged by this class, so its topology entry keeps the request as given. */
+  private plugging: Omit<Port, 'bus'> | null = null;
+  private readonly unsubscribe: (() => void)[] = [];
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    lab: Lab,
+    topology: Topology,
+    private readonly options: MachineOptions,
+  ) {
+    this.lab = lab;
+    this.devices = topology.devices.map((d) => ({ ...d }));
+    this.monitors = topology.monitors.map((m) => ({ ...m }));
+    this.ignored = topology.ignored.map((o) => ({ ...o }));
+    const events = lab.events;
+    this.unsubscribe.push(
+      events.on('port-added', (e) => this.portAdded(e)),
+      events.on('port-removed', (e) => {
+        this.entries = this.entries.filter((x) => !(x.device === e.device && x.nr === e.nr));
+      }),
+      events.on('device-deleted', (e) => {
+        if (e.device !== null) this.devices = this.devices.filter((d) => d.id !== e.device);
+      }),
+    );
+  }
+
+  /** Build, open every backend, plug every port, boot the guest. */
+  static async start(topology: Topology, options: MachineOptions): Promise<Machine | StartError> {
+    const problem = checkTopology(topology)[0];
+    if (problem !== undefined) return new StartError(problem.toString(), 'topology');
+
+    const packedOf = (d: VirtioSerialDevice): boolean =>
+      options.ring !== undefined ? options.ring === 'packed' : d.packed;
+    const first = topology.devices[0];
+    const uniform = topology.devices.every(
+      (d) => first === undefined || packedOf(d) === packedOf(first),
+    );
+    // One ring format for all: the Lab builds the devices and sizes guest RAM itself.
+    const lab = uniform
+      ? Lab.create({
+          ring: first !== undefined && packedOf(first) ? 'packed' : 'split',
+          devices: topology.devices.map(labDevice),
+        })
+      : Lab.create({ memoryMiB: memoryMiBFor(topology.devices), devices: [] });
+    if (isQemuError(lab)) return new StartError(lab.message, 'device');
+    if (!uniform) {
+      for (const d of topology.devices) {
+        const made = lab.addDevice(labDevice(d), packedOf(d));
+        if (isQemuError(made)) return new StartError(made.message, 'device');
+      }
+    }
+
+    const machine = new Machine(lab, topology, options);
+    options.onLab?.(lab);
+    const failed = await machine.build(topology);
+    if (failed !== null) {
+      await machine.close();
+      return failed;
+    }
+    return machine;
+  }
+
+  private async build(topology: Topology): Promise<StartError | null> {
+    // 1. Chardevs, in order (qemu_create_early_backends).
+    for (const spec of topology.chardevs) {
+      const failed = await this.openChardev(spec);
+      if (failed !== null) return chardevFailure(spec, failed.message);
+    }
+    // 2. Ports (devices exist already), in order.
+    for (const port of topology.ports) {
+      const failed = this.plug(port);
+      if (failed !== null) {
+        return new StartError(`-device ${portArg(port)}: ${failed.message}`, 'device');
+      }
+    }
+    // 3. Power on.
+    const failed = await this.lab.boot();
+    return failed === null ? null : new StartError(failed.message, 'boot');
+  }
+
+  // ------------------------------------------------------------ topology
+
+  topology(): Topology {
+    return {
+      chardevs: this.chardevSpecs.map((c) => ({ ...c })),
+      devices: this.devices.map((d) => ({ ...d })),
+      ports: this.entries.map((e) => ({ ...e.port })),
+      monitors: this.monitors.map((m) => ({ ...m })),
+      ignored: this.ignored.map((o) => ({ ...o })),
+    };
+  }
+
+  /** The ports fed by a chardev (a mux feeds several), in plug order. */
+  portsOf(chardev: string): Port[] {
+    return this.entries.filter((e) => e.port.chardev === chardev).map((e) => ({ ...e.port }));
+  }
+
+  /** Where the engine put a topology port: its device's engine name and port number. */
+  placeOf(port: Port): { device: string; nr: number } | undefined {
+    const e = this.entries.find(
+      (x) =>
+        x.port.bus === port.bus &&
+        (port.nr !== undefined
+          ? x.nr === port.nr
+          : x.port.id === port.id && x.port.name === port.name),
+    );
+    return e === undefined ? undefined : { device: e.device, nr: e.nr };
+  }
+
+  private portAdded(e: EngineEvents['port-added']): void {
+    const given = this.plugging;
+    const chardev = this.lab.device(e.bus)?.port(e.nr)?.chardev ?? null;
+    const port: Port =
+      given !== null
+        ? { ...given, bus: e.bus }
+        : {
+            driver: e.kind,
+            bus: e.bus,
+            ...(e.id !== null ? { id: e.id } : {}),
+            ...(e.name !== null ? { name: e.name } : {}),
+            ...(chardev !== null ? { chardev } : {}),
+          };
+    this.entries.push({ port, device: e.device, nr: e.nr });
+  }
+
+  // ------------------------------------------------------------ chardevs
+
+  chardev(id: string): ChardevEndpoint | undefined {
+    return this.backends.get(id);
+  }
+
+  /** The backend itself (kind, listening address, counters), for the CLI and the app. */
+  backend(id: string): OpenChardev | undefined {
+    return this.backends.get(id);
+  }
+
+  chardevs(): ChardevInfo[] {
+    const rows: ChardevInfo[] = [];
+    for (const [id, c] of this.backends) {
+      if (isMux(c)) {
+        // query-chardev lists a mux and its base (`ID-base`).
+        rows.push({
+          id,
+          filename: 'mux',
+          frontendOpen: c.frontends.some((f) => f.frontendOpen),
+          busy: c.frontends.some((f) => f.attached),
+        });
+        rows.push({
+          id: `${id}-base`,
+          filename: c.base.describe(),
+          frontendOpen: c.base.frontendOpen,
+          busy: true,
+        });
+      } else {
+        rows.push({ id, filename: c.describe(), frontendOpen: c.frontendOpen, busy: c.attached });
+      }
+    }
+    return rows;
+  }
+
+  async chardevAdd(spec: Chardev): Promise<QemuError | null> {
+    if (this.closing !== null) return new QemuError('the machine is shutting down');
+    const failed = await this.openChardev(spec);
+    return failed === null ? null : new QemuError(failed.message);
+  }
+
+  async chardevRemove(id: string): Promise<QemuError | null> {
+    const c = this.backends.get(id);
+    if (c === undefined) return new QemuError(`Chardev '${id}' not found`);
+    const busy = isMux(c) ? c.frontends.some((f) => f.attached) : c.attached;
+    if (busy) return new QemuError(`Chardev '${id}' is busy`);
+    const refused = this.lab.chardevRemove(id);
+    if (refused !== null) return refused;
+    this.backends.delete(id);
+    this.slots.delete(id);
+    this.chardevSpecs = this.chardevSpecs.filter((s) => s.id !== id);
+    await c.close();
+    return null;
+  }
+
+  /** Open a backend and put it in the Lab's table (a mux: its first slot for ports). */
+  private async openChardev(spec: Chardev): Promise<QemuError | null> {
+    if (this.backends.has(spec.id) || this.lab.chardev(spec.id) !== undefined) {
+      return new QemuError(
+        `attempt to add duplicate property '${spec.id}' to object (type 'container')`,
+      );
+    }
+    const opened = await createChardev(spec, {
+      post: this.lab.scheduler.post,
+      runtimeDir: this.options.runtimeDir,
+      ...(this.options.onNotice !== undefined ? { onNotice: this.options.onNotice } : {}),
+    });
+    if (isChardevError(opened)) return new QemuError(opened.message);
+    let endpoint: ChardevEndpoint = opened;
+    if (isMux(opened)) {
+      const slot = this.freeSlot(opened);
+      if (slot === undefined) return new QemuError(`Device '${spec.id}' is in use`);
+      this.slots.set(spec.id, slot);
+      endpoint = slot;
+    }
+    const refused = this.lab.installChardev(endpoint);
+    if (refused !== null) {
+      await opened.close();
+      return refused;
+    }
+    this.backends.set(spec.id, opened);
+    this.chardevSpecs.push({ ...spec });
+    return null;
+  }
+
+  /**
+   * A slot for the next port on a mux. QEMU creates monitors before devices,
+   * so the monitors on this chardev get the first frontends; ports take the
+   * ones after them.
+   */
+  private freeSlot(mux: MuxChardev): MuxSlot | undefined {
+    const reserved = this.monitors.filter((m) => m.chardev === mux.id).length;
+    const f = mux.frontends.find((x) => x.index >= reserved && !x.attached);
+    return f === undefined ? undefined : new MuxSlot(f);
+  }
+
+  /** Before a port names a mux chardev: make the Lab's table hold a free slot. */
+  private prepareMux(id: string): void {
+    const mux = this.backends.get(id);
+    const current = this.slots.get(id);
+    if (mux === undefined || !isMux(mux) || current === undefined || !current.attached) return;
+    const next = this.freeSlot(mux);
+    if (next === undefined) return; // all taken: the registry refuses with "is in use"
+    current.releasing = true;
+    const refused = this.lab.chardevRemove(id);
+    current.releasing = false;
+    if (refused !== null) return;
+    this.lab.installChardev(next);
+    this.slots.set(id, next);
+  }
+
+  // ------------------------------------------------------------- ringbuf
+
+  /** The ringbuf behind an id, or QEMU's refusal (qmp_ringbuf_write / _read). */
+  private ringbuf(id: string): RingbufChardev | QemuError {
+    const c = this.backends.get(id);
+    if (c === undefined) return new QemuError(`Device '${id}' not found`, 'DeviceNotFound');
+    const base = isMux(c) ? c.base : c;
+    if (!(base instanceof RingbufChardev)) return new QemuError(`${id} is not a ringbuf device`);
+    return base;
+  }
+
+  ringbufWrite(id: string, data: Uint8Array): QemuError | null {
+    const r = this.ringbuf(id);
+    if (isQemuError(r)) return r;
+    r.ringbufWrite(data);
+    return null;
+  }
+
+  ringbufRead(id: string, size: number): Uint8Array | QemuError {
+    const r = this.ringbuf(id);
+    if (isQemuError(r)) return r;
+    if (!Number.isInteger(size) || size <= 0) {
+      return new QemuError('size must be greater than zero');
+    }
+    return r.ringbufRead(size);
+  }
+
+  // ------------------------------------------------------------- devices
+
+  deviceAdd(request: PortAddRequest): QemuError | null {
+    if (this.closing !== null) return new QemuError('the machine is shutting down');
+    return this.plug(request);
+  }
+
+  deviceDel(id: string): QemuError | null {
+    return this.lab.deviceDel(id);
+  }
+
+  /** device_add of one port; the topology entry is made by the port-added event. */
+  private plug(port: Omit<Port, 'bus'> & { bus?: string }): QemuError | null {
+    if (port.chardev !== undefined) this.prepareMux(port.chardev);
+    const { bus, ...given } = port;
+    this.plugging = given;
+    try {
+      const made = this.lab.deviceAdd({
+        driver: port.driver,
+        ...(bus !== undefined ? { bus } : {}),
+        ...(port.id !== undefined ? { id: port.id } : {}),
+        ...(port.nr !== undefined ? { nr: port.nr } : {}),
+        ...(port.name !== undefined ? { name: port.name } : {}),
+        ...(port.chardev !== undefined ? { chardev: port.chardev } : {}),
+      });
+      return isQemuError(made) ? made : null;
+    } finally {
+      this.plugging = null;
+    }
+  }
+
+  // --------------------------------------------------------------- close
+
+  close(): Promise<void> {
+    if (this.closing === null) this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const off of this.unsubscribe.splice(0)) off();
+    const all = [...this.backends.values()];
+    this.backends.clear();
+    this.slots.clear();
+    // Each backend removes what it made (its socket file, its pty, its fds).
+    await Promise.all(all.map((c) => c.close()));
+  }
+}
+
+export function isMachine(value: unknown): value is Machine {
+  return value instanceof Machine;
+}

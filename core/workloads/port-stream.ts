@@ -1,0 +1,194 @@
+/**
+ * One guest port as a guest program uses it: open(2), read(2) and write(2)
+ * on the port file through GuestFiles, with the waiting a real program does
+ * with poll(2) and SIGIO, so every byte goes through the Linux driver's
+ * semantics (L3-L7) and nothing here looks inside the driver.
+ *
+ * Why non-blocking descriptors and SIGIO instead of plain blocking calls:
+ * - a program must be able to stop while a read is parked (the guest-dir
+ *   client left). A blocking read still parked when the port is closed and
+ *   opened again by the next client would wake on the new open and take its
+ *   data. Non-blocking calls never park in the driver; the waiting happens
+ *   here and is cancelled by close().
+ * - poll(2) always reports POLLHUP while the host is away (L6), so it cannot
+ *   wait for the host to come back; Linux sends SIGIO on host connect (L7),
+ *   which is what a program waiting for its peer uses.
+ *
+ * Reads: data, 'eof' (L4: the host is not connected and nothing is queued),
+ * or an errno (ENODEV after unplug, EBADF after close). Writes: everything
+ * is written, waiting while the host is away or the queue is full (L5).
+ */
+import { errno, isErrno, type Errno } from '../serial/guest/errno.js';
+import {
+  O_ASYNC,
+  O_NONBLOCK,
+  O_RDWR,
+  POLLHUP,
+  POLLIN,
+  POLLOUT,
+  type GuestFiles,
+} from '../serial/guest/files.js';
+
+export type ReadResult = Uint8Array | 'eof' | Errno;
+export type HostWait = 'retry' | 'gone' | 'closed';
+
+/** Largest read asked of the driver; one read returns one receive buffer at most (4 KiB). */
+const READ_SIZE = 64 * 1024;
+
+export class PortStream {
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  /** Who waits for the next SIGIO (or for close). */
+  private sigioWaiters: (() => void)[] = [];
+  /** SIGIOs so far, and the count when the last read was issued (see waitForHost). */
+  private sigios = 0;
+  private sigiosAtRead = 0;
+  /** Settles at close(), so a wait can be abandoned without a syscall. */
+  private readonly closedSignal: Promise<void>;
+  private signalClosed: () => void = () => {};
+
+  private constructor(
+    private readonly files: GuestFiles,
+    readonly fd: number,
+    /** The node opened: /dev/vport0p1, /dev/hvc0. */
+    readonly path: string,
+  ) {
+    this.closedSignal = new Promise((resolve) => (this.signalClosed = resolve));
+  }
+
+  /** open(path, O_RDWR | O_NONBLOCK), then O_ASYNC with this stream as the SIGIO owner. */
+  static async open(files: GuestFiles, path: string): Promise<PortStream | Errno> {
+    const fd = await files.open(path, O_RDWR | O_NONBLOCK);
+    if (isErrno(fd)) return fd;
+    const stream = new PortStream(files, fd, path);
+    files.setOwner(fd, () => stream.sigio());
+    const set = await files.setFlags(fd, O_NONBLOCK | O_ASYNC);
+    if (isErrno(set)) {
+      await files.close(fd);
+      return set;
+    }
+    return stream;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** One read(2) that waits for data: a buffer's worth at most. */
+  async read(max = READ_SIZE): Promise<ReadResult> {
+    for (;;) {
+      if (this.closed) return errno('EBADF', `read ${this.path}`);
+      this.sigiosAtRead = this.sigios;
+      const r = await this.files.read(this.fd, max);
+      if (!isErrno(r)) return r.length === 0 ? 'eof' : r;
+      if (r.code !== 'EAGAIN') return r;
+      const woke = await this.pollOrClose(POLLIN);
+      if (isErrno(woke)) return woke;
+    }
+  }
+
+  /**
+   * Wait for data, then take what else is already queued without waiting,
+   * up to `max` bytes: one chunk for the caller instead of one per 4 KiB
+   * receive buffer. Ends early at 'eof' or an error only if nothing was read.
+   */
+  async readSome(max = READ_SIZE): Promise<ReadResult> {
+    const first = await this.read(Math.min(max, READ_SIZE));
+    if (!(first instanceof Uint8Array) || first.length >= max) return first;
+    const parts = [first];
+    let total = first.length;
+    while (total < max && !this.closed) {
+      const more = await this.files.read(this.fd, max - total);
+      if (isErrno(more) || more.length === 0) break; // EAGAIN, eof, unplug: report at the next call
+      parts.push(more);
+      total += more.length;
+    }
+    if (parts.length === 1) return first;
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  /**
+   * After 'eof': wait until reading is worth trying again, that is until the
+   * host connects or data arrives (SIGIO, L7; data can arrive on a port whose
+   * host never "opens", a udp chardev's). 'gone' when the port was
+   * unplugged, 'closed' when this stream was closed.
+   */
+  async waitForHost(): Promise<HostWait> {
+    if (this.closed) return 'closed';
+    const mask = this.files.pollNow(this.fd);
+    if (isErrno(mask)) return 'closed';
+    if ((mask & POLLHUP) === 0) return 'retry';
+    // HUP alone is an unplugged port (L6); a port whose host is away also reads IN (EOF).
+    if ((mask & POLLIN) === 0) return 'gone';
+    // A SIGIO since the read was issued (data that came while the host is
+    // away does not change the mask): our code may run many engine tasks
+    // after the read returned, so look at the count, not just the mask.
+    if (this.sigios !== this.sigiosAtRead) return 'retry';
+    await this.nextSigio();
+    return this.closed ? 'closed' : 'retry';
+  }
+
+  /** write(2) until everything went; waits while the host is away or the queue is full. */
+  async write(data: Uint8Array): Promise<number | Errno> {
+    let done = 0;
+    while (done < data.length) {
+      if (this.closed) return errno('EBADF', `write ${this.path}`);
+      const n = await this.files.write(this.fd, data.subarray(done));
+      if (!isErrno(n)) {
+        done += n;
+        continue;
+      }
+      if (n.code !== 'EAGAIN') return n;
+      const mask = this.files.pollNow(this.fd);
+      if (isErrno(mask)) return mask;
+      if (mask & POLLOUT) continue;
+      if ((mask & POLLHUP) !== 0 && (mask & POLLIN) !== 0) {
+        await this.nextSigio(); // the host is away: SIGIO comes when it connects
+      } else if ((mask & POLLHUP) === 0) {
+        const woke = await this.pollOrClose(POLLOUT); // the queue is full
+        if (isErrno(woke)) return woke;
+      }
+      // HUP alone: unplugged; the next write says ENODEV.
+    }
+    return done;
+  }
+
+  /** close(2): the guest closes the port (PORT_OPEN 0, unread data discarded). Waits end first. */
+  close(): Promise<void> {
+    if (this.closing !== null) return this.closing;
+    this.closed = true;
+    this.signalClosed();
+    this.wakeSigioWaiters();
+    this.files.setOwner(this.fd, null);
+    this.closing = this.files.close(this.fd).then(() => undefined);
+    return this.closing;
+  }
+
+  private sigio(): void {
+    this.sigios++;
+    this.wakeSigioWaiters();
+  }
+
+  private wakeSigioWaiters(): void {
+    const due = this.sigioWaiters;
+    this.sigioWaiters = [];
+    for (const w of due) w();
+  }
+
+  private nextSigio(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.sigioWaiters.push(resolve));
+  }
+
+  /** poll(2) for `events`, abandoned (EBADF) when the stream is closed meanwhile. */
+  private async pollOrClose(events: number): Promise<number | Errno> {
+    const closed = this.closedSignal.then(() => errno('EBADF', `poll ${this.path}`));
+    return Promise.race([this.files.poll(this.fd, events), closed]);
+  }
+}
