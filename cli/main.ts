@@ -12,6 +12,7 @@ import { registerFollow } from './follow.js';
 import { registerLaunch } from './launch.js';
 import { registerRead } from './read.js';
 import { registerRun } from './run.js';
+import { registerServeCommand } from './serve.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run `vmchan --help` for usage)')
     .exitOverride();
   registerRun(program);
+  registerServeCommand(program);
   registerRead(program);
   registerFollow(program);
   registerAttach(program);

@@ -1,0 +1,104 @@
+/** Helpers for the API tests: a service with a screen that acks every batch, and a socket client. */
+import * as net from 'node:net';
+import { ApiService, type ApiServiceOptions } from '../../core/api/service.js';
+import type {
+  ApiEvent,
+  Batch,
+  CommandInput,
+  Result,
+  TopologySnapshot,
+} from '../../core/api/contract.js';
+
+export interface Rig {
+  service: ApiService;
+  batches: Batch[];
+  events: ApiEvent[];
+  /** Run a command; throws with the engine's message when refused (for setup steps). */
+  must<T = unknown>(command: CommandInput): Promise<T>;
+  run(command: CommandInput): Promise<Result<unknown>>;
+  topology(): Promise<TopologySnapshot>;
+  /** Resolves once an event matching `test` has come through a batch. */
+  waitEvent(test: (e: ApiEvent) => boolean, timeoutMs?: number): Promise<ApiEvent>;
+  close(): Promise<void>;
+}
+
+export async function rig(options: Partial<ApiServiceOptions> = {}): Promise<Rig> {
+  const service = await ApiService.create({ face: 'web', lab: 'empty', sampleMs: 50, ...options });
+  const batches: Batch[] = [];
+  const events: ApiEvent[] = [];
+  const waiters: { test: (e: ApiEvent) => boolean; resolve: (e: ApiEvent) => void }[] = [];
+  const screen = service.attachScreen((b) => {
+    batches.push(b);
+    for (const e of b.events) {
+      events.push(e);
+      for (const w of [...waiters]) {
+        if (w.test(e)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(e);
+        }
+      }
+    }
+    // A screen that keeps up: ack on the next turn, as requestAnimationFrame would.
+    setTimeout(() => screen.ack(b.seq), 1);
+  });
+  const run = (command: CommandInput): Promise<Result<unknown>> => service.execute(command);
+  return {
+    service,
+    batches,
+    events,
+    run,
+    must: async <T>(command: CommandInput): Promise<T> => {
+      const r = await run(command);
+      if (!r.ok) throw new Error(`${command.cmd}: ${r.error.kind}: ${r.error.message}`);
+      return r.value as T;
+    },
+    topology: async () => {
+      const r = await run({ cmd: 'getTopology' });
+      if (!r.ok) throw new Error(r.error.message);
+      return r.value as TopologySnapshot;
+    },
+    waitEvent: (test, timeoutMs = 5000) => {
+      const seen = events.find(test);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise((resolve, reject) => {
+        const w = { test, resolve };
+        waiters.push(w);
+        setTimeout(() => {
+          if (waiters.includes(w)) reject(new Error('event did not come'));
+        }, timeoutMs).unref();
+      });
+    },
+    close: async () => {
+      screen.close();
+      await service.close();
+    },
+  };
+}
+
+/** Poll `check` until it holds (or fail after `timeoutMs`). */
+export async function until<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 5000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A host application on a unix socket: collects what it receives. */
+export async function socketClient(
+  path: string,
+): Promise<{ socket: net.Socket; received: () => Buffer; close: () => void }> {
+  const socket = net.createConnection({ path });
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return { socket, received: () => Buffer.concat(chunks), close: () => socket.destroy() };
+}

@@ -1,0 +1,144 @@
+/**
+ * The IPC wiring without a window: handlers called with fake events. A
+ * request or an ack from a foreign frame, or with a malformed payload, is
+ * refused; a good one reaches the service.
+ */
+import { describe, expect, it, vi } from 'vitest';
+import { ApiService } from '../../core/api/service.js';
+import {
+  APP_ENTRY,
+  checkedBatch,
+  createIpcHandlers,
+  isAppUrl,
+  type IpcEventLike,
+} from '../../electron/ipc.js';
+
+const sender = { id: 1 };
+const fromApp: IpcEventLike = { senderFrame: { url: APP_ENTRY }, sender };
+const foreign = (url: string): IpcEventLike => ({ senderFrame: { url }, sender });
+
+function handlers() {
+  const execute = vi.fn(async (command: unknown) => ({ ok: true as const, value: command }));
+  const acks: number[] = [];
+  const log: string[] = [];
+  const h = createIpcHandlers({
+    execute,
+    ackFor: (s) => (s === sender ? (seq: number) => (acks.push(seq), true) : undefined),
+    log: (line) => log.push(line),
+  });
+  return { h, execute, acks, log };
+}
+
+describe('IPC sender checks', () => {
+  it('knows the app’s own frames', () => {
+    expect(isAppUrl('app://vmchan/index.html')).toBe(true);
+    expect(isAppUrl('app://vmchan/')).toBe(true);
+    for (const url of [
+      'https://vmchan/index.html',
+      'app://evil/index.html',
+      'app://vmchan.evil.example/index.html',
+      'app://user:pw@vmchan/index.html',
+      'file:///usr/lib/vmchan/index.html',
+      'http://127.0.0.1:8080/',
+      'devtools://devtools/bundled/inspector.html',
+      'about:blank',
+      '',
+      'not a url',
+    ]) {
+      expect(isAppUrl(url), url).toBe(false);
+    }
+    expect(isAppUrl(undefined)).toBe(false);
+  });
+
+  it('refuses a request from a foreign frame without running it', async () => {
+    const { h, execute, log } = handlers();
+    for (const event of [
+      foreign('https://evil.example/'),
+      foreign('file:///tmp/x.html'),
+      { senderFrame: null, sender },
+    ]) {
+      const r = await h.request(event, { cmd: 'unplugPort', port: { device: 'vser0', nr: 1 } });
+      expect(r).toEqual({
+        ok: false,
+        error: { kind: 'Refused', message: 'requests are taken only from the app’s own page' },
+      });
+    }
+    expect(execute).not.toHaveBeenCalled();
+    expect(log).toHaveLength(3);
+    expect(log[0]).toBe('request from a foreign frame refused (https://evil.example/)');
+  });
+
+  it('ignores acks from a foreign frame and malformed acks', () => {
+    const { h, acks, log } = handlers();
+    h.ack(foreign('https://evil.example/'), 3);
+    h.ack(fromApp, 'three');
+    h.ack(fromApp, -1);
+    h.ack(fromApp, 1.5);
+    h.ack(fromApp, { seq: 3 });
+    expect(acks).toEqual([]);
+    expect(log).toHaveLength(5);
+    h.ack(fromApp, 3);
+    expect(acks).toEqual([3]);
+  });
+
+  it('checks batches before they go to a window', () => {
+    const log: string[] = [];
+    const bad = { seq: 0 } as never;
+    expect(checkedBatch(bad, (l) => log.push(l))).toBeNull();
+    expect(log[0]).toMatch(/^batch not sent, it breaks the contract: seq: /);
+  });
+});
+
+describe('IPC into the real service', () => {
+  it('runs a request from the app’s frame, refuses a malformed one with the schema’s words', async () => {
+    const service = await ApiService.create({ face: 'electron', dialogs: true, lab: 'empty' });
+    try {
+      const h = createIpcHandlers({
+        execute: (c) => service.execute(c),
+        ackFor: () => undefined,
+        log: () => {},
+      });
+      expect(await h.request(fromApp, { cmd: 'hello' })).toEqual({
+        ok: true,
+        value: { app: 'vmchan', version: expect.any(String), face: 'electron', dialogs: true },
+      });
+      expect(await h.request(fromApp, { cmd: 'createDevice', device: { id: 'vser0' } })).toEqual({
+        ok: true,
+        value: { name: 'vser0', bus: 'vser0.0' },
+      });
+      // malformed: refused by the schema, nothing reaches the engine
+      expect(await h.request(fromApp, undefined)).toEqual({
+        ok: false,
+        error: {
+          kind: 'InvalidRequest',
+          message: 'Invalid input: expected object, received undefined',
+        },
+      });
+      expect(
+        await h.request(fromApp, {
+          cmd: 'hotplugPort',
+          port: { driver: 'virtserialport', nr: '1; rm -rf /' },
+        }),
+      ).toEqual({
+        ok: false,
+        error: {
+          kind: 'InvalidRequest',
+          message: 'port.nr: Invalid input: expected number, received string',
+        },
+      });
+      expect(
+        (await service.execute({ cmd: 'getTopology' })) as { value: { ports: unknown[] } },
+      ).toMatchObject({
+        value: { ports: [] },
+      });
+      // a foreign frame cannot even say hello
+      expect(await h.request(foreign('https://evil.example/'), { cmd: 'hello' })).toMatchObject({
+        ok: false,
+        error: { kind: 'Refused' },
+      });
+      expect((await service.execute({ cmd: 'getTopology' })).ok).toBe(true);
+    } finally {
+      await service.close();
+    }
+  });
+});

@@ -1,0 +1,64 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { MenuItemConstructorOptions } from 'electron';
+import { menuTemplate } from '../../electron/menu.js';
+
+function items(menu: MenuItemConstructorOptions[], label: string): MenuItemConstructorOptions[] {
+  const top = menu.find((m) => m.label === label);
+  return (top?.submenu as MenuItemConstructorOptions[]) ?? [];
+}
+
+function names(list: MenuItemConstructorOptions[]): string[] {
+  return list.filter((i) => i.type !== 'separator').map((i) => i.label ?? String(i.role));
+}
+
+describe('the application menu', () => {
+  const hooks = () => ({
+    send: vi.fn(),
+    openCapture: vi.fn(),
+    saveCapture: vi.fn(),
+    openDocs: vi.fn(),
+  });
+
+  it('has File, View and Help', () => {
+    const h = hooks();
+    const menu = menuTemplate({ dev: false, ...h });
+    expect(menu.map((m) => m.label)).toEqual(['&File', '&View', '&Help']);
+    expect(names(items(menu, '&File'))).toEqual([
+      'Open Capture…',
+      'Save Capture…',
+      'Import Configuration…',
+      'Export Configuration…',
+      'quit',
+    ]);
+    expect(names(items(menu, '&View'))).toEqual([
+      'reload',
+      'forceReload',
+      'resetZoom',
+      'zoomIn',
+      'zoomOut',
+      'togglefullscreen',
+    ]);
+    expect(names(items(menu, '&Help'))).toEqual(['About vmchan', 'Documentation']);
+    const click = (menuLabel: string, label: string): void =>
+      (items(menu, menuLabel).find((i) => i.label === label)!.click as () => void)();
+    click('&File', 'Import Configuration…');
+    click('&File', 'Export Configuration…');
+    click('&Help', 'About vmchan');
+    expect(h.send.mock.calls).toEqual([['import'], ['export'], ['about']]);
+    click('&File', 'Open Capture…');
+    click('&File', 'Save Capture…');
+    click('&Help', 'Documentation');
+    expect(h.openCapture).toHaveBeenCalledOnce();
+    expect(h.saveCapture).toHaveBeenCalledOnce();
+    expect(h.openDocs).toHaveBeenCalledOnce();
+  });
+
+  it('offers the developer tools only in development', () => {
+    expect(names(items(menuTemplate({ dev: false, ...hooks() }), '&View'))).not.toContain(
+      'toggleDevTools',
+    );
+    expect(names(items(menuTemplate({ dev: true, ...hooks() }), '&View'))).toContain(
+      'toggleDevTools',
+    );
+  });
+});
