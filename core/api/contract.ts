@@ -15,6 +15,27 @@
  * text (QEMU's words for a refused device_add, say), never a stack trace.
  */
 import { z } from 'zod';
+// The capture view's commands and answers (the packet list, detail, follow): capture-contract.ts.
+import {
+  CaptureViewCommands,
+  CaptureViewResults,
+  CaptureViewStateSchema,
+  SaveCaptureOptionsShape,
+} from './capture-contract.js';
+// The vring view's commands and answers (views, step mode, injected faults): vring-contract.ts.
+import {
+  GetVringViewResultSchema,
+  InjectFaultResultSchema,
+  RingOpSchema,
+  VringCommandSchemas,
+  VringViewSchema,
+} from './vring-contract.js';
+// Terminal sessions and the HMP monitor console (output in batches): terminal-contract.ts.
+import {
+  TerminalCommandSchemas,
+  TerminalOutputSchema,
+  TerminalResults,
+} from './terminal-contract.js';
 
 // ------------------------------------------------------------------ basics
 
@@ -169,6 +190,10 @@ const Bytes = z.object({
 
 export const CommandSchema = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('hello') }),
+  /** Attach to a real QEMU over QMP (socket path or HOST:PORT); the lab waits (attach-session.ts). */
+  z.object({ cmd: z.literal('attach'), address: z.string().trim().min(1).max(4096) }),
+  /** Let go of the attached QEMU and return to the lab. */
+  z.object({ cmd: z.literal('detach') }),
   z.object({ cmd: z.literal('getTopology') }),
   z.object({ cmd: z.literal('loadLab'), lab: LabNameSchema }),
   z.object({ cmd: z.literal('createDevice'), device: DeviceSpecSchema }),
@@ -195,11 +220,17 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('startCapture'), path: z.string().max(4096).optional() }),
   z.object({ cmd: z.literal('stopCapture') }),
   /** Copy the last capture file to `path`. */
-  z.object({ cmd: z.literal('saveCapture'), path: z.string().min(1).max(4096) }),
+  z.object({
+    cmd: z.literal('saveCapture'),
+    path: z.string().min(1).max(4096),
+    ...SaveCaptureOptionsShape,
+  }),
   z.object({ cmd: z.literal('openCapture'), path: z.string().min(1).max(4096) }),
+  ...CaptureViewCommands,
   z.object({ cmd: z.literal('pause') }),
   z.object({ cmd: z.literal('run') }),
   z.object({ cmd: z.literal('step'), count: z.number().int().min(1).max(100_000).optional() }),
+  ...VringCommandSchemas,
   z.object({
     cmd: z.literal('importConfig'),
     format: ConfigFormatSchema,
@@ -220,6 +251,7 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
     on: z.boolean(),
     speed: z.enum(['paced', 'full']).optional(),
   }),
+  ...TerminalCommandSchemas,
 ]);
 export type Command = z.infer<typeof CommandSchema>;
 export type CommandInput = z.input<typeof CommandSchema>;
@@ -254,6 +286,8 @@ export const PortSnapshotSchema = z.object({
   guestApp: z.string().nullable(),
   /** The monitor twin: `device_add virtserialport,bus=vser0.0,...`. */
   monitor: z.string(),
+  /** Attached QEMU: the fields above it cannot tell (their values are placeholders; show "—"). */
+  unknown: z.array(z.string()).optional(),
 });
 export type PortSnapshot = z.infer<typeof PortSnapshotSchema>;
 
@@ -274,6 +308,8 @@ export const DeviceSnapshotSchema = z.object({
   /** Number of virtqueues the driver set up. */
   queues: z.number().int(),
   monitor: z.string(),
+  /** Attached QEMU: the fields above it cannot tell (show "—"). */
+  unknown: z.array(z.string()).optional(),
 });
 export type DeviceSnapshot = z.infer<typeof DeviceSnapshotSchema>;
 
@@ -287,6 +323,8 @@ export const ChardevSnapshotSchema = z.object({
   connected: z.boolean(),
   usedBy: PortRefSchema.nullable(),
   monitor: z.string(),
+  /** Attached QEMU: the fields above it cannot tell (show "—"). */
+  unknown: z.array(z.string()).optional(),
 });
 export type ChardevSnapshot = z.infer<typeof ChardevSnapshotSchema>;
 
@@ -304,8 +342,27 @@ export const CaptureStateSchema = z.object({
   records: z.number(),
   /** The last finished capture, ready for saveCapture. */
   last: z.string().nullable(),
+  /** The capture open in the capture view (its record count follows a growing file). */
+  view: CaptureViewStateSchema.nullable().optional(),
 });
 export type CaptureState = z.infer<typeof CaptureStateSchema>;
+
+/** What the app is attached to when it serves a real QEMU instead of the lab. */
+export const AttachedInfoSchema = z.object({
+  /** The QMP socket path or HOST:PORT. */
+  qmp: z.string(),
+  /** QEMU's version and package, from the QMP greeting. */
+  qemu: z.string(),
+  /** query-chardev polling period (ms). */
+  pollMs: z.number(),
+  /** What a real QEMU does not tell (VSERPORT_CHANGE's limits, ...), one line each. */
+  notes: z.array(z.string()),
+  /** Bumped when the vring poller read new queue state (the vring view refreshes). */
+  vringRound: z.number().int(),
+  /** The vring poller's period now (ms; it backs off when QMP is slow). */
+  vringMs: z.number(),
+});
+export type AttachedInfo = z.infer<typeof AttachedInfoSchema>;
 
 export const TopologySnapshotSchema = z.object({
   lab: z.string(),
@@ -315,6 +372,8 @@ export const TopologySnapshotSchema = z.object({
   devices: z.array(DeviceSnapshotSchema),
   ports: z.array(PortSnapshotSchema),
   chardevs: z.array(ChardevSnapshotSchema),
+  /** Set while a real QEMU is served instead of the lab (null or absent: the lab). */
+  attached: AttachedInfoSchema.nullable().optional(),
 });
 export type TopologySnapshot = z.infer<typeof TopologySnapshotSchema>;
 
@@ -327,6 +386,12 @@ export const VringSnapshotSchema = z.object({
   format: z.enum(['split', 'packed']),
   size: z.number().int(),
   snapshot: z.record(z.string(), z.unknown()),
+  /** Attached QEMU: what the snapshot cannot hold for a real device, in words. */
+  unavailable: z.array(z.string()).optional(),
+  /** Attached QEMU: its own counters for the queue (last-avail-idx, inuse, ...). */
+  qemu: z.record(z.string(), z.unknown()).optional(),
+  /** Attached QEMU: when it was read (ms since the Unix epoch). */
+  time: z.number().optional(),
 });
 export type VringSnapshot = z.infer<typeof VringSnapshotSchema>;
 
@@ -368,6 +433,10 @@ export const ApiEventSchema = z.object({
   rule: z.string().nullable(),
   /** One line for people. */
   text: z.string(),
+  /** Attached QEMU: how it was learned (a QMP event, polling query-chardev, a command of ours). */
+  source: z.enum(['event', 'poll', 'command']).optional(),
+  /** Attached QEMU: a QMP event that polling had already shown (VSERPORT_CHANGE is rate-limited). */
+  late: z.boolean().optional(),
 });
 export type ApiEvent = z.infer<typeof ApiEventSchema>;
 
@@ -420,6 +489,8 @@ export const BatchSchema = z.object({
   topology: TopologySnapshotSchema.nullable(),
   engine: EngineStateSchema,
   coalesced: CoalescedSchema,
+  /** Terminal output since the last batch, one entry per session (terminal-contract.ts). */
+  terminals: z.array(TerminalOutputSchema).optional(),
 });
 export type Batch = z.infer<typeof BatchSchema>;
 
@@ -452,6 +523,8 @@ export type CaptureRow = z.infer<typeof CaptureRowSchema>;
 /** What each command answers with when it succeeds. */
 export const ResultSchemas = {
   hello: HelloSchema,
+  attach: TopologySnapshotSchema,
+  detach: TopologySnapshotSchema,
   getTopology: TopologySnapshotSchema,
   loadLab: TopologySnapshotSchema,
   createDevice: z.object({ name: z.string(), bus: z.string() }),
@@ -464,7 +537,12 @@ export const ResultSchemas = {
   disconnectHost: PortSnapshotSchema,
   startCapture: CaptureStateSchema,
   stopCapture: CaptureStateSchema,
-  saveCapture: z.object({ path: z.string(), bytes: z.number() }),
+  saveCapture: z.object({
+    path: z.string(),
+    bytes: z.number(),
+    /** Records written (a save from the capture view). */
+    records: z.number().int().optional(),
+  }),
   openCapture: z.object({
     path: z.string(),
     records: z.number().int(),
@@ -480,6 +558,16 @@ export const ResultSchemas = {
   writeHost: z.object({ written: z.number().int() }),
   writeGuest: z.object({ written: z.number().int() }),
   setWorkload: z.object({ running: z.array(z.string()) }),
+  getVringView: GetVringViewResultSchema,
+  vringStep: z.object({
+    ran: z.array(z.string()),
+    ops: z.array(RingOpSchema),
+    engine: EngineStateSchema,
+    view: VringViewSchema,
+  }),
+  injectFault: InjectFaultResultSchema,
+  ...CaptureViewResults,
+  ...TerminalResults,
 } as const satisfies Record<CommandName, z.ZodType>;
 
 export type ResultOf<C extends CommandName> = z.infer<(typeof ResultSchemas)[C]>;

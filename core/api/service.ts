@@ -17,7 +17,6 @@ import type { EngineEvents } from '../engine/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
 import { portColumn, recordSummary } from '../capture/format.js';
-import { openCapture } from '../capture/pcapng-reader.js';
 import { topologyFromLibvirtXml, topologyToLibvirtXml } from '../machine/libvirt-xml.js';
 import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
 import { printQemuArgs } from '../machine/qemu-print.js';
@@ -47,8 +46,12 @@ import {
   type TopologySnapshot,
 } from './contract.js';
 import { demoTopology } from './demo.js';
+import { AttachSession, failure, type AttachSessionOptions } from './attach-session.js';
 import { LabSession, makeRuntimeDir, portLabel, type SessionNote } from './lab-session.js';
 import { CaptureRecorder, dropDirection } from './recorder.js';
+import { TerminalService } from './terminal-service.js';
+import { CaptureView, viewAnswer } from './capture-view.js';
+import { VringService } from './vring-service.js';
 
 export interface ApiServiceOptions {
   face: 'electron' | 'web';
@@ -56,6 +59,8 @@ export interface ApiServiceOptions {
   dialogs?: boolean;
   /** The lab a first start opens (default: the demo, alive). */
   lab?: LabName;
+  /** Attach mode tuning (tests): polling periods, greeting and unplug timeouts. */
+  attach?: AttachSessionOptions;
   /** Directory under which the runtime directory is made (default $XDG_RUNTIME_DIR or the temp dir). */
   runtimeBase?: string;
   /** Throughput sample period (ms). */
@@ -79,7 +84,14 @@ const RECENT_EVENTS = 200;
 
 export class ApiService {
   private current!: LabSession;
+  /** The vring view, step mode and injected faults (vring-service.ts). */
+  private readonly vrings = new VringService();
   private readonly screens = new Set<BatchBridge>();
+  /** Terminal sessions and HMP consoles, their output in each screen's batches (terminal-service.ts). */
+  private readonly terminals = new TerminalService({
+    session: () => this.current,
+    changed: () => this.topologyChanged(),
+  });
   private unsubscribe: (() => void)[] = [];
   private eventSeq = 0;
   private recent: ApiEvent[] = [];
@@ -87,9 +99,15 @@ export class ApiService {
   private lastSample = new Map<string, { toGuest: number; toHost: number }>();
   private lastSampleTime = Date.now();
   private recorder: CaptureRecorder | null = null;
+  /** The capture open in the capture view (capture-view.ts). */
+  private captureView: CaptureView | null = null;
   private lastCapture: string | null = null;
   private labCount = 0;
   private closed = false;
+  /** A real QEMU served in the lab's place (attach-session.ts); the lab waits, paused. */
+  private attached: AttachSession | null = null;
+  private attachCount = 0;
+  private parkedMode: 'free-run' | 'step' = 'free-run';
   /** Commands run one at a time, in arrival order (a lab switch is not interleaved with a hot-plug). */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -140,6 +158,16 @@ export class ApiService {
   }
 
   private async dispatch(c: Command): Promise<Answer> {
+    // Attach mode: a real QEMU answers what it can, the lab-only commands are refused.
+    if (c.cmd === 'attach') return this.attachTo(c.address);
+    if (c.cmd === 'detach') return this.detachFrom();
+    if (this.attached !== null) {
+      if (c.cmd === 'loadLab' || c.cmd === 'importConfig') await this.leaveAttached();
+      else {
+        const answer = await this.attached.run(c);
+        if (answer !== null) return answer;
+      }
+    }
     const s = this.current;
     switch (c.cmd) {
       case 'hello':
@@ -157,6 +185,7 @@ export class ApiService {
       }
       case 'createDevice': {
         const d = s.createDevice(c.device);
+        this.vrings.watchDevices(); // its negotiation is recorded from the guest's probe on
         return typeof d === 'string'
           ? fail('Refused', d)
           : this.changed(ok({ name: d.name, bus: d.bus }));
@@ -226,9 +255,20 @@ export class ApiService {
       case 'stopCapture':
         return this.stopCapture();
       case 'saveCapture':
+        if (c.source === 'view' || (c.source === undefined && c.filter !== undefined))
+          return this.saveView(c.path, c.filter);
         return this.saveCapture(c.path);
       case 'openCapture':
         return this.openCapture(c.path);
+      case 'getCaptureRows':
+      case 'getCaptureRecord':
+      case 'followCapture':
+      case 'saveFollowRaw':
+        return viewAnswer(this.captureView, c);
+      case 'closeCapture':
+        this.captureView?.close();
+        this.captureView = null;
+        return this.changed(ok({}));
       case 'pause':
         s.lab.scheduler.setMode('step');
         this.engineChanged();
@@ -287,6 +327,16 @@ export class ApiService {
         if (typeof n === 'string') return fail(notFound(n), n);
         return ok({ written: n });
       }
+      case 'getVringView':
+        return this.vrings.view(c.device, c.queue, c.since);
+      case 'vringStep': {
+        const r = this.vrings.step(c.device, c.queue, c.count ?? 1);
+        this.engineChanged();
+        this.topologyChanged();
+        return r.ok ? ok({ ...r.value, engine: s.engineState() }) : r;
+      }
+      case 'injectFault':
+        return this.changed(this.vrings.inject(c.device, c.queue, c.fault));
       case 'setWorkload': {
         let name: string | undefined;
         if (c.port !== undefined) {
@@ -298,6 +348,12 @@ export class ApiService {
         const r = await s.setWorkload(name, c.on, c.speed ?? 'paced');
         return typeof r === 'string' ? fail('Refused', r) : this.changed(ok({ running: r }));
       }
+      case 'openTerminal':
+      case 'openMonitor':
+      case 'terminalInput':
+      case 'closeTerminal':
+      case 'listTerminals':
+        return this.terminals.execute(c);
     }
   }
 
@@ -320,6 +376,7 @@ export class ApiService {
     const oldConfig = old?.exportTopology();
     // The old lab stops first, so the new one can have its socket paths.
     this.stopRecorder();
+    await this.terminals.endAll('the lab was replaced');
     for (const u of this.unsubscribe.splice(0)) u();
     await old?.dispose();
     if (old !== null) fs.rmSync(old.runtimeDir, { recursive: true, force: true });
@@ -380,6 +437,57 @@ export class ApiService {
     return ok({ topology: this.snapshot(), notes: [...notes, ...more] });
   }
 
+  // ------------------------------------------------------------ attach
+
+  /** Attach to a real QEMU; the lab is paused and waits (a refused attach leaves it as it was). */
+  private async attachTo(address: string): Promise<Answer> {
+    if (this.attached !== null) await this.leaveAttached();
+    const dir = path.join(this.runtimeDir, `attach-${++this.attachCount}`);
+    const a = await AttachSession.connect(
+      address,
+      dir,
+      { emit: (e) => this.emit(e), changed: () => this.topologyChanged() },
+      this.options.attach,
+    );
+    if (!(a instanceof AttachSession)) return failure(a);
+    this.stopRecorder();
+    for (const u of this.unsubscribe.splice(0)) u();
+    const sch = this.current.lab.scheduler;
+    this.parkedMode = sch.mode === 'step' ? 'step' : 'free-run';
+    sch.setMode('step');
+    this.attached = a;
+    this.lastSample.clear();
+    const info = a.info();
+    this.note(`attached to ${info.qemu} at ${address}; the ${this.current.name} lab waits`);
+    for (const line of info.notes) this.note(line);
+    this.topologyChanged();
+    this.engineChanged();
+    return ok(this.snapshot());
+  }
+
+  private async detachFrom(): Promise<Answer> {
+    if (this.attached === null) return fail('Refused', 'not attached to a QEMU');
+    await this.leaveAttached();
+    return ok(this.snapshot());
+  }
+
+  /** Close the QMP connection (QEMU keeps running) and give the screens the lab back. */
+  private async leaveAttached(): Promise<void> {
+    const a = this.attached;
+    if (a === null) return;
+    this.attached = null;
+    await a.close();
+    this.current.lab.scheduler.setMode(this.parkedMode);
+    this.listen(this.current.lab);
+    this.note(`detached from ${a.address}; back to the ${this.current.name} lab`);
+    this.adopt(this.current);
+  }
+
+  /** The attached QEMU, when one is served (tests). */
+  get attachedSession(): AttachSession | null {
+    return this.attached;
+  }
+
   // ------------------------------------------------------------ capture
 
   private captureState(): CaptureState {
@@ -388,6 +496,7 @@ export class ApiService {
       path: this.recorder?.path ?? null,
       records: this.recorder?.records ?? 0,
       last: this.lastCapture,
+      view: this.captureView?.state(this.recorder?.path ?? null) ?? null,
     };
   }
 
@@ -444,10 +553,23 @@ export class ApiService {
     }
   }
 
+  private saveView(to: string, filter: string | undefined): Answer {
+    const view = this.captureView;
+    if (view === null) return fail('Refused', 'no capture is open: open a .pcapng file first');
+    view.refresh();
+    const r = view.save(path.resolve(to), filter);
+    return 'kind' in r ? fail(r.kind, r.message) : ok(r);
+  }
+
   private async openCapture(file: string): Promise<Answer> {
-    const reader = await openCapture(file);
-    if (reader instanceof CaptureError) return fail('IoError', reader.message);
-    try {
+    // The view keeps the file open (the list asks for windows of it); the first rows come along.
+    const view = await CaptureView.open(path.resolve(file));
+    if ('kind' in view) return fail(view.kind, view.message);
+    this.captureView?.close();
+    this.captureView = view;
+    this.topologyChanged();
+    const reader = view.reader;
+    {
       const rows: CaptureRow[] = [];
       const n = Math.min(reader.count, CAPTURE_ROWS);
       for (let i = 0; i < n; i++) {
@@ -463,14 +585,25 @@ export class ApiService {
         });
       }
       return ok({ path: file, records: reader.count, rows, truncated: reader.count > n });
-    } finally {
-      reader.close();
     }
   }
 
   // ------------------------------------------------------------ screens
 
   snapshot(): TopologySnapshot {
+    const a = this.attached;
+    if (a !== null) {
+      return {
+        lab: `attached: ${a.address}`,
+        runtimeDir: a.runtimeDir,
+        engine: a.engineState(),
+        capture: this.captureState(),
+        devices: a.devices(),
+        ports: a.ports(),
+        chardevs: a.chardevs(),
+        attached: a.info(),
+      };
+    }
     const s = this.current;
     return {
       lab: s.name,
@@ -488,9 +621,17 @@ export class ApiService {
     send: (batch: Batch) => void,
     options: { defer?: (run: () => void) => void } = {},
   ): Screen {
+    // Terminal output rides in the same batches; new output asks the bridge for one.
+    const outbox = this.terminals.addScreen(() => bridge.engineChanged());
     const bridge = new BatchBridge({
-      source: { topology: () => this.snapshot(), engine: () => this.current.engineState() },
-      send,
+      source: {
+        topology: () => this.snapshot(),
+        engine: () => this.attached?.engineState() ?? this.current.engineState(),
+      },
+      send: (batch) => {
+        const terminals = outbox.take();
+        send(terminals === undefined ? batch : { ...batch, terminals });
+      },
       maxEvents: this.options.maxEvents,
       maxSamples: this.options.maxSamples,
       ...(options.defer !== undefined ? { defer: options.defer } : {}),
@@ -503,6 +644,7 @@ export class ApiService {
       ack: (seq) => bridge.ack(seq),
       close: () => {
         bridge.close();
+        this.terminals.removeScreen(outbox);
         this.screens.delete(bridge);
         if (this.screens.size === 0) this.stopSampler();
       },
@@ -553,6 +695,13 @@ export class ApiService {
   /** One throughput sample: bytes each way per port since the last one. */
   sample(): void {
     const now = Date.now();
+    if (this.attached !== null) {
+      // QMP counts no bytes: the chart moves on, empty.
+      const sample = { t: now, dt: Math.max(1, now - this.lastSampleTime), ports: [] };
+      this.lastSampleTime = now;
+      for (const b of this.screens) b.pushSample(sample);
+      return;
+    }
     const dt = Math.max(1, now - this.lastSampleTime);
     this.lastSampleTime = now;
     const ports: PortSample[] = [];
@@ -575,12 +724,15 @@ export class ApiService {
     this.lastSample = seen;
     const sample = { t: now, dt, ports };
     for (const b of this.screens) b.pushSample(sample);
+    // the capture view follows a file still growing (the live capture: its count moves below)
+    if (this.captureView?.refresh() === true && this.recorder === null) this.topologyChanged();
     if (this.recorder !== null) this.topologyChanged(); // the record count moves
   }
 
   // ------------------------------------------------------------- events
 
   private listen(lab: Lab): void {
+    this.unsubscribe.push(this.vrings.listen(lab));
     const ev: Emitter<EngineEvents> = lab.events;
     const labelOf = (device: string, nr: number | null): string | null => {
       if (nr === null) return null;
@@ -746,9 +898,14 @@ export class ApiService {
     this.closed = true;
     this.stopSampler();
     this.stopRecorder();
+    this.captureView?.close();
+    this.captureView = null;
+    await this.terminals.endAll('the app is closing');
     for (const b of this.screens) b.close();
     this.screens.clear();
     for (const u of this.unsubscribe.splice(0)) u();
+    await this.attached?.close();
+    this.attached = null;
     await this.current.dispose();
     fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }

@@ -41,6 +41,22 @@ import {
 import { Status, statusNames, type StatusName } from './status.js';
 import { RingTracer } from './trace.js';
 
+/** One status write as the device kept it (onStatusChange). */
+export interface StatusChange {
+  /** Status before the write. */
+  old: number;
+  /** What the driver wrote. */
+  written: number;
+  /** Status after it (FEATURES_OK left out when refused, G4). */
+  status: number;
+  /** Features the driver had accepted when it wrote. */
+  driverFeatures: bigint;
+  /** Features in force after the write. */
+  negotiated: bigint;
+  /** Why FEATURES_OK was refused, when it was (G4). */
+  refusal: VirtioFault | null;
+}
+
 /** Who a task works for: the guest, a device, or a host backend. */
 export type TaskKind = 'guest' | 'device' | 'backend';
 /** How code asks for work to be done later, in order (the engine's Scheduler.post). */
@@ -84,6 +100,7 @@ export abstract class VirtioDevice implements VirtioTransport {
   /** Bumped on reset so tasks posted before it do nothing. */
   private epoch = 0;
   private faultListeners: ((fault: VirtioFault) => void)[] = [];
+  private statusListeners: ((change: StatusChange) => void)[] = [];
 
   constructor(options: VirtioDeviceOptions) {
     this.deviceId = options.deviceId;
@@ -185,6 +202,30 @@ export abstract class VirtioDevice implements VirtioTransport {
     return this.queues[queue] !== undefined;
   }
 
+  /**
+   * Every status write the driver makes (reset included), as the device
+   * kept it: for the app's record of feature negotiation as it happened.
+   */
+  onStatusChange(listener: (change: StatusChange) => void): () => void {
+    this.statusListeners = [...this.statusListeners, listener];
+    return () => {
+      this.statusListeners = this.statusListeners.filter((l) => l !== listener);
+    };
+  }
+
+  private statusChanged(old: number, written: number): void {
+    if (this.statusListeners.length === 0) return;
+    const change: StatusChange = {
+      old,
+      written,
+      status: this.status,
+      driverFeatures: this.driverFeatures,
+      negotiated: this.negotiated,
+      refusal: this.refusal,
+    };
+    for (const l of this.statusListeners) l(change);
+  }
+
   onFault(listener: (fault: VirtioFault) => void): () => void {
     this.faultListeners = [...this.faultListeners, listener];
     return () => {
@@ -219,7 +260,9 @@ export abstract class VirtioDevice implements VirtioTransport {
   writeStatus(value: number): void {
     value &= 0xff;
     if (value === 0) {
+      const before = this.status;
       this.reset();
+      this.statusChanged(before, 0);
       return;
     }
     const old = this.status;
@@ -247,9 +290,11 @@ export abstract class VirtioDevice implements VirtioTransport {
           'driver set DRIVER_OK before feature negotiation completed (FEATURES_OK)',
         ),
       );
+      this.statusChanged(old, value);
       return;
     }
     this.status = next;
+    this.statusChanged(old, value);
     const wasOk = (old & Status.DRIVER_OK) !== 0;
     const isOk = (next & Status.DRIVER_OK) !== 0;
     if (isOk && !wasOk) {

@@ -19,6 +19,7 @@ import type {
   TopologySnapshot,
 } from '../../../core/api/contract.js';
 import { ThroughputHistory, appendBounded } from '../../../core/api/view.js';
+import { TerminalStore } from './terminals.svelte.js';
 
 export type Selection =
   | { type: 'port'; key: string }
@@ -36,6 +37,7 @@ export type DialogName =
   | 'about'
   | 'open-capture'
   | 'save-capture'
+  | 'attach'
   | null;
 
 const MAX_EVENTS = 2000;
@@ -59,6 +61,8 @@ export class AppState {
   face = $state<'electron' | 'web'>('web');
 
   readonly history = new ThroughputHistory(300);
+  /** Terminal sessions and the HMP console (terminals.svelte.ts). */
+  readonly terminals = new TerminalStore(this);
   private pending: Batch[] = [];
   private frameRequested = false;
   private toastTimer: ReturnType<typeof setTimeout> | null = null;
@@ -94,11 +98,15 @@ export class AppState {
     this.connection = 'open';
     this.batches++;
     if (b.topology !== null) {
+      // Attaching to a real QEMU (or detaching): the same port keys, other ports; start afresh.
+      if ((b.topology.attached?.qmp ?? null) !== (this.topology?.attached?.qmp ?? null))
+        this.history.retain([]);
       this.topology = b.topology;
       this.history.retain(b.topology.ports.map((p) => p.key));
       this.checkSelection(b.topology);
     }
     this.engine = b.engine;
+    if (b.terminals !== undefined) this.terminals.apply(b.terminals);
     if (b.events.length > 0) this.events = appendBounded(this.events, b.events, MAX_EVENTS);
     if (b.coalesced.events > 0) this.coalescedEvents += b.coalesced.events;
     if (b.samples.length > 0) {

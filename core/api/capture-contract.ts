@@ -1,0 +1,154 @@
+/**
+ * The capture view's part of the contract (contract.ts spreads these into
+ * its command union and result table): the packet list asks for windows of
+ * rows (never all of them), one record's decoded fields and bytes, a port's
+ * conversation (follow stream), and raw exports.
+ *
+ * Pure zod, like contract.ts, and it must not import contract.ts (the two
+ * would form a cycle at module evaluation).
+ */
+import { z } from 'zod';
+
+const Direction = z.enum(['host-to-guest', 'guest-to-host']);
+const Path = z.string().min(1).max(4096);
+/** A filter in the capture filter language (core/capture/filter.ts); empty: every record. */
+const FilterText = z.string().max(4096);
+/** A port as follow stream names it: number, name (`test1`) or guest node (`vport0p2`). */
+const PortSelector = z.union([z.number().int().min(0).max(0xffffffff), z.string().min(1).max(256)]);
+
+/** Rows a single getCaptureRows may ask for. */
+export const MAX_ROWS_PER_REQUEST = 1000;
+/** Bytes of one record the detail answer carries (the hex pane). */
+export const MAX_DETAIL_BYTES = 64 * 1024;
+/** Bytes of a conversation the follow answer carries for display. */
+export const MAX_FOLLOW_BYTES = 1024 * 1024;
+
+export const CaptureViewStateSchema = z.object({
+  path: z.string(),
+  /** Records in the file now (grows while a live capture is followed). */
+  records: z.number().int(),
+  /** Whether the file is the one being captured to right now. */
+  live: z.boolean(),
+});
+export type CaptureViewState = z.infer<typeof CaptureViewStateSchema>;
+
+/** Extra fields of saveCapture: what to save (the live/last capture file, or the open view). */
+export const SaveCaptureOptionsShape = {
+  /** `last`: copy the running or last capture file; `view`: the capture open in the view. Default: last when there is one. */
+  source: z.enum(['last', 'view']).optional(),
+  /** Save only the records this filter matches (source `view`). */
+  filter: FilterText.optional(),
+};
+
+export const CaptureViewCommands = [
+  /** A window of the list: positions [from, from+count) of the records the filter matches. */
+  z.object({
+    cmd: z.literal('getCaptureRows'),
+    from: z.number().int().min(0),
+    count: z.number().int().min(0).max(MAX_ROWS_PER_REQUEST),
+    filter: FilterText.optional(),
+  }),
+  /** One record decoded (number is 1-based, tshark's frame.number). */
+  z.object({ cmd: z.literal('getCaptureRecord'), number: z.number().int().min(1) }),
+  /** A port's conversation, both directions in order. */
+  z.object({
+    cmd: z.literal('followCapture'),
+    device: z.string().min(1).max(128).optional(),
+    port: PortSelector,
+  }),
+  /** All the bytes one direction of a port carried, to a file. */
+  z.object({
+    cmd: z.literal('saveFollowRaw'),
+    device: z.string().min(1).max(128).optional(),
+    port: PortSelector,
+    direction: Direction,
+    path: Path,
+  }),
+  /** Close the capture open in the view. */
+  z.object({ cmd: z.literal('closeCapture') }),
+] as const;
+
+export const CaptureListRowSchema = z.object({
+  /** 1-based record number (tshark's frame.number). */
+  number: z.number().int().min(1),
+  /** Seconds since the first record. */
+  rel: z.number(),
+  kind: z.string(),
+  port: z.string().nullable(),
+  direction: Direction.nullable(),
+  length: z.number().int(),
+  summary: z.string(),
+});
+export type CaptureListRow = z.infer<typeof CaptureListRowSchema>;
+
+export const CaptureRowsSchema = z.object({
+  path: z.string(),
+  /** Records in the capture. */
+  total: z.number().int(),
+  /** Records the filter matches (= total without a filter): the list's length. */
+  matched: z.number().int(),
+  /** The filter as applied ('' for none). */
+  filter: z.string(),
+  from: z.number().int(),
+  rows: z.array(CaptureListRowSchema),
+});
+export type CaptureRows = z.infer<typeof CaptureRowsSchema>;
+
+export const CaptureFieldSchema = z.object({ name: z.string(), value: z.string() });
+export type CaptureField = z.infer<typeof CaptureFieldSchema>;
+
+export const CaptureRecordDetailSchema = z.object({
+  number: z.number().int(),
+  kind: z.string(),
+  device: z.string(),
+  /** The port number the record concerns, when it concerns one. */
+  port: z.number().int().nullable(),
+  portLabel: z.string().nullable(),
+  direction: Direction.nullable(),
+  rel: z.number(),
+  /** Exact time, ns since the epoch, as a decimal string. */
+  timeNs: z.string(),
+  length: z.number().int(),
+  summary: z.string(),
+  /** Decoded fields in order (kind, port, direction, time, length, control fields, event text...). */
+  fields: z.array(CaptureFieldSchema),
+  /** hexDump of the captured bytes (at most MAX_DETAIL_BYTES of them). */
+  hex: z.string(),
+  /** Captured bytes, base64 (at most MAX_DETAIL_BYTES). */
+  bytes: z.string(),
+  captured: z.number().int(),
+  hexTruncated: z.boolean(),
+});
+export type CaptureRecordDetail = z.infer<typeof CaptureRecordDetailSchema>;
+
+export const FollowRunSchema = z.object({
+  direction: Direction,
+  /** The bytes as text: newlines kept, other non-printable bytes as '.'. */
+  text: z.string(),
+  bytes: z.number().int(),
+});
+export type FollowRun = z.infer<typeof FollowRunSchema>;
+
+export const FollowResultSchema = z.object({
+  label: z.string(),
+  device: z.string(),
+  port: z.number().int().nullable(),
+  hostToGuest: z.number().int(),
+  guestToHost: z.number().int(),
+  segments: z.number().int(),
+  /** Consecutive same-direction bytes, in order (cut at MAX_FOLLOW_BYTES). */
+  runs: z.array(FollowRunSchema),
+  /** followHex of the same bytes. */
+  hex: z.string(),
+  /** The display was cut (the raw export still has every byte). */
+  truncated: z.boolean(),
+});
+export type FollowResult = z.infer<typeof FollowResultSchema>;
+
+export const CaptureViewResults = {
+  getCaptureRows: CaptureRowsSchema,
+  getCaptureRecord: CaptureRecordDetailSchema,
+  followCapture: FollowResultSchema,
+  saveFollowRaw: z.object({ path: z.string(), bytes: z.number().int() }),
+  closeCapture: z.object({}),
+} as const;

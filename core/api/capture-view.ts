@@ -1,0 +1,484 @@
+/**
+ * The service side of the capture view: one capture file open at a time
+ * through CaptureReader (an index of 20 bytes per record in memory, payloads
+ * on disk), answering the list's windows of rows, one record's decoded
+ * fields and bytes, follow stream, and saves.
+ *
+ * A filter runs once over the index (`reader.select`) into a Uint32Array of
+ * matching record numbers, cached per filter text (a few, least recently
+ * used first out); a window of a filtered list is a slice of that array.
+ * When the file grows (a live capture followed with `tick`), cached
+ * selections are extended over the new records only.
+ */
+import * as fs from 'node:fs';
+import { CaptureError } from '../capture/error.js';
+import { parseFilter, type Filter } from '../capture/filter.js';
+import {
+  followCapture,
+  followHex,
+  followRaw,
+  followRuns,
+  type FollowStream,
+  type PortSelector,
+} from '../capture/follow.js';
+import {
+  directionArrow,
+  hexDump,
+  portColumn,
+  printable,
+  recordSummary,
+} from '../capture/format.js';
+import { openCapture, openCaptureSync, type CaptureReader } from '../capture/pcapng-reader.js';
+import { BLOCK_EPB } from '../capture/pcapng-writer.js';
+import type { CaptureRecord } from '../capture/record.js';
+import {
+  MAX_DETAIL_BYTES,
+  MAX_FOLLOW_BYTES,
+  type CaptureField,
+  type CaptureListRow,
+  type CaptureRecordDetail,
+  type CaptureRows,
+  type CaptureViewState,
+  type FollowResult,
+  type FollowRun,
+} from './capture-contract.js';
+import { fail, ok, type Command, type Result } from './contract.js';
+
+const BLOCK_PB = 0x00000002;
+const BLOCK_SPB = 0x00000003;
+/** Selections kept (per filter text). */
+const CACHED_FILTERS = 8;
+
+/** An error for the face: the kind of the contract and one line. */
+export interface ViewError {
+  kind: 'NotFound' | 'InvalidRequest' | 'IoError' | 'Refused';
+  message: string;
+}
+
+export function isViewError(v: unknown): v is ViewError {
+  return typeof v === 'object' && v !== null && 'kind' in v && 'message' in v && !('ok' in v);
+}
+
+interface Selection {
+  filter: Filter;
+  matches: Uint32Array;
+  /** Records [0, scanned) have been tested. */
+  scanned: number;
+}
+
+export class CaptureView {
+  private readonly selections = new Map<string, Selection>();
+
+  /** File size when the reader was last reopened after a torn read (see refresh). */
+  private reopenedAt = -1;
+
+  private constructor(private current: CaptureReader) {}
+
+  get reader(): CaptureReader {
+    return this.current;
+  }
+
+  static async open(path: string): Promise<CaptureView | ViewError> {
+    const reader = await openCapture(path);
+    if (reader instanceof CaptureError) return { kind: 'IoError', message: reader.message };
+    return new CaptureView(reader);
+  }
+
+  get path(): string {
+    return this.reader.path;
+  }
+
+  get count(): number {
+    return this.reader.count;
+  }
+
+  state(livePath: string | null): CaptureViewState {
+    return { path: this.path, records: this.count, live: livePath === this.path };
+  }
+
+  close(): void {
+    this.reader.close();
+    this.selections.clear();
+  }
+
+  /** Index what was appended to the file since; returns whether the record count moved. */
+  refresh(): boolean {
+    const r = this.current.refresh();
+    if (typeof r === 'number' && r > 0) return true;
+    // A block read while the writer was writing it can look damaged, and the reader stops
+    // there for good; a file that grew since is opened afresh (the index is rebuilt).
+    if (!this.current.warnings.some((w) => w.kind !== 'TruncatedBlock')) return false;
+    let size: number;
+    try {
+      size = fs.statSync(this.path).size;
+    } catch {
+      return false;
+    }
+    if (size === this.reopenedAt) return false;
+    this.reopenedAt = size;
+    const fresh = openCaptureSync(this.path);
+    if (fresh instanceof CaptureError) return false;
+    const before = this.current.count;
+    this.current.close();
+    this.current = fresh;
+    this.selections.clear();
+    return fresh.count !== before;
+  }
+
+  /** The matching record numbers (0-based) for a filter, or null for no filter (every record). */
+  select(text: string | undefined): Uint32Array | null | ViewError {
+    const key = (text ?? '').trim();
+    if (key === '') return null;
+    let sel = this.selections.get(key);
+    if (sel === undefined) {
+      const filter = parseFilter(key);
+      if (!('test' in filter)) return { kind: 'InvalidRequest', message: filter.toString() };
+      sel = { filter, matches: new Uint32Array(0), scanned: 0 };
+    } else {
+      this.selections.delete(key); // re-inserted below: most recently used last
+    }
+    if (sel.scanned < this.reader.count) {
+      const more = this.reader.select(sel.filter.test, sel.scanned, this.reader.count);
+      if (sel.scanned === 0) sel.matches = more;
+      else if (more.length > 0) {
+        const joined = new Uint32Array(sel.matches.length + more.length);
+        joined.set(sel.matches);
+        joined.set(more, sel.matches.length);
+        sel.matches = joined;
+      }
+      sel.scanned = this.reader.count;
+    }
+    this.selections.set(key, sel);
+    while (this.selections.size > CACHED_FILTERS) {
+      const oldest = this.selections.keys().next().value as string;
+      this.selections.delete(oldest);
+    }
+    return sel.matches;
+  }
+
+  /** Positions [from, from+count) of the list a filter makes. */
+  rows(from: number, count: number, filter: string | undefined): CaptureRows | ViewError {
+    const matches = this.select(filter);
+    if (isViewError(matches)) return matches;
+    const matched = matches === null ? this.reader.count : matches.length;
+    const end = Math.min(matched, from + count);
+    const rows: CaptureListRow[] = [];
+    for (let i = from; i < end; i++) {
+      const n = matches === null ? i : matches[i]!;
+      const rec = this.reader.record(n);
+      if (rec instanceof CaptureError) return { kind: 'IoError', message: rec.message };
+      rows.push({
+        number: n + 1,
+        rel: this.reader.relativeSeconds(n),
+        kind: rec.kind,
+        port: portColumn(rec),
+        direction: rec.direction ?? null,
+        length: rec.length,
+        summary: recordSummary(rec),
+      });
+    }
+    return {
+      path: this.path,
+      total: this.reader.count,
+      matched,
+      filter: (filter ?? '').trim(),
+      from,
+      rows,
+    };
+  }
+
+  /** Record `number` (1-based) with its decoded fields and bytes. */
+  detail(number: number): CaptureRecordDetail | ViewError {
+    const n = number - 1;
+    if (n >= this.reader.count) {
+      return {
+        kind: 'NotFound',
+        message: `no record ${number}: the capture has ${this.reader.count}`,
+      };
+    }
+    const rec = this.reader.record(n);
+    if (rec instanceof CaptureError) return { kind: 'IoError', message: rec.message };
+    const about = this.reader.interfaceOf(n);
+    const rel = this.reader.relativeSeconds(n);
+    const shown = rec.bytes.subarray(0, MAX_DETAIL_BYTES);
+    return {
+      number,
+      kind: rec.kind,
+      device: rec.device,
+      port: rec.port ?? null,
+      portLabel: rec.port === undefined && rec.portName === undefined ? null : portColumn(rec),
+      direction: rec.direction ?? null,
+      rel,
+      timeNs: rec.time.toString(),
+      length: rec.length,
+      summary: recordSummary(rec),
+      fields: fieldsOf(number, rec, rel, about.label),
+      hex: hexDump(shown),
+      bytes: Buffer.from(shown.buffer, shown.byteOffset, shown.byteLength).toString('base64'),
+      captured: rec.bytes.length,
+      hexTruncated: rec.bytes.length > shown.length,
+    };
+  }
+
+  private stream(device: string | undefined, port: number | string): FollowStream | ViewError {
+    const sel: PortSelector = device === undefined ? { port } : { device, port };
+    const s = followCapture(this.reader, sel);
+    if (s instanceof CaptureError)
+      return { kind: s.kind === 'NoSuchPort' ? 'NotFound' : 'IoError', message: s.message };
+    return s;
+  }
+
+  /** A port's conversation for display (cut at MAX_FOLLOW_BYTES). */
+  follow(device: string | undefined, port: number | string): FollowResult | ViewError {
+    const s = this.stream(device, port);
+    if (isViewError(s)) return s;
+    let budget = MAX_FOLLOW_BYTES;
+    let cut = false;
+    const kept: FollowStream = { ...s, segments: [], hostToGuest: 0, guestToHost: 0 };
+    for (const seg of s.segments) {
+      if (seg.bytes.length > budget) {
+        cut = true;
+        break;
+      }
+      budget -= seg.bytes.length;
+      kept.segments.push(seg);
+      if (seg.direction === 'host-to-guest') kept.hostToGuest += seg.bytes.length;
+      else kept.guestToHost += seg.bytes.length;
+    }
+    const runs: FollowRun[] = followRuns(kept).map((r) => ({
+      direction: r.direction,
+      text: followTextOf(r.bytes),
+      bytes: r.bytes.length,
+    }));
+    return {
+      label: s.label,
+      device: s.device,
+      port: s.port ?? null,
+      hostToGuest: s.hostToGuest,
+      guestToHost: s.guestToHost,
+      segments: s.segments.length,
+      runs,
+      hex: followHex(kept),
+      truncated: cut || s.truncated,
+    };
+  }
+
+  /** Every byte one direction of a port carried, written to `to`. */
+  saveRaw(
+    device: string | undefined,
+    port: number | string,
+    direction: 'host-to-guest' | 'guest-to-host',
+    to: string,
+  ): { path: string; bytes: number } | ViewError {
+    const s = this.stream(device, port);
+    if (isViewError(s)) return s;
+    const raw = followRaw(s, direction);
+    try {
+      fs.writeFileSync(to, raw);
+    } catch (error) {
+      return { kind: 'IoError', message: `cannot write ${to}: ${(error as Error).message}` };
+    }
+    return { path: to, bytes: raw.length };
+  }
+
+  /**
+   * Save the capture (or the records a filter matches) as pcapng: the
+   * file's own blocks copied as they are (section headers, interfaces,
+   * every other block), packet blocks only when selected.
+   */
+  save(
+    to: string,
+    filter: string | undefined,
+  ): { path: string; bytes: number; records: number } | ViewError {
+    const matches = this.select(filter);
+    if (isViewError(matches)) return matches;
+    if (matches === null && (filter ?? '').trim() === '' && to !== this.path) {
+      try {
+        fs.copyFileSync(this.path, to);
+      } catch (error) {
+        return {
+          kind: 'IoError',
+          message: `cannot save the capture to ${to}: ${(error as Error).message}`,
+        };
+      }
+      return { path: to, bytes: fs.statSync(to).size, records: this.reader.count };
+    }
+    if (to === this.path) return { kind: 'Refused', message: 'cannot save a capture over itself' };
+    return copyBlocks(this.reader, matches ?? new Uint32Array(0), to);
+  }
+}
+
+/** Text of a follow run: newlines kept, tabs kept, other non-printable bytes as '.'. */
+function followTextOf(b: Uint8Array): string {
+  let out = '';
+  const CHUNK = 4096;
+  for (let i = 0; i < b.length; i += CHUNK) {
+    const part = b.subarray(i, i + CHUNK);
+    let s = '';
+    for (const c of part)
+      s += (c >= 0x20 && c < 0x7f) || c === 0x0a || c === 0x09 ? String.fromCharCode(c) : '.';
+    out += s;
+  }
+  return out;
+}
+
+function fieldsOf(number: number, rec: CaptureRecord, rel: number, iface: string): CaptureField[] {
+  const f: CaptureField[] = [
+    { name: 'number', value: String(number) },
+    { name: 'kind', value: rec.kind },
+    { name: 'device', value: rec.device || '-' },
+    {
+      name: 'port',
+      value:
+        rec.port === undefined
+          ? (rec.portName ?? '-')
+          : `${rec.port}${rec.portName !== undefined ? ` (${rec.portName})` : ''}`,
+    },
+    { name: 'interface', value: iface },
+    {
+      name: 'direction',
+      value:
+        rec.direction === undefined ? '-' : `${rec.direction} ${directionArrow(rec.direction)}`,
+    },
+    { name: 'time', value: isoNs(rec.time) },
+    { name: 'relative time', value: `${rel.toFixed(9)} s` },
+    { name: 'length', value: `${rec.length} bytes` },
+    { name: 'captured', value: `${rec.bytes.length} bytes` },
+  ];
+  switch (rec.kind) {
+    case 'data':
+      f.push({ name: 'text', value: printable(rec.bytes, 256) });
+      break;
+    case 'control': {
+      const c = rec.control;
+      if (c instanceof CaptureError) {
+        f.push({ name: 'control', value: `malformed: ${c.message}` });
+        break;
+      }
+      f.push(
+        { name: 'control.id', value: c.id === 0xffffffff ? '0xffffffff (device)' : String(c.id) },
+        { name: 'control.event', value: `${c.eventName} (${c.event})` },
+        { name: 'control.value', value: String(c.value) },
+      );
+      if (c.name !== undefined) {
+        f.push({ name: 'control.name', value: JSON.stringify(c.name) });
+        f.push({ name: 'control.nul', value: c.nul ? 'yes' : 'no' });
+      }
+      if (c.cols !== undefined) f.push({ name: 'control.cols', value: String(c.cols) });
+      if (c.rows !== undefined) f.push({ name: 'control.rows', value: String(c.rows) });
+      break;
+    }
+    case 'event':
+      f.push({ name: 'event', value: rec.event });
+      if (rec.count !== undefined) f.push({ name: 'event.count', value: `${rec.count} bytes` });
+      if (rec.rule !== undefined) f.push({ name: 'event.rule', value: rec.rule });
+      f.push({ name: 'event.text', value: rec.text });
+      break;
+    case 'ring':
+      f.push(
+        { name: 'ring.queue', value: String(rec.queue) },
+        { name: 'ring.op', value: rec.op },
+        { name: 'ring.text', value: rec.text },
+      );
+      break;
+  }
+  if (rec.comment !== undefined && rec.kind !== 'event' && rec.kind !== 'ring')
+    f.push({ name: 'comment', value: rec.comment });
+  return f;
+}
+
+/** `2024-05-01T10:02:01.123456789Z` from ns since the epoch. */
+function isoNs(ns: bigint): string {
+  const ms = ns / 1_000_000n;
+  const iso = new Date(Number(ms)).toISOString();
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, '0');
+  return `${iso.slice(0, 19)}.${frac}Z`;
+}
+
+/** Copy a pcapng block by block, keeping packet blocks only at the offsets of `keep`. */
+function copyBlocks(
+  reader: CaptureReader,
+  keep: Uint32Array,
+  to: string,
+): { path: string; bytes: number; records: number } | ViewError {
+  let inFd: number | undefined;
+  let outFd: number | undefined;
+  try {
+    inFd = fs.openSync(reader.path, 'r');
+    outFd = fs.openSync(to, 'w');
+    const fd = inFd;
+    const size = fs.fstatSync(fd).size;
+    // A read window over the input: blocks are read from it, written out in runs.
+    let win = Buffer.alloc(1 << 20);
+    let winStart = 0;
+    let winLen = 0;
+    const ensure = (pos: number, n: number): void => {
+      if (pos >= winStart && pos + n <= winStart + winLen) return;
+      if (win.length < n) win = Buffer.alloc(n);
+      winStart = pos;
+      winLen = fs.readSync(fd, win, 0, Math.min(win.length, size - pos), pos);
+    };
+    let written = 0;
+    let next = 0; // index into keep
+    let nextOffset = keep.length > 0 ? reader.offsetOf(keep[0]!) : -1;
+    let little = true;
+    let pos = 0;
+    while (pos + 12 <= size) {
+      ensure(pos, 12);
+      let at = pos - winStart;
+      if (win.readUInt32LE(at) === 0x0a0d0d0a) little = win.readUInt32LE(at + 8) === 0x1a2b3c4d;
+      const type = little ? win.readUInt32LE(at) : win.readUInt32BE(at);
+      const total = little ? win.readUInt32LE(at + 4) : win.readUInt32BE(at + 4);
+      if (total < 12 || pos + total > size) break; // a block cut short: the reader ignored it too
+      const isPacket = type === BLOCK_EPB || type === BLOCK_SPB || type === BLOCK_PB;
+      let take = !isPacket;
+      if (isPacket && pos === nextOffset) {
+        take = true;
+        next++;
+        nextOffset = next < keep.length ? reader.offsetOf(keep[next]!) : -1;
+      }
+      if (take) {
+        ensure(pos, total);
+        at = pos - winStart;
+        fs.writeSync(outFd, win, at, total);
+        written += total;
+      }
+      pos += total;
+    }
+    return { path: to, bytes: written, records: next };
+  } catch (error) {
+    return {
+      kind: 'IoError',
+      message: `cannot save the capture to ${to}: ${(error as Error).message}`,
+    };
+  } finally {
+    if (inFd !== undefined) fs.closeSync(inFd);
+    if (outFd !== undefined) fs.closeSync(outFd);
+  }
+}
+
+type ViewCommand = Extract<
+  Command,
+  { cmd: 'getCaptureRows' | 'getCaptureRecord' | 'followCapture' | 'saveFollowRaw' }
+>;
+
+/** The answer to one of the view's commands (ApiService hands them here). */
+export function viewAnswer(view: CaptureView | null, c: ViewCommand): Result<unknown> {
+  if (view === null) return fail('Refused', 'no capture is open: open a .pcapng file first');
+  let r: unknown;
+  switch (c.cmd) {
+    case 'getCaptureRows':
+      r = view.rows(c.from, c.count, c.filter);
+      break;
+    case 'getCaptureRecord':
+      r = view.detail(c.number);
+      break;
+    case 'followCapture':
+      r = view.follow(c.device, c.port);
+      break;
+    case 'saveFollowRaw':
+      r = view.saveRaw(c.device, c.port, c.direction, c.path);
+      break;
+  }
+  return isViewError(r) ? fail(r.kind, r.message) : ok(r);
+}

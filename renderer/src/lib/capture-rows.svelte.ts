@@ -1,0 +1,122 @@
+/**
+ * The capture list's rows, fetched from the service in pages as the list
+ * shows them (getCaptureRows: a window, never the whole capture) and kept
+ * in a small cache per filter. One request is in flight at a time; while it
+ * runs, newer wishes replace older ones, so a fast scroll asks only for
+ * where it stopped.
+ */
+import type { CaptureListRow, CaptureRows } from '../../../core/api/capture-contract.js';
+import type { CommandInputOf, Result } from '../../../core/api/contract.js';
+
+export const PAGE_ROWS = 200;
+const MAX_PAGES = 120;
+
+type Fetch = (c: CommandInputOf<'getCaptureRows'>) => Promise<Result<CaptureRows>>;
+
+interface Page {
+  rows: CaptureListRow[];
+  used: number;
+}
+
+export class RowCache {
+  /** Bumped when rows arrive (the list re-reads them). */
+  version = $state(0);
+  /** Rows the filter matches (the list's length); null until the service said. */
+  matched = $state<number | null>(null);
+  /** The filter as the service applied it. */
+  applied = $state('');
+  error = $state<string | null>(null);
+  loading = $state(false);
+
+  private filter = '';
+  // Plain on purpose: the list re-reads rows when `version` moves.
+  // eslint-disable-next-line svelte/prefer-svelte-reactivity
+  private pages = new Map<number, Page>();
+  private wanted: [number, number] = [0, 0];
+  private busy = false;
+  private clock = 0;
+
+  constructor(private readonly fetch: Fetch) {}
+
+  /** Start over with another filter (or the same capture reopened). */
+  reset(filter: string, total: number | null): void {
+    this.filter = filter.trim();
+    this.pages.clear();
+    this.matched = this.filter === '' ? total : null;
+    this.error = null;
+    this.version++;
+    this.pump();
+  }
+
+  /** The capture grew: pages cut short at the old end are asked again. */
+  grew(total: number): void {
+    if (this.filter === '') this.matched = total;
+    for (const [k, p] of this.pages) if (p.rows.length < PAGE_ROWS) this.pages.delete(k);
+    this.version++;
+    this.pump();
+  }
+
+  /** Row at list position `pos`, if fetched (reading it ties the caller to `version`). */
+  row(pos: number): CaptureListRow | undefined {
+    void this.version;
+    const p = this.pages.get(Math.floor(pos / PAGE_ROWS));
+    if (p === undefined) return undefined;
+    p.used = ++this.clock;
+    return p.rows[pos % PAGE_ROWS];
+  }
+
+  /** The list shows positions [from, to): fetch what is missing. */
+  want(from: number, to: number): void {
+    this.wanted = [from, to];
+    this.pump();
+  }
+
+  private missing(): number | null {
+    const [from, to] = this.wanted;
+    const end = this.matched === null ? Math.max(to, from + 1) : Math.min(to, this.matched);
+    for (let pos = from; pos < end; pos += PAGE_ROWS - (pos % PAGE_ROWS)) {
+      const k = Math.floor(pos / PAGE_ROWS);
+      if (!this.pages.has(k)) return k;
+    }
+    return null;
+  }
+
+  private pump(): void {
+    if (this.busy) return;
+    const k = this.missing();
+    if (k === null) {
+      this.loading = false;
+      return;
+    }
+    this.busy = true;
+    this.loading = true;
+    const filter = this.filter;
+    void this.fetch({
+      cmd: 'getCaptureRows',
+      from: k * PAGE_ROWS,
+      count: PAGE_ROWS,
+      ...(filter !== '' ? { filter } : {}),
+    }).then((r) => {
+      this.busy = false;
+      if (filter !== this.filter) return this.pump(); // the filter changed meanwhile
+      if (!r.ok) {
+        this.error = r.error.message;
+        this.loading = false;
+        return;
+      }
+      this.error = null;
+      this.matched = r.value.matched;
+      this.applied = r.value.filter;
+      this.pages.set(k, { rows: r.value.rows, used: ++this.clock });
+      this.evict();
+      this.version++;
+      this.pump();
+    });
+  }
+
+  private evict(): void {
+    if (this.pages.size <= MAX_PAGES) return;
+    const byAge = [...this.pages].sort((a, b) => a[1].used - b[1].used);
+    for (const [k] of byAge.slice(0, this.pages.size - MAX_PAGES)) this.pages.delete(k);
+  }
+}

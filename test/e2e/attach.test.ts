@@ -1,0 +1,199 @@
+/**
+ * End to end, attach mode: the app in Debian's Chromium (playwright-core)
+ * against `vmchan serve`, attached from its dialog to a real QEMU running
+ * the test guest (test/guest). A QMP socket another client holds gives the
+ * one-line message in the dialog; once attached, the guest's ports are in
+ * the topology tree with the note on VSERPORT_CHANGE's limits, a port
+ * hot-plugged from the app's dialog appears in the guest's
+ * /dev/virtio-ports, unplug waits for DEVICE_DELETED, and Detach brings the
+ * demo lab back. Screenshot: test-results/screenshots/attach.png.
+ *
+ * Without chromium, qemu-system-x86_64 or busybox-static the suite is
+ * skipped with the install command, and fails under CI=true.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/app-frames.js';
+import { startServe, type ServeHandle } from '../../cli/serve.js';
+import type { TopologySnapshot } from '../../core/api/contract.js';
+import { isGuestError } from '../guest/guest-shell.js';
+import { INSTALL_HINT, missingPrerequisites, startGuest, type Guest } from '../guest/qemu.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const SHOTS = path.join(ROOT, 'test-results', 'screenshots');
+const missing: string[] = [];
+if (!fs.existsSync(CHROMIUM)) missing.push('chromium not found: apt-get install chromium');
+const guestMissing = missingPrerequisites();
+if (guestMissing.length > 0) missing.push(`missing ${guestMissing.join(', ')}: ${INSTALL_HINT}`);
+
+if (missing.length > 0) {
+  if (process.env['CI'] === 'true') {
+    it('attaches to a real QEMU from the app', () => {
+      throw new Error(missing.join('; '));
+    });
+  } else {
+    it.skip(missing.join('; '), () => {});
+  }
+}
+
+describe.runIf(missing.length === 0)('attach to a real QEMU from the app (Chromium)', () => {
+  let serve: ServeHandle;
+  let guest: Guest;
+  let context: BrowserContext;
+  let page: Page;
+  let staticDir: string;
+  let profile: string;
+  const problems: string[] = [];
+
+  const topology = async (): Promise<TopologySnapshot> => {
+    const r = await serve.service.execute({ cmd: 'getTopology' });
+    if (!r.ok) throw new Error(r.error.message);
+    return r.value as TopologySnapshot;
+  };
+  const guestPorts = async (): Promise<string> => {
+    const r = await guest.shell.run('ls /dev/virtio-ports');
+    if (isGuestError(r)) throw new Error(r.toString());
+    return r.output;
+  };
+
+  beforeAll(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    const booting = startGuest({
+      ports: [
+        { id: 'con0', kind: 'console', name: 'org.test.console.0' },
+        { id: 'port1', name: 'org.test.port.1' },
+      ],
+    });
+    staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-attach-renderer-'));
+    const nodeEnv = process.env['NODE_ENV'];
+    process.env['NODE_ENV'] = 'production';
+    try {
+      await build({
+        configFile: path.join(ROOT, 'renderer', 'vite.config.ts'),
+        logLevel: 'warn',
+        build: { outDir: staticDir, emptyOutDir: true },
+      });
+    } finally {
+      process.env['NODE_ENV'] = nodeEnv;
+    }
+    serve = await startServe({ staticDir });
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-attach-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1440, height: 900 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(15_000);
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    const g = await booting;
+    if (isGuestError(g)) throw new Error(g.toString());
+    guest = g;
+  }, 90_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await serve?.close();
+    await guest?.stop();
+    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
+  });
+
+  it('a taken QMP socket is one line in the dialog', async () => {
+    await page.goto(serve.url);
+    await page.locator('.tree [data-port="test2"]').waitFor();
+    // Another client holds QEMU's one QMP connection.
+    const holder = net.connect(guest.qmpPath);
+    await new Promise<void>((resolve) => holder.once('data', () => resolve()));
+    try {
+      await page.locator('[data-action=attach]').click();
+      const dialog = page.locator('[data-dialog=attach]');
+      await dialog.locator('[data-field=address]').fill(guest.qmpPath);
+      await dialog.locator('[data-submit]').click();
+      await expect
+        .poll(() => dialog.locator('[data-error]').textContent(), { timeout: 10_000 })
+        .toBe(
+          `the QMP socket ${guest.qmpPath} is taken by another client (QEMU serves one at a time)`,
+        );
+    } finally {
+      holder.destroy();
+    }
+  }, 20_000);
+
+  it('attaches from the dialog and shows the guest’s ports, with what QEMU does not tell', async () => {
+    const dialog = page.locator('[data-dialog=attach]');
+    await dialog.locator('[data-submit]').click();
+    await dialog.waitFor({ state: 'detached' });
+    await page.locator('.tree [data-port="org.test.port.1"]').waitFor();
+    await page.locator('.tree [data-port="org.test.console.0"]').waitFor();
+    expect(await page.locator('.tree [data-port="test2"]').count()).toBe(0);
+    await expect
+      .poll(() => page.locator('[data-attached-to]').textContent())
+      .toContain(guest.qmpPath);
+    await page.locator('.tree [data-port="org.test.port.1"]').click();
+    const inspector = page.locator('[data-inspect=port]');
+    await inspector.locator('h3', { hasText: 'org.test.port.1' }).waitFor();
+    expect(await inspector.locator('[data-field=throttled]').textContent()).toBe('—');
+    expect(await page.locator('[data-attach-notes]').textContent()).toMatch(
+      /one per second per port/,
+    );
+    expect(await page.locator('[data-attach-events-note]').textContent()).toMatch(
+      /VSERPORT_CHANGE at most 1\/s per port/,
+    );
+    // step mode is the lab's: disabled, with the reason
+    const step = page.locator('[data-action=step]');
+    expect(await step.isDisabled()).toBe(true);
+    expect(await step.getAttribute('title')).toMatch(/needs the emulated lab/);
+    const t = await topology();
+    expect(t.attached?.qemu).toMatch(/^QEMU \d+\.\d+/);
+    expect(t.ports.find((p) => p.name === 'org.test.port.1')?.unknown).toContain('throttled');
+  }, 20_000);
+
+  it('hot-plugs a port from the app: the guest sees it; unplug waits for DEVICE_DELETED', async () => {
+    await page.locator('[data-action=add-port]').click();
+    const dialog = page.locator('[data-dialog=add-port]');
+    await dialog.locator('[data-field=name]').fill('org.vmchan.e2e.0');
+    await dialog.locator('[data-field=id]').fill('e2e0');
+    await dialog.locator('[data-submit]').click();
+    await dialog.waitFor({ state: 'detached' });
+    const row = page.locator('.tree [data-port="org.vmchan.e2e.0"]');
+    await row.waitFor();
+    await expect.poll(guestPorts, { timeout: 15_000, interval: 300 }).toContain('org.vmchan.e2e.0');
+    await expect
+      .poll(() =>
+        page.locator('[data-events] [data-kind=port-added] [data-source=command]').count(),
+      )
+      .toBeGreaterThan(0);
+    await row.click();
+    await page.locator('[data-tab=vrings]').click();
+    await page.locator('[data-attached-vring]').waitFor();
+    await page.waitForTimeout(800);
+    await page.locator('[data-tab=overview]').click();
+    await page.locator('.tree [data-port="org.vmchan.e2e.0"]').click();
+    await page.screenshot({ path: path.join(SHOTS, 'attach.png') });
+
+    await page.locator('[data-inspect=port] [data-action=unplug]').click();
+    await row.waitFor({ state: 'detached', timeout: 20_000 });
+    await expect
+      .poll(() => page.locator('[data-events] [data-kind=device-deleted]').count())
+      .toBeGreaterThan(0);
+    expect(await guestPorts()).not.toContain('org.vmchan.e2e.0');
+  }, 45_000);
+
+  it('Detach returns to the lab', async () => {
+    await page.locator('[data-action=detach]').click();
+    await page.locator('.tree [data-port="test2"]').waitFor();
+    expect(await page.locator('.tree [data-port="org.test.port.1"]').count()).toBe(0);
+    expect((await topology()).attached ?? null).toBeNull();
+    expect(problems).toEqual([]);
+  });
+});
