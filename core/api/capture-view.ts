@@ -28,7 +28,7 @@ import {
   printable,
   recordSummary,
 } from '../capture/format.js';
-import { openCapture, openCaptureSync, type CaptureReader } from '../capture/pcapng-reader.js';
+import { openCapture, type CaptureReader } from '../capture/pcapng-reader.js';
 import { BLOCK_EPB } from '../capture/pcapng-writer.js';
 import type { CaptureRecord } from '../capture/record.js';
 import {
@@ -69,14 +69,7 @@ interface Selection {
 export class CaptureView {
   private readonly selections = new Map<string, Selection>();
 
-  /** File size when the reader was last reopened after a torn read (see refresh). */
-  private reopenedAt = -1;
-
-  private constructor(private current: CaptureReader) {}
-
-  get reader(): CaptureReader {
-    return this.current;
-  }
+  private constructor(readonly reader: CaptureReader) {}
 
   static async open(path: string): Promise<CaptureView | ViewError> {
     const reader = await openCapture(path);
@@ -101,28 +94,14 @@ export class CaptureView {
     this.selections.clear();
   }
 
-  /** Index what was appended to the file since; returns whether the record count moved. */
+  /**
+   * Index what was appended to the file since; returns whether the record
+   * count moved. A block the writer has not finished yet is left for a later
+   * call (the reader starts again at it), so the count follows the file.
+   */
   refresh(): boolean {
-    const r = this.current.refresh();
-    if (typeof r === 'number' && r > 0) return true;
-    // A block read while the writer was writing it can look damaged, and the reader stops
-    // there for good; a file that grew since is opened afresh (the index is rebuilt).
-    if (!this.current.warnings.some((w) => w.kind !== 'TruncatedBlock')) return false;
-    let size: number;
-    try {
-      size = fs.statSync(this.path).size;
-    } catch {
-      return false;
-    }
-    if (size === this.reopenedAt) return false;
-    this.reopenedAt = size;
-    const fresh = openCaptureSync(this.path);
-    if (fresh instanceof CaptureError) return false;
-    const before = this.current.count;
-    this.current.close();
-    this.current = fresh;
-    this.selections.clear();
-    return fresh.count !== before;
+    const r = this.reader.refresh();
+    return typeof r === 'number' && r > 0;
   }
 
   /** The matching record numbers (0-based) for a filter, or null for no filter (every record). */

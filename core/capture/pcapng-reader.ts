@@ -17,6 +17,18 @@
  * record before it is read. A damaged block in the middle ends the scan
  * with a warning the same way.
  *
+ * INCOMPLETE IS NOT DAMAGED. A file still being written can end inside a
+ * block: the writer writes whole blocks, but a read can land while only part
+ * of one is there (and on some file systems the size is published before
+ * the bytes can be read). So a block is judged only once all of it can be
+ * read: a block whose end lies past what can be read now (by the size, or
+ * because a read came back short) is pending. Its offset is kept, nothing
+ * of it is indexed, and `refresh()` starts again from there; `warnings`
+ * names it as a truncated block while the file still ends inside it (what
+ * a one-off read of a killed writer's file reports). Only a block that is
+ * whole on disk and malformed (trailing length, impossible length, bad
+ * byte-order magic, ...) is damage, and damage ends the scan for good.
+ *
  * MEMORY BOUND. The index costs 20 bytes per record, in chunks of 65,536
  * records (1.25 MiB per chunk, allocated as needed):
  *     time since the first record   Float64   8 B   (exact ns up to 104 days)
@@ -194,6 +206,9 @@ class RecordIndex {
   }
 }
 
+/** scanBlock's answer for a block not yet whole on disk (see the file comment). */
+const PENDING = 'pending';
+
 /** Index flags: bits 0-1 the epb_flags direction, bits 2-3 the kind code. */
 function dirOfFlags(f: number): Direction | undefined {
   const d = f & 3;
@@ -225,7 +240,11 @@ export class CaptureReader {
   private fileSize = 0;
   private readonly index = new RecordIndex();
   private readonly problems: CaptureError[] = [];
-  private tail: CaptureError | undefined;
+  /**
+   * The block the file currently ends inside: its offset (= `pos`) and the
+   * length its header gives (undefined: not even the 12 bytes of a header).
+   */
+  private pending: { offset: number; total: number | undefined } | undefined;
   private readonly resizeOrder: ResizeOrder;
 
   // scan state
@@ -311,22 +330,36 @@ export class CaptureReader {
     return this.index.count;
   }
 
-  /** Problems that did not stop the file from opening: a truncated last block, a damaged block. */
+  /**
+   * Problems that did not stop the file from opening: a damaged block (the
+   * scan stopped there for good), and, while the file ends inside a block, a
+   * truncated block at its offset (gone once `refresh()` finds it whole).
+   */
   get warnings(): readonly CaptureError[] {
-    return this.tail ? [...this.problems, this.tail] : this.problems;
+    const tail = this.tailWarning();
+    return tail ? [...this.problems, tail] : this.problems;
+  }
+
+  /**
+   * Offset of the block the file currently ends inside (where the next
+   * `refresh()` starts again), or undefined when the scan ended on a block
+   * boundary or at damage.
+   */
+  get pendingOffset(): number | undefined {
+    return this.pending?.offset;
   }
 
   /**
    * Index blocks appended since the last scan (a capture still being
-   * written). A block that was cut short last time is retried. Returns the
-   * number of new records, or an error.
+   * written). A block that was not whole last time is read again from its
+   * start; it is never a warning here, and never stops later refreshes.
+   * Returns the number of new records (0 for good after damage), or an error.
    */
   refresh(): number | CaptureError {
     if (this.stopped) return 0;
     const before = this.index.count;
     const err = this.stat();
     if (err) return err;
-    this.tail = undefined;
     const done = this.scanSome(Infinity);
     if (done instanceof CaptureError) return done;
     return this.index.count - before;
@@ -555,6 +588,21 @@ export class CaptureReader {
     });
   }
 
+  /** The warning for a pending block, in the words of the last scan. */
+  private tailWarning(): CaptureError | undefined {
+    const p = this.pending;
+    if (p === undefined) return undefined;
+    const left = Math.max(0, this.fileSize - p.offset);
+    const why =
+      p.total === undefined
+        ? `${left} bytes left, a block needs at least 12`
+        : `the block says ${p.total} bytes, the file has ${left} left`;
+    return new CaptureError('TruncatedBlock', `truncated block at offset ${p.offset}: ${why}`, {
+      path: this.path,
+      offset: p.offset,
+    });
+  }
+
   private readAt(buf: Buffer, n: number, position: number): number | CaptureError {
     if (this.fd === undefined) {
       return new CaptureError('SinkClosed', 'capture file is closed', { path: this.path });
@@ -590,7 +638,12 @@ export class CaptureReader {
 
   // -- scanning ---------------------------------------------------------------------------
 
-  /** Make [pos, pos+n) readable in the scan window; false if the file ends first or n is too big. */
+  /**
+   * Make [pos, pos+n) readable in the scan window; false if the file ends
+   * first or n is too big. A read that comes back short (the size was
+   * published before the bytes, or the file shrank) moves the end of the
+   * file to what could be read, so what lies past it is pending, not damage.
+   */
   private ensure(pos: number, n: number): boolean | CaptureError {
     if (pos >= this.winStart && pos + n <= this.winStart + this.winLen) return true;
     if (pos + n > this.fileSize) return false;
@@ -600,6 +653,7 @@ export class CaptureReader {
     if (got instanceof CaptureError) return got;
     this.winStart = pos;
     this.winLen = got;
+    if (got < want) this.fileSize = pos + got;
     return got >= n;
   }
 
@@ -619,33 +673,38 @@ export class CaptureReader {
    */
   private scanSome(budget: number): boolean | CaptureError {
     const stopAt = this.pos + budget;
+    this.pending = undefined;
     while (this.pos < this.fileSize && this.pos < stopAt) {
       const r = this.scanBlock();
-      if (r instanceof CaptureError) {
-        if (this.sections.length === 0) return r; // nothing readable: not a capture
-        if (r.kind === 'TruncatedBlock') this.tail = r;
-        else {
-          this.problems.push(r);
-          this.stopped = true;
-        }
+      if (r === undefined) continue;
+      if (r === PENDING) {
+        // not a warning by itself: the next refresh reads the block again from its start
+        if (this.sections.length === 0) return this.tailWarning()!; // not even a section header
         return true;
       }
+      if (this.sections.length === 0) return r; // nothing readable: not a capture
+      this.problems.push(r);
+      this.stopped = true;
+      return true;
     }
     return this.pos >= this.fileSize;
   }
 
-  private scanBlock(): CaptureError | undefined {
+  /**
+   * Index the block at `pos` and step over it; PENDING (with `pending` set)
+   * when it is not whole on disk yet, an error when it is whole and damaged.
+   * Nothing is recorded about a pending block.
+   */
+  private scanBlock(): CaptureError | typeof PENDING | undefined {
     const pos = this.pos;
-    const remaining = this.fileSize - pos;
-    if (remaining < 12) {
-      return new CaptureError(
-        'TruncatedBlock',
-        `truncated block at offset ${pos}: ${remaining} bytes left, a block needs at least 12`,
-        { path: this.path, offset: pos },
-      );
-    }
+    const notYet = (total: number | undefined): typeof PENDING => {
+      this.pending = { offset: pos, total };
+      return PENDING;
+    };
+    if (this.fileSize - pos < 12) return notYet(undefined);
     const ok = this.ensure(pos, 12);
     if (ok instanceof CaptureError) return ok;
+    if (!ok) return notYet(undefined);
     let type = this.win.readUInt32LE(pos - this.winStart);
     if (type === BLOCK_SHB) {
       const magic = this.win.readUInt32LE(pos + 8 - this.winStart);
@@ -668,24 +727,25 @@ export class CaptureReader {
         { path: this.path, offset: pos },
       );
     }
-    if (total > remaining) {
+    if (total > this.fileSize - pos) return notYet(total);
+    // Judge the block only when all of it can be read: the whole block when it fits the
+    // window, else its trailing length (the last bytes written) and then its head.
+    const inWindow = total <= this.win.length;
+    const whole = this.ensure(inWindow ? pos : pos + total - 4, inWindow ? total : 4);
+    if (whole instanceof CaptureError) return whole;
+    if (!whole) return notYet(total);
+    const trailer = this.u32(pos + total - 4);
+    if (trailer !== total) {
       return new CaptureError(
-        'TruncatedBlock',
-        `truncated block at offset ${pos}: the block says ${total} bytes, the file has ${remaining} left`,
+        'MalformedBlock',
+        `block at offset ${pos}: trailing length ${trailer} does not match leading length ${total}`,
         { path: this.path, offset: pos },
       );
     }
-    const inWindow = this.ensure(pos, total);
-    if (inWindow instanceof CaptureError) return inWindow;
-    if (inWindow) {
-      const trailer = this.u32(pos + total - 4);
-      if (trailer !== total) {
-        return new CaptureError(
-          'MalformedBlock',
-          `block at offset ${pos}: trailing length ${trailer} does not match leading length ${total}`,
-          { path: this.path, offset: pos },
-        );
-      }
+    if (!inWindow) {
+      const head = this.ensure(pos, 28);
+      if (head instanceof CaptureError) return head;
+      if (!head) return notYet(total);
     }
     let err: CaptureError | undefined;
     switch (type) {
@@ -867,7 +927,7 @@ export class CaptureReader {
     let origLen: number;
     let dataStart: number;
     let flags = 0;
-    if (!inWindow && !this.ensure(pos, Math.min(total, 28))) return this.truncatedAt(pos);
+    // scanBlock made the block's first 28 bytes (the whole block when it fits) readable
     if (type === BLOCK_SPB) {
       origLen = this.u32(pos + 8);
       capLen = Math.min(origLen, total - 16);
