@@ -24,6 +24,17 @@ interface Region {
   view: DataView;
 }
 
+/**
+ * One region as the fast paths see it (GuestMemory.span): the bytes of
+ * guest-physical [base, base + bytes.length), read through `view` at
+ * `addr - base`. Callers must not keep it beyond one operation.
+ */
+export interface MemorySpan {
+  readonly base: number;
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+}
+
 /** The largest address we model: above it JavaScript numbers lose integer precision. */
 export const MAX_GUEST_ADDRESS = Number.MAX_SAFE_INTEGER;
 
@@ -136,6 +147,21 @@ export class GuestMemory {
     if (!GuestMemory.validArgs(addr, len)) return this.outOfRange(addr, len);
     if (len === 0) return null;
     return this.find(addr, len) ? null : this.outOfRange(addr, len);
+  }
+
+  /**
+   * Fast path for fixed-size records read or written field by field (a
+   * 16-byte descriptor, an 8-byte used element): range-check
+   * [addr, addr+len) once and hand back its region, so the caller touches
+   * the fields through `span.view` at `addr - span.base` without a range
+   * check and a value-or-fault result per field. Allocates nothing (the
+   * region object already exists). Null when the range is not inside one
+   * region: the caller then takes its checked accessors, which name the
+   * fault (M8) exactly as before.
+   */
+  span(addr: number, len: number): MemorySpan | null {
+    if (!GuestMemory.validArgs(addr, len)) return null;
+    return this.find(addr, len) ?? null;
   }
 
   read8(addr: number): number | VirtioFault {

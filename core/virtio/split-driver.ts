@@ -317,8 +317,11 @@ export class SplitDriverQueue<T> implements DriverQueue<T> {
     }
     const slot = this.lastUsed & this.mask;
     const elem = this.usedAddr + 4 + 8 * slot;
-    const id = mem.read32(elem);
-    const len = mem.read32(elem + 4);
+    // One range check for the 8-byte element instead of one per field (the
+    // used ring was checked at setup, so the checked reads are a fallback).
+    const r = mem.span(elem, 8);
+    const id = r !== null ? r.view.getUint32(elem - r.base, true) : mem.read32(elem);
+    const len = r !== null ? r.view.getUint32(elem - r.base + 4, true) : mem.read32(elem + 4);
     if (typeof id !== 'number') return this.traceFault(id.onQueue(this.index));
     if (typeof len !== 'number') return this.traceFault(len.onQueue(this.index));
     if (id >= this.size || this.outstanding[id] !== 1) {
@@ -454,6 +457,22 @@ export class SplitDriverQueue<T> implements DriverQueue<T> {
     next: number,
   ): VirtioFault | null {
     const mem = this.memory;
+    // Fast path, once per descriptor of every add: one range check for the
+    // whole 16-byte entry, then plain DataView stores. add() has already
+    // checked addr (safe, non-negative) and len (32 bits); the table is
+    // inside guest memory (checked at setup, or from the allocator).
+    const r = mem.span(at, 16);
+    if (r !== null) {
+      const v = r.view;
+      const o = at - r.base;
+      v.setUint32(o, addr % 0x1_0000_0000, true);
+      v.setUint32(o + 4, Math.floor(addr / 0x1_0000_0000), true);
+      v.setUint32(o + 8, len, true);
+      v.setUint16(o + 12, flags, true);
+      v.setUint16(o + 14, next, true);
+      return null;
+    }
+    // Not inside one region: the checked writes name the fault.
     return (
       mem.write64(at, addr) ??
       mem.write32(at + 8, len) ??
