@@ -5,12 +5,16 @@
  * frame (`app://vmchan/...`) or does not match the contract. Tests call them
  * with fake events (test/electron/ipc.test.ts).
  */
+import { z } from 'zod';
 import {
   AckSchema,
   BatchSchema,
   describeIssues,
   fail,
+  IPC,
+  MenuActionSchema,
   type Batch,
+  type MenuAction,
   type Result,
 } from '../core/api/contract.js';
 
@@ -89,4 +93,46 @@ export function checkedBatch(batch: Batch, log: (line: string) => void): Batch |
   if (r.success) return r.data;
   log(`batch not sent, it breaks the contract: ${describeIssues(r.error)}`);
   return null;
+}
+
+/** A menu message (main to window): the action, and the file a native dialog chose. */
+export const MenuMessageSchema = z.strictObject({
+  action: MenuActionSchema,
+  path: z.string().min(1).max(4096).optional(),
+});
+export type MenuMessage = z.infer<typeof MenuMessageSchema>;
+
+/** The part of Electron's WebFrameMain a menu message is sent through. */
+export interface MenuTargetLike {
+  readonly url: string;
+  isDestroyed?(): boolean;
+  send(channel: string, payload: unknown): void;
+}
+
+/**
+ * Send a menu action to the window's main frame, only when that frame shows
+ * the app itself (a menu action never reaches a foreign page) and the
+ * message matches the contract. True when it was sent.
+ */
+export function sendMenuMessage(
+  target: MenuTargetLike | null | undefined,
+  action: MenuAction,
+  filePath: string | undefined,
+  log: (line: string) => void,
+): boolean {
+  if (target === null || target === undefined || target.isDestroyed?.() === true) return false;
+  if (!isAppUrl(target.url)) {
+    log(`menu action ${action} not sent to a foreign frame (${target.url || 'no url'})`);
+    return false;
+  }
+  const r = MenuMessageSchema.safeParse({
+    action,
+    ...(filePath === undefined ? {} : { path: filePath }),
+  });
+  if (!r.success) {
+    log(`menu action not sent, it breaks the contract: ${describeIssues(r.error)}`);
+    return false;
+  }
+  target.send(IPC.menu, r.data);
+  return true;
 }

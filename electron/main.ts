@@ -11,7 +11,14 @@ import { fileURLToPath } from 'node:url';
 import { IPC, type MenuAction } from '../core/api/contract.js';
 import { ApiService, type Screen } from '../core/api/service.js';
 import { VERSION } from '../core/version.js';
-import { APP_ENTRY, APP_SCHEME, checkedBatch, createIpcHandlers, isAppUrl } from './ipc.js';
+import {
+  APP_ENTRY,
+  APP_SCHEME,
+  checkedBatch,
+  createIpcHandlers,
+  isAppUrl,
+  sendMenuMessage,
+} from './ipc.js';
 import { menuTemplate } from './menu.js';
 import { appResponse } from './protocol.js';
 
@@ -112,9 +119,9 @@ async function main(): Promise<void> {
   win.once('ready-to-show', () => win.show());
   attachScreen(service, win);
 
+  // Menu actions go to the window's main frame only while it shows the app, checked against the contract.
   const send = (action: MenuAction, filePath?: string): void => {
-    if (!win.isDestroyed())
-      win.webContents.send(IPC.menu, { action, ...(filePath ? { path: filePath } : {}) });
+    if (!win.isDestroyed()) sendMenuMessage(win.webContents.mainFrame, action, filePath, log);
   };
   Menu.setApplicationMenu(
     Menu.buildFromTemplate(

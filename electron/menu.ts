@@ -3,7 +3,7 @@
  * tests can read it without Electron running:
  *
  *   File: Open Capture…, Save Capture…, Import Configuration…, Export
- *         Configuration…, Quit
+ *         Configuration…, Attach to QEMU…, Detach, Quit
  *   View: Reload, Toggle Developer Tools (development only), zoom
  *   Help: About vmchan, Documentation
  */
@@ -48,6 +48,10 @@ export function menuTemplate(hooks: MenuHooks): MenuItemConstructorOptions[] {
           accelerator: 'CmdOrCtrl+E',
           click: () => hooks.send('export'),
         },
+        { type: 'separator' },
+        // The toolbar's dialog and command: the window knows whether it is attached.
+        { label: 'Attach to QEMU…', click: () => hooks.send('attach') },
+        { label: 'Detach', click: () => hooks.send('detach') },
         { type: 'separator' },
         { role: 'quit' },
       ],

@@ -638,6 +638,8 @@ export const MenuActionSchema = z.enum([
   'add-device',
   'add-port',
   'add-chardev',
+  'attach',
+  'detach',
 ]);
 export type MenuAction = z.infer<typeof MenuActionSchema>;
 

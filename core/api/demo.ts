@@ -565,15 +565,6 @@ export class DemoWorkloads {
     return null;
   }
 
-  /** The demo's host program on `chardev` hangs up (and dials again a second later). */
-  hangUpHost(chardev: string): boolean {
-    for (const p of this.parts) {
-      const s = p.hostSockets().get(chardev);
-      if (s !== undefined) return s.hangUp();
-    }
-    return false;
-  }
-
   private select(portName: string | undefined): DemoPart[] {
     return this.parts.filter((p) => portName === undefined || p.ports.includes(portName));
   }

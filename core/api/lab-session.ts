@@ -214,9 +214,9 @@ export class LabSession {
   // ------------------------------------------------------------ commands
 
   /**
-   * `-device virtio-serial-pci` while running (the guest probes it). Machine
-   * has no controller hot-plug, so this goes to the Lab and is remembered
-   * here for export; guest RAM is what the lab started with.
+   * `-device virtio-serial-pci` while running (the guest probes it), through
+   * Machine.controllerAdd: QEMU's checks, the fixed guest RAM's limit, and
+   * the machine's topology (export, the monitors) lists it from then on.
    */
   createDevice(spec: {
     id?: string;
@@ -230,19 +230,10 @@ export class LabSession {
       ...(spec.emergencyWrite !== undefined ? { emergencyWrite: spec.emergencyWrite } : {}),
       ...(spec.packed !== undefined ? { packed: spec.packed } : {}),
     });
-    const device = this.lab.addDevice(
-      {
-        ...(config.id !== undefined ? { id: config.id } : {}),
-        maxPorts: config.maxPorts,
-        emergencyWrite: config.emergencyWrite,
-        eventIdx: config.eventIdx,
-        indirectDesc: config.indirectDesc,
-      },
-      config.packed,
-    );
-    if (isQemuError(device)) return device.message;
-    this.addedDevices.set(device.name, config);
-    return device;
+    const refused = this.machine.controllerAdd(config);
+    if (refused !== null) return refused.message;
+    // The device just plugged is the newest (plug order, as QEMU's list).
+    return this.lab.registry.devices.at(-1) ?? 'the device was plugged but cannot be found';
   }
 
   removeDevice(name: string): string | null {
@@ -332,9 +323,14 @@ export class LabSession {
   }
 
   /**
-   * The host application hangs up: the app's own terminal, or a demo host
-   * program (it dials again a second later, as a restarted program would).
-   * An outside client cannot be dropped: core/chardev has no public hang-up.
+   * The host application hangs up, as if it went away: core/chardev's
+   * hangUp() closes the chardev's current connection, whoever holds it (the
+   * app's terminal, a demo host program, socat or any outside client). A
+   * server keeps listening for the next client (a demo program dials again a
+   * second later, as a restarted program would); a client with reconnect=N
+   * dials again. The port gets 'closed' (PORT_OPEN 0 to the guest, the
+   * timeline's "host disconnected"); bytes that were queued either way are
+   * counted and shown as drops. Other backends refuse with the reason.
    */
   disconnectHost(ref: PortRef): string | null {
     const found = this.port(ref);
@@ -342,9 +338,29 @@ export class LabSession {
     const id = found.port.chardev;
     if (id === null) return `${portLabel(found.port, found.device.name)} has no chardev`;
     if (!this.machine.chardev(id)?.connected) return `nobody is connected to chardev '${id}'`;
-    if (this.hostTerminals.drop(id)) return null;
-    if (this.workloads?.hangUpHost(id)) return null;
-    return `the host application of chardev '${id}' is a program outside vmchan; vmchan cannot hang it up (stop it, or connect the port elsewhere)`;
+    const backend = this.machine.backend(id);
+    if (backend === undefined) {
+      return `chardev '${id}' is not a backend of this lab; vmchan cannot hang up its host side`;
+    }
+    const r = backend.hangUp();
+    if (!r.hungUp) return r.reason;
+    this.hostTerminals.drop(id);
+    const events = this.lab.events;
+    const drop = (bytes: number, reason: 'host-hung-up' | 'host-disconnected'): void => {
+      if (bytes === 0 || !events.has('drop')) return;
+      events.emit('drop', {
+        device: found.device.name,
+        nr: found.port.nr,
+        side: 'backend',
+        bytes,
+        reason,
+        chardev: id,
+      });
+    };
+    drop(r.droppedToGuest, 'host-hung-up');
+    drop(r.droppedToHost, 'host-disconnected');
+    this.onChange();
+    return null;
   }
 
   /** Bytes into the port from the host side: the app's terminal, a client of the chardev like socat. */

@@ -21,6 +21,11 @@
  * - Every handler call runs in a task posted with post('backend', ...):
  *   never synchronously inside write(), acceptInput() or attach().
  * - Nothing is lost uncounted: see counters.ts for the reasons.
+ * - hangUp() drops the host peer from vmchan's side (the inspector's
+ *   "Disconnect host"), as if it went away: 'closed' to the frontend, what
+ *   was queued either way counted as dropped['hung-up']. Backends with a
+ *   connection of their own to drop (socket) say how; the others refuse
+ *   with the reason.
  */
 import type { ChardevKind } from '../machine/topology.js';
 import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
@@ -51,6 +56,17 @@ export interface ChardevInfo {
   'frontend-open': boolean;
 }
 
+/** What hangUp() did: the peer is gone (and what that discarded), or why it was not hung up. */
+export type HangUpResult =
+  | {
+      hungUp: true;
+      /** Host bytes received and not yet taken by the frontend, now dropped['hung-up']. */
+      droppedToGuest: number;
+      /** Guest bytes taken by write() and not yet handed to the OS, now dropped['hung-up']. */
+      droppedToHost: number;
+    }
+  | { hungUp: false; reason: string };
+
 export interface BackendOptions {
   id: string;
   post: PostTask;
@@ -80,6 +96,8 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   private closing: Promise<void> | null = null;
   /** The peer sent end-of-file: deliver what is queued, then hang up. */
   private hostDone = false;
+  /** Why peerDisconnected() drops queued host bytes: the peer left, or hangUp() dropped it. */
+  private goneReason: 'peer-gone' | 'hung-up' = 'peer-gone';
 
   private readonly inbound = new ByteQueue();
   private sourcePaused = false;
@@ -189,6 +207,40 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     return this.sourcePaused;
   }
 
+  /**
+   * Hang up the host peer, as if it went away (a socket server closes its
+   * client and keeps listening; a client with reconnect=N dials again):
+   * the frontend gets 'closed', host bytes not yet taken by the frontend
+   * and guest bytes not yet handed to the OS are counted as
+   * dropped['hung-up']. Refused, with the reason, when the backend has no
+   * peer connection of its own to drop or nobody is there.
+   */
+  hangUp(): HangUpResult {
+    if (this.closing !== null) return { hungUp: false, reason: `chardev '${this.id}' is closed` };
+    const refused = this.hangUpRefusal();
+    if (refused !== null) return { hungUp: false, reason: refused };
+    if (!this.isConnected) {
+      return { hungUp: false, reason: `nobody is connected to chardev '${this.id}'` };
+    }
+    const droppedToHost = this.queuedToHost;
+    const droppedToGuest = this.inbound.length;
+    const before = this.describe();
+    this.goneReason = 'hung-up';
+    try {
+      this.dropPeer();
+    } finally {
+      this.goneReason = 'peer-gone';
+    }
+    this.counters.bytesOut -= droppedToHost;
+    this.counters.dropped['hung-up'] += droppedToHost;
+    const lost =
+      droppedToGuest + droppedToHost === 0
+        ? 'nothing was queued'
+        : `dropped ${droppedToGuest} bytes for the guest and ${droppedToHost} for the host (hung-up)`;
+    this.notice(`chardev ${this.id}: hung up the host peer (${before}); ${lost}`);
+    return { hungUp: true, droppedToGuest, droppedToHost };
+  }
+
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
     this.counters.dropped.closed += this.inbound.clear();
@@ -225,7 +277,17 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
    * The peer finished sending and everything it sent has reached the
    * frontend: drop the link. The default treats it as a plain disconnect.
    */
-  protected hangUp(): void {
+  protected peerFinished(): void {
+    this.peerDisconnected();
+  }
+
+  /** Why hangUp() cannot drop this backend's peer; null when it can. */
+  protected hangUpRefusal(): string | null {
+    return `chardev '${this.id}' is a ${this.kind} backend: it has no peer connection of its own that vmchan can hang up`;
+  }
+
+  /** hangUp(): drop the peer's connection now, calling peerDisconnected() before returning. */
+  protected dropPeer(): void {
     this.peerDisconnected();
   }
 
@@ -256,7 +318,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   protected peerDisconnected(): void {
     this.carrying = false;
     this.hostDone = false;
-    this.counters.dropped['peer-gone'] += this.inbound.clear();
+    this.counters.dropped[this.goneReason] += this.inbound.clear();
     if (this.sourcePaused) {
       this.sourcePaused = false;
       this.resumeSource();
@@ -288,11 +350,11 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     return this.inbound.length >= INBOUND_HIGH_WATER;
   }
 
-  /** The host sent end-of-file: what it sent before still goes to the guest, then hangUp(). */
+  /** The host sent end-of-file: what it sent before still goes to the guest, then peerFinished(). */
   protected hostEnded(): void {
     if (this.closing !== null || this.hostDone) return;
     this.hostDone = true;
-    if (this.inbound.length === 0) this.hangUp();
+    if (this.inbound.length === 0) this.peerFinished();
     else this.schedulePump();
   }
 
@@ -355,7 +417,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       this.resumeSource();
     }
     if (this.hostDone && this.inbound.length === 0) {
-      this.hangUp();
+      this.peerFinished();
       return;
     }
     this.schedulePump();

@@ -4,10 +4,11 @@
  * - bytesIn: host -> guest bytes handed to the frontend (handlers.read).
  * - bytesOut: guest -> host bytes the host side took (sent, written, stored).
  * - dropped: bytes that went nowhere, by reason; each reason belongs to one
- *   direction (below), 'closed' to both. A drop is decided in one place and
- *   counted there, so for the guest's output bytesOut + no-peer +
- *   send-failed + closed is every byte write() accounted for; 'overwritten'
- *   is the part of bytesOut a ringbuf later lost.
+ *   direction (below), 'closed' and 'hung-up' to both. A drop is decided in
+ *   one place and counted there, so for the guest's output bytesOut + no-peer
+ *   + send-failed + closed is every byte write() accounted for; 'overwritten'
+ *   is the part of bytesOut a ringbuf later lost, 'hung-up' the part a
+ *   hang-up (hangUp()) left unsent (moved out of bytesOut).
  */
 
 export type DropReason =
@@ -22,7 +23,12 @@ export type DropReason =
   /** guest -> host: a send the OS refused after it was accepted (udp: port unreachable; file: disk full). */
   | 'send-failed'
   /** Either way: queued for the guest at close, or written after close. */
-  | 'closed';
+  | 'closed'
+  /**
+   * Either way, when vmchan hung up the peer (hangUp()): host bytes not yet
+   * taken by the frontend, and guest bytes taken but not yet handed to the OS.
+   */
+  | 'hung-up';
 
 export const DROP_REASONS: readonly DropReason[] = [
   'no-peer',
@@ -31,6 +37,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'overwritten',
   'send-failed',
   'closed',
+  'hung-up',
 ];
 
 export interface ChardevCounters {

@@ -8,7 +8,7 @@ export {
   INBOUND_HIGH_WATER,
   INBOUND_LOW_WATER,
 } from './backend-endpoint.js';
-export type { ChardevInfo, Closeable, ReadyOutcome } from './backend-endpoint.js';
+export type { ChardevInfo, Closeable, HangUpResult, ReadyOutcome } from './backend-endpoint.js';
 export { ChardevError, chardevError, isChardevError } from './chardev-error.js';
 export type { ChardevErrorKind } from './chardev-error.js';
 export { DROP_REASONS, totalDropped } from './counters.js';

@@ -25,6 +25,7 @@ import {
   type BackendEndpoint,
   type ChardevInfo,
   type Closeable,
+  type HangUpResult,
   type ReadyOutcome,
 } from './backend-endpoint.js';
 import { ByteQueue } from './byte-queue.js';
@@ -240,6 +241,11 @@ export class MuxChardev implements ChardevEndpoint, Closeable {
       },
       { ...this.base.info(), label: `${this.id}-base` },
     ];
+  }
+
+  /** Hang up the base's host peer (every frontend gets 'closed'): see BackendEndpoint.hangUp. */
+  hangUp(): HangUpResult {
+    return this.base.hangUp();
   }
 
   close(): Promise<void> {

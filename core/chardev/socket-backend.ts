@@ -18,6 +18,10 @@
  * - Unix server sockets are created 0600 (unix-socket-file.ts).
  * - End of file from the peer: what it sent before still reaches the
  *   guest, then the link is dropped (QEMU reads up to EOF and disconnects).
+ * - hangUp() (the inspector's "Disconnect host") closes the current
+ *   connection as if the peer went away: a server keeps listening for the
+ *   next client, a client with reconnect=N dials again in N seconds; a
+ *   client without reconnect refuses (its hang-up would be final).
  * Not modelled: telnet/tn3270/websocket/tls, fd= addresses, fd passing,
  * abstract unix names, service names for ports.
  */
@@ -280,7 +284,17 @@ export class SocketChardev extends BackendEndpoint {
     this.scheduleReconnect();
   }
 
-  protected override hangUp(): void {
+  protected override peerFinished(): void {
+    if (this.socket !== null) this.dropConnection(this.socket);
+  }
+
+  protected override hangUpRefusal(): string | null {
+    if (this.listenMode || this.reconnectMs > 0) return null;
+    return `chardev '${this.id}' is a socket client without reconnect: a hang-up would be final (QEMU does not dial again); remove the chardev instead`;
+  }
+
+  /** Close the current connection; a server keeps listening, a client with reconnect dials again. */
+  protected override dropPeer(): void {
     if (this.socket !== null) this.dropConnection(this.socket);
   }
 

@@ -69,7 +69,7 @@ export class StdioChardev extends BackendEndpoint {
     return 'stdio';
   }
 
-  protected override hangUp(): void {
+  protected override peerFinished(): void {
     this.link.close();
   }
 

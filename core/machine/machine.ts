@@ -43,7 +43,10 @@ import { QemuError, isQemuError } from '../serial/qemu-error.js';
 import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
 import { MuxSlot } from './mux-slot.js';
 import { chardevArg, portArg } from './qemu-print.js';
+import { splitRingSizes } from '../virtio/queue.js';
 import {
+  DEFAULT_MAX_PORTS,
+  MAX_PORTS_LIMIT,
   checkTopology,
   type Chardev,
   type Monitor,
@@ -88,14 +91,50 @@ function labDevice(d: VirtioSerialDevice): DeviceTopology {
   };
 }
 
+/** Guest RAM no device claims: the guest's own buffers (writes in flight, control messages). */
+const BASE_BYTES = 32 * MiB;
+/** Per device, room for transmit buffers in flight. */
+const TRANSMIT_BYTES = 8 * MiB;
+/** What the Lab's guest driver uses (page-sized receive buffers, QEMU's default queue sizes). */
+const PAGE = 4096;
+const DATA_QUEUE = 128;
+const CONTROL_QUEUE = 32;
+
+/** One ring of n entries (split is the larger layout), with alignment slack. */
+function ringBytes(n: number): number {
+  const s = splitRingSizes(n);
+  return s.desc + s.avail + s.used + 64;
+}
+
 /**
- * Guest RAM for devices built one by one (mixed ring formats), sized as the
- * Lab sizes it for a topology: receive pages for every possible port, rings,
- * and room for transmit buffers in flight.
+ * The guest RAM one virtio-serial device can claim: both rings of every
+ * possible port (max_ports of them, each rx ring full of page-sized
+ * buffers), the control queues with their receive pages, and room for
+ * transmit buffers in flight.
  */
-function memoryMiBFor(devices: readonly VirtioSerialDevice[]): number {
-  let bytes = 32 * MiB;
-  for (const d of devices) bytes += d.maxPorts * (128 * 4096 + 8192) + 32 * 4096 + 8 * MiB;
+export function deviceMemoryBytes(
+  maxPorts: number,
+  dataQueue = DATA_QUEUE,
+  controlQueue = CONTROL_QUEUE,
+): number {
+  return (
+    maxPorts * (dataQueue * PAGE + 2 * ringBytes(dataQueue)) +
+    controlQueue * PAGE +
+    2 * ringBytes(controlQueue) +
+    TRANSMIT_BYTES
+  );
+}
+
+/**
+ * Guest RAM is fixed when the machine starts, as a real guest's is. The rule:
+ * 32 MiB for the guest itself, plus what every device of the topology can
+ * claim (deviceMemoryBytes), plus the same for one more default device
+ * (virtio-serial-pci, max_ports=31), so one controller can be hot-plugged
+ * later; more than that is refused by controllerAdd, naming the limit.
+ */
+export function memoryMiBFor(devices: readonly Pick<VirtioSerialDevice, 'maxPorts'>[]): number {
+  let bytes = BASE_BYTES + deviceMemoryBytes(DEFAULT_MAX_PORTS);
+  for (const d of devices) bytes += deviceMemoryBytes(d.maxPorts);
   return Math.ceil(bytes / MiB);
 }
 
@@ -148,7 +187,10 @@ export class Machine implements RunningMachine {
         this.entries = this.entries.filter((x) => !(x.device === e.device && x.nr === e.nr));
       }),
       events.on('device-deleted', (e) => {
-        if (e.device !== null) this.devices = this.devices.filter((d) => d.id !== e.device);
+        if (e.device === null) return;
+        this.devices = this.devices.filter((d) => d.id !== e.device);
+        // A controller's ports go with it (the lab reports each; this keeps it true regardless).
+        this.entries = this.entries.filter((x) => x.device !== e.device);
       }),
     );
   }
@@ -164,10 +206,11 @@ export class Machine implements RunningMachine {
     const uniform = topology.devices.every(
       (d) => first === undefined || packedOf(d) === packedOf(first),
     );
-    // One ring format for all: the Lab builds the devices and sizes guest RAM itself.
+    // One ring format for all: the Lab builds the devices. Guest RAM: memoryMiBFor's rule.
     const lab = uniform
       ? Lab.create({
           ring: first !== undefined && packedOf(first) ? 'packed' : 'split',
+          memoryMiB: memoryMiBFor(topology.devices),
           devices: topology.devices.map(labDevice),
         })
       : Lab.create({ memoryMiB: memoryMiBFor(topology.devices), devices: [] });
@@ -399,6 +442,54 @@ export class Machine implements RunningMachine {
 
   deviceDel(id: string): QemuError | null {
     return this.lab.deviceDel(id);
+  }
+
+  /**
+   * `device_add virtio-serial-pci,...` while running: realize's checks in
+   * QEMU's order and words (the qdev id, then max_ports), then the guest
+   * memory the device can claim (memoryMiBFor's rule: RAM is fixed at
+   * start), then the guest probes it. The topology lists it from now on;
+   * device_del takes it (and its ports) out again.
+   */
+  controllerAdd(device: VirtioSerialDevice): QemuError | null {
+    if (this.closing !== null) return new QemuError('the machine is shutting down');
+    const registry = this.lab.registry;
+    if (device.id !== undefined && registry.hasId(device.id)) {
+      return new QemuError(`Duplicate device ID '${device.id}'`);
+    }
+    if (device.maxPorts === 0) {
+      return new QemuError('Maximum number of serial ports not specified');
+    }
+    if (device.maxPorts > MAX_PORTS_LIMIT) {
+      return new QemuError(`maximum ports supported: ${MAX_PORTS_LIMIT}`);
+    }
+    const refused = this.memoryCheck(device);
+    if (refused !== null) return refused;
+    const packed = this.options.ring !== undefined ? this.options.ring === 'packed' : device.packed;
+    const made = this.lab.addDevice(labDevice(device), packed);
+    if (isQemuError(made)) return made;
+    this.devices.push({ ...device });
+    return null;
+  }
+
+  /** Can the fixed guest RAM take one more device (memoryMiBFor's rule)? */
+  private memoryCheck(device: VirtioSerialDevice): QemuError | null {
+    const total = this.lab.memory.layout.reduce((n, r) => n + r.size, 0);
+    let claimed = BASE_BYTES;
+    for (const d of this.lab.registry.devices) {
+      claimed += deviceMemoryBytes(d.maxPorts, d.dataQueueSize, d.controlQueueSize);
+    }
+    claimed = Math.max(claimed, this.lab.allocator.allocatedBytes + BASE_BYTES);
+    const needs = deviceMemoryBytes(device.maxPorts);
+    if (claimed + needs <= total) return null;
+    const mib = (n: number): string => `${Math.ceil(n / MiB)} MiB`;
+    const free = Math.max(0, total - claimed);
+    return new QemuError(
+      `cannot allocate the rings of ${device.id !== undefined ? `'${device.id}'` : 'a new device'}: ` +
+        `max_ports=${device.maxPorts} needs ${mib(needs)} of guest memory and only ` +
+        `${Math.floor(free / MiB)} MiB of the guest's ${mib(total)} are free ` +
+        `(guest memory is fixed at start, with room for one more default device)`,
+    );
   }
 
   /** device_add of one port; the topology entry is made by the port-added event. */

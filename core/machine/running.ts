@@ -10,7 +10,7 @@
 import type { Lab } from '../engine/lab.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
 import type { QemuError } from '../serial/qemu-error.js';
-import type { Chardev, Port, Topology } from './topology.js';
+import type { Chardev, Port, Topology, VirtioSerialDevice } from './topology.js';
 
 /** What `device_add virtserialport,...` / `virtconsole` carries. */
 export interface PortAddRequest {
@@ -48,6 +48,13 @@ export interface RunningMachine {
   chardevRemove(id: string): Promise<QemuError | null>;
   /** `device_add` of a port (hot-plug once booted, D8; refusals of D3 in QEMU's words). */
   deviceAdd(request: PortAddRequest): QemuError | null;
+  /**
+   * `device_add virtio-serial-pci|virtio-serial-device` while running: QEMU's
+   * checks and words ("Duplicate device ID 'x'", the max_ports limits), then
+   * the fixed guest RAM must hold the device's rings (refused naming the
+   * limit); the guest probes it and topology() lists it until device_del.
+   */
+  controllerAdd(device: VirtioSerialDevice): QemuError | null;
   /** `device_del` of a port or a device (DEVICE_DELETED follows as an engine event). */
   deviceDel(id: string): QemuError | null;
   /** ringbuf-write / ringbuf-read on ringbuf chardevs. */

@@ -14,9 +14,9 @@ import type { RunningMachine } from '../machine/running.js';
 import { buildDevice } from '../machine/qemu-device.js';
 import { parseUint32Property, type OptPair } from '../machine/qemu-options.js';
 import { DEVICE_PROPS, DEVICE_TYPE_NAMES, VIRTIO_SERIAL_BUS_TYPE } from '../machine/qemu-tables.js';
-import { PORT_NR_UNSET, isWellFormedId, type VirtioSerialDevice } from '../machine/topology.js';
-import { QemuError, isQemuError } from '../serial/qemu-error.js';
-import { hasControllerHotplug, labDevices } from './machine-view.js';
+import { PORT_NR_UNSET, isWellFormedId } from '../machine/topology.js';
+import { QemuError } from '../serial/qemu-error.js';
+import { labDevices } from './machine-view.js';
 import { qdictOrder, type QDict } from './qobject.js';
 
 /** qemu_opts_from_qdict_entry: strings as they are, numbers printed, booleans on/off, the rest ignored. */
@@ -115,21 +115,6 @@ function controllerAdd(
   if (!built.ok) return new QemuError(built.error.message);
   if (built.made !== 'controller')
     return new QemuError(`'${props.get('driver')}' is not a valid device model name`);
-  return plugController(machine, built.device);
-}
-
-/** Through the machine when it can (the topology stays true), else straight into the lab. */
-function plugController(machine: RunningMachine, device: VirtioSerialDevice): QemuError | null {
-  if (hasControllerHotplug(machine)) return machine.controllerAdd(device);
-  const made = machine.lab.addDevice(
-    {
-      id: device.id,
-      maxPorts: device.maxPorts,
-      emergencyWrite: device.emergencyWrite,
-      eventIdx: device.eventIdx,
-      indirectDesc: device.indirectDesc,
-    },
-    device.packed,
-  );
-  return isQemuError(made) ? made : null;
+  // Through the machine, so its topology (export, info qtree, query-*) lists the device.
+  return machine.controllerAdd(built.device);
 }

@@ -111,4 +111,3 @@ export { MonitorHub } from './hub.js';
 export { QmpServer, timestamp } from './qmp-server.js';
 export { JsonMessageParser, type JsonMessage } from './json-lexer.js';
 export { QDict, toQemuJson, type QObject } from './qobject.js';
-export type { ControllerHotplug } from './machine-view.js';

@@ -14,22 +14,6 @@ import type { VirtioSerialDevice } from '../serial/device.js';
 import type { SerialPort } from '../serial/port.js';
 import { QemuError } from '../serial/qemu-error.js';
 
-/**
- * Optional things a machine may offer beyond RunningMachine; the monitors
- * use them when there. `controllerAdd` hot-plugs a virtio-serial
- * controller and keeps the topology true; without it the monitors plug the
- * controller into the lab directly (the topology then does not list it).
- */
-export interface ControllerHotplug {
-  controllerAdd(device: TopologyDevice): QemuError | null;
-}
-
-export function hasControllerHotplug(
-  machine: RunningMachine,
-): machine is RunningMachine & ControllerHotplug {
-  return typeof (machine as Partial<ControllerHotplug>).controllerAdd === 'function';
-}
-
 export function labDevices(machine: RunningMachine): readonly VirtioSerialDevice[] {
   return machine.lab.registry.devices;
 }

@@ -7,7 +7,10 @@
  * - a serial port follows the backend's opened/closed events (host_connected)
  *   and tells the backend when the guest opens or closes it;
  * - a console is host-connected as soon as it has a backend, ignores the
- *   backend's events (QEMU registers no event handler for consoles), and
+ *   backend's events (QEMU registers no event handler for consoles), offers
+ *   its output to the backend whether or not the backend reports a peer
+ *   (the backend sends it, as udp does, or discards and counts it, as a
+ *   socket with no client does), and
  *   drops output the backend cannot take instead of throttling (QEMU's
  *   comment: the Linux hvc driver writes with spinlocks held, throttling
  *   would stall the guest kernel). Dropping is the default; 'throttle' is
@@ -84,11 +87,11 @@ export class PortFrontend {
       this.bus.drop(port, 'host-disconnected', bytes.length);
       return bytes.length;
     }
-    if (port.isConsole && !endpoint.connected) {
-      // The chardev would swallow it (a socket with no client returns len).
-      this.bus.drop(port, 'host-disconnected', bytes.length);
-      return bytes.length;
-    }
+    // QEMU's flush_buf writes whatever the backend's open state: a serial
+    // port never gets here while its host is away (D7, decided by the
+    // device), and a console's output is offered to the backend even when it
+    // reports no peer, which then decides: udp (never 'opened') sends it, a
+    // socket with no client discards and counts it ('no-peer').
     const taken = endpoint.write(bytes);
     port.stats.toHost += taken;
     if (taken >= bytes.length) return taken;

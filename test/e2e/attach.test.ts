@@ -158,6 +158,23 @@ describe.runIf(missing.length === 0)('attach to a real QEMU from the app (Chromi
     expect(t.ports.find((p) => p.name === 'org.test.port.1')?.unknown).toContain('throttled');
   }, 20_000);
 
+  it('while attached: queue boxes say — for rates, + device is disabled with the reason', async () => {
+    await page.locator('[data-tab=overview]').click();
+    const rx = page.locator('.overview [data-rate=rx]').first();
+    await rx.waitFor();
+    expect(await rx.textContent()).toMatch(/^rx q\d+ —$/);
+    expect(await page.locator('.overview [data-rate=tx]').first().textContent()).toMatch(
+      /^tx q\d+ —$/,
+    );
+    expect(await page.locator('.overview').textContent()).not.toContain('B/s');
+    const device = page.locator('[data-action=add-device]');
+    expect(await device.isDisabled()).toBe(true);
+    expect(await device.getAttribute('title')).toBe(
+      'vmchan hot-plugs ports and chardevs into a real QEMU, not virtio-serial devices.',
+    );
+    expect(await page.locator('[data-action=add-port]').isDisabled()).toBe(false);
+  });
+
   it('hot-plugs a port from the app: the guest sees it; unplug waits for DEVICE_DELETED', async () => {
     await page.locator('[data-action=add-port]').click();
     const dialog = page.locator('[data-dialog=add-port]');
@@ -194,6 +211,12 @@ describe.runIf(missing.length === 0)('attach to a real QEMU from the app (Chromi
     await page.locator('.tree [data-port="test2"]').waitFor();
     expect(await page.locator('.tree [data-port="org.test.port.1"]').count()).toBe(0);
     expect((await topology()).attached ?? null).toBeNull();
+    // back in the lab: rates and + device again
+    expect(await page.locator('[data-action=add-device]').isDisabled()).toBe(false);
+    await page.locator('[data-tab=overview]').click();
+    await expect
+      .poll(() => page.locator('.overview [data-rate=rx]').first().textContent())
+      .toMatch(/B\/s$/);
     expect(problems).toEqual([]);
   });
 });

@@ -155,6 +155,20 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
         `server snapshot (build+zod+JSON) ${serverMs.toFixed(2)} ms, ${bytes} bytes; ` +
         `frames ${describeFrames(frames)}`,
     );
+    const layout = (stats as VringStats & { layoutMs?: number }).layoutMs ?? 0;
+    console.log(
+      `vring view per update: render (DOM) ${per(stats.renderMs)} ms + style/layout ${per(layout)} ms ` +
+        `= ${per(stats.renderMs + layout)} ms; ${await page.locator('.tables tbody tr').count()} table rows in the DOM`,
+    );
+    // Only the rows in view are in the DOM; the rest are there by scrolling, colours and all.
+    const used = page.locator('[data-table="used"]');
+    const size = Number(await used.getAttribute('data-size'));
+    expect(size).toBe(128);
+    expect(await used.locator('tbody tr[data-used-slot]').count()).toBeLessThan(size / 2);
+    expect(await page.locator('[data-table="desc"] tr[data-chain]').count()).toBeGreaterThan(0);
+    await used.evaluate((t) => t.parentElement!.scrollTo({ top: 1e6 }));
+    await used.locator(`[data-used-slot="${size - 1}"]`).waitFor();
+    expect(await used.locator('[data-used-slot="0"]').count()).toBe(0);
     expect(after).not.toBe(before); // the tables moved
     expect(stats.updates).toBeGreaterThan(10);
     // at most one request per frame
@@ -220,7 +234,11 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
       if (pushes > 0) {
         sawPush = true;
         const head = await explain.getAttribute('data-push-head');
-        const size = await page.locator('[data-table="used"] tbody tr').count();
+        // the table renders only the rows in view: its size is an attribute
+        const size = Number(
+          await page.locator('table[data-table="used"]').getAttribute('data-size'),
+        );
+        expect(size).toBeGreaterThan(0);
         const slot = (usedNow - 1 + 0x10000) % size;
         expect(
           await page
@@ -230,6 +248,13 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
       }
     }
     expect(sawPop && sawPush).toBe(true);
+    // step mode follows the pointers: the slot used.idx points at is in view and marked
+    const usedIdx = await num('used-idx');
+    const usedTable = page.locator('[data-table="used"]');
+    const ringSize = Number(await usedTable.getAttribute('data-size'));
+    expect(
+      await usedTable.locator(`[data-used-slot="${usedIdx % ringSize}"] .ptr`).textContent(),
+    ).toContain('← idx');
     // the explanation names its rule, and the link opens the rule's explanation
     const link = explain.locator('.rule-link');
     const rule = await link.getAttribute('data-rule');

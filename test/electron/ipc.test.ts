@@ -5,12 +5,16 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { ApiService } from '../../core/api/service.js';
+import { IPC, type MenuAction } from '../../core/api/contract.js';
+import { ApiClient } from '../../core/api/client.js';
 import {
   APP_ENTRY,
   checkedBatch,
   createIpcHandlers,
   isAppUrl,
+  sendMenuMessage,
   type IpcEventLike,
+  type MenuTargetLike,
 } from '../../electron/ipc.js';
 
 const sender = { id: 1 };
@@ -140,5 +144,79 @@ describe('IPC into the real service', () => {
     } finally {
       await service.close();
     }
+  });
+});
+
+describe('menu messages (main to window)', () => {
+  const frame = (url: string, destroyed = false) => {
+    const sent: [string, unknown][] = [];
+    const target: MenuTargetLike = {
+      url,
+      isDestroyed: () => destroyed,
+      send: (channel, payload) => sent.push([channel, payload]),
+    };
+    return { target, sent };
+  };
+
+  it('sends Attach and Detach (and a chosen file) to the app’s own frame, on the menu channel', () => {
+    const { target, sent } = frame(APP_ENTRY);
+    const log: string[] = [];
+    expect(sendMenuMessage(target, 'attach', undefined, (l) => log.push(l))).toBe(true);
+    expect(sendMenuMessage(target, 'detach', undefined, (l) => log.push(l))).toBe(true);
+    expect(sendMenuMessage(target, 'open-capture', '/tmp/a.pcapng', (l) => log.push(l))).toBe(true);
+    expect(sent).toEqual([
+      [IPC.menu, { action: 'attach' }],
+      [IPC.menu, { action: 'detach' }],
+      [IPC.menu, { action: 'open-capture', path: '/tmp/a.pcapng' }],
+    ]);
+    expect(log).toEqual([]);
+  });
+
+  it('never sends to a foreign or destroyed frame', () => {
+    const log: string[] = [];
+    for (const url of ['https://evil.example/', 'file:///tmp/x.html', 'about:blank', '']) {
+      const { target, sent } = frame(url);
+      expect(sendMenuMessage(target, 'attach', undefined, (l) => log.push(l))).toBe(false);
+      expect(sent).toEqual([]);
+    }
+    expect(log[0]).toBe('menu action attach not sent to a foreign frame (https://evil.example/)');
+    expect(log).toHaveLength(4);
+    const gone = frame(APP_ENTRY, true);
+    expect(sendMenuMessage(gone.target, 'detach', undefined, (l) => log.push(l))).toBe(false);
+    expect(sendMenuMessage(null, 'detach', undefined, (l) => log.push(l))).toBe(false);
+    expect(gone.sent).toEqual([]);
+    expect(log).toHaveLength(4);
+  });
+
+  it('refuses a message that breaks the contract', () => {
+    const { target, sent } = frame(APP_ENTRY);
+    const log: string[] = [];
+    expect(sendMenuMessage(target, 'attach-vm' as MenuAction, undefined, (l) => log.push(l))).toBe(
+      false,
+    );
+    expect(sendMenuMessage(target, 'open-capture', '', (l) => log.push(l))).toBe(false);
+    expect(sent).toEqual([]);
+    expect(log).toHaveLength(2);
+    expect(log[0]).toMatch(/^menu action not sent, it breaks the contract: action: /);
+  });
+
+  it('the window’s client takes Attach and Detach and drops anything else', () => {
+    const listeners: ((raw: unknown) => void)[] = [];
+    const client = new ApiClient({
+      request: async () => ({ ok: true, value: null }),
+      ack: () => {},
+      onBatch: () => () => {},
+      onClose: () => () => {},
+      onMenu: (l) => (listeners.push(l), () => {}),
+    });
+    const got: unknown[] = [];
+    client.onMenu((m) => got.push(m));
+    const { target, sent } = frame(APP_ENTRY);
+    sendMenuMessage(target, 'attach', undefined, () => {});
+    sendMenuMessage(target, 'detach', undefined, () => {});
+    for (const [, payload] of sent) listeners[0]!(payload);
+    listeners[0]!({ action: 'format-disk' });
+    listeners[0]!('attach');
+    expect(got).toEqual([{ action: 'attach' }, { action: 'detach' }]);
   });
 });

@@ -245,9 +245,8 @@ describe('H1: each backend kind through a whole lab', () => {
     host.send('a datagram\n', localPort, '127.0.0.1');
     // The guest reads end of file first (no host, L4), then the datagram once it arrives (SIGIO).
     expect(await g.line()).toBe('a datagram');
-    // Guest -> host needs a connected host for a serial port (L5) and the engine
-    // drops console output on a backend that is not connected, so that way is
-    // not exercised here (see the report: QEMU writes console output to udp).
+    // Guest -> host needs a connected host for a serial port (L5); a console
+    // on udp does send (test/serial/console-udp.test.ts covers that way).
     g.socket.destroy();
     await new Promise<void>((r) => host.close(() => r()));
   });

@@ -1,0 +1,146 @@
+/**
+ * End to end: the inspector's Terminal button in Debian's Chromium
+ * (headless, playwright-core; no browser is ever downloaded) against
+ * `vmchan serve`, on the real engine.
+ *
+ * - select test1 in the tree, click Terminal: the Console tab opens with a
+ *   session on test1's host side, and the host side is connected;
+ * - click it again: the same session is shown, no second one;
+ * - "as guest" then Terminal: a guest-side session on test1 (the guest
+ *   opens the port);
+ * - Disconnect host on that port: the terminal's connection is hung up.
+ *
+ * Screenshot: test-results/screenshots/inspector-terminal.png. Without
+ * /usr/bin/chromium the suite is skipped with that message, and fails
+ * under CI=true.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/app-frames.js';
+import { startServe, type ServeHandle } from '../../cli/serve.js';
+import type { PortSnapshot, TopologySnapshot } from '../../core/api/contract.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const SHOTS = path.join(ROOT, 'test-results', 'screenshots');
+const MISSING = 'chromium not found: apt-get install chromium';
+const haveChromium = fs.existsSync(CHROMIUM);
+
+if (!haveChromium) {
+  if (process.env['CI'] === 'true') {
+    it('runs in Chromium', () => {
+      throw new Error(MISSING);
+    });
+  } else {
+    it.skip(MISSING, () => {});
+  }
+}
+
+describe.runIf(haveChromium)('the inspector in Chromium against vmchan serve', () => {
+  let serve: ServeHandle;
+  let context: BrowserContext;
+  let page: Page;
+  let staticDir: string;
+  let profile: string;
+  const problems: string[] = [];
+
+  const topology = async (): Promise<TopologySnapshot> => {
+    const r = await serve.service.execute({ cmd: 'getTopology' });
+    if (!r.ok) throw new Error(r.error.message);
+    return r.value as TopologySnapshot;
+  };
+  const portOf = async (name: string): Promise<PortSnapshot> =>
+    (await topology()).ports.find((p) => p.name === name)!;
+
+  beforeAll(async () => {
+    fs.mkdirSync(SHOTS, { recursive: true });
+    staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-renderer-'));
+    const nodeEnv = process.env['NODE_ENV'];
+    process.env['NODE_ENV'] = 'production';
+    try {
+      await build({
+        configFile: path.join(ROOT, 'renderer', 'vite.config.ts'),
+        logLevel: 'warn',
+        build: { outDir: staticDir, emptyOutDir: true },
+      });
+    } finally {
+      process.env['NODE_ENV'] = nodeEnv;
+    }
+    serve = await startServe({ staticDir });
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1440, height: 900 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(10_000);
+    page.on('console', (m) => {
+      if (m.type() === 'error' || /Content Security Policy/i.test(m.text()))
+        problems.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    await page.goto(serve.url);
+    await page.locator('.tree [data-port="test1"]').waitFor();
+  }, 60_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await serve?.close();
+    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
+  });
+
+  it('Terminal opens the Console tab with a session on the selected port', async () => {
+    // The demo's transfer holds test1 at both ends: stop it, so the host side is free.
+    const stopped = await serve.service.execute({
+      cmd: 'setWorkload',
+      port: { device: 'vser0', nr: (await portOf('test1')).nr },
+      on: false,
+    });
+    expect(stopped.ok).toBe(true);
+    await expect.poll(async () => (await portOf('test1')).hostConnected).toBe(false);
+    await expect.poll(async () => (await portOf('test1')).guestOpen).toBe(false);
+
+    await page.locator('.tree [data-port="test1"]').click();
+    const inspector = page.locator('[data-inspect=port]');
+    await inspector.locator('h3', { hasText: 'port test1' }).waitFor();
+    await inspector.locator('[data-action=terminal]').click();
+
+    // The Console tab is shown, with a host-side session on test1, open and active.
+    await page.locator('[data-tab=console][aria-selected=true]').waitFor();
+    const hostTab = page.locator('[data-view=console] [data-session][data-title="test1 · host"]');
+    await hostTab.waitFor();
+    expect(await hostTab.getAttribute('aria-selected')).toBe('true');
+    await expect.poll(async () => (await portOf('test1')).hostConnected).toBe(true);
+    await page.locator('[data-view=console] .xterm').waitFor();
+    await page.screenshot({ path: path.join(SHOTS, 'inspector-terminal.png') });
+
+    // Again: the session already open is shown, not a second one (which QEMU's one-client rule would refuse).
+    await page.locator('[data-tab=overview]').click();
+    await inspector.locator('[data-action=terminal]').click();
+    await page.locator('[data-tab=console][aria-selected=true]').waitFor();
+    expect(await page.locator('[data-view=console] [data-session]').count()).toBe(1);
+
+    // "as guest": a guest program opens test1's device node.
+    await inspector.locator('input[type=radio][value=guest]').check();
+    await inspector.locator('[data-action=terminal]').click();
+    const guestTab = page.locator('[data-view=console] [data-session][data-title="test1 · guest"]');
+    await guestTab.waitFor();
+    expect(await guestTab.getAttribute('aria-selected')).toBe('true');
+    await expect.poll(async () => (await portOf('test1')).guestOpen).toBe(true);
+
+    // Disconnect host hangs up the terminal's connection (core/chardev hangUp).
+    await inspector.locator('[data-action=disconnect]').click();
+    await expect.poll(async () => (await portOf('test1')).hostConnected).toBe(false);
+    await hostTab.click();
+    await expect
+      .poll(async () => (await page.locator('[data-field=term-status]').textContent()) ?? '')
+      .toContain('ended');
+    expect(problems).toEqual([]);
+  }, 60_000);
+});
