@@ -94,7 +94,7 @@ local ef_short = ProtoExpert.new("vmchan.ctrl.short", "Control message shorter t
   expert.group.MALFORMED, expert.severity.ERROR)
 vmchan.experts = { ef_short }
 
-vmchan.prefs.resize_order = Pref.enum("RESIZE field order", 1,
+vmchan.prefs.resize_order = Pref.enum("RESIZE field order", 2,
   "Order of the two le16 after a RESIZE header (the spec says cols, rows; Linux reads rows, cols)",
   { { 1, "cols, rows (virtio spec)", 1 }, { 2, "rows, cols (Linux, v86)", 2 } },
   false)

@@ -16,6 +16,12 @@ const FilterText = z.string().max(4096);
 /** A port as follow stream names it: number, name (`test1`) or guest node (`vport0p2`). */
 const PortSelector = z.union([z.number().int().min(0).max(0xffffffff), z.string().min(1).max(256)]);
 
+/** A port as contract.ts names one (device, nr); repeated here to keep the two files apart. */
+const PortRef = z.object({
+  device: z.string().min(1).max(128),
+  nr: z.number().int().min(0).max(0xfffffffe),
+});
+
 /** Rows a single getCaptureRows may ask for. */
 export const MAX_ROWS_PER_REQUEST = 1000;
 /** Bytes of one record the detail answer carries (the hex pane). */
@@ -68,6 +74,36 @@ export const CaptureViewCommands = [
   z.object({ cmd: z.literal('closeCapture') }),
 ] as const;
 
+/**
+ * The capture switches (core/capture/record.ts `Capture`): each port's own,
+ * and the global one that ports without their own follow. They can be set
+ * before a capture starts (they apply from its first record) or while it
+ * runs, and they stay for the next capture of the same lab.
+ */
+export const CaptureSwitchCommands = [
+  /** A port's own switch: on, off, or null to follow the global switch again. */
+  z.object({ cmd: z.literal('setPortCapture'), port: PortRef, on: z.boolean().nullable() }),
+  /** The global switch: capture every port that has no switch of its own, or none of them. */
+  z.object({ cmd: z.literal('setCaptureAll'), on: z.boolean() }),
+] as const;
+
+/** A port's capture switch, as the port snapshot carries it. */
+export const PortCaptureSchema = z.object({
+  /** The port's own switch; null: it follows the global switch. */
+  own: z.boolean().nullable(),
+  /** Whether its records are written (while a capture runs): own, else the global switch. */
+  on: z.boolean(),
+});
+export type PortCapture = z.infer<typeof PortCaptureSchema>;
+
+export const CaptureSwitchResults = {
+  setPortCapture: z.object({
+    device: z.string(),
+    nr: z.number().int(),
+    capture: PortCaptureSchema,
+  }),
+} as const;
+
 export const CaptureListRowSchema = z.object({
   /** 1-based record number (tshark's frame.number). */
   number: z.number().int().min(1),
@@ -91,6 +127,16 @@ export const CaptureRowsSchema = z.object({
   filter: z.string(),
   from: z.number().int(),
   rows: z.array(CaptureListRowSchema),
+  /**
+   * A filter still running over the capture (it runs in slices between
+   * other commands): records [0, scanned) of `records` tested so far. The
+   * rows and `matched` are those found up to there; matched only grows.
+   * Null (or absent) once the whole capture was tested.
+   */
+  scanning: z
+    .object({ scanned: z.number().int(), records: z.number().int() })
+    .nullable()
+    .optional(),
 });
 export type CaptureRows = z.infer<typeof CaptureRowsSchema>;
 

@@ -9,6 +9,14 @@
  * used first out); a window of a filtered list is a slice of that array.
  * When the file grows (a live capture followed with `tick`), cached
  * selections are extended over the new records only.
+ *
+ * The scan runs in slices of SCAN_CHUNK records with a turn of the event
+ * loop between them, so a filter over ten million records never holds up
+ * the service: the first slice is tested at once, the rest in the
+ * background, and `rows` answers with what is matched so far and how far
+ * the scan got (`scanning`). One scan runs at a time: asking for another
+ * filter (or none) stops it where it is, and its selection, cached with
+ * what it tested, goes on from there when its filter is asked for again.
  */
 import * as fs from 'node:fs';
 import { CaptureError } from '../capture/error.js';
@@ -48,6 +56,8 @@ const BLOCK_PB = 0x00000002;
 const BLOCK_SPB = 0x00000003;
 /** Selections kept (per filter text). */
 const CACHED_FILTERS = 8;
+/** Records a filter tests before it yields to the event loop. */
+export const SCAN_CHUNK = 256 * 1024;
 
 /** An error for the face: the kind of the contract and one line. */
 export interface ViewError {
@@ -61,20 +71,38 @@ export function isViewError(v: unknown): v is ViewError {
 
 interface Selection {
   filter: Filter;
-  matches: Uint32Array;
+  /** Matching record numbers in [0, length); room to grow after. */
+  buffer: Uint32Array;
+  length: number;
   /** Records [0, scanned) have been tested. */
   scanned: number;
 }
 
+/** The scan running in the background (at most one). */
+interface Scan {
+  selection: Selection;
+  stopped: boolean;
+  /** Settles when the scan reached the end of the capture or was stopped. */
+  done: Promise<void>;
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export class CaptureView {
   private readonly selections = new Map<string, Selection>();
+  private scan: Scan | null = null;
+  private closed = false;
 
-  private constructor(readonly reader: CaptureReader) {}
+  private constructor(
+    readonly reader: CaptureReader,
+    private readonly chunk: number,
+  ) {}
 
-  static async open(path: string): Promise<CaptureView | ViewError> {
+  /** Open a capture; `chunk`: records a filter tests between turns of the event loop. */
+  static async open(path: string, chunk = SCAN_CHUNK): Promise<CaptureView | ViewError> {
     const reader = await openCapture(path);
     if (reader instanceof CaptureError) return { kind: 'IoError', message: reader.message };
-    return new CaptureView(reader);
+    return new CaptureView(reader, Math.max(1, Math.floor(chunk)));
   }
 
   get path(): string {
@@ -90,8 +118,17 @@ export class CaptureView {
   }
 
   close(): void {
+    this.closed = true;
+    this.stopScan();
     this.reader.close();
     this.selections.clear();
+  }
+
+  /** The filter scanning in the background now, if any (tests). */
+  get scanningFilter(): string | null {
+    if (this.scan === null) return null;
+    for (const [key, sel] of this.selections) if (sel === this.scan.selection) return key;
+    return null;
   }
 
   /**
@@ -104,41 +141,117 @@ export class CaptureView {
     return typeof r === 'number' && r > 0;
   }
 
-  /** The matching record numbers (0-based) for a filter, or null for no filter (every record). */
-  select(text: string | undefined): Uint32Array | null | ViewError {
+  /**
+   * The cached selection of a filter (made, untested, the first time), or
+   * null for no filter (every record). It becomes the most recently used.
+   */
+  private selection(text: string | undefined): Selection | null | ViewError {
     const key = (text ?? '').trim();
     if (key === '') return null;
     let sel = this.selections.get(key);
     if (sel === undefined) {
       const filter = parseFilter(key);
       if (!('test' in filter)) return { kind: 'InvalidRequest', message: filter.toString() };
-      sel = { filter, matches: new Uint32Array(0), scanned: 0 };
+      sel = { filter, buffer: new Uint32Array(1024), length: 0, scanned: 0 };
     } else {
       this.selections.delete(key); // re-inserted below: most recently used last
-    }
-    if (sel.scanned < this.reader.count) {
-      const more = this.reader.select(sel.filter.test, sel.scanned, this.reader.count);
-      if (sel.scanned === 0) sel.matches = more;
-      else if (more.length > 0) {
-        const joined = new Uint32Array(sel.matches.length + more.length);
-        joined.set(sel.matches);
-        joined.set(more, sel.matches.length);
-        sel.matches = joined;
-      }
-      sel.scanned = this.reader.count;
     }
     this.selections.set(key, sel);
     while (this.selections.size > CACHED_FILTERS) {
       const oldest = this.selections.keys().next().value as string;
+      if (this.scan?.selection === this.selections.get(oldest)) this.stopScan();
       this.selections.delete(oldest);
     }
-    return sel.matches;
+    return sel;
+  }
+
+  /** Test records [scanned, upTo) of a selection (one slice: synchronous). */
+  private extend(sel: Selection, upTo: number): void {
+    const to = Math.min(upTo, this.reader.count);
+    if (sel.scanned >= to) return;
+    const more = this.reader.select(sel.filter.test, sel.scanned, to);
+    if (sel.length + more.length > sel.buffer.length) {
+      let size = sel.buffer.length * 2;
+      while (size < sel.length + more.length) size *= 2;
+      const bigger = new Uint32Array(size);
+      bigger.set(sel.buffer.subarray(0, sel.length));
+      sel.buffer = bigger;
+    }
+    sel.buffer.set(more, sel.length);
+    sel.length += more.length;
+    sel.scanned = to;
+  }
+
+  private stopScan(): void {
+    if (this.scan !== null) this.scan.stopped = true;
+    this.scan = null;
+  }
+
+  /** Scan the rest of a selection in the background, a slice per turn (stopping any other scan). */
+  private scanOn(sel: Selection): Scan {
+    if (this.scan?.selection === sel) return this.scan;
+    this.stopScan();
+    const scan: Scan = { selection: sel, stopped: false, done: Promise.resolve() };
+    scan.done = (async () => {
+      while (!scan.stopped && !this.closed && sel.scanned < this.reader.count) {
+        await nextTurn();
+        if (scan.stopped || this.closed) break;
+        this.extend(sel, sel.scanned + this.chunk);
+      }
+      if (this.scan === scan) this.scan = null;
+    })();
+    this.scan = scan;
+    return scan;
+  }
+
+  /**
+   * The records a filter matched so far, starting its scan when needed:
+   * the first slice at once, the rest in the background. Null: no filter.
+   */
+  private known(text: string | undefined): Selection | null | ViewError {
+    const sel = this.selection(text);
+    if (sel === null || isViewError(sel)) {
+      this.stopScan(); // the filter changed
+      return sel;
+    }
+    if (this.scan?.selection !== sel) {
+      this.stopScan(); // the filter changed
+      // The first slice now (a small filter or a grown file is done with it); the rest later.
+      this.extend(sel, sel.scanned + this.chunk);
+      if (sel.scanned < this.reader.count) this.scanOn(sel);
+    }
+    return sel;
+  }
+
+  /**
+   * Every record number (0-based) a filter matches, null for no filter, the
+   * scan run to the end at once (it holds the event loop: `selectAll` and
+   * `rows` do not).
+   */
+  select(text: string | undefined): Uint32Array | null | ViewError {
+    const sel = this.selection(text);
+    if (sel === null || isViewError(sel)) return sel;
+    this.extend(sel, this.reader.count);
+    return sel.buffer.subarray(0, sel.length);
+  }
+
+  /** Every record number (0-based) a filter matches, the scan run to the end in slices; null: no filter. */
+  async selectAll(text: string | undefined): Promise<Uint32Array | null | ViewError> {
+    const sel = this.selection(text);
+    if (sel === null || isViewError(sel)) return sel;
+    while (sel.scanned < this.reader.count) {
+      if (this.closed) return { kind: 'Refused', message: 'the capture was closed' };
+      this.extend(sel, sel.scanned + this.chunk);
+      if (sel.scanned < this.reader.count) await nextTurn();
+    }
+    return sel.buffer.subarray(0, sel.length);
   }
 
   /** Positions [from, from+count) of the list a filter makes. */
   rows(from: number, count: number, filter: string | undefined): CaptureRows | ViewError {
-    const matches = this.select(filter);
-    if (isViewError(matches)) return matches;
+    const sel = this.known(filter);
+    if (isViewError(sel)) return sel;
+    const matches = sel === null ? null : sel.buffer.subarray(0, sel.length);
     const matched = matches === null ? this.reader.count : matches.length;
     const end = Math.min(matched, from + count);
     const rows: CaptureListRow[] = [];
@@ -163,6 +276,10 @@ export class CaptureView {
       filter: (filter ?? '').trim(),
       from,
       rows,
+      scanning:
+        sel !== null && sel.scanned < this.reader.count
+          ? { scanned: sel.scanned, records: this.reader.count }
+          : null,
     };
   }
 
@@ -265,11 +382,11 @@ export class CaptureView {
    * file's own blocks copied as they are (section headers, interfaces,
    * every other block), packet blocks only when selected.
    */
-  save(
+  async save(
     to: string,
     filter: string | undefined,
-  ): { path: string; bytes: number; records: number } | ViewError {
-    const matches = this.select(filter);
+  ): Promise<{ path: string; bytes: number; records: number } | ViewError> {
+    const matches = await this.selectAll(filter);
     if (isViewError(matches)) return matches;
     if (matches === null && (filter ?? '').trim() === '' && to !== this.path) {
       try {

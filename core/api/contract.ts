@@ -17,9 +17,12 @@
 import { z } from 'zod';
 // The capture view's commands and answers (the packet list, detail, follow): capture-contract.ts.
 import {
+  CaptureSwitchCommands,
+  CaptureSwitchResults,
   CaptureViewCommands,
   CaptureViewResults,
   CaptureViewStateSchema,
+  PortCaptureSchema,
   SaveCaptureOptionsShape,
 } from './capture-contract.js';
 // The vring view's commands and answers (views, step mode, injected faults): vring-contract.ts.
@@ -227,6 +230,7 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   }),
   z.object({ cmd: z.literal('openCapture'), path: z.string().min(1).max(4096) }),
   ...CaptureViewCommands,
+  ...CaptureSwitchCommands,
   z.object({ cmd: z.literal('pause') }),
   z.object({ cmd: z.literal('run') }),
   z.object({ cmd: z.literal('step'), count: z.number().int().min(1).max(100_000).optional() }),
@@ -288,6 +292,8 @@ export const PortSnapshotSchema = z.object({
   monitor: z.string(),
   /** Attached QEMU: the fields above it cannot tell (their values are placeholders; show "—"). */
   unknown: z.array(z.string()).optional(),
+  /** Its capture switch (the lab; absent when attached to a real QEMU). */
+  capture: PortCaptureSchema.optional(),
 });
 export type PortSnapshot = z.infer<typeof PortSnapshotSchema>;
 
@@ -344,6 +350,8 @@ export const CaptureStateSchema = z.object({
   last: z.string().nullable(),
   /** The capture open in the capture view (its record count follows a growing file). */
   view: CaptureViewStateSchema.nullable().optional(),
+  /** The global switch: ports without a switch of their own are captured. */
+  all: z.boolean().optional(),
 });
 export type CaptureState = z.infer<typeof CaptureStateSchema>;
 
@@ -567,6 +575,8 @@ export const ResultSchemas = {
   }),
   injectFault: InjectFaultResultSchema,
   ...CaptureViewResults,
+  ...CaptureSwitchResults,
+  setCaptureAll: CaptureStateSchema,
   ...TerminalResults,
 } as const satisfies Record<CommandName, z.ZodType>;
 

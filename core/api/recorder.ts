@@ -7,6 +7,10 @@
  * Directions are the channel's: `to-guest` data and control messages the
  * device sends are host-to-guest; what the guest sends is guest-to-host.
  * A drop carries the direction of the bytes lost.
+ *
+ * What is captured follows the Capture's switches: a global one (every
+ * port without a switch of its own) and each port's own, given at start
+ * and flipped while it runs (`setAll`, `setPort`, as the lab tap's).
  */
 import type { DropReason } from '../engine/events.js';
 import type { Lab } from '../engine/lab.js';
@@ -37,6 +41,14 @@ export function dropDirection(reason: DropReason): 'guest-to-host' | 'host-to-gu
   return TO_HOST_DROPS.has(reason) ? 'guest-to-host' : 'host-to-guest';
 }
 
+/** The switches a capture starts with. */
+export interface CaptureSwitches {
+  /** Ports without a switch of their own are captured (default true). */
+  all?: boolean;
+  /** Ports with a switch of their own. */
+  ports?: readonly { device: string; nr: number; on: boolean }[];
+}
+
 export class CaptureRecorder {
   private readonly capture = new Capture();
   private readonly stops: (() => void)[] = [];
@@ -53,6 +65,7 @@ export class CaptureRecorder {
     lab: Lab,
     path: string,
     describe: (device: string, nr: number) => CaptureInterface | null,
+    switches: CaptureSwitches = {},
   ): CaptureRecorder | CaptureError {
     const writer = PcapngWriter.create(path, { comment: 'vmchan live capture' });
     if (writer instanceof CaptureError) return writer;
@@ -67,9 +80,25 @@ export class CaptureRecorder {
       }
     }
     r.capture.attach(writer);
-    r.capture.setAll(true);
+    for (const p of switches.ports ?? []) r.capture.setPort(p.device, p.nr, p.on);
+    r.capture.setAll(switches.all ?? true);
     r.listen();
     return r;
+  }
+
+  /** Capture every port without a switch of its own (or none of them), from now on. */
+  setAll(on: boolean): void {
+    this.capture.setAll(on);
+  }
+
+  /** A port's own switch from now on; undefined: it follows setAll again. */
+  setPort(device: string, nr: number, on: boolean | undefined): void {
+    this.capture.setPort(device, nr, on);
+  }
+
+  /** Whether the records of a port are written now. */
+  wants(device: string, nr: number): boolean {
+    return this.capture.wants(device, nr);
   }
 
   /** Records written so far. */

@@ -46,7 +46,7 @@ import {
   type TopologySnapshot,
 } from './contract.js';
 import { demoTopology } from './demo.js';
-import { AttachSession, failure, type AttachSessionOptions } from './attach-session.js';
+import { AttachSession, failure, LAB_ONLY, type AttachSessionOptions } from './attach-session.js';
 import { LabSession, makeRuntimeDir, portLabel, type SessionNote } from './lab-session.js';
 import { CaptureRecorder, dropDirection } from './recorder.js';
 import { TerminalService } from './terminal-service.js';
@@ -102,6 +102,9 @@ export class ApiService {
   /** The capture open in the capture view (capture-view.ts). */
   private captureView: CaptureView | null = null;
   private lastCapture: string | null = null;
+  /** The capture switches: the global one and ports' own (`device\0nr`), kept across captures of a lab. */
+  private captureAll = true;
+  private readonly portCapture = new Map<string, { device: string; nr: number; on: boolean }>();
   private labCount = 0;
   private closed = false;
   /** A real QEMU served in the lab's place (attach-session.ts); the lab waits, paused. */
@@ -256,8 +259,15 @@ export class ApiService {
         return this.stopCapture();
       case 'saveCapture':
         if (c.source === 'view' || (c.source === undefined && c.filter !== undefined))
-          return this.saveView(c.path, c.filter);
+          return await this.saveView(c.path, c.filter);
         return this.saveCapture(c.path);
+      case 'setPortCapture':
+        return this.setPortCapture(c.port, c.on);
+      case 'setCaptureAll':
+        if (this.attached !== null) return fail('Unsupported', LAB_ONLY['startCapture']!);
+        this.captureAll = c.on;
+        this.recorder?.setAll(c.on);
+        return this.changed(ok(this.captureState()));
       case 'openCapture':
         return this.openCapture(c.path);
       case 'getCaptureRows':
@@ -376,6 +386,7 @@ export class ApiService {
     const oldConfig = old?.exportTopology();
     // The old lab stops first, so the new one can have its socket paths.
     this.stopRecorder();
+    this.portCapture.clear();
     await this.terminals.endAll('the lab was replaced');
     for (const u of this.unsubscribe.splice(0)) u();
     await old?.dispose();
@@ -497,7 +508,26 @@ export class ApiService {
       records: this.recorder?.records ?? 0,
       last: this.lastCapture,
       view: this.captureView?.state(this.recorder?.path ?? null) ?? null,
+      all: this.captureAll,
     };
+  }
+
+  private setPortCapture(ref: PortRef, on: boolean | null): Answer {
+    if (this.attached !== null) return fail('Unsupported', LAB_ONLY['startCapture']!);
+    const found = this.current.port(ref);
+    if (typeof found === 'string') return fail('NotFound', found);
+    const device = found.device.name;
+    const nr = found.port.nr;
+    const key = `${device}\u0000${nr}`;
+    if (on === null) this.portCapture.delete(key);
+    else this.portCapture.set(key, { device, nr, on });
+    this.recorder?.setPort(device, nr, on ?? undefined);
+    return this.changed(ok({ device, nr, capture: this.portCaptureOf(device, nr) }));
+  }
+
+  private portCaptureOf(device: string, nr: number): { own: boolean | null; on: boolean } {
+    const own = this.portCapture.get(`${device}\u0000${nr}`)?.on ?? null;
+    return { own, on: own ?? this.captureAll };
   }
 
   private startCapture(requested: string | undefined): Answer {
@@ -509,7 +539,10 @@ export class ApiService {
         ? path.join(this.runtimeDir, `capture-${stamp}.pcapng`)
         : path.resolve(requested);
     const s = this.current;
-    const r = CaptureRecorder.start(s.lab, file, (d, nr) => s.captureInterface(d, nr));
+    const r = CaptureRecorder.start(s.lab, file, (d, nr) => s.captureInterface(d, nr), {
+      all: this.captureAll,
+      ports: [...this.portCapture.values()],
+    });
     if (r instanceof CaptureError) return fail('IoError', r.message);
     this.recorder = r;
     this.note(`capture started: ${file}`);
@@ -553,11 +586,11 @@ export class ApiService {
     }
   }
 
-  private saveView(to: string, filter: string | undefined): Answer {
+  private async saveView(to: string, filter: string | undefined): Promise<Answer> {
     const view = this.captureView;
     if (view === null) return fail('Refused', 'no capture is open: open a .pcapng file first');
     view.refresh();
-    const r = view.save(path.resolve(to), filter);
+    const r = await view.save(path.resolve(to), filter);
     return 'kind' in r ? fail(r.kind, r.message) : ok(r);
   }
 
@@ -611,7 +644,7 @@ export class ApiService {
       engine: s.engineState(),
       capture: this.captureState(),
       devices: s.devices(),
-      ports: s.ports(),
+      ports: s.ports().map((p) => ({ ...p, capture: this.portCaptureOf(p.device, p.nr) })),
       chardevs: s.chardevs(),
     };
   }

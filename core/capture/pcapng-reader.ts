@@ -48,6 +48,7 @@
  * not look inside the bytes run over the index alone.
  */
 import * as fs from 'node:fs';
+import { DEFAULT_CONTROL_CODEC } from '../serial/control.js';
 import { CaptureError, describeIoFailure } from './error.js';
 import type { FilterPredicate, FilterSubject } from './filter.js';
 import {
@@ -273,7 +274,7 @@ export class CaptureReader {
     this.path = path;
     this.fd = fd;
     this.win = Buffer.allocUnsafe(Math.max(64 * 1024, options.windowBytes ?? 1024 * 1024));
-    this.resizeOrder = options.resizeOrder ?? 'cols-rows';
+    this.resizeOrder = options.resizeOrder ?? DEFAULT_CONTROL_CODEC.resizeOrder;
   }
 
   /** Open and index a capture without blocking the event loop for long (yields between windows). */

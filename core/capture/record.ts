@@ -20,11 +20,19 @@
  * records synchronously and must not keep `record.bytes` after `write`
  * returns: the device may hand out a view of guest memory that changes next.
  */
+import {
+  BAD_PORT_ID,
+  ControlEvent,
+  controlIdText,
+  DEFAULT_CONTROL_CODEC,
+  encodeControl as encodeSerialControl,
+  parseControl,
+  type ControlFields,
+  type ControlMessage,
+  type ResizeOrder,
+} from '../serial/control.js';
 import type { RingTraceEvent } from '../virtio/trace.js';
 import { CaptureError } from './error.js';
-
-const utf8 = new TextDecoder('utf-8');
-const utf8e = new TextEncoder();
 
 // ---------------------------------------------------------------------------
 // Vocabulary
@@ -127,130 +135,59 @@ export function parsePortDescription(text: string): ParsedPortDescription | unde
 
 // ---------------------------------------------------------------------------
 // Control messages (virtio-conformance.md C0)
+//
+// The codec is core/serial/control.ts, the one the device and the guest
+// use. Captures wrap it: every problem it reports (a short header, a RESIZE
+// without its payload) becomes a named error value to show, and RESIZE is
+// read in the spec's order (cols, rows) unless told otherwise.
 
-/** Event numbers of the console control message, index = number. */
-export const CONTROL_EVENT_NAMES = [
-  'DEVICE_READY',
-  'PORT_ADD',
-  'PORT_REMOVE',
-  'PORT_READY',
-  'CONSOLE_PORT',
-  'RESIZE',
-  'PORT_OPEN',
-  'PORT_NAME',
-] as const;
-export type ControlEventName = (typeof CONTROL_EVENT_NAMES)[number];
-
-export const CONTROL_EVENT = {
-  DEVICE_READY: 0,
-  PORT_ADD: 1,
-  PORT_REMOVE: 2,
-  PORT_READY: 3,
-  CONSOLE_PORT: 4,
-  RESIZE: 5,
-  PORT_OPEN: 6,
-  PORT_NAME: 7,
-} as const satisfies Record<ControlEventName, number>;
-
-/** The id that names no port (DEVICE_READY carries it). */
-export const BAD_PORT_ID = 0xffffffff;
+export {
+  BAD_PORT_ID,
+  CONTROL_EVENT_NAMES,
+  ControlEvent as CONTROL_EVENT,
+  controlEventName,
+  type ControlEventName,
+  type ControlMessage,
+  type ResizeOrder,
+} from '../serial/control.js';
 
 /**
- * Which order RESIZE's two le16 come in. The spec says cols then rows;
- * Linux and v86 read rows then cols (virtio-conformance.md, open points).
+ * The RESIZE order captures read and write unless told otherwise: the
+ * engine's own default (rows, cols, as the Linux guest reads it), so a
+ * capture of a lab reads back the way the lab sent it.
  */
-export type ResizeOrder = 'cols-rows' | 'rows-cols';
-
-export interface ControlMessage {
-  id: number;
-  event: number;
-  /** The C0 name, or `EVENT_9` for a number C0 does not define. */
-  eventName: string;
-  value: number;
-  /** PORT_NAME: the name, without a trailing NUL. */
-  name?: string;
-  /** PORT_NAME: whether the name carried a trailing NUL (QEMU sends one). */
-  nul?: boolean;
-  /** RESIZE: the console size. */
-  cols?: number;
-  rows?: number;
-}
-
-export function controlEventName(event: number): string {
-  return CONTROL_EVENT_NAMES[event] ?? `EVENT_${event}`;
-}
+const CAPTURE_RESIZE_ORDER: ResizeOrder = DEFAULT_CONTROL_CODEC.resizeOrder;
 
 /** Decode a control message; a short one is a named error value, never an exception. */
 export function decodeControl(
   bytes: Uint8Array,
-  resizeOrder: ResizeOrder = 'cols-rows',
+  resizeOrder: ResizeOrder = CAPTURE_RESIZE_ORDER,
 ): ControlMessage | CaptureError {
-  if (bytes.length < 8) {
-    return new CaptureError(
-      'MalformedControlMessage',
-      `control message of ${bytes.length} bytes, shorter than its 8-byte header`,
-    );
-  }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const id = dv.getUint32(0, true);
-  const event = dv.getUint16(4, true);
-  const value = dv.getUint16(6, true);
-  const msg: ControlMessage = { id, event, eventName: controlEventName(event), value };
-  if (event === CONTROL_EVENT.RESIZE) {
-    if (bytes.length < 12) {
-      return new CaptureError(
-        'MalformedControlMessage',
-        `RESIZE control message of ${bytes.length} bytes, needs 12 (header, cols, rows)`,
-      );
-    }
-    const a = dv.getUint16(8, true);
-    const b = dv.getUint16(10, true);
-    msg.cols = resizeOrder === 'cols-rows' ? a : b;
-    msg.rows = resizeOrder === 'cols-rows' ? b : a;
-  } else if (event === CONTROL_EVENT.PORT_NAME) {
-    let end = bytes.length;
-    msg.nul = end > 8 && bytes[end - 1] === 0;
-    if (msg.nul) end--;
-    msg.name = utf8.decode(bytes.subarray(8, end));
-  }
-  return msg;
+  const parsed = parseControl(bytes, { resizeOrder, portNameNul: true });
+  // Where the device and the guest go on (a RESIZE without its payload),
+  // a capture shows what is wrong.
+  if (parsed.message === undefined)
+    return new CaptureError('MalformedControlMessage', parsed.problem);
+  if (parsed.problem !== undefined)
+    return new CaptureError('MalformedControlMessage', parsed.problem);
+  return parsed.message;
 }
 
-/** Encode a control message (tests, and devices that build them from fields). */
+/** Encode a control message (tests, and devices that build them from fields); NUL unless `nul: false`. */
 export function encodeControl(
-  msg: Pick<ControlMessage, 'id' | 'event' | 'value'> &
-    Partial<Pick<ControlMessage, 'name' | 'nul' | 'cols' | 'rows'>>,
-  resizeOrder: ResizeOrder = 'cols-rows',
+  msg: ControlFields,
+  resizeOrder: ResizeOrder = CAPTURE_RESIZE_ORDER,
 ): Uint8Array {
-  let extra: Uint8Array = new Uint8Array(0);
-  if (msg.event === CONTROL_EVENT.RESIZE) {
-    extra = new Uint8Array(4);
-    const dv = new DataView(extra.buffer);
-    const cols = msg.cols ?? 0;
-    const rows = msg.rows ?? 0;
-    dv.setUint16(0, resizeOrder === 'cols-rows' ? cols : rows, true);
-    dv.setUint16(2, resizeOrder === 'cols-rows' ? rows : cols, true);
-  } else if (msg.event === CONTROL_EVENT.PORT_NAME && msg.name !== undefined) {
-    const name = utf8e.encode(msg.name);
-    extra = new Uint8Array(name.length + (msg.nul === false ? 0 : 1));
-    extra.set(name);
-  }
-  const out = new Uint8Array(8 + extra.length);
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, msg.id >>> 0, true);
-  dv.setUint16(4, msg.event, true);
-  dv.setUint16(6, msg.value, true);
-  out.set(extra, 8);
-  return out;
+  return encodeSerialControl(msg, { resizeOrder, portNameNul: true });
 }
 
 /** `PORT_OPEN id=2 value=1`, `PORT_NAME id=1 name="test1"`, `RESIZE id=0 cols=80 rows=25`. */
 export function controlSummary(msg: ControlMessage | CaptureError): string {
   if (msg instanceof CaptureError) return `malformed control message: ${msg.message}`;
-  const id = msg.id === BAD_PORT_ID ? '0xffffffff' : String(msg.id);
-  if (msg.event === CONTROL_EVENT.RESIZE)
+  const id = controlIdText(msg.id);
+  if (msg.event === ControlEvent.RESIZE)
     return `${msg.eventName} id=${id} cols=${msg.cols} rows=${msg.rows}`;
-  if (msg.event === CONTROL_EVENT.PORT_NAME)
+  if (msg.event === ControlEvent.PORT_NAME)
     return `${msg.eventName} id=${id} name=${JSON.stringify(msg.name)}`;
   return `${msg.eventName} id=${id} value=${msg.value}`;
 }

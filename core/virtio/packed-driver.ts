@@ -27,14 +27,13 @@ import {
 } from './queue.js';
 import type { RingTracer } from './trace.js';
 import {
+  addChainsInFlight,
   availBits,
   availUsedText,
   checkPackedLayout,
   eventFlagName,
   packedNeedEvent,
-  readDescriptorViews,
-  readEventView,
-  slotsFrom,
+  readPackedRings,
   usedBits,
 } from './packed-queue.js';
 
@@ -455,45 +454,16 @@ export class PackedDriverQueue<T> implements DriverQueue<T> {
   }
 
   snapshot(): PackedQueueSnapshot {
-    const unreadable: string[] = [];
-    const memory = this.memory;
-    const chainsInFlight: PackedQueueSnapshot['chainsInFlight'] = [];
-    for (let id = 0; id < this.size; id++) {
-      const slots = this.idSlots[id]!;
-      if (slots === 0) continue;
-      const head = this.idHead[id]!;
-      chainsInFlight.push({ id, head, descriptors: slotsFrom(head, slots, this.size) });
-    }
-    return {
-      format: 'packed',
-      index: this.index,
-      size: this.size,
-      layout: { ...this.layout },
-      eventIdx: this.features.eventIdx,
-      descriptors: readDescriptorViews(memory, this.layout, unreadable),
-      driverEvent: readEventView(
-        memory,
-        this.driverEventAddr,
-        'driver event suppression',
-        unreadable,
-      ),
-      deviceEvent: readEventView(
-        memory,
-        this.deviceEventAddr,
-        'device event suppression',
-        unreadable,
-      ),
-      device: null,
-      driver: {
-        nextAvail: this.nextAvail,
-        availWrap: this.availWrap,
-        nextUsed: this.nextUsed,
-        usedWrap: this.usedWrap,
-        numFree: this.freeSlots,
-      },
-      chainsInFlight,
-      unreadable,
+    const snap = readPackedRings(this.memory, this.index, this.layout, this.features.eventIdx);
+    addChainsInFlight(snap, this.idHead, this.idSlots);
+    snap.driver = {
+      nextAvail: this.nextAvail,
+      availWrap: this.availWrap,
+      nextUsed: this.nextUsed,
+      usedWrap: this.usedWrap,
+      numFree: this.freeSlots,
     };
+    return snap;
   }
 
   // ---------------------------------------------------------------- tracing

@@ -229,6 +229,56 @@ export function readDescriptorViews(
   return out;
 }
 
+/**
+ * What both sides show of a packed ring, read from guest memory: every
+ * descriptor and both event suppression structures (read errors go to
+ * `unreadable`, one line each). The device and the driver fill in their
+ * own part (`device` or `driver`, and `chainsInFlight` with
+ * {@link addChainsInFlight}).
+ */
+export function readPackedRings(
+  memory: GuestMemory,
+  index: number,
+  layout: QueueLayout,
+  eventIdx: boolean,
+): PackedQueueSnapshot {
+  const unreadable: string[] = [];
+  return {
+    format: 'packed',
+    index,
+    size: layout.size,
+    layout: { ...layout },
+    eventIdx,
+    descriptors: readDescriptorViews(memory, layout, unreadable),
+    driverEvent: readEventView(memory, layout.driverAddr, 'driver event suppression', unreadable),
+    deviceEvent: readEventView(memory, layout.deviceAddr, 'device event suppression', unreadable),
+    device: null,
+    driver: null,
+    chainsInFlight: [],
+    unreadable,
+  };
+}
+
+/**
+ * Add one entry to `snap.chainsInFlight` per buffer id with slots in use
+ * (`slots[id]` ring slots from `heads[id]`); returns those ids in order.
+ */
+export function addChainsInFlight(
+  snap: PackedQueueSnapshot,
+  heads: Uint16Array,
+  slots: Uint16Array,
+): number[] {
+  const ids: number[] = [];
+  for (let id = 0; id < slots.length; id++) {
+    const count = slots[id]!;
+    if (count === 0) continue;
+    const head = heads[id]!;
+    ids.push(id);
+    snap.chainsInFlight.push({ id, head, descriptors: slotsFrom(head, count, slots.length) });
+  }
+  return ids;
+}
+
 /** Ring slots a buffer occupies, starting at its head. */
 export function slotsFrom(head: number, count: number, size: number): number[] {
   const out: number[] = [];
@@ -783,48 +833,17 @@ export class PackedDeviceQueue implements DeviceQueue {
   }
 
   snapshot(): PackedQueueSnapshot {
-    const unreadable: string[] = [];
-    const memory = this.memory;
-    const inFlight: number[] = [];
-    const chainsInFlight: PackedQueueSnapshot['chainsInFlight'] = [];
-    for (let id = 0; id < this.size; id++) {
-      const slots = this.flightSlots[id]!;
-      if (slots === 0) continue;
-      const head = this.flightHead[id]!;
-      inFlight.push(id);
-      chainsInFlight.push({ id, head, descriptors: slotsFrom(head, slots, this.size) });
-    }
-    return {
-      format: 'packed',
-      index: this.index,
-      size: this.size,
-      layout: { ...this.layout },
-      eventIdx: this.features.eventIdx,
-      descriptors: readDescriptorViews(memory, this.layout, unreadable),
-      driverEvent: readEventView(
-        memory,
-        this.driverEventAddr,
-        'driver event suppression',
-        unreadable,
-      ),
-      deviceEvent: readEventView(
-        memory,
-        this.deviceEventAddr,
-        'device event suppression',
-        unreadable,
-      ),
-      device: {
-        nextAvail: this.nextAvail,
-        availWrap: this.availWrap,
-        nextUsed: this.nextUsed,
-        usedWrap: this.usedWrap,
-        signalledUsed: this.signalledUsed,
-        inFlight,
-      },
-      driver: null,
-      chainsInFlight,
-      unreadable,
+    const snap = readPackedRings(this.memory, this.index, this.layout, this.features.eventIdx);
+    const inFlight = addChainsInFlight(snap, this.flightHead, this.flightSlots);
+    snap.device = {
+      nextAvail: this.nextAvail,
+      availWrap: this.availWrap,
+      nextUsed: this.nextUsed,
+      usedWrap: this.usedWrap,
+      signalledUsed: this.signalledUsed,
+      inFlight,
     };
+    return snap;
   }
 
   // ---------------------------------------------------------------- tracing

@@ -259,6 +259,8 @@ export function hex(bytes: Uint8Array): string {
 export function compileCaptureTo(dir: string): void {
   const files = [
     'core/version.ts',
+    'core/virtio/fault.ts',
+    'core/serial/control.ts',
     'core/capture/error.ts',
     'core/capture/record.ts',
     'core/capture/pcapng-writer.ts',

@@ -152,7 +152,9 @@ describeWithTshark('a lab capture killed with SIGKILL', () => {
     expect(r.count).toBeLessThanOrEqual(last.records + perMs * (killedAt - last.at + 100));
     const lastTime = r.time(r.count - 1);
     if (lastTime instanceof CaptureError) throw new Error(lastTime.toString());
-    expect(killedAt - Number(lastTime / 1_000_000n)).toBeLessThan(250 + SLACK_MS);
+    // The promise is "readable up to the last second"; the writer flushes every
+    // 250 ms, and a loaded machine may starve the child for a while before the kill.
+    expect(killedAt - Number(lastTime / 1_000_000n)).toBeLessThan(1000);
     expect(new Set(r.interfaces.map((i) => i.label))).toEqual(
       new Set(['vmchan:events', 'vser0:control', 'console.0', 'test1']),
     );

@@ -69,9 +69,12 @@ describe('control messages', () => {
   });
 
   it('decode RESIZE in either field order', () => {
-    const bytes = encodeControl({ id: 0, event: 5, value: 0, cols: 80, rows: 25 });
-    expect(decodeControl(bytes)).toMatchObject({ cols: 80, rows: 25 });
+    const bytes = encodeControl({ id: 0, event: 5, value: 0, cols: 80, rows: 25 }, 'cols-rows');
+    expect(decodeControl(bytes, 'cols-rows')).toMatchObject({ cols: 80, rows: 25 });
     expect(decodeControl(bytes, 'rows-cols')).toMatchObject({ cols: 25, rows: 80 });
+    // by default captures use the engine's order, so what a lab sends reads back the same
+    const lab = encodeControl({ id: 0, event: 5, value: 0, cols: 80, rows: 25 });
+    expect(decodeControl(lab)).toMatchObject({ cols: 80, rows: 25 });
     expect(String(decodeControl(bytes.subarray(0, 10)))).toContain(
       'RESIZE control message of 10 bytes, needs 12',
     );

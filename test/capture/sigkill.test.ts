@@ -95,7 +95,9 @@ describeWithTshark('a capture killed with SIGKILL', () => {
       const last = r.time(r.count - 1);
       if (last instanceof CaptureError) throw new Error(last.toString());
       const lagMs = killedAtMs - Number(last / 1_000_000n);
-      expect(lagMs).toBeLessThan(250 + 150);
+      // "readable up to the last second" (the writer flushes every 250 ms; the margin
+      // is for a loaded machine that starves the child before the kill)
+      expect(lagMs).toBeLessThan(1000);
       // and tshark reads the same frames without complaint
       const t = tshark(['-r', file, '-T', 'fields', '-e', 'frame.number']);
       expect(t.status).toBe(0);

@@ -8,7 +8,10 @@
  * - click it again: the same session is shown, no second one;
  * - "as guest" then Terminal: a guest-side session on test1 (the guest
  *   opens the port);
- * - Disconnect host on that port: the terminal's connection is hung up.
+ * - Disconnect host on that port: the terminal's connection is hung up;
+ * - with a capture running, the port's Capture toggle turns its capture off
+ *   and on again (the port snapshot's switch follows), and back to the
+ *   switch of all ports.
  *
  * Screenshot: test-results/screenshots/inspector-terminal.png. Without
  * /usr/bin/chromium the suite is skipped with that message, and fails
@@ -141,6 +144,36 @@ describe.runIf(haveChromium)('the inspector in Chromium against vmchan serve', (
     await expect
       .poll(async () => (await page.locator('[data-field=term-status]').textContent()) ?? '')
       .toContain('ended');
+    expect(problems).toEqual([]);
+  }, 60_000);
+
+  it("the port's Capture toggle flips its switch, while a capture runs", async () => {
+    expect(await serve.service.execute({ cmd: 'startCapture' })).toMatchObject({ ok: true });
+    await page.locator('[data-tab=overview]').click();
+    await page.locator('.tree [data-port="test1"]').click();
+    const inspector = page.locator('[data-inspect=port]');
+    await inspector.locator('h3', { hasText: 'port test1' }).waitFor();
+    const toggle = inspector.locator('[data-action=port-capture]');
+    await expect.poll(() => toggle.getAttribute('data-capture')).toBe('on');
+    await inspector.locator('[data-recording]').waitFor();
+
+    await toggle.click();
+    await expect.poll(() => toggle.getAttribute('data-capture')).toBe('off');
+    expect(await toggle.getAttribute('aria-pressed')).toBe('false');
+    expect((await portOf('test1')).capture).toEqual({ own: false, on: false });
+    expect((await portOf('test2')).capture).toEqual({ own: null, on: true });
+    await inspector.locator('[data-recording]').waitFor({ state: 'detached' });
+    await page.screenshot({ path: path.join(SHOTS, 'inspector-capture-off.png') });
+
+    await toggle.click();
+    await expect.poll(() => toggle.getAttribute('data-capture')).toBe('on');
+    expect((await portOf('test1')).capture).toEqual({ own: true, on: true });
+    await inspector.locator('[data-action=port-capture-follow]').click();
+    await expect.poll(async () => (await portOf('test1')).capture).toEqual({ own: null, on: true });
+    await inspector.locator('[data-action=port-capture-follow]').waitFor({ state: 'detached' });
+
+    expect(await serve.service.execute({ cmd: 'stopCapture' })).toMatchObject({ ok: true });
+    await inspector.locator('[data-recording]').waitFor({ state: 'detached' });
     expect(problems).toEqual([]);
   }, 60_000);
 });

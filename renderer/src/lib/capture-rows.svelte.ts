@@ -4,12 +4,19 @@
  * in a small cache per filter. One request is in flight at a time; while it
  * runs, newer wishes replace older ones, so a fast scroll asks only for
  * where it stopped.
+ *
+ * A filter over a large capture runs on the service in slices: while an
+ * answer says `scanning`, the cache asks again every POLL_MS (the pages cut
+ * short at the end of what matched so far, or the first page in view), so
+ * the count and the rows grow as the scan goes.
  */
 import type { CaptureListRow, CaptureRows } from '../../../core/api/capture-contract.js';
 import type { CommandInputOf, Result } from '../../../core/api/contract.js';
 
 export const PAGE_ROWS = 200;
 const MAX_PAGES = 120;
+/** How often a scanning filter is asked again (ms). */
+const POLL_MS = 150;
 
 type Fetch = (c: CommandInputOf<'getCaptureRows'>) => Promise<Result<CaptureRows>>;
 
@@ -27,6 +34,8 @@ export class RowCache {
   applied = $state('');
   error = $state<string | null>(null);
   loading = $state(false);
+  /** How far the service's scan of the filter got (null: done, or no filter). */
+  scanning = $state<NonNullable<CaptureRows['scanning']> | null>(null);
 
   private filter = '';
   // Plain on purpose: the list re-reads rows when `version` moves.
@@ -35,6 +44,9 @@ export class RowCache {
   private wanted: [number, number] = [0, 0];
   private busy = false;
   private clock = 0;
+  /** Ask for a page in view even though it is there (a scan moved on). */
+  private again = false;
+  private timer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly fetch: Fetch) {}
 
@@ -43,6 +55,8 @@ export class RowCache {
     this.filter = filter.trim();
     this.pages.clear();
     this.matched = this.filter === '' ? total : null;
+    this.scanning = null;
+    this.again = false;
     this.error = null;
     this.version++;
     this.pump();
@@ -83,9 +97,11 @@ export class RowCache {
 
   private pump(): void {
     if (this.busy) return;
-    const k = this.missing();
+    let k = this.missing();
+    if (k === null && this.again) k = Math.floor(this.wanted[0] / PAGE_ROWS);
+    this.again = false;
     if (k === null) {
-      this.loading = false;
+      this.loading = this.scanning !== null;
       return;
     }
     this.busy = true;
@@ -107,11 +123,27 @@ export class RowCache {
       this.error = null;
       this.matched = r.value.matched;
       this.applied = r.value.filter;
+      this.scanning = r.value.scanning ?? null;
       this.pages.set(k, { rows: r.value.rows, used: ++this.clock });
       this.evict();
       this.version++;
+      if (this.scanning !== null) this.poll();
       this.pump();
     });
+  }
+
+  /** A scan is under way: ask again in a moment for what it found since. */
+  private poll(): void {
+    if (this.timer !== null) return;
+    const filter = this.filter;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (this.scanning === null || filter !== this.filter) return;
+      // Pages cut short at the end of what matched may have more rows now.
+      for (const [k, p] of this.pages) if (p.rows.length < PAGE_ROWS) this.pages.delete(k);
+      this.again = true;
+      this.pump();
+    }, POLL_MS);
   }
 
   private evict(): void {
