@@ -1,10 +1,14 @@
 /**
- * A QEMU 7.2 as QMP shows it, for the attach-mode service tests: the fake
- * QMP server (test/qemu/fake-qmp-server.ts) answering with the shapes
- * recorded in test/fixtures/qemu-7.2-samples (x-query-virtio-status, queue
- * status), with a console, a named port and a port without an id, and
+ * A QEMU 7.2 as QMP shows it, for the attach-mode tests: the fake QMP
+ * server (test/qemu/fake-qmp-server.ts) answering with the shapes recorded
+ * in test/fixtures/qemu-7.2-samples (x-query-virtio-status, queue status),
+ * with one device, a console, a named port and a port without an id.
+ *
+ * fakeQemuModel() is what discovery reads (test/qemu/attach-unit.test.ts
+ * serves its handlers as they are); startFakeQemu() adds queue status and
  * working chardev-add / chardev-remove / device_add / device_del (which
- * sends DEVICE_DELETED, as QEMU does once the guest let go).
+ * sends DEVICE_DELETED, as QEMU does once the guest let go), for the
+ * service tests.
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -12,11 +16,12 @@ import type { VirtQueueStatus } from '../../core/qemu/qmp-types.js';
 import { FakeQmpServer, type FakeQmpOptions, type Handler } from '../qemu/fake-qmp-server.js';
 
 const SAMPLES = fileURLToPath(new URL('../fixtures/qemu-7.2-samples/', import.meta.url));
+// The recorded samples ship with the tests; a missing copy is a broken checkout, not a skip.
 if (!fs.existsSync(SAMPLES)) throw new Error(`recorded QEMU samples missing at ${SAMPLES}`);
 const sampleStatus = (
   JSON.parse(fs.readFileSync(`${SAMPLES}status.json`, 'utf8')) as { return: unknown }
 ).return;
-const sampleQueues: VirtQueueStatus[] = fs
+export const sampleQueues: VirtQueueStatus[] = fs
   .readFileSync(`${SAMPLES}qstatus.jsonl`, 'utf8')
   .trim()
   .split('\n')
@@ -33,15 +38,26 @@ export interface FakePort {
   chardev: string;
 }
 
-export interface FakeQemu {
-  server: FakeQmpServer;
+export interface FakeQemuModel {
   ports: FakePort[];
   chardevs: Map<string, { filename: string; open: boolean }>;
+  /** Discovery and query-chardev, answered from `ports` and `chardevs` as they are now. */
+  handlers: Record<string, Handler>;
+}
+
+export interface FakeQemu extends Omit<FakeQemuModel, 'handlers'> {
+  server: FakeQmpServer;
   /** Hold DEVICE_DELETED back (a guest that does not let go). */
   holdDeletes: boolean;
 }
 
-export async function startFakeQemu(options: FakeQmpOptions = {}): Promise<FakeQemu> {
+const notFound = (path: string) => ({
+  error: { class: 'DeviceNotFound', desc: `Device '${path}' not found` },
+});
+const generic = (desc: string) => ({ error: { class: 'GenericError', desc } });
+
+/** One device, a console, a port, a port without id; the handlers discovery needs. */
+export function fakeQemuModel(): FakeQemuModel {
   const ports: FakePort[] = [
     {
       path: '/machine/peripheral/con0',
@@ -71,20 +87,9 @@ export async function startFakeQemu(options: FakeQmpOptions = {}): Promise<FakeQ
     ['c2', { filename: 'disconnected:unix:/tmp/guest/p2,server=on', open: false }],
     ['compat_monitor0', { filename: 'unix:/tmp/guest/qmp.sock,server=on', open: true }],
   ]);
-  const fake = { ports, chardevs, holdDeletes: false } as FakeQemu;
-  const notFound = (path: string) => ({
-    error: { class: 'DeviceNotFound', desc: `Device '${path}' not found` },
-  });
-  const generic = (desc: string) => ({ error: { class: 'GenericError', desc } });
   const handlers: Record<string, Handler> = {
     'x-query-virtio': () => ({ return: [{ name: 'virtio-serial', path: VSER }] }),
     'x-query-virtio-status': () => ({ return: sampleStatus }),
-    'x-query-virtio-queue-status': (a) => {
-      const q = Number(a?.['queue']);
-      const s = sampleQueues.find((x) => x['queue-index'] === q);
-      return s ? { return: s } : generic('Invalid virtqueue number');
-    },
-    'x-query-virtio-queue-element': () => generic('no element (fake)'),
     'query-chardev': () => ({
       return: [...chardevs].map(([label, c]) => ({
         'frontend-open': c.open,
@@ -106,6 +111,7 @@ export async function startFakeQemu(options: FakeQmpOptions = {}): Promise<FakeQ
           return: [
             { name: 'type', type: 'string' },
             ...ports.map((p, i) => ({ name: `child[${i}]`, type: `link<${p.type}>` })),
+            { name: 'hotplug-handler', type: 'link<hotplug-handler>' },
           ],
         };
       }
@@ -126,6 +132,22 @@ export async function startFakeQemu(options: FakeQmpOptions = {}): Promise<FakeQ
       if (prop === 'chardev') return { return: p.chardev };
       return generic(`Property '${p.type}.${prop}' not found`);
     },
+  };
+  return { ports, chardevs, handlers };
+}
+
+/** fakeQemuModel() served, with queue status and hot-plug that changes the model. */
+export async function startFakeQemu(options: FakeQmpOptions = {}): Promise<FakeQemu> {
+  const { ports, chardevs, handlers: discovery } = fakeQemuModel();
+  const fake = { ports, chardevs, holdDeletes: false } as FakeQemu;
+  const handlers: Record<string, Handler> = {
+    ...discovery,
+    'x-query-virtio-queue-status': (a) => {
+      const q = Number(a?.['queue']);
+      const s = sampleQueues.find((x) => x['queue-index'] === q);
+      return s ? { return: s } : generic('Invalid virtqueue number');
+    },
+    'x-query-virtio-queue-element': () => generic('no element (fake)'),
     'chardev-add': (a) => {
       const id = String(a?.['id']);
       if (chardevs.has(id)) return generic(`attempt to add duplicate property '${id}' to object`);

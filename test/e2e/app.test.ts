@@ -15,45 +15,21 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, CHROMIUM_ARGS, describeFrames, measureFrames } from '../../bench/app-frames.js';
-import { startServe, type ServeHandle } from '../../cli/serve.js';
-import type { TopologySnapshot } from '../../core/api/contract.js';
+import { describeFrames, measureFrames } from '../../bench/app-frames.js';
+import type { ServeHandle } from '../../cli/serve.js';
+import { missingChromium, prerequisites, ROOT, startE2e, type E2e } from './harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const SHOTS = path.join(ROOT, 'test-results', 'screenshots');
-const MISSING = 'chromium not found: apt-get install chromium';
-const haveChromium = fs.existsSync(CHROMIUM);
-
-if (!haveChromium) {
-  if (process.env['CI'] === 'true') {
-    it('runs in Chromium', () => {
-      throw new Error(MISSING);
-    });
-  } else {
-    it.skip(MISSING, () => {});
-  }
-}
+const haveChromium = prerequisites('runs in Chromium', missingChromium());
 
 describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
+  let e2e: E2e;
   let serve: ServeHandle;
   let context: BrowserContext;
   let page: Page;
-  let staticDir: string;
-  let profile: string;
-  const problems: string[] = [];
 
-  const shot = (name: string): Promise<Buffer> =>
-    page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
-  const topology = async (): Promise<TopologySnapshot> => {
-    const r = await serve.service.execute({ cmd: 'getTopology' });
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value as TopologySnapshot;
-  };
   const peak = async (series: string): Promise<number> =>
     Number(
       (await page
@@ -62,37 +38,8 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     );
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    // The renderer as it is now, built apart from dist/ so the test never runs a stale one.
-    staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-renderer-'));
-    // A production build, as `npm start` serves (vitest runs with NODE_ENV=test, which
-    // would make Svelte compile its slower development mode).
-    const nodeEnv = process.env['NODE_ENV'];
-    process.env['NODE_ENV'] = 'production';
-    try {
-      await build({
-        configFile: path.join(ROOT, 'renderer', 'vite.config.ts'),
-        logLevel: 'warn',
-        build: { outDir: staticDir, emptyOutDir: true },
-      });
-    } finally {
-      process.env['NODE_ENV'] = nodeEnv;
-    }
-    serve = await startServe({ staticDir });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1440, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(10_000);
-    page.on('console', (m) => {
-      if (m.type() === 'error' || /Content Security Policy/i.test(m.text()))
-        problems.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    e2e = await startE2e();
+    ({ serve, context, page } = e2e);
   }, 60_000);
 
   // A step that failed must not leave a modal dialog over the next test's page.
@@ -102,10 +49,7 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
   });
 
   afterAll(async () => {
-    await context?.close();
-    await serve?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
-    if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
+    await e2e?.close();
   });
 
   it('refuses the page without the token', async () => {
@@ -128,14 +72,14 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     await expect.poll(() => page.locator('[data-events] li.ev').count()).toBeGreaterThan(3);
     await page.locator('.tree [data-port="test2"]').click();
     await page.waitForTimeout(1200);
-    await shot('overview');
+    await e2e.shot('overview');
     await page.locator('[data-tab=table]').click();
-    await shot('table');
+    await e2e.shot('table');
     await page.locator('[data-tab=vrings]').click();
     await page.locator('text=descriptor table').waitFor();
-    await shot('vrings');
+    await e2e.shot('vrings');
     await page.locator('[data-tab=overview]').click();
-    expect(problems).toEqual([]);
+    expect(e2e.problems).toEqual([]);
   });
 
   it('keeps the frame time while every demo port streams at full speed', async () => {
@@ -158,17 +102,17 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
   it('captures and shows the capture', async () => {
     await page.locator('[data-action=capture]').click();
     await expect
-      .poll(async () => (await topology()).capture.records, { timeout: 10_000 })
+      .poll(async () => (await e2e.topology()).capture.records, { timeout: 10_000 })
       .toBeGreaterThan(20);
     await page.locator('[data-action=capture]').click();
-    await expect.poll(async () => (await topology()).capture.last).not.toBeNull();
-    const file = (await topology()).capture.last!;
+    await expect.poll(async () => (await e2e.topology()).capture.last).not.toBeNull();
+    const file = (await e2e.topology()).capture.last!;
     await page.locator('[data-tab=capture]').click();
     await page.getByRole('button', { name: 'Open capture…' }).click();
     await page.locator('[data-dialog=open-capture] [data-field=path]').fill(file);
     await page.locator('[data-dialog=open-capture] [data-submit]').click();
     await page.locator('[data-capture-rows] tbody tr').first().waitFor();
-    await shot('capture');
+    await e2e.shot('capture');
     await page.locator('[data-tab=overview]').click();
   });
 
@@ -178,12 +122,12 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     await dialog.locator('[data-field=name-preset]').selectOption('org.fedoraproject.port.0');
     // nr 0 while the console holds it: QEMU 7.2 reports the occupied number first (D3)
     await dialog.locator('[data-field=nr]').fill('0');
-    await shot('dialog-add-port');
+    await e2e.shot('dialog-add-port');
     await dialog.locator('[data-submit]').click();
     await expect
       .poll(() => dialog.locator('[data-error]').textContent())
       .toBe('virtio-serial-bus: A port already exists at id 0');
-    await shot('dialog-add-port-refused');
+    await e2e.shot('dialog-add-port-refused');
     await dialog.locator('[data-field=nr]').fill('');
     await dialog.locator('[data-submit]').click();
     await dialog.waitFor({ state: 'detached' });
@@ -198,7 +142,7 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
   });
 
   it('a socket client flips the host side, an open event appears, its bytes show in the chart, unplug removes it', async () => {
-    const t = await topology();
+    const t = await e2e.topology();
     const port = t.ports.find((p) => p.name === 'org.fedoraproject.port.0')!;
     const socketPath = t.chardevs.find((c) => c.id === port.chardev)!.path!;
     const client = net.createConnection({ path: socketPath });
@@ -231,14 +175,16 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
       .poll(() => peak('org.fedoraproject.port.0 ←'), { timeout: 10_000 })
       .toBeGreaterThan(0);
     await page.waitForTimeout(400);
-    await shot('port-connected');
+    await e2e.shot('port-connected');
 
     await inspector.locator('[data-action=unplug]').click();
     await page
       .locator('.tree [data-port="org.fedoraproject.port.0"]')
       .waitFor({ state: 'detached' });
     await expect
-      .poll(async () => (await topology()).ports.some((p) => p.name === 'org.fedoraproject.port.0'))
+      .poll(async () =>
+        (await e2e.topology()).ports.some((p) => p.name === 'org.fedoraproject.port.0'),
+      )
       .toBe(false);
     expect(
       serve.service.session.lab.guest.namespace.exists(
@@ -256,7 +202,7 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     await expect
       .poll(() => exported.inputValue())
       .toMatch(/^qemu-system-x86_64 -chardev socket,id=test0,/);
-    await shot('dialog-export');
+    await e2e.shot('dialog-export');
     await page.locator('[data-dialog=export] button', { hasText: 'Close' }).click();
 
     await page.locator('[data-action=import]').click();
@@ -276,7 +222,7 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
         'qemu-system-x86_64 -chardev socket,path=/tmp/vmchan-e2e-import/agent,server=on,wait=off,id=qga0 ' +
           '-device virtio-serial-pci,id=vser0 -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
       );
-    await shot('dialog-import');
+    await e2e.shot('dialog-import');
     await dialog.locator('[data-submit]').click();
     await expect.poll(() => page.locator('.tree [data-port]').count(), { timeout: 10_000 }).toBe(1);
     await page.locator('.tree [data-port="org.qemu.guest_agent.0"]').waitFor();
@@ -288,7 +234,7 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
 
     await page.locator('[data-action=lab]').selectOption('empty');
     await page.locator('[data-empty=devices]').waitFor();
-    await shot('empty-lab');
-    expect(problems).toEqual([]);
+    await e2e.shot('empty-lab');
+    expect(e2e.problems).toEqual([]);
   });
 });

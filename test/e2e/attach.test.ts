@@ -11,50 +11,26 @@
  * Without chromium, qemu-system-x86_64 or busybox-static the suite is
  * skipped with the install command, and fails under CI=true.
  */
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/app-frames.js';
-import { startServe, type ServeHandle } from '../../cli/serve.js';
-import type { TopologySnapshot } from '../../core/api/contract.js';
+import type { ServeHandle } from '../../cli/serve.js';
 import { isGuestError } from '../guest/guest-shell.js';
 import { INSTALL_HINT, missingPrerequisites, startGuest, type Guest } from '../guest/qemu.js';
+import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const SHOTS = path.join(ROOT, 'test-results', 'screenshots');
-const missing: string[] = [];
-if (!fs.existsSync(CHROMIUM)) missing.push('chromium not found: apt-get install chromium');
 const guestMissing = missingPrerequisites();
-if (guestMissing.length > 0) missing.push(`missing ${guestMissing.join(', ')}: ${INSTALL_HINT}`);
+const ready = prerequisites('attaches to a real QEMU from the app', [
+  ...missingChromium(),
+  ...(guestMissing.length > 0 ? [`missing ${guestMissing.join(', ')}: ${INSTALL_HINT}`] : []),
+]);
 
-if (missing.length > 0) {
-  if (process.env['CI'] === 'true') {
-    it('attaches to a real QEMU from the app', () => {
-      throw new Error(missing.join('; '));
-    });
-  } else {
-    it.skip(missing.join('; '), () => {});
-  }
-}
-
-describe.runIf(missing.length === 0)('attach to a real QEMU from the app (Chromium)', () => {
+describe.runIf(ready)('attach to a real QEMU from the app (Chromium)', () => {
+  let e2e: E2e;
   let serve: ServeHandle;
   let guest: Guest;
-  let context: BrowserContext;
   let page: Page;
-  let staticDir: string;
-  let profile: string;
-  const problems: string[] = [];
 
-  const topology = async (): Promise<TopologySnapshot> => {
-    const r = await serve.service.execute({ cmd: 'getTopology' });
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value as TopologySnapshot;
-  };
   const guestPorts = async (): Promise<string> => {
     const r = await guest.shell.run('ls /dev/virtio-ports');
     if (isGuestError(r)) throw new Error(r.toString());
@@ -62,50 +38,22 @@ describe.runIf(missing.length === 0)('attach to a real QEMU from the app (Chromi
   };
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     const booting = startGuest({
       ports: [
         { id: 'con0', kind: 'console', name: 'org.test.console.0' },
         { id: 'port1', name: 'org.test.port.1' },
       ],
     });
-    staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-attach-renderer-'));
-    const nodeEnv = process.env['NODE_ENV'];
-    process.env['NODE_ENV'] = 'production';
-    try {
-      await build({
-        configFile: path.join(ROOT, 'renderer', 'vite.config.ts'),
-        logLevel: 'warn',
-        build: { outDir: staticDir, emptyOutDir: true },
-      });
-    } finally {
-      process.env['NODE_ENV'] = nodeEnv;
-    }
-    serve = await startServe({ staticDir });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-attach-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1440, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    e2e = await startE2e({ tmpPrefix: 'vmchan-e2e-attach-', timeoutMs: 15_000, csp: false });
+    ({ serve, page } = e2e);
     const g = await booting;
     if (isGuestError(g)) throw new Error(g.toString());
     guest = g;
   }, 90_000);
 
   afterAll(async () => {
-    await context?.close();
-    await serve?.close();
+    await e2e?.close();
     await guest?.stop();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
-    if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
   });
 
   it('a taken QMP socket is one line in the dialog', async () => {
@@ -153,7 +101,7 @@ describe.runIf(missing.length === 0)('attach to a real QEMU from the app (Chromi
     const step = page.locator('[data-action=step]');
     expect(await step.isDisabled()).toBe(true);
     expect(await step.getAttribute('title')).toMatch(/needs the emulated lab/);
-    const t = await topology();
+    const t = await e2e.topology();
     expect(t.attached?.qemu).toMatch(/^QEMU \d+\.\d+/);
     expect(t.ports.find((p) => p.name === 'org.test.port.1')?.unknown).toContain('throttled');
   }, 20_000);
@@ -196,7 +144,7 @@ describe.runIf(missing.length === 0)('attach to a real QEMU from the app (Chromi
     await page.waitForTimeout(800);
     await page.locator('[data-tab=overview]').click();
     await page.locator('.tree [data-port="org.vmchan.e2e.0"]').click();
-    await page.screenshot({ path: path.join(SHOTS, 'attach.png') });
+    await e2e.shot('attach');
 
     await page.locator('[data-inspect=port] [data-action=unplug]').click();
     await row.waitFor({ state: 'detached', timeout: 20_000 });
@@ -210,13 +158,13 @@ describe.runIf(missing.length === 0)('attach to a real QEMU from the app (Chromi
     await page.locator('[data-action=detach]').click();
     await page.locator('.tree [data-port="test2"]').waitFor();
     expect(await page.locator('.tree [data-port="org.test.port.1"]').count()).toBe(0);
-    expect((await topology()).attached ?? null).toBeNull();
+    expect((await e2e.topology()).attached ?? null).toBeNull();
     // back in the lab: rates and + device again
     expect(await page.locator('[data-action=add-device]').isDisabled()).toBe(false);
     await page.locator('[data-tab=overview]').click();
     await expect
       .poll(() => page.locator('.overview [data-rate=rx]').first().textContent())
       .toMatch(/B\/s$/);
-    expect(problems).toEqual([]);
+    expect(e2e.problems).toEqual([]);
   });
 });

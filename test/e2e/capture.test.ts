@@ -16,33 +16,23 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/app-frames.js';
-import { startServe, type ServeHandle } from '../../cli/serve.js';
-import type { TopologySnapshot } from '../../core/api/contract.js';
+import type { ServeHandle } from '../../cli/serve.js';
 import { writeCapture } from '../api/capture-fixture.js';
+import { missingChromium, prerequisites, ROOT, startE2e, type E2e } from './harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const SHOTS = path.join(ROOT, 'test-results', 'screenshots');
 const TSHARK = '/usr/bin/tshark';
 const BIG = 10_000_000;
-const missing = !fs.existsSync(CHROMIUM)
-  ? 'chromium not found: apt-get install chromium'
-  : !fs.existsSync(TSHARK)
-    ? 'tshark not found: apt-get install tshark'
-    : null;
-
-if (missing !== null) {
-  if (process.env['CI'] === 'true') {
-    it('runs in Chromium with tshark', () => {
-      throw new Error(missing);
-    });
-  } else {
-    it.skip(missing, () => {});
-  }
-}
+// One message at a time: chromium first, then tshark.
+const ready = prerequisites(
+  'runs in Chromium with tshark',
+  missingChromium().length > 0
+    ? missingChromium()
+    : fs.existsSync(TSHARK)
+      ? []
+      : ['tshark not found: apt-get install tshark'],
+);
 
 function tsharkFrames(file: string): number {
   const out = execFileSync(TSHARK, ['-r', file, '-T', 'fields', '-e', 'frame.number'], {
@@ -72,22 +62,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-describe.runIf(missing === null)('the capture view in Chromium', () => {
+describe.runIf(ready)('the capture view in Chromium', () => {
+  let e2e: E2e;
   let serve: ServeHandle;
-  let context: BrowserContext;
   let page: Page;
-  let staticDir: string;
-  let profile: string;
   let work: string;
-  const problems: string[] = [];
 
-  const shot = (name: string): Promise<Buffer> =>
-    page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
-  const topology = async (): Promise<TopologySnapshot> => {
-    const r = await serve.service.execute({ cmd: 'getTopology' });
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value as TopologySnapshot;
-  };
   const list = () => page.locator('[data-capture-list]');
   const count = async (): Promise<number> => Number(await list().getAttribute('data-count'));
   const rows = () => page.locator('[data-capture-rows] tbody tr[data-number]');
@@ -97,42 +77,14 @@ describe.runIf(missing === null)('the capture view in Chromium', () => {
   };
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-capture-'));
-    staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-renderer-'));
-    const nodeEnv = process.env['NODE_ENV'];
-    process.env['NODE_ENV'] = 'production';
-    try {
-      await build({
-        configFile: path.join(ROOT, 'renderer', 'vite.config.ts'),
-        logLevel: 'warn',
-        build: { outDir: staticDir, emptyOutDir: true },
-      });
-    } finally {
-      process.env['NODE_ENV'] = nodeEnv;
-    }
-    serve = await startServe({ staticDir });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1440, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
-    page.on('console', (m) => {
-      if (m.type() === 'error' || /Content Security Policy/i.test(m.text()))
-        problems.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    e2e = await startE2e({ timeoutMs: 15_000 });
+    ({ serve, page } = e2e);
   }, 90_000);
 
   afterAll(async () => {
-    await context?.close();
-    await serve?.close();
-    for (const d of [profile, staticDir, work])
-      if (d) fs.rmSync(d, { recursive: true, force: true });
+    await e2e?.close();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
   it('shows a live capture, filters it, decodes a record and follows a stream', async () => {
@@ -140,7 +92,7 @@ describe.runIf(missing === null)('the capture view in Chromium', () => {
     await page.locator('.tree [data-port="test2"]').waitFor();
     await page.locator('[data-action=capture]').click();
     await expect
-      .poll(async () => (await topology()).capture.records, { timeout: 20_000 })
+      .poll(async () => (await e2e.topology()).capture.records, { timeout: 20_000 })
       .toBeGreaterThan(300);
     await page.locator('[data-tab=capture]').click();
     await page.locator('[data-action=show-capture]').click();
@@ -149,13 +101,13 @@ describe.runIf(missing === null)('the capture view in Chromium', () => {
     const first = await count();
     await expect.poll(count, { timeout: 10_000 }).toBeGreaterThan(first);
     await page.locator('[data-action=capture]').click(); // stop
-    await expect.poll(async () => (await topology()).capture.on).toBe(false);
+    await expect.poll(async () => (await e2e.topology()).capture.on).toBe(false);
     // the writer's last flush reaches the view; then the list shows all of it
     let settled = -1;
     await expect
       .poll(
         async () => {
-          const v = (await topology()).capture.view?.records ?? 0;
+          const v = (await e2e.topology()).capture.view?.records ?? 0;
           const same = v === settled;
           settled = v;
           return same;
@@ -197,7 +149,7 @@ describe.runIf(missing === null)('the capture view in Chromium', () => {
     await err.waitFor();
     expect(await err.getAttribute('data-column')).toBe('23');
     expect(await err.textContent()).toContain('filter error at column 23');
-    await shot('capture-filter-error');
+    await e2e.shot('capture-filter-error');
 
     // the whole capture again, one data record of test2: fields, hex, follow
     await applyFilter('port == test2 && kind == data');
@@ -214,7 +166,7 @@ describe.runIf(missing === null)('the capture view in Chromium', () => {
     expect(await page.locator('[data-capture-hex]').textContent()).toMatch(/^0000 {2}[0-9a-f]{2} /);
     await page.keyboard.press('ArrowDown');
     await expect.poll(() => detail.getAttribute('data-capture-detail')).not.toBe('');
-    await shot('capture-list-detail-hex');
+    await e2e.shot('capture-list-detail-hex');
 
     await page.locator('[data-action=follow]').click();
     const text = page.locator('[data-follow-text]');
@@ -230,7 +182,7 @@ describe.runIf(missing === null)('the capture view in Chromium', () => {
       return [...new Set(spans.map((s) => w.getComputedStyle(s).color))];
     });
     expect(colours.length).toBe(2); // host-to-guest and guest-to-host, each in its colour
-    await shot('capture-follow');
+    await e2e.shot('capture-follow');
     const raw = path.join(work, 'h2g.bin');
     await page.locator('[data-field=raw-path]').fill(raw);
     await page.locator('[data-action=raw-h2g]').click();
@@ -243,7 +195,7 @@ describe.runIf(missing === null)('the capture view in Chromium', () => {
     await page.locator('[data-action=save-view]').click();
     await expect.poll(() => fs.existsSync(whole)).toBe(true);
     await expect.poll(() => tsharkFrames(whole), { timeout: 10_000 }).toBe(total);
-    expect(problems).toEqual([]);
+    expect(e2e.problems).toEqual([]);
   }, 90_000);
 
   it('opens a 10-million-record capture and scrolls it top to bottom smoothly', async () => {
@@ -318,8 +270,8 @@ describe.runIf(missing === null)('the capture view in Chromium', () => {
       .toBe(true);
     await rows().nth(5).click();
     await page.locator('[data-capture-hex]').waitFor();
-    await shot('capture-10m');
+    await e2e.shot('capture-10m');
     fs.rmSync(file, { force: true });
-    expect(problems).toEqual([]);
+    expect(e2e.problems).toEqual([]);
   }, 120_000);
 });

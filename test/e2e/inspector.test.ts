@@ -17,85 +17,31 @@
  * /usr/bin/chromium the suite is skipped with that message, and fails
  * under CI=true.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/app-frames.js';
-import { startServe, type ServeHandle } from '../../cli/serve.js';
-import type { PortSnapshot, TopologySnapshot } from '../../core/api/contract.js';
+import type { ServeHandle } from '../../cli/serve.js';
+import type { PortSnapshot } from '../../core/api/contract.js';
+import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const SHOTS = path.join(ROOT, 'test-results', 'screenshots');
-const MISSING = 'chromium not found: apt-get install chromium';
-const haveChromium = fs.existsSync(CHROMIUM);
-
-if (!haveChromium) {
-  if (process.env['CI'] === 'true') {
-    it('runs in Chromium', () => {
-      throw new Error(MISSING);
-    });
-  } else {
-    it.skip(MISSING, () => {});
-  }
-}
+const haveChromium = prerequisites('runs in Chromium', missingChromium());
 
 describe.runIf(haveChromium)('the inspector in Chromium against vmchan serve', () => {
+  let e2e: E2e;
   let serve: ServeHandle;
-  let context: BrowserContext;
   let page: Page;
-  let staticDir: string;
-  let profile: string;
-  const problems: string[] = [];
 
-  const topology = async (): Promise<TopologySnapshot> => {
-    const r = await serve.service.execute({ cmd: 'getTopology' });
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value as TopologySnapshot;
-  };
   const portOf = async (name: string): Promise<PortSnapshot> =>
-    (await topology()).ports.find((p) => p.name === name)!;
+    (await e2e.topology()).ports.find((p) => p.name === name)!;
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-renderer-'));
-    const nodeEnv = process.env['NODE_ENV'];
-    process.env['NODE_ENV'] = 'production';
-    try {
-      await build({
-        configFile: path.join(ROOT, 'renderer', 'vite.config.ts'),
-        logLevel: 'warn',
-        build: { outDir: staticDir, emptyOutDir: true },
-      });
-    } finally {
-      process.env['NODE_ENV'] = nodeEnv;
-    }
-    serve = await startServe({ staticDir });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1440, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(10_000);
-    page.on('console', (m) => {
-      if (m.type() === 'error' || /Content Security Policy/i.test(m.text()))
-        problems.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    e2e = await startE2e();
+    ({ serve, page } = e2e);
     await page.goto(serve.url);
     await page.locator('.tree [data-port="test1"]').waitFor();
   }, 60_000);
 
   afterAll(async () => {
-    await context?.close();
-    await serve?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
-    if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
+    await e2e?.close();
   });
 
   it('Terminal opens the Console tab with a session on the selected port', async () => {
@@ -121,7 +67,7 @@ describe.runIf(haveChromium)('the inspector in Chromium against vmchan serve', (
     expect(await hostTab.getAttribute('aria-selected')).toBe('true');
     await expect.poll(async () => (await portOf('test1')).hostConnected).toBe(true);
     await page.locator('[data-view=console] .xterm').waitFor();
-    await page.screenshot({ path: path.join(SHOTS, 'inspector-terminal.png') });
+    await e2e.shot('inspector-terminal');
 
     // Again: the session already open is shown, not a second one (which QEMU's one-client rule would refuse).
     await page.locator('[data-tab=overview]').click();
@@ -144,7 +90,7 @@ describe.runIf(haveChromium)('the inspector in Chromium against vmchan serve', (
     await expect
       .poll(async () => (await page.locator('[data-field=term-status]').textContent()) ?? '')
       .toContain('ended');
-    expect(problems).toEqual([]);
+    expect(e2e.problems).toEqual([]);
   }, 60_000);
 
   it("the port's Capture toggle flips its switch, while a capture runs", async () => {
@@ -163,7 +109,7 @@ describe.runIf(haveChromium)('the inspector in Chromium against vmchan serve', (
     expect((await portOf('test1')).capture).toEqual({ own: false, on: false });
     expect((await portOf('test2')).capture).toEqual({ own: null, on: true });
     await inspector.locator('[data-recording]').waitFor({ state: 'detached' });
-    await page.screenshot({ path: path.join(SHOTS, 'inspector-capture-off.png') });
+    await e2e.shot('inspector-capture-off');
 
     await toggle.click();
     await expect.poll(() => toggle.getAttribute('data-capture')).toBe('on');
@@ -174,6 +120,6 @@ describe.runIf(haveChromium)('the inspector in Chromium against vmchan serve', (
 
     expect(await serve.service.execute({ cmd: 'stopCapture' })).toMatchObject({ ok: true });
     await inspector.locator('[data-recording]').waitFor({ state: 'detached' });
-    expect(problems).toEqual([]);
+    expect(e2e.problems).toEqual([]);
   }, 60_000);
 });

@@ -16,50 +16,22 @@
  * Screenshots go to test-results/screenshots/. Without /usr/bin/chromium
  * the suite is skipped with that message, and fails under CI=true.
  */
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/app-frames.js';
-import { startServe, type ServeHandle } from '../../cli/serve.js';
-import type { TopologySnapshot } from '../../core/api/contract.js';
+import type { ServeHandle } from '../../cli/serve.js';
 import { startWorkload, type Workload } from '../../core/workloads/index.js';
+import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const SHOTS = path.join(ROOT, 'test-results', 'screenshots');
-const MISSING = 'chromium not found: apt-get install chromium';
-const haveChromium = fs.existsSync(CHROMIUM);
-
-if (!haveChromium) {
-  if (process.env['CI'] === 'true') {
-    it('runs in Chromium', () => {
-      throw new Error(MISSING);
-    });
-  } else {
-    it.skip(MISSING, () => {});
-  }
-}
+const haveChromium = prerequisites('runs in Chromium', missingChromium());
 
 describe.runIf(haveChromium)('terminals and the monitor in Chromium against vmchan serve', () => {
+  let e2e: E2e;
   let serve: ServeHandle;
-  let context: BrowserContext;
   let page: Page;
-  let staticDir: string;
-  let profile: string;
   let echo: Workload | null = null;
-  const problems: string[] = [];
 
-  const shot = (name: string): Promise<Buffer> =>
-    page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
-  const topology = async (): Promise<TopologySnapshot> => {
-    const r = await serve.service.execute({ cmd: 'getTopology' });
-    if (!r.ok) throw new Error(r.error.message);
-    return r.value as TopologySnapshot;
-  };
-  const portOf = async (name: string) => (await topology()).ports.find((p) => p.name === name)!;
+  const portOf = async (name: string) => (await e2e.topology()).ports.find((p) => p.name === name)!;
   /** The text the terminal shown in `view` has on screen. */
   const screenText = async (view: string): Promise<string> =>
     ((await page.locator(`[data-view=${view}] .xterm-rows`).textContent()) ?? '').replace(
@@ -73,34 +45,8 @@ describe.runIf(haveChromium)('terminals and the monitor in Chromium against vmch
   };
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-renderer-'));
-    const nodeEnv = process.env['NODE_ENV'];
-    process.env['NODE_ENV'] = 'production';
-    try {
-      await build({
-        configFile: path.join(ROOT, 'renderer', 'vite.config.ts'),
-        logLevel: 'warn',
-        build: { outDir: staticDir, emptyOutDir: true },
-      });
-    } finally {
-      process.env['NODE_ENV'] = nodeEnv;
-    }
-    serve = await startServe({ staticDir });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      viewport: { width: 1440, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(10_000);
-    page.on('console', (m) => {
-      if (m.type() === 'error' || /Content Security Policy/i.test(m.text()))
-        problems.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    e2e = await startE2e();
+    ({ serve, page } = e2e);
     await page.goto(serve.url);
     for (const name of ['console.0', 'test1', 'test2']) {
       await page.locator(`.tree [data-port="${name}"]`).waitFor();
@@ -109,10 +55,7 @@ describe.runIf(haveChromium)('terminals and the monitor in Chromium against vmch
 
   afterAll(async () => {
     await echo?.stop();
-    await context?.close();
-    await serve?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
-    if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
+    await e2e?.close();
   });
 
   it('a host-side terminal on test1 echoes through the guest echo program', async () => {
@@ -141,7 +84,7 @@ describe.runIf(haveChromium)('terminals and the monitor in Chromium against vmch
     await expect.poll(() => screenText('console')).toContain('hello through the echo');
     await typeInto('console', 'and once more');
     await expect.poll(() => screenText('console')).toContain('and once more');
-    await shot('console-host-echo');
+    await e2e.shot('console-host-echo');
     // Closing the terminal hangs up: the host side is free again.
     await page.locator('[data-view=console] [data-action=term-close]').click();
     await expect.poll(async () => (await portOf('test1')).hostConnected).toBe(false);
@@ -150,7 +93,7 @@ describe.runIf(haveChromium)('terminals and the monitor in Chromium against vmch
   it('a guest-side terminal on test2 talks to a socket client; a second open is EBUSY; closing closes the port', async () => {
     const test2 = await portOf('test2');
     expect(test2.guestOpen).toBe(false);
-    const socketPath = (await topology()).chardevs.find((c) => c.id === test2.chardev)!.path!;
+    const socketPath = (await e2e.topology()).chardevs.find((c) => c.id === test2.chardev)!.path!;
     const client = net.createConnection({ path: socketPath });
     await new Promise<void>((resolve, reject) =>
       client.once('connect', resolve).once('error', reject),
@@ -170,7 +113,7 @@ describe.runIf(haveChromium)('terminals and the monitor in Chromium against vmch
     await expect.poll(() => screenText('console')).toContain('bytes from the host client');
     await typeInto('console', 'typed in the guest');
     await expect.poll(() => Buffer.concat(got).toString()).toBe('typed in the guest\n');
-    await shot('console-guest');
+    await e2e.shot('console-guest');
 
     // Linux lets one program at a time open a virtio serial port.
     await page.locator('[data-action=term-guest]').click();
@@ -179,7 +122,7 @@ describe.runIf(haveChromium)('terminals and the monitor in Chromium against vmch
     await expect
       .poll(() => screenText('console'))
       .toContain('open /dev/virtio-ports/test2: Device or resource busy (EBUSY)');
-    await shot('console-ebusy');
+    await e2e.shot('console-ebusy');
     await page.locator('[data-view=console] [data-action=term-close]').last().click();
     await expect.poll(() => busy.count()).toBe(1);
 
@@ -199,7 +142,7 @@ describe.runIf(haveChromium)('terminals and the monitor in Chromium against vmch
     await typeInto('monitor', 'info chardev');
     await expect.poll(() => screenText('monitor')).toContain('test1: filename=');
     await page.waitForTimeout(300);
-    await shot('monitor');
+    await e2e.shot('monitor');
     await typeInto('monitor', 'device_del hp1');
     await page.locator('.tree [data-port="org.test.hp1"]').waitFor({ state: 'detached' });
   });
@@ -207,6 +150,6 @@ describe.runIf(haveChromium)('terminals and the monitor in Chromium against vmch
   it('runs xterm under the CSP: no violation, no inline <style>', async () => {
     expect(await page.locator('.xterm style').count()).toBe(0);
     expect(await page.locator('style').count()).toBe(0);
-    expect(problems).toEqual([]);
+    expect(e2e.problems).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * End to end, the vring view in Debian's Chromium against `vmchan serve`
- * (same launch flags and CI rule as app.test.ts): live tables while the
+ * (launch flags and CI rule in harness.ts): live tables while the
  * demo streams at full speed (with the update cost printed), step mode one
  * ring operation at a time with the tables moving as the spec says, and a
  * malformed chain injected on purpose and refused with NEEDS_RESET and its
@@ -9,32 +9,16 @@
  * Without /usr/bin/chromium the suite is skipped with that message, and
  * fails under CI=true.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { build } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, CHROMIUM_ARGS, describeFrames, measureFrames } from '../../bench/app-frames.js';
-import { startServe, type ServeHandle } from '../../cli/serve.js';
+import { describeFrames, measureFrames } from '../../bench/app-frames.js';
+import type { ServeHandle } from '../../cli/serve.js';
 import type { CommandInput, PortSnapshot } from '../../core/api/contract.js';
 import { O_NONBLOCK, O_RDWR } from '../../core/serial/guest/files.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
+import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const SHOTS = path.join(ROOT, 'test-results', 'screenshots');
-const MISSING = 'chromium not found: apt-get install chromium';
-const haveChromium = fs.existsSync(CHROMIUM);
-
-if (!haveChromium) {
-  if (process.env['CI'] === 'true') {
-    it('runs in Chromium', () => {
-      throw new Error(MISSING);
-    });
-  } else {
-    it.skip(MISSING, () => {});
-  }
-}
+const haveChromium = prerequisites('runs in Chromium', missingChromium());
 
 interface VringStats {
   updates: number;
@@ -45,15 +29,10 @@ interface VringStats {
 }
 
 describe.runIf(haveChromium)('the vring view in Chromium', () => {
+  let e2e: E2e;
   let serve: ServeHandle;
-  let context: BrowserContext;
   let page: Page;
-  let staticDir: string;
-  let profile: string;
-  const problems: string[] = [];
 
-  const shot = (name: string): Promise<Buffer> =>
-    page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
   const must = async <T>(command: CommandInput): Promise<T> => {
     const r = await serve.service.execute(command);
     if (!r.ok) throw new Error(`${command.cmd}: ${r.error.message}`);
@@ -63,41 +42,15 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
     Number(await page.locator(`[data-testid="${testid}"]`).first().textContent());
 
   beforeAll(async () => {
-    fs.mkdirSync(SHOTS, { recursive: true });
-    staticDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-vring-'));
-    const nodeEnv = process.env['NODE_ENV'];
-    process.env['NODE_ENV'] = 'production';
-    try {
-      await build({
-        configFile: path.join(ROOT, 'renderer', 'vite.config.ts'),
-        logLevel: 'warn',
-        build: { outDir: staticDir, emptyOutDir: true },
-      });
-    } finally {
-      process.env['NODE_ENV'] = nodeEnv;
-    }
-    serve = await startServe({ staticDir });
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
+    e2e = await startE2e({
+      tmpPrefix: 'vmchan-e2e-vring-',
       viewport: { width: 1600, height: 1000 },
     });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(10_000);
-    page.on('console', (m) => {
-      if (m.type() === 'error' || /Content Security Policy/i.test(m.text()))
-        problems.push(`console: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    ({ serve, page } = e2e);
   }, 60_000);
 
   afterAll(async () => {
-    await context?.close();
-    await serve?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
-    if (staticDir) fs.rmSync(staticDir, { recursive: true, force: true });
+    await e2e?.close();
   });
 
   it('is live while the demo streams at full speed, within the frame budget', async () => {
@@ -143,7 +96,7 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
       () => (globalThis as unknown as { __vringStats: VringStats }).__vringStats,
     );
     const after = await num('used-idx');
-    await shot('vring-live');
+    await e2e.shot('vring-live');
     await must({ cmd: 'setWorkload', on: true, speed: 'paced' });
 
     const per = (ms: number): string =>
@@ -173,7 +126,7 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
     expect(stats.updates).toBeGreaterThan(10);
     // at most one request per frame
     expect(stats.updates + stats.unchanged).toBeLessThanOrEqual(frames.frames + 2);
-    expect(problems).toEqual([]);
+    expect(e2e.problems).toEqual([]);
   }, 60_000);
 
   it('steps one ring operation at a time; the tables change as the spec says', async () => {
@@ -229,7 +182,7 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
       expect(usedNow).toBe((used + pushes) & 0xffff);
       if (pops > 0 && !sawPop) {
         sawPop = true;
-        await shot('vring-step');
+        await e2e.shot('vring-step');
       }
       if (pushes > 0) {
         sawPush = true;
@@ -261,11 +214,11 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
     expect(rule).toMatch(/^[SPCMG]\d+$/);
     await link.click();
     await page.locator(`[data-dialog=rule] [data-rule="${rule}"]`).waitFor();
-    await shot('vring-step-rule');
+    await e2e.shot('vring-step-rule');
     await page.keyboard.press('Escape');
     await page.locator('[data-dialog=rule]').waitFor({ state: 'detached' });
     expect(await page.locator('[data-testid="step-log"] li').count()).toBeGreaterThan(1);
-    expect(problems).toEqual([]);
+    expect(e2e.problems).toEqual([]);
   }, 60_000);
 
   it('an injected malformed chain is refused: NEEDS_RESET with its rule', async () => {
@@ -295,7 +248,7 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
     await expect
       .poll(async () => (await page.locator('.events').textContent()) ?? '')
       .toMatch(/NEEDS_RESET \(M3\)/);
-    await shot('vring-fault');
-    expect(problems).toEqual([]);
+    await e2e.shot('vring-fault');
+    expect(e2e.problems).toEqual([]);
   }, 60_000);
 });

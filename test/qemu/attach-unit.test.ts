@@ -6,123 +6,16 @@
  * and the conversion of x-query-virtio-queue-* into the vring view's shape.
  * The same behaviour on a real QEMU is in attach-real.test.ts.
  */
-import fs from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runAttach } from '../../cli/attach.js';
 import { AttachedMachine } from '../../core/qemu/attach.js';
 import { isAttachFailure } from '../../core/qemu/attach-error.js';
 import { socketSpecOf, type AttachEvent } from '../../core/qemu/attach-model.js';
 import { isQmpError } from '../../core/qemu/qmp-error.js';
-import type { VirtQueueStatus, VirtioQueueElement } from '../../core/qemu/qmp-types.js';
+import type { VirtioQueueElement } from '../../core/qemu/qmp-types.js';
 import { elementView, queueSnapshotFromQemu } from '../../core/qemu/vring.js';
+import { fakeQemuModel, sampleQueues } from '../api/attach-fake.js';
 import { FakeQmpServer, type Handler } from './fake-qmp-server.js';
-
-const SAMPLES = fileURLToPath(new URL('../fixtures/qemu-7.2-samples/', import.meta.url));
-// The recorded samples ship with the tests; a missing copy is a broken checkout, not a skip.
-if (!fs.existsSync(SAMPLES)) throw new Error(`recorded QEMU samples missing at ${SAMPLES}`);
-const sampleStatus = (
-  JSON.parse(fs.readFileSync(`${SAMPLES}status.json`, 'utf8')) as { return: unknown }
-).return;
-const sampleQueues: VirtQueueStatus[] = fs
-  .readFileSync(`${SAMPLES}qstatus.jsonl`, 'utf8')
-  .trim()
-  .split('\n')
-  .map((l) => (JSON.parse(l) as { return: VirtQueueStatus }).return);
-
-const VSER = '/machine/peripheral/vser0/virtio-backend';
-const BUS = `${VSER}/vser0.0`;
-
-interface FakePort {
-  path: string;
-  type: 'virtserialport' | 'virtconsole';
-  nr: number;
-  name: string;
-  chardev: string;
-}
-
-/** A QEMU 7.2 as QMP shows it: one device, a console, a port, a port without id. */
-function fakeQemu() {
-  const ports: FakePort[] = [
-    {
-      path: '/machine/peripheral/con0',
-      type: 'virtconsole',
-      nr: 0,
-      name: 'org.test.console.0',
-      chardev: 'c0',
-    },
-    {
-      path: '/machine/peripheral/port1',
-      type: 'virtserialport',
-      nr: 1,
-      name: 'org.test.port.1',
-      chardev: 'c1',
-    },
-    {
-      path: '/machine/peripheral-anon/device[0]',
-      type: 'virtserialport',
-      nr: 2,
-      name: 'anon.port',
-      chardev: 'c2',
-    },
-  ];
-  const chardevs = new Map<string, { filename: string; open: boolean }>([
-    ['c0', { filename: 'disconnected:unix:/tmp/guest/con,server=on', open: true }],
-    ['c1', { filename: 'disconnected:unix:/tmp/guest/p1,server=on', open: false }],
-    ['c2', { filename: 'disconnected:unix:/tmp/guest/p2,server=on', open: false }],
-    ['compat_monitor0', { filename: 'unix:/tmp/guest/qmp.sock,server=on', open: true }],
-  ]);
-  const notFound = (path: string) => ({
-    error: { class: 'DeviceNotFound', desc: `Device '${path}' not found` },
-  });
-  const handlers: Record<string, Handler> = {
-    'x-query-virtio': () => ({ return: [{ name: 'virtio-serial', path: VSER }] }),
-    'x-query-virtio-status': () => ({ return: sampleStatus }),
-    'query-chardev': () => ({
-      return: [...chardevs].map(([label, c]) => ({
-        'frontend-open': c.open,
-        filename: c.filename,
-        label,
-      })),
-    }),
-    'qom-list': (a) => {
-      const path = String(a?.['path']);
-      if (path === VSER)
-        return {
-          return: [
-            { name: 'max_ports', type: 'uint32' },
-            { name: 'vser0.0', type: 'child<virtio-serial-bus>' },
-          ],
-        };
-      if (path === BUS) {
-        return {
-          return: [
-            { name: 'type', type: 'string' },
-            ...ports.map((p, i) => ({ name: `child[${i}]`, type: `link<${p.type}>` })),
-            { name: 'hotplug-handler', type: 'link<hotplug-handler>' },
-          ],
-        };
-      }
-      return notFound(path);
-    },
-    'qom-get': (a) => {
-      const path = String(a?.['path']);
-      const prop = String(a?.['property']);
-      if (path === VSER && prop === 'max_ports') return { return: 8 };
-      if (path === BUS) {
-        const i = Number(/^child\[(\d+)\]$/.exec(prop)?.[1] ?? -1);
-        return ports[i] ? { return: ports[i].path } : notFound(path);
-      }
-      const p = ports.find((x) => x.path === path);
-      if (!p) return notFound(path);
-      if (prop === 'nr') return { return: p.nr };
-      if (prop === 'name') return { return: p.name };
-      if (prop === 'chardev') return { return: p.chardev };
-      return { error: { class: 'GenericError', desc: `Property '${p.type}.${prop}' not found` } };
-    },
-  };
-  return { ports, chardevs, handlers };
-}
 
 let server: FakeQmpServer | undefined;
 let machine: AttachedMachine | undefined;
@@ -153,7 +46,7 @@ const until = async (what: string, check: () => boolean): Promise<void> => {
 
 describe('AttachedMachine over a stand-in QEMU 7.2', () => {
   it('reads devices, ports (with and without id) and chardevs', async () => {
-    const { m } = await attach(fakeQemu().handlers);
+    const { m } = await attach(fakeQemuModel().handlers);
     const t = m.topology();
     expect(t.qemu.version).toBe('7.2.22');
     expect(t.devices).toEqual([
@@ -191,7 +84,7 @@ describe('AttachedMachine over a stand-in QEMU 7.2', () => {
   });
 
   it('VSERPORT_CHANGE is reported as an event; polling does not report it again', async () => {
-    const q = fakeQemu();
+    const q = fakeQemuModel();
     const { m, events, server } = await attach(q.handlers);
     server.sendEvent('VSERPORT_CHANGE', { open: true, id: 'port1' });
     await until('the event', () => events.length > 0);
@@ -215,7 +108,7 @@ describe('AttachedMachine over a stand-in QEMU 7.2', () => {
   });
 
   it('a close the rate limiter held back: polling shows it first, the event comes late', async () => {
-    const q = fakeQemu();
+    const q = fakeQemuModel();
     const { m, events, server } = await attach(q.handlers);
     server.sendEvent('VSERPORT_CHANGE', { open: true, id: 'port1' });
     await until('open', () => events.length === 1);
@@ -237,7 +130,7 @@ describe('AttachedMachine over a stand-in QEMU 7.2', () => {
   });
 
   it('ports without an id and the host side are known from polling only', async () => {
-    const q = fakeQemu();
+    const q = fakeQemuModel();
     const { m, events } = await attach(q.handlers);
     q.chardevs.get('c2')!.open = true;
     q.chardevs.get('c1')!.filename = 'unix:/tmp/guest/p1,server=on';
@@ -251,7 +144,7 @@ describe('AttachedMachine over a stand-in QEMU 7.2', () => {
   });
 
   it('DEVICE_DELETED removes the port; a new chardev makes it read the topology again', async () => {
-    const q = fakeQemu();
+    const q = fakeQemuModel();
     const { m, events, server } = await attach(q.handlers);
     server.sendEvent('DEVICE_DELETED', { device: 'port1', path: '/machine/peripheral/port1' });
     await until('deleted', () => events.length >= 2);
@@ -276,7 +169,7 @@ describe('AttachedMachine over a stand-in QEMU 7.2', () => {
   });
 
   it('a device that does not exist or is ambiguous is a named error', async () => {
-    const { m } = await attach(fakeQemu().handlers);
+    const { m } = await attach(fakeQemuModel().handlers);
     const e = m.device('vser9');
     expect(isAttachFailure(e) && e.toString()).toBe(
       "NotFound: no virtio-serial device 'vser9' (have: vser0)",
@@ -288,7 +181,7 @@ describe('AttachedMachine over a stand-in QEMU 7.2', () => {
 
 describe('vmchan attach over a stand-in QEMU 7.2', () => {
   it('prints events while watching and stops with an error when QEMU goes away', async () => {
-    const q = fakeQemu();
+    const q = fakeQemuModel();
     server = await FakeQmpServer.start({ handlers: q.handlers });
     let out = '';
     const io = { out: (t: string) => void (out += t), err: (t: string) => void (out += t) };
