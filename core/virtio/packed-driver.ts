@@ -20,12 +20,10 @@ import {
   PACKED_EVENT_FLAG_ENABLE,
   type DriverQueue,
   type PackedQueueSnapshot,
-  type QueueLayout,
   type QueueOptions,
-  type RingFeatures,
   type UsedBuffer,
 } from './queue.js';
-import type { RingTracer } from './trace.js';
+import { PackedQueueBase } from './queue-base.js';
 import {
   addChainsInFlight,
   availBits,
@@ -49,27 +47,8 @@ const EVENT_WRAP_BIT = 0x8000;
 const AVAIL_USED = PACKED_DESC_F_AVAIL | PACKED_DESC_F_USED;
 const MAX_U32 = 0xffffffff;
 
-export class PackedDriverQueue<T> implements DriverQueue<T> {
-  readonly format = 'packed' as const;
-  readonly index: number;
-  readonly size: number;
-
-  private readonly memory: GuestMemory;
+export class PackedDriverQueue<T> extends PackedQueueBase implements DriverQueue<T> {
   private readonly allocator: GuestAllocator;
-  private readonly layout: QueueLayout;
-  private readonly descAddr: number;
-  /** Driver area: written here to ask for (or waive) interrupts. */
-  private readonly driverEventAddr: number;
-  /** Device area: read here to decide whether to kick. */
-  private readonly deviceEventAddr: number;
-  private readonly features: RingFeatures;
-  private readonly tracer: RingTracer | null;
-
-  // Both wrap counters start at 1 (P1).
-  private nextAvail = 0;
-  private availWrap = true;
-  private nextUsed = 0;
-  private usedWrap = true;
 
   /** Ring slots not taken by outstanding buffers (P5: never below 0). */
   private freeSlots: number;
@@ -90,17 +69,9 @@ export class PackedDriverQueue<T> implements DriverQueue<T> {
   private eventShadow = PACKED_EVENT_FLAG_ENABLE;
 
   private constructor(options: QueueOptions, memory: GuestMemory, allocator: GuestAllocator) {
-    const size = options.layout.size;
-    this.index = options.index;
-    this.size = size;
-    this.memory = memory;
+    super(options, memory);
+    const size = this.size;
     this.allocator = allocator;
-    this.layout = { ...options.layout };
-    this.descAddr = options.layout.descAddr;
-    this.driverEventAddr = options.layout.driverAddr;
-    this.deviceEventAddr = options.layout.deviceAddr;
-    this.features = { ...options.features };
-    this.tracer = options.tracer ?? null;
     this.freeSlots = size;
     this.freeIds = new Uint16Array(size);
     for (let i = 0; i < size; i++) this.freeIds[i] = size - 1 - i; // id 0 on top
@@ -456,32 +427,11 @@ export class PackedDriverQueue<T> implements DriverQueue<T> {
   snapshot(): PackedQueueSnapshot {
     const snap = readPackedRings(this.memory, this.index, this.layout, this.features.eventIdx);
     addChainsInFlight(snap, this.idHead, this.idSlots);
-    snap.driver = {
-      nextAvail: this.nextAvail,
-      availWrap: this.availWrap,
-      nextUsed: this.nextUsed,
-      usedWrap: this.usedWrap,
-      numFree: this.freeSlots,
-    };
+    snap.driver = { ...this.positions(), numFree: this.freeSlots };
     return snap;
   }
 
   // ---------------------------------------------------------------- tracing
-
-  private fail(f: VirtioFault): VirtioFault {
-    const t = this.tracer;
-    if (t !== null && t.active) {
-      t.emit({
-        op: 'fault',
-        queue: this.index,
-        format: 'packed',
-        rule: f.rule,
-        text: f.toString(),
-        fault: f,
-      });
-    }
-    return f;
-  }
 
   private traceSuppress(): void {
     const t = this.tracer;
@@ -503,19 +453,9 @@ export class PackedDriverQueue<T> implements DriverQueue<T> {
     });
   }
 
-  private traceWrap(t: RingTracer, which: 'avail' | 'used', now: boolean): void {
-    const w = now ? 1 : 0;
-    t.emit({
-      op: 'wrap',
-      queue: this.index,
-      format: 'packed',
-      idx: which === 'avail' ? this.nextAvail : this.nextUsed,
-      wrapCounter: now,
-      rule: 'P1',
-      text:
-        which === 'avail'
-          ? `driver passed the end of the ring: its avail wrap counter is now ${w}, so it marks new descriptors AVAIL=${w} USED=${1 - w} (P1)`
-          : `driver read past the end of the ring: its used wrap counter is now ${w}, so used descriptors now read AVAIL=USED=${w} (P1)`,
-    });
+  protected wrapText(which: 'avail' | 'used', w: number): string {
+    return which === 'avail'
+      ? `driver passed the end of the ring: its avail wrap counter is now ${w}, so it marks new descriptors AVAIL=${w} USED=${1 - w} (P1)`
+      : `driver read past the end of the ring: its used wrap counter is now ${w}, so used descriptors now read AVAIL=USED=${w} (P1)`;
   }
 }

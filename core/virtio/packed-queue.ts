@@ -41,8 +41,8 @@ import {
   type PackedQueueSnapshot,
   type QueueLayout,
   type QueueOptions,
-  type RingFeatures,
 } from './queue.js';
+import { PackedQueueBase } from './queue-base.js';
 import type { RingTracer } from './trace.js';
 
 export { PackedDriverQueue } from './packed-driver.js';
@@ -288,28 +288,9 @@ export function slotsFrom(head: number, count: number, size: number): number[] {
 
 // ------------------------------------------------------------- device side
 
-export class PackedDeviceQueue implements DeviceQueue {
-  readonly format = 'packed' as const;
-  readonly index: number;
-  readonly size: number;
-
-  private readonly memory: GuestMemory;
-  private readonly layout: QueueLayout;
-  private readonly descAddr: number;
-  /** Driver area: written by the driver, read here to decide on interrupts. */
-  private readonly driverEventAddr: number;
-  /** Device area: written here to ask for (or waive) driver notifications. */
-  private readonly deviceEventAddr: number;
-  private readonly features: RingFeatures;
+export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
   private readonly maxChain: number;
   private readonly rejectZeroLength: boolean;
-  private readonly tracer: RingTracer | null;
-
-  // Both wrap counters start at 1 (P1).
-  private nextAvail = 0;
-  private availWrap = true;
-  private nextUsed = 0;
-  private usedWrap = true;
 
   /** Per buffer id: ring slots it occupies while in flight (0 = not in flight). */
   private readonly flightSlots: Uint16Array;
@@ -329,18 +310,10 @@ export class PackedDeviceQueue implements DeviceQueue {
   private walkSawWritable = false;
 
   private constructor(options: QueueOptions, memory: GuestMemory) {
+    super(options, memory);
     const limits = options.limits ?? DEFAULT_CHAIN_LIMITS;
-    this.index = options.index;
-    this.size = options.layout.size;
-    this.memory = memory;
-    this.layout = { ...options.layout };
-    this.descAddr = options.layout.descAddr;
-    this.driverEventAddr = options.layout.driverAddr;
-    this.deviceEventAddr = options.layout.deviceAddr;
-    this.features = { ...options.features };
     this.maxChain = limits.maxChainLength;
     this.rejectZeroLength = limits.zeroLengthDescriptors === 'reject';
-    this.tracer = options.tracer ?? null;
     this.flightSlots = new Uint16Array(this.size);
     this.flightHead = new Uint16Array(this.size);
   }
@@ -835,33 +808,11 @@ export class PackedDeviceQueue implements DeviceQueue {
   snapshot(): PackedQueueSnapshot {
     const snap = readPackedRings(this.memory, this.index, this.layout, this.features.eventIdx);
     const inFlight = addChainsInFlight(snap, this.flightHead, this.flightSlots);
-    snap.device = {
-      nextAvail: this.nextAvail,
-      availWrap: this.availWrap,
-      nextUsed: this.nextUsed,
-      usedWrap: this.usedWrap,
-      signalledUsed: this.signalledUsed,
-      inFlight,
-    };
+    snap.device = { ...this.positions(), signalledUsed: this.signalledUsed, inFlight };
     return snap;
   }
 
   // ---------------------------------------------------------------- tracing
-
-  private fail(f: VirtioFault): VirtioFault {
-    const t = this.tracer;
-    if (t !== null && t.active) {
-      t.emit({
-        op: 'fault',
-        queue: this.index,
-        format: 'packed',
-        rule: f.rule,
-        text: f.toString(),
-        fault: f,
-      });
-    }
-    return f;
-  }
 
   private tracePop(t: RingTracer, chain: DescriptorChain, headFlags: number, wrap: boolean): void {
     const n = chain.ringDescCount;
@@ -895,19 +846,9 @@ export class PackedDeviceQueue implements DeviceQueue {
     });
   }
 
-  private traceWrap(t: RingTracer, which: 'avail' | 'used', now: boolean): void {
-    const w = now ? 1 : 0;
-    t.emit({
-      op: 'wrap',
-      queue: this.index,
-      format: 'packed',
-      idx: which === 'avail' ? this.nextAvail : this.nextUsed,
-      wrapCounter: now,
-      rule: 'P1',
-      text:
-        which === 'avail'
-          ? `device passed the end of the ring: its avail wrap counter is now ${w}, so available descriptors now read AVAIL=${w} USED=${1 - w} (P1)`
-          : `device wrote past the end of the ring: its used wrap counter is now ${w}, so it marks used descriptors AVAIL=USED=${w} (P1)`,
-    });
+  protected wrapText(which: 'avail' | 'used', w: number): string {
+    return which === 'avail'
+      ? `device passed the end of the ring: its avail wrap counter is now ${w}, so available descriptors now read AVAIL=${w} USED=${1 - w} (P1)`
+      : `device wrote past the end of the ring: its used wrap counter is now ${w}, so it marks used descriptors AVAIL=USED=${w} (P1)`;
   }
 }

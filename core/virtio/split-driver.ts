@@ -10,7 +10,7 @@
  */
 import type { GuestAllocator } from './allocator.js';
 import type { Segment } from './chain.js';
-import { hex, VirtioFault, type FaultKind } from './fault.js';
+import { hex, type VirtioFault } from './fault.js';
 import type { GuestMemory } from './memory.js';
 import {
   needEvent,
@@ -20,17 +20,12 @@ import {
   SPLIT_DESC_F_WRITE,
   SPLIT_USED_F_NO_NOTIFY,
   type DriverQueue,
-  type QueueLayout,
   type QueueOptions,
   type SplitQueueSnapshot,
   type UsedBuffer,
 } from './queue.js';
+import { plural, SplitQueueBase, traceFault } from './queue-base.js';
 import { checkSplitQueue, readSplitRings } from './split-queue.js';
-import type { RingTracer } from './trace.js';
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
 
 function validSegment(seg: Segment): boolean {
   return (
@@ -55,22 +50,8 @@ function validSegment(seg: Segment): boolean {
  * - getUsed() refuses ids that are not outstanding heads (UnknownUsedId) and
  *   lengths beyond what the chain offered (UsedLengthTooLarge).
  */
-export class SplitDriverQueue<T> implements DriverQueue<T> {
-  readonly format = 'split' as const;
-  readonly index: number;
-  readonly size: number;
-  private readonly layout: QueueLayout;
-  private readonly memory: GuestMemory;
+export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T> {
   private readonly allocator: GuestAllocator;
-  private readonly tracer: RingTracer | null;
-  private readonly mask: number;
-  private readonly descAddr: number;
-  private readonly availAddr: number;
-  private readonly usedAddr: number;
-  private readonly usedEventAddr: number;
-  private readonly availEventAddr: number;
-  private readonly indirectOk: boolean;
-  private readonly eventIdx: boolean;
 
   /** Private copy of each descriptor's next: the free list and chains run through it. */
   private readonly nextOf: Uint16Array;
@@ -90,22 +71,9 @@ export class SplitDriverQueue<T> implements DriverQueue<T> {
   private callbacks = true;
 
   constructor(options: QueueOptions, memory: GuestMemory, allocator: GuestAllocator) {
-    const { layout, features } = options;
-    const size = layout.size;
-    this.index = options.index;
-    this.size = size;
-    this.layout = { ...layout };
-    this.memory = memory;
+    super(options, memory);
+    const size = this.size;
     this.allocator = allocator;
-    this.tracer = options.tracer ?? null;
-    this.mask = size - 1;
-    this.descAddr = layout.descAddr;
-    this.availAddr = layout.driverAddr;
-    this.usedAddr = layout.deviceAddr;
-    this.usedEventAddr = layout.driverAddr + 4 + 2 * size;
-    this.availEventAddr = layout.deviceAddr + 4 + 8 * size;
-    this.indirectOk = features.indirect;
-    this.eventIdx = features.eventIdx;
     this.nextOf = new Uint16Array(size);
     for (let i = 0; i < size - 1; i++) this.nextOf[i] = i + 1;
     this.free = size;
@@ -513,42 +481,7 @@ export class SplitDriverQueue<T> implements DriverQueue<T> {
     );
   }
 
-  private fail(
-    kind: FaultKind,
-    rule: string,
-    message: string,
-    index?: number,
-    address?: number,
-    length?: number,
-  ): VirtioFault {
-    return this.traceFault(
-      new VirtioFault(kind, rule, message, { queue: this.index, index, address, length }),
-    );
-  }
-
-  private traceFault(f: VirtioFault): VirtioFault {
-    const t = this.tracer;
-    if (t !== null && t.active) {
-      t.emit({
-        op: 'fault',
-        queue: this.index,
-        format: 'split',
-        rule: f.rule,
-        text: `driver side: ${f.toString()}`,
-        fault: f,
-      });
-    }
-    return f;
-  }
-
-  private traceWrap(t: RingTracer, what: string, rule: string): void {
-    t.emit({
-      op: 'wrap',
-      queue: this.index,
-      format: 'split',
-      idx: 0,
-      rule,
-      text: `${what} wrapped from 65535 to 0: ring indices are free-running 16-bit counters, the slot is idx mod ${this.size}`,
-    });
+  protected traceFault(f: VirtioFault): VirtioFault {
+    return traceFault(this.tracer, this.index, 'split', f, 'driver side: ');
   }
 }

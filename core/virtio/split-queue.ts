@@ -17,7 +17,7 @@
  */
 import type { GuestAllocator } from './allocator.js';
 import type { DescriptorChain, Segment } from './chain.js';
-import { fault, hex, VirtioFault, type FaultKind } from './fault.js';
+import { fault, hex, VirtioFault } from './fault.js';
 import type { GuestMemory } from './memory.js';
 import {
   DEFAULT_CHAIN_LIMITS,
@@ -38,6 +38,7 @@ import {
   type SplitDescriptorView,
   type SplitQueueSnapshot,
 } from './queue.js';
+import { plural, SplitQueueBase, traceFault } from './queue-base.js';
 import type { RingTracer } from './trace.js';
 
 export { SplitDriverQueue } from './split-driver.js';
@@ -249,10 +250,6 @@ function whereName(where: number): string {
   return where >= 0 ? `descriptor ${where}` : `indirect table entry ${-1 - where}`;
 }
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
 /**
  * The device side of a split queue.
  *
@@ -277,21 +274,7 @@ function plural(n: number, word: string): string {
  *   last_avail_idx. used.flags is never written with EVENT_IDX.
  * - VIRTIO_F_IN_ORDER changes nothing here: chains are used in push order.
  */
-export class SplitDeviceQueue implements DeviceQueue {
-  readonly format = 'split' as const;
-  readonly index: number;
-  readonly size: number;
-  private readonly layout: QueueLayout;
-  private readonly memory: GuestMemory;
-  private readonly tracer: RingTracer | null;
-  private readonly mask: number;
-  private readonly descAddr: number;
-  private readonly availAddr: number;
-  private readonly usedAddr: number;
-  private readonly usedEventAddr: number;
-  private readonly availEventAddr: number;
-  private readonly indirectOk: boolean;
-  private readonly eventIdx: boolean;
+export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
   private readonly maxChain: number;
   private readonly rejectZero: boolean;
 
@@ -320,25 +303,12 @@ export class SplitDeviceQueue implements DeviceQueue {
   private dNext = 0;
 
   constructor(options: QueueOptions, memory: GuestMemory) {
-    const { layout, features } = options;
+    super(options, memory);
     const limits = options.limits ?? DEFAULT_CHAIN_LIMITS;
-    this.index = options.index;
-    this.size = layout.size;
-    this.layout = { ...layout };
-    this.memory = memory;
-    this.tracer = options.tracer ?? null;
-    this.mask = layout.size - 1;
-    this.descAddr = layout.descAddr;
-    this.availAddr = layout.driverAddr;
-    this.usedAddr = layout.deviceAddr;
-    this.usedEventAddr = layout.driverAddr + 4 + 2 * layout.size;
-    this.availEventAddr = layout.deviceAddr + 4 + 8 * layout.size;
-    this.indirectOk = features.indirect;
-    this.eventIdx = features.eventIdx;
     this.maxChain = limits.maxChainLength;
     this.rejectZero = limits.zeroLengthDescriptors === 'reject';
-    this.inFlightFlag = new Uint8Array(layout.size);
-    this.inFlightWritable = new Float64Array(layout.size);
+    this.inFlightFlag = new Uint8Array(this.size);
+    this.inFlightWritable = new Float64Array(this.size);
   }
 
   /** The queue, or the fault that makes its layout unusable (S1, M8). Touches no guest memory. */
@@ -929,42 +899,15 @@ export class SplitDeviceQueue implements DeviceQueue {
 
   // ---------------------------------------------------------------- tracing
 
-  private fault(
-    kind: FaultKind,
-    rule: string,
-    message: string,
-    index?: number,
-    address?: number,
-    length?: number,
-  ): VirtioFault {
-    return new VirtioFault(kind, rule, message, { queue: this.index, index, address, length });
-  }
-
-  /** Build, trace and return a fault. */
-  private fail(
-    kind: FaultKind,
-    rule: string,
-    message: string,
-    index?: number,
-    address?: number,
-    length?: number,
-  ): VirtioFault {
-    return this.traceFault(this.fault(kind, rule, message, index, address, length));
-  }
-
-  private traceFault(f: VirtioFault): VirtioFault {
-    const t = this.tracer;
-    if (t !== null && t.active) {
-      t.emit({
-        op: 'fault',
-        queue: this.index,
-        format: 'split',
-        rule: f.rule,
-        text: `${f.toString()}; the device stops using this queue and sets NEEDS_RESET (G3)`,
-        fault: f,
-      });
-    }
-    return f;
+  protected traceFault(f: VirtioFault): VirtioFault {
+    return traceFault(
+      this.tracer,
+      this.index,
+      'split',
+      f,
+      '',
+      '; the device stops using this queue and sets NEEDS_RESET (G3)',
+    );
   }
 
   private tracePop(t: RingTracer, chain: SplitChain, before: number): void {
@@ -988,16 +931,5 @@ export class SplitDeviceQueue implements DeviceQueue {
       text: `device popped head ${chain.head} (${plural(chain.readable.length + chain.writable.length, 'buffer')}${via}: ${parts.join('; ')}); last_avail_idx ${before} -> ${this.lastAvail}`,
     });
     if (this.lastAvail === 0) this.traceWrap(t, 'last_avail_idx', 'S8');
-  }
-
-  private traceWrap(t: RingTracer, what: string, rule: string): void {
-    t.emit({
-      op: 'wrap',
-      queue: this.index,
-      format: 'split',
-      idx: 0,
-      rule,
-      text: `${what} wrapped from 65535 to 0: ring indices are free-running 16-bit counters, the slot is idx mod ${this.size}`,
-    });
   }
 }

@@ -1,0 +1,184 @@
+/**
+ * What the device and the driver side of one ring format share: the queue's
+ * fields unpacked from QueueOptions, fault building and tracing, and wrap
+ * traces. The hot paths read the unpacked fields as plain own properties of
+ * the queue, exactly as before the sides shared them.
+ *
+ * This module imports neither split-queue.ts nor packed-queue.ts, so the
+ * import cycles between each queue module and its driver module never reach
+ * a base class before it is defined.
+ */
+import { VirtioFault, type FaultKind } from './fault.js';
+import type { GuestMemory } from './memory.js';
+import type { QueueFormat, QueueLayout, QueueOptions, RingFeatures } from './queue.js';
+import type { RingTracer } from './trace.js';
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/** Emit the 'fault' event for `f` (text: prefix, the fault, suffix) when someone listens; returns `f`. */
+export function traceFault(
+  tracer: RingTracer | null,
+  queue: number,
+  format: QueueFormat,
+  f: VirtioFault,
+  prefix = '',
+  suffix = '',
+): VirtioFault {
+  if (tracer !== null && tracer.active) {
+    tracer.emit({
+      op: 'fault',
+      queue,
+      format,
+      rule: f.rule,
+      text: `${prefix}${f.toString()}${suffix}`,
+      fault: f,
+    });
+  }
+  return f;
+}
+
+/** Both sides of a split queue: the layout unpacked into ring addresses. */
+export abstract class SplitQueueBase {
+  readonly format = 'split' as const;
+  readonly index: number;
+  readonly size: number;
+  protected readonly layout: QueueLayout;
+  protected readonly memory: GuestMemory;
+  protected readonly tracer: RingTracer | null;
+  protected readonly mask: number;
+  protected readonly descAddr: number;
+  protected readonly availAddr: number;
+  protected readonly usedAddr: number;
+  protected readonly usedEventAddr: number;
+  protected readonly availEventAddr: number;
+  protected readonly indirectOk: boolean;
+  protected readonly eventIdx: boolean;
+
+  protected constructor(options: QueueOptions, memory: GuestMemory) {
+    const { layout, features } = options;
+    const size = layout.size;
+    this.index = options.index;
+    this.size = size;
+    this.layout = { ...layout };
+    this.memory = memory;
+    this.tracer = options.tracer ?? null;
+    this.mask = size - 1;
+    this.descAddr = layout.descAddr;
+    this.availAddr = layout.driverAddr;
+    this.usedAddr = layout.deviceAddr;
+    this.usedEventAddr = layout.driverAddr + 4 + 2 * size;
+    this.availEventAddr = layout.deviceAddr + 4 + 8 * size;
+    this.indirectOk = features.indirect;
+    this.eventIdx = features.eventIdx;
+  }
+
+  /** Trace a fault as this side reports it, and return it. */
+  protected abstract traceFault(f: VirtioFault): VirtioFault;
+
+  /** Build a fault on this queue (not traced). */
+  protected fault(
+    kind: FaultKind,
+    rule: string,
+    message: string,
+    index?: number,
+    address?: number,
+    length?: number,
+  ): VirtioFault {
+    return new VirtioFault(kind, rule, message, { queue: this.index, index, address, length });
+  }
+
+  /** Build, trace and return a fault. */
+  protected fail(
+    kind: FaultKind,
+    rule: string,
+    message: string,
+    index?: number,
+    address?: number,
+    length?: number,
+  ): VirtioFault {
+    return this.traceFault(this.fault(kind, rule, message, index, address, length));
+  }
+
+  protected traceWrap(t: RingTracer, what: string, rule: string): void {
+    t.emit({
+      op: 'wrap',
+      queue: this.index,
+      format: 'split',
+      idx: 0,
+      rule,
+      text: `${what} wrapped from 65535 to 0: ring indices are free-running 16-bit counters, the slot is idx mod ${this.size}`,
+    });
+  }
+}
+
+/** Both sides of a packed queue: the layout unpacked, and the two ring positions. */
+export abstract class PackedQueueBase {
+  readonly format = 'packed' as const;
+  readonly index: number;
+  readonly size: number;
+
+  protected readonly memory: GuestMemory;
+  protected readonly layout: QueueLayout;
+  protected readonly descAddr: number;
+  /** Driver area: the driver writes it to ask for (or waive) interrupts, the device reads it. */
+  protected readonly driverEventAddr: number;
+  /** Device area: the device writes it to ask for (or waive) kicks, the driver reads it. */
+  protected readonly deviceEventAddr: number;
+  protected readonly features: RingFeatures;
+  protected readonly tracer: RingTracer | null;
+
+  // Both wrap counters start at 1 (P1).
+  protected nextAvail = 0;
+  protected availWrap = true;
+  protected nextUsed = 0;
+  protected usedWrap = true;
+
+  protected constructor(options: QueueOptions, memory: GuestMemory) {
+    this.index = options.index;
+    this.size = options.layout.size;
+    this.memory = memory;
+    this.layout = { ...options.layout };
+    this.descAddr = options.layout.descAddr;
+    this.driverEventAddr = options.layout.driverAddr;
+    this.deviceEventAddr = options.layout.deviceAddr;
+    this.features = { ...options.features };
+    this.tracer = options.tracer ?? null;
+  }
+
+  /** The ring positions both sides show in a snapshot. */
+  protected positions(): {
+    nextAvail: number;
+    availWrap: boolean;
+    nextUsed: number;
+    usedWrap: boolean;
+  } {
+    return {
+      nextAvail: this.nextAvail,
+      availWrap: this.availWrap,
+      nextUsed: this.nextUsed,
+      usedWrap: this.usedWrap,
+    };
+  }
+
+  /** Trace a fault and return it. */
+  protected fail(f: VirtioFault): VirtioFault {
+    return traceFault(this.tracer, this.index, 'packed', f);
+  }
+
+  /** What this side says when its wrap counter `which` flips to `w`. */
+  protected abstract wrapText(which: 'avail' | 'used', w: number): string;
+
+  protected traceWrap(t: RingTracer, which: 'avail' | 'used', now: boolean): void {
+    t.emit({
+      op: 'wrap',
+      queue: this.index,
+      format: 'packed',
+      idx: which === 'avail' ? this.nextAvail : this.nextUsed,
+      wrapCounter: now,
+      rule: 'P1',
+      text: this.wrapText(which, now ? 1 : 0),
+    });
+  }
+}
