@@ -18,9 +18,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import type { ChardevBackend } from '../machine/topology.js';
-import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
+import type { BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
-import { StreamLink } from './stream-link.js';
+import { StreamEndpoint } from './stream-endpoint.js';
 
 export type PipeSpec = Extract<ChardevBackend, { kind: 'pipe' }>;
 
@@ -42,11 +42,10 @@ function closeQuietly(fd: number): void {
   }
 }
 
-export class PipeChardev extends BackendEndpoint {
+export class PipeChardev extends StreamEndpoint {
   readonly kind = 'pipe' as const;
   /** The FIFOs in use: [in, out], or [path] for the bidirectional fallback. */
   readonly paths: readonly string[];
-  private readonly link: StreamLink;
 
   private constructor(
     options: BackendOptions,
@@ -56,19 +55,7 @@ export class PipeChardev extends BackendEndpoint {
   ) {
     super(options);
     this.paths = paths;
-    this.link = new StreamLink({
-      input,
-      output,
-      owned: true,
-      events: {
-        data: (chunk) => this.hostBytes(chunk),
-        drain: () => this.writable(),
-        end: () => this.hostEnded(),
-        gone: () => this.peerDisconnected(),
-      },
-    });
-    this.peerConnected();
-    this.link.start();
+    this.connectStreams(input, output, true);
   }
 
   static open(spec: PipeSpec, options: BackendOptions): PipeChardev | ChardevError {
@@ -115,29 +102,5 @@ export class PipeChardev extends BackendEndpoint {
 
   describe(): string {
     return 'pipe';
-  }
-
-  override get queuedToHost(): number {
-    return this.link.queued;
-  }
-
-  protected transmit(bytes: Uint8Array): number {
-    return this.link.write(bytes);
-  }
-
-  protected override canTransmit(): boolean {
-    return this.link.hasRoom();
-  }
-
-  protected override pauseSource(): void {
-    this.link.pause();
-  }
-
-  protected override resumeSource(): void {
-    this.link.resume();
-  }
-
-  protected async teardown(): Promise<void> {
-    this.link.close();
   }
 }

@@ -10,9 +10,9 @@
  * destroyed: they belong to the process.
  */
 import type { Readable, Writable } from 'node:stream';
-import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
+import type { BackendOptions } from './backend-endpoint.js';
 import { chardevError, type ChardevError } from './chardev-error.js';
-import { StreamLink } from './stream-link.js';
+import { StreamEndpoint } from './stream-endpoint.js';
 
 /** The streams a stdio chardev uses; tests give their own. */
 export interface StdioStreams {
@@ -22,9 +22,8 @@ export interface StdioStreams {
 
 let stdioOwner: string | null = null;
 
-export class StdioChardev extends BackendEndpoint {
+export class StdioChardev extends StreamEndpoint {
   readonly kind = 'stdio' as const;
-  private readonly link: StreamLink;
   private readonly streams: StdioStreams;
   private rawSet = false;
   private readonly restoreAtExit = (): void => this.restoreTerminal();
@@ -38,19 +37,7 @@ export class StdioChardev extends BackendEndpoint {
       this.rawSet = true;
       process.once('exit', this.restoreAtExit);
     }
-    this.link = new StreamLink({
-      input,
-      output: streams.output,
-      owned: false,
-      events: {
-        data: (chunk) => this.hostBytes(chunk),
-        drain: () => this.writable(),
-        end: () => this.hostEnded(),
-        gone: () => this.peerDisconnected(),
-      },
-    });
-    this.peerConnected();
-    this.link.start();
+    this.connectStreams(input, streams.output, false);
   }
 
   static open(options: BackendOptions, streams?: StdioStreams): StdioChardev | ChardevError {
@@ -73,27 +60,7 @@ export class StdioChardev extends BackendEndpoint {
     this.link.close();
   }
 
-  override get queuedToHost(): number {
-    return this.link.queued;
-  }
-
-  protected transmit(bytes: Uint8Array): number {
-    return this.link.write(bytes);
-  }
-
-  protected override canTransmit(): boolean {
-    return this.link.hasRoom();
-  }
-
-  protected override pauseSource(): void {
-    this.link.pause();
-  }
-
-  protected override resumeSource(): void {
-    this.link.resume();
-  }
-
-  protected async teardown(): Promise<void> {
+  protected override async teardown(): Promise<void> {
     this.link.close();
     this.restoreTerminal();
     process.off('exit', this.restoreAtExit);

@@ -6,10 +6,10 @@
  * and a drop for host bytes the guest had not taken), and the socket still
  * listens: a second client connects.
  */
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PortSnapshot } from '../../core/api/contract.js';
-import { rig, until, type Rig } from './helpers.js';
+import { plugOnNewChardev, rig, socketClient, until, type Rig } from './helpers.js';
 
 let r: Rig | null = null;
 const sockets: net.Socket[] = [];
@@ -19,39 +19,22 @@ afterEach(async () => {
   r = null;
 });
 
-/** A host application like socat: connects, keeps what it reads, notes the close. */
+/** A host application like socat, hung up at the end of the test; reads as text. */
 async function client(path: string): Promise<{
   socket: net.Socket;
   received: () => string;
   closed: () => boolean;
 }> {
-  const socket = net.createConnection({ path });
-  sockets.push(socket);
-  const chunks: Buffer[] = [];
-  let closed = false;
-  socket.on('data', (c: Buffer) => chunks.push(c));
-  socket.on('close', () => (closed = true));
-  socket.on('error', () => {});
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  return { socket, received: () => Buffer.concat(chunks).toString(), closed: () => closed };
+  const c = await socketClient(path);
+  sockets.push(c.socket);
+  return { socket: c.socket, received: () => c.received().toString(), closed: c.closed };
 }
 
 describe('disconnectHost hangs up an outside client (core/chardev hangUp)', () => {
   it('the client sees the close, the port flips, events come, a second client connects', async () => {
     r = await rig();
     const lab = r;
-    await lab.must({ cmd: 'createDevice', device: { id: 'vser0' } });
-    const port = await lab.must<PortSnapshot>({
-      cmd: 'hotplugPort',
-      port: {
-        driver: 'virtserialport',
-        name: 'outside',
-        newChardev: { id: 'out', backend: { kind: 'unix' } },
-      },
-    });
+    const port = await plugOnNewChardev(lab, { name: 'outside', chardev: 'out' });
     const ref = { device: 'vser0', nr: port.nr };
     const state = async (): Promise<PortSnapshot> =>
       (await lab.topology()).ports.find((p) => p.nr === port.nr)!;
@@ -108,15 +91,7 @@ describe('disconnectHost hangs up an outside client (core/chardev hangUp)', () =
 
   it('refuses a backend that has no peer connection, with the reason', async () => {
     r = await rig();
-    await r.must({ cmd: 'createDevice', device: { id: 'vser0' } });
-    const port = await r.must<PortSnapshot>({
-      cmd: 'hotplugPort',
-      port: {
-        driver: 'virtserialport',
-        name: 'ring',
-        newChardev: { id: 'rb', backend: { kind: 'ringbuf' } },
-      },
-    });
+    const port = await plugOnNewChardev(r, { name: 'ring', chardev: 'rb', backend: 'ringbuf' });
     const answer = await r.run({ cmd: 'disconnectHost', port: { device: 'vser0', nr: port.nr } });
     expect(answer.ok).toBe(false);
     if (!answer.ok) expect(answer.error.kind).toBe('Refused');

@@ -5,6 +5,7 @@ import type {
   ApiEvent,
   Batch,
   CommandInput,
+  PortSnapshot,
   Result,
   TopologySnapshot,
 } from '../../core/api/contract.js';
@@ -89,16 +90,44 @@ export async function until<T>(
   }
 }
 
-/** A host application on a unix socket: collects what it receives. */
-export async function socketClient(
-  path: string,
-): Promise<{ socket: net.Socket; received: () => Buffer; close: () => void }> {
+/** A host application on a unix socket, like socat: keeps what it reads, notes the close. */
+export async function socketClient(path: string): Promise<{
+  socket: net.Socket;
+  received: () => Buffer;
+  closed: () => boolean;
+  close: () => void;
+}> {
   const socket = net.createConnection({ path });
   const chunks: Buffer[] = [];
+  let closed = false;
   socket.on('data', (c: Buffer) => chunks.push(c));
+  socket.on('close', () => (closed = true));
+  socket.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);
   });
-  return { socket, received: () => Buffer.concat(chunks), close: () => socket.destroy() };
+  return {
+    socket,
+    received: () => Buffer.concat(chunks),
+    closed: () => closed,
+    close: () => socket.destroy(),
+  };
+}
+
+/** createDevice vser0, then hot-plug a virtserialport `name` on a new chardev `chardev` (a unix socket unless told). */
+export async function plugOnNewChardev(
+  lab: Rig,
+  port: { name: string; id?: string; chardev: string; backend?: 'unix' | 'ringbuf' },
+): Promise<PortSnapshot> {
+  await lab.must({ cmd: 'createDevice', device: { id: 'vser0' } });
+  return lab.must<PortSnapshot>({
+    cmd: 'hotplugPort',
+    port: {
+      driver: 'virtserialport',
+      name: port.name,
+      ...(port.id === undefined ? {} : { id: port.id }),
+      newChardev: { id: port.chardev, backend: { kind: port.backend ?? 'unix' } },
+    },
+  });
 }

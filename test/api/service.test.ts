@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PortSnapshot, TopologySnapshot } from '../../core/api/contract.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
-import { rig, socketClient, until, type Rig } from './helpers.js';
+import { plugOnNewChardev, rig, socketClient, until, type Rig } from './helpers.js';
 
 let r: Rig | null = null;
 afterEach(async () => {
@@ -82,15 +82,10 @@ describe('the demo lab', () => {
 describe('building a lab by hand', () => {
   it('hot-plugs a port with a new unix socket chardev; a socket client flips its host side', async () => {
     r = await rig();
-    await r.must({ cmd: 'createDevice', device: { id: 'vser0' } });
-    const port = await r.must<PortSnapshot>({
-      cmd: 'hotplugPort',
-      port: {
-        driver: 'virtserialport',
-        name: 'org.fedoraproject.port.0',
-        id: 'fp0',
-        newChardev: { id: 'fp', backend: { kind: 'unix' } },
-      },
+    const port = await plugOnNewChardev(r, {
+      name: 'org.fedoraproject.port.0',
+      id: 'fp0',
+      chardev: 'fp',
     });
     expect(port).toMatchObject({
       nr: 1,
@@ -408,15 +403,7 @@ describe('engine control, capture, terminals, vrings', () => {
 
   it('writes from the host side and from the guest side (the terminals)', async () => {
     r = await rig();
-    await r.must({ cmd: 'createDevice', device: { id: 'vser0' } });
-    const port = await r.must<PortSnapshot>({
-      cmd: 'hotplugPort',
-      port: {
-        driver: 'virtserialport',
-        name: 'term',
-        newChardev: { id: 't', backend: { kind: 'unix' } },
-      },
-    });
+    const port = await plugOnNewChardev(r, { name: 'term', chardev: 't' });
     const ref = { device: 'vser0', nr: port.nr };
     await until(async () => (await r!.topology()).ports[0]!.guestName ?? undefined);
     // the guest-side terminal opens the port; with no host there a write would block (L5)

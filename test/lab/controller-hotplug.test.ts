@@ -7,45 +7,24 @@
  * default device; beyond that the refusal names the limit.
  */
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LabSession } from '../../core/api/lab-session.js';
 import { deviceMemoryBytes, memoryMiBFor } from '../../core/machine/machine.js';
 import { defaultDevice, type Topology } from '../../core/machine/topology.js';
 import {
   HmpClient,
-  QmpClient,
-  recordedMachineArgs,
-  removeTempDirs,
-  startRig,
+  eachRecordedRig,
+  guestLists,
+  socketBackend,
   tempDir,
   waitFor,
+  type QmpClient,
   type Rig,
 } from '../monitor/helpers.js';
 
 let rig: Rig;
 let q: QmpClient;
-
-beforeEach(async () => {
-  const dir = tempDir('ctl');
-  rig = await startRig(recordedMachineArgs(dir), dir);
-  q = await QmpClient.connect(path.join(dir, 'qmp'));
-});
-
-afterEach(async () => {
-  await q.close();
-  await rig.close();
-  removeTempDirs();
-});
-
-const socketBackend = (p: string): Record<string, unknown> => ({
-  type: 'socket',
-  data: { addr: { type: 'unix', data: { path: p } }, server: true, wait: false },
-});
-
-function guestLists(name: string): boolean {
-  const names = rig.machine.lab.guest.namespace.list('/dev/virtio-ports');
-  return Array.isArray(names) && names.includes(name);
-}
+eachRecordedRig('ctl', (r, c) => ([rig, q] = [r, c]));
 
 describe('D8 Q2 device_add of a second virtio-serial-pci', () => {
   it('the topology lists it, a port on vser1.0 reaches the guest, device_del removes both', async () => {
@@ -68,7 +47,7 @@ describe('D8 Q2 device_add of a second virtio-serial-pci', () => {
         id: 'p9',
       }),
     ).toMatchObject({ return: {} });
-    await waitFor(() => guestLists('org.test.second'), 'the guest symlink');
+    await waitFor(() => guestLists(rig, 'org.test.second'), 'the guest symlink');
     const ns = rig.machine.lab.guest.namespace;
     expect(ns.readlink('/dev/virtio-ports/org.test.second')).toBe('../vport1p1');
     expect(rig.machine.topology().ports.filter((p) => p.bus === 'vser1.0')).toEqual([
@@ -91,7 +70,7 @@ describe('D8 Q2 device_add of a second virtio-serial-pci', () => {
     expect(await q.execute('device_del', { id: 'vser1' })).toMatchObject({ return: {} });
     const deleted = await q.event('DEVICE_DELETED', (d) => d.device === 'vser1', from);
     expect(deleted.data).toEqual({ device: 'vser1', path: '/machine/peripheral/vser1' });
-    await waitFor(() => !guestLists('org.test.second'), 'the symlink to go');
+    await waitFor(() => !guestLists(rig, 'org.test.second'), 'the symlink to go');
     expect(rig.machine.topology().devices.map((d) => d.id)).toEqual(['vser0']);
     expect(rig.machine.topology().ports.map((p) => p.id)).toEqual(['con0', 'port1']);
     // The chardev is free again, and the id can be used again.

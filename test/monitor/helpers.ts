@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
 import { Machine } from '../../core/machine/machine.js';
 import { parseQemuArgs } from '../../core/machine/qemu-cmdline.js';
 import { attachMonitors, type AttachedMonitors } from '../../core/monitor/index.js';
@@ -83,6 +84,42 @@ export async function startRig(args: string[], dir: string): Promise<Rig> {
   };
   if (rig.monitors.errors.length > 0) throw new Error(rig.monitors.errors.join('; '));
   return rig;
+}
+
+/**
+ * For every test of the file: the recorded machine (recordedMachineArgs) in a
+ * fresh directory named after `prefix`, with a negotiated QMP client on its
+ * `qmp` socket, handed to `use` before the test; both closed and the
+ * directories removed after it.
+ */
+export function eachRecordedRig(prefix: string, use: (rig: Rig, q: QmpClient) => void): void {
+  let rig: Rig;
+  let q: QmpClient;
+
+  beforeEach(async () => {
+    const dir = tempDir(prefix);
+    rig = await startRig(recordedMachineArgs(dir), dir);
+    q = await QmpClient.connect(path.join(dir, 'qmp'));
+    use(rig, q);
+  });
+
+  afterEach(async () => {
+    await q.close();
+    await rig.close();
+    removeTempDirs();
+  });
+}
+
+/** A chardev-add backend: a unix socket server on `p`, not waiting for a client. */
+export const socketBackend = (p: string): Record<string, unknown> => ({
+  type: 'socket',
+  data: { addr: { type: 'unix', data: { path: p } }, server: true, wait: false },
+});
+
+/** Does the guest have /dev/virtio-ports/`name`? */
+export function guestLists(rig: Rig, name: string): boolean {
+  const names = rig.machine.lab.guest.namespace.list('/dev/virtio-ports');
+  return Array.isArray(names) && names.includes(name);
 }
 
 /** Poll `test` until it holds (engine work and sockets run meanwhile). */

@@ -6,44 +6,22 @@
  * DEVICE_DELETED, a hot-plugged console, every refusal in QEMU's words.
  */
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isErrno } from '../../core/serial/guest/errno.js';
 import {
-  QmpClient,
   SocketClient,
+  eachRecordedRig,
+  guestLists,
   ok,
-  recordedMachineArgs,
-  removeTempDirs,
-  startRig,
-  tempDir,
+  socketBackend,
   waitFor,
+  type QmpClient,
   type Rig,
 } from './helpers.js';
 
 let rig: Rig;
 let q: QmpClient;
-
-beforeEach(async () => {
-  const dir = tempDir('hp');
-  rig = await startRig(recordedMachineArgs(dir), dir);
-  q = await QmpClient.connect(path.join(dir, 'qmp'));
-});
-
-afterEach(async () => {
-  await q.close();
-  await rig.close();
-  removeTempDirs();
-});
-
-const socketBackend = (p: string): Record<string, unknown> => ({
-  type: 'socket',
-  data: { addr: { type: 'unix', data: { path: p } }, server: true, wait: false },
-});
-
-function guestLists(name: string): boolean {
-  const names = rig.machine.lab.guest.namespace.list('/dev/virtio-ports');
-  return Array.isArray(names) && names.includes(name);
-}
+eachRecordedRig('hp', (r, c) => ([rig, q] = [r, c]));
 
 describe('D8 Q2 hot-plug through chardev-add and device_add', () => {
   it('adds a socket chardev and a port the guest sees, with QOM properties as recorded', async () => {
@@ -59,7 +37,7 @@ describe('D8 Q2 hot-plug through chardev-add and device_add', () => {
       id: 'port2',
     });
     expect(q.lines.at(-1)).toBe(`{"return": {}, "id": "${added.id as string}"}`);
-    await waitFor(() => guestLists('org.test.port.2'), 'the guest symlink');
+    await waitFor(() => guestLists(rig, 'org.test.port.2'), 'the guest symlink');
     const ns = rig.machine.lab.guest.namespace;
     expect(ns.readlink('/dev/virtio-ports/org.test.port.2')).toBe('../vport0p2');
     expect(await q.must('qom-get', { path: '/machine/peripheral/port2', property: 'nr' })).toBe(2);
@@ -103,7 +81,7 @@ describe('D8 Q2 hot-plug through chardev-add and device_add', () => {
       name: 'org.test.port.2',
       id: 'port2',
     });
-    await waitFor(() => guestLists('org.test.port.2'), 'the guest symlink');
+    await waitFor(() => guestLists(rig, 'org.test.port.2'), 'the guest symlink');
     const host = await SocketClient.connect(p2);
     const files = rig.machine.lab.guest.files;
     const from = q.lines.length;
@@ -136,7 +114,7 @@ describe('D8 Q2 hot-plug through chardev-add and device_add', () => {
       name: 'org.test.port.2',
       id: 'port2',
     });
-    await waitFor(() => guestLists('org.test.port.2'), 'the guest symlink');
+    await waitFor(() => guestLists(rig, 'org.test.port.2'), 'the guest symlink');
     const files = rig.machine.lab.guest.files;
     const fd = ok(await files.open('/dev/virtio-ports/org.test.port.2'));
     expect(await q.execute('chardev-remove', { id: 'c2' })).toMatchObject({
@@ -154,7 +132,7 @@ describe('D8 Q2 hot-plug through chardev-add and device_add', () => {
     expect(q.lines.find((l) => l.includes('DEVICE_DELETED'))).toContain(
       '"event": "DEVICE_DELETED", "data": {"device": "port2", "path": "/machine/peripheral/port2"}}',
     );
-    await waitFor(() => !guestLists('org.test.port.2'), 'the symlink to go');
+    await waitFor(() => !guestLists(rig, 'org.test.port.2'), 'the symlink to go');
     const r = await files.read(fd, 10);
     expect(isErrno(r) && r.code).toBe('ENODEV');
     await files.close(fd);
@@ -176,7 +154,7 @@ describe('D8 Q2 hot-plug through chardev-add and device_add', () => {
     });
     const opened = await q.event('VSERPORT_CHANGE', (d) => d.id === 'con1', from);
     expect(opened.data).toEqual({ open: true, id: 'con1' });
-    await waitFor(() => guestLists('org.test.console.1'), 'the console link');
+    await waitFor(() => guestLists(rig, 'org.test.console.1'), 'the console link');
     await q.must('device_del', { id: 'con1' });
     await q.event('DEVICE_DELETED', (d) => d.device === 'con1', from);
     await q.must('chardev-remove', { id: 'c3' });
@@ -192,7 +170,7 @@ describe('D8 Q2 hot-plug through chardev-add and device_add', () => {
       name: 'second',
       id: 'p5',
     });
-    await waitFor(() => guestLists('second'), 'the port on the second controller');
+    await waitFor(() => guestLists(rig, 'second'), 'the port on the second controller');
     expect(rig.machine.lab.guest.namespace.readlink('/dev/virtio-ports/second')).toBe(
       '../vport1p1',
     );

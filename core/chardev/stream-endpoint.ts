@@ -1,0 +1,57 @@
+/**
+ * A backend whose host side is a StreamLink over Node streams (pipe's FIFOs,
+ * stdio): the link's events drive the endpoint (bytes in, room again, end of
+ * file, gone), and writes, backpressure and pausing go to the link.
+ */
+import type { Readable, Writable } from 'node:stream';
+import { BackendEndpoint } from './backend-endpoint.js';
+import { StreamLink } from './stream-link.js';
+
+export abstract class StreamEndpoint extends BackendEndpoint {
+  /** Set by connectStreams(), which every subclass calls from its constructor. */
+  protected link!: StreamLink;
+
+  /**
+   * Wire the streams to this endpoint and start reading; the host side is
+   * connected from now on. `owned`: destroy the streams on close.
+   */
+  protected connectStreams(input: Readable, output: Writable, owned: boolean): void {
+    this.link = new StreamLink({
+      input,
+      output,
+      owned,
+      events: {
+        data: (chunk) => this.hostBytes(chunk),
+        drain: () => this.writable(),
+        end: () => this.hostEnded(),
+        gone: () => this.peerDisconnected(),
+      },
+    });
+    this.peerConnected();
+    this.link.start();
+  }
+
+  override get queuedToHost(): number {
+    return this.link.queued;
+  }
+
+  protected transmit(bytes: Uint8Array): number {
+    return this.link.write(bytes);
+  }
+
+  protected override canTransmit(): boolean {
+    return this.link.hasRoom();
+  }
+
+  protected override pauseSource(): void {
+    this.link.pause();
+  }
+
+  protected override resumeSource(): void {
+    this.link.resume();
+  }
+
+  protected async teardown(): Promise<void> {
+    this.link.close();
+  }
+}

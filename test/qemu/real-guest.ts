@@ -1,0 +1,93 @@
+/**
+ * What the tests on a real QEMU running the test guest (test/guest) share:
+ * the prerequisite rule (without qemu-system-x86_64 or busybox-static the
+ * block is skipped with a warning, except under CI=true, where it runs and
+ * its beforeAll fails with the install command), a shell in the guest, a
+ * poller, query-chardev by label, and a unix socket client.
+ */
+import net from 'node:net';
+import { describe } from 'vitest';
+import type { QmpClient } from '../../core/qemu/qmp-client.js';
+import { isQmpError } from '../../core/qemu/qmp-error.js';
+import type { ChardevInfo } from '../../core/qemu/qmp-types.js';
+import { isGuestError, type RunResult } from '../guest/guest-shell.js';
+import { INSTALL_HINT, missingPrerequisites, type Guest } from '../guest/qemu.js';
+
+const missing = missingPrerequisites();
+const inCi = process.env['CI'] === 'true';
+/** What is missing to boot the guest, with the install command; '' when all is there. */
+const missingText =
+  missing.length > 0 ? `missing ${missing.join(', ')}; install with: ${INSTALL_HINT}` : '';
+
+/**
+ * A describe block on a real QEMU: skipped (warning `skipped` + what is
+ * missing) when a prerequisite is missing, except under CI=true, where it
+ * runs so that requirePrerequisites() fails it.
+ */
+export function describeRealGuest(title: string, skipped: string, body: () => void): void {
+  if (missingText && !inCi) console.warn(`${skipped} skipped: ${missingText}`);
+  describe.skipIf(missingText !== '' && !inCi)(
+    `${title}${missingText ? ` (${missingText})` : ''}`,
+    body,
+  );
+}
+
+/** The first step of the block's beforeAll: fails with the install command when something is missing. */
+export function requirePrerequisites(what: string): void {
+  if (missingText) throw new Error(`cannot run ${what}: ${missingText}`);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `sh(command)` on the guest's shell; a GuestError fails the test. `guest` is read at each call. */
+export function guestShell(
+  guest: () => Guest,
+): (command: string, timeoutMs?: number) => Promise<RunResult> {
+  return async (command, timeoutMs) => {
+    const r = await guest().shell.run(command, timeoutMs === undefined ? {} : { timeoutMs });
+    if (isGuestError(r)) throw new Error(r.toString());
+    return r;
+  };
+}
+
+export type Until = <T>(
+  what: string,
+  probe: () => T | Promise<T>,
+  done: (v: T) => boolean,
+  timeoutMs?: number,
+) => Promise<T>;
+
+/**
+ * `until(what, probe, done)`: probe every `stepMs` until `done` takes the
+ * value; after `defaultTimeoutMs` (or the call's own) fails naming the last value.
+ */
+export function poller(defaultTimeoutMs: number, stepMs: number): Until {
+  return async (what, probe, done, timeoutMs = defaultTimeoutMs) => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await probe();
+      if (done(v)) return v;
+      if (Date.now() > end) throw new Error(`${what}: still ${JSON.stringify(v)}`);
+      await sleep(stepMs);
+    }
+  };
+}
+
+/** `chardev(label)`: QEMU's query-chardev entry for `label`. `qmp` is read at each call. */
+export function chardevLookup(qmp: () => QmpClient): (label: string) => Promise<ChardevInfo> {
+  return async (label) => {
+    const list = await qmp().queryChardev();
+    if (isQmpError(list)) throw new Error(list.toString());
+    const entry = list.find((c) => c.label === label);
+    if (!entry) throw new Error(`no chardev ${label} in ${JSON.stringify(list)}`);
+    return entry;
+  };
+}
+
+/** A host application on a chardev's unix socket. */
+export function connectUnix(socketPath: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection({ path: socketPath }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
