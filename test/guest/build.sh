@@ -145,7 +145,7 @@ find_module() {
       if (n == want && !found) { print; found = 1 } }'
 }
 is_builtin() {
-  [ -n "$BUILTIN" ] && sed 's#.*/##; s/\.ko$//; s/-/_/g' "$BUILTIN" | grep -qx "${1//-/_}"
+  [ -n "$BUILTIN" ] && sed 's#.*/##; s/\.ko$//; s/-/_/g' "$BUILTIN" | grep -x "${1//-/_}" >/dev/null
 }
 extract_module_elsewhere() {
   local want="${1//-/_}" path
@@ -180,7 +180,9 @@ module_depends() { # plain .ko -> comma-separated dependency names
     modinfo -F depends "$1"
   else
     # Without kmod: the .modinfo section holds NUL-separated key=value strings.
-    tr '\0' '\n' <"$1" | sed -n '/^depends=/{s///p;q}' 
+    # awk reads to the end: a reader that quits early (sed q) would make tr
+    # die of SIGPIPE, and pipefail would end the build.
+    tr '\0' '\n' <"$1" | awk '/^depends=/ && !seen { sub(/^depends=/, ""); print; seen = 1 }'
   fi
 }
 
