@@ -71,3 +71,46 @@ export class ResultTable {
     );
   };
 }
+
+/**
+ * Bytes of JavaScript heap `op` allocates per operation, for benches that
+ * promise an allocation-free steady state. Measured in many short windows
+ * (heapUsed before and after one call of `op`, with `prepare` run
+ * before each window, outside it); a window in which a
+ * scavenge ran shows a drop and is discarded, the median of the rest is
+ * taken, and the same measurement of an empty op (what reading heapUsed
+ * costs by itself) is subtracted. NaN without --expose-gc.
+ */
+export function allocatedPerOp(
+  op: () => number,
+  prepare: () => void = () => {},
+  windows = 301,
+): number {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return NaN;
+  const median = (f: () => number, before: () => void): { bytes: number; ops: number } => {
+    for (let i = 0; i < 50; i++) {
+      before();
+      f(); // warm up (compiled, shapes settled)
+    }
+    gc();
+    const deltas: number[] = [];
+    let ops = 0;
+    for (let w = 0; w < windows; w++) {
+      before();
+      const heapBefore = process.memoryUsage().heapUsed;
+      const n = f();
+      const after = process.memoryUsage().heapUsed;
+      if (after >= heapBefore) deltas.push(after - heapBefore);
+      ops = n;
+    }
+    deltas.sort((a, b) => a - b);
+    return { bytes: deltas[deltas.length >> 1] ?? NaN, ops };
+  };
+  const empty = median(
+    () => 1,
+    () => {},
+  ).bytes;
+  const measured = median(op, prepare);
+  return Math.max(0, measured.bytes - empty) / measured.ops;
+}

@@ -38,11 +38,21 @@ export class GuestAllocator {
     for (let i = 0; i < this.free.length; i++) {
       const span = this.free[i]!;
       const start = Math.ceil(span.start / align) * align;
-      if (start + size > span.end) continue;
-      const pieces: Span[] = [];
-      if (start > span.start) pieces.push({ start: span.start, end: start });
-      if (start + size < span.end) pieces.push({ start: start + size, end: span.end });
-      this.free.splice(i, 1, ...pieces);
+      const end = start + size;
+      if (end > span.end) continue;
+      // Cut [start, end) out of the span in place: the common cases (from
+      // its start, or all of it) allocate nothing, which matters for the
+      // indirect tables a driver allocates and frees on every chain.
+      if (start > span.start && end < span.end) {
+        this.free.splice(i + 1, 0, { start: end, end: span.end });
+        span.end = start;
+      } else if (start > span.start) {
+        span.end = start;
+      } else if (end < span.end) {
+        span.start = end;
+      } else {
+        this.free.splice(i, 1);
+      }
       this.live.set(start, size);
       return start;
     }
@@ -59,20 +69,24 @@ export class GuestAllocator {
       });
     }
     this.live.delete(addr);
-    const span: Span = { start: addr, end: addr + size };
+    const end = addr + size;
     let i = 0;
-    while (i < this.free.length && this.free[i]!.start < span.start) i++;
-    this.free.splice(i, 0, span);
-    // Merge with the following and the preceding span where they touch.
-    const next = this.free[i + 1];
-    if (next && next.start === span.end) {
-      span.end = next.end;
-      this.free.splice(i + 1, 1);
-    }
+    while (i < this.free.length && this.free[i]!.start < addr) i++;
+    // Merge with the spans before and after where they touch; a new span
+    // object only when the block touches neither.
     const prev = this.free[i - 1];
-    if (prev && prev.end === span.start) {
-      prev.end = span.end;
+    const next = this.free[i];
+    const joinsPrev = prev !== undefined && prev.end === addr;
+    const joinsNext = next !== undefined && next.start === end;
+    if (joinsPrev && joinsNext) {
+      prev.end = next.end;
       this.free.splice(i, 1);
+    } else if (joinsPrev) {
+      prev.end = end;
+    } else if (joinsNext) {
+      next.start = addr;
+    } else {
+      this.free.splice(i, 0, { start: addr, end });
     }
     return null;
   }

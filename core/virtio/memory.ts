@@ -122,7 +122,8 @@ export class GuestMemory {
     return undefined;
   }
 
-  private outOfRange(addr: number, len: number): VirtioFault {
+  /** The M8 fault for an access of `len` bytes at `addr` (for callers of span() that got null). */
+  outOfRange(addr: number, len: number): VirtioFault {
     return fault(
       'GuestMemoryOutOfRange',
       'M8',

@@ -15,7 +15,7 @@
  * The hot paths (pop, push) read guest memory field by field and check
  * `typeof x !== 'number'` instead of allocating closures or views.
  */
-import type { DescriptorChain, Segment } from './chain.js';
+import { ChainPool, type DescriptorChain } from './chain.js';
 import { fault, hex, type VirtioFault } from './fault.js';
 import type { GuestAllocator } from './allocator.js';
 import type { GuestMemory } from './memory.js';
@@ -303,11 +303,15 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
   private usedSinceDecision = 0;
   private signalledUsed: number | null = null;
 
-  // Scratch state of the chain walk in progress (no per-pop closures).
-  private walkRead = 0;
-  private walkWrite = 0;
+  // The chain being walked lives in the pool (no allocation per pop);
+  // walkDescs counts its descriptors.
+  private readonly chains: ChainPool;
   private walkDescs = 0;
-  private walkSawWritable = false;
+  // The descriptor read last by readEntry (fields of one 16-byte entry).
+  private eAddr = 0;
+  private eLen = 0;
+  private eId = 0;
+  private eFlags = 0;
 
   private constructor(options: QueueOptions, memory: GuestMemory) {
     super(options, memory);
@@ -316,6 +320,7 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
     this.rejectZeroLength = limits.zeroLengthDescriptors === 'reject';
     this.flightSlots = new Uint16Array(this.size);
     this.flightHead = new Uint16Array(this.size);
+    this.chains = new ChainPool(this.size);
   }
 
   /** The queue, or the fault that makes its layout unusable (P8, M8). */
@@ -358,21 +363,18 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
     if ((flags & AVAIL_USED) !== availBits(headWrap)) return null;
     const headFlags = flags;
 
-    const readable: Segment[] = [];
-    const writable: Segment[] = [];
-    this.walkRead = 0;
-    this.walkWrite = 0;
+    this.chains.begin();
     this.walkDescs = 0;
-    this.walkSawWritable = false;
     let slot = head;
     let slotWrap = headWrap;
     let ringCount = 0;
     let indirect = false;
-    let id: number | VirtioFault;
+    let id: number;
     for (;;) {
+      const unreadable = this.readEntry(base, ringCount > 0 ? availBits(slotWrap) : -1);
+      if (unreadable !== null) return this.fail(unreadable.onQueue(this.index));
       if (ringCount > 0) {
-        flags = memory.read16(base + DESC_FLAGS);
-        if (typeof flags !== 'number') return this.fail(flags.onQueue(this.index));
+        flags = this.eFlags;
         // The driver makes every descriptor of a list available before the
         // head, so a later one still in its old state is a broken list.
         if ((flags & AVAIL_USED) !== availBits(slotWrap)) {
@@ -387,29 +389,24 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
         }
       }
       ringCount++;
-      const addr = memory.read64(base);
+      // An address beyond 2^53: the checked read names the fault (M8).
+      const addr = this.eAddr >= 0 ? this.eAddr : memory.read64(base);
       if (typeof addr !== 'number') return this.fail(addr.onQueue(this.index));
-      const len = memory.read32(base + DESC_LEN);
-      if (typeof len !== 'number') return this.fail(len.onQueue(this.index));
+      const len = this.eLen;
+      // Taken now: walking an indirect table reads its entries into e*.
+      const entryId = this.eId;
       if ((flags & PACKED_DESC_F_INDIRECT) !== 0) {
-        const bad = this.walkIndirect(slot, flags, ringCount, addr, len, readable, writable);
+        const bad = this.walkIndirect(slot, flags, ringCount, addr, len);
         if (bad !== null) return this.fail(bad);
         indirect = true;
-        id = memory.read16(base + DESC_ID);
+        id = entryId;
         break;
       }
-      const bad = this.addSegment(
-        addr,
-        len,
-        (flags & PACKED_DESC_F_WRITE) !== 0,
-        slot,
-        readable,
-        writable,
-      );
+      const bad = this.addSegment(addr, len, (flags & PACKED_DESC_F_WRITE) !== 0, slot);
       if (bad !== null) return this.fail(bad);
       if ((flags & PACKED_DESC_F_NEXT) === 0) {
         // P4: the buffer id lives in the last descriptor of the list.
-        id = memory.read16(base + DESC_ID);
+        id = entryId;
         break;
       }
       if (ringCount === size) {
@@ -428,7 +425,6 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
       }
       base = this.descAddr + slot * DESC_SIZE;
     }
-    if (typeof id !== 'number') return this.fail(id.onQueue(this.index));
     if (id >= size) {
       return this.fail(
         fault(
@@ -477,17 +473,7 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
     this.flightHead[id] = head;
     this.buffersInFlight++;
     this.slotsInFlight += ringCount;
-    const chain: DescriptorChain = {
-      id,
-      head,
-      readable,
-      writable,
-      readableLength: this.walkRead,
-      writableLength: this.walkWrite,
-      ringDescCount: ringCount,
-      descCount: this.walkDescs,
-      indirect,
-    };
+    const chain = this.chains.commit(id, head, ringCount, this.walkDescs, indirect);
     const t = this.tracer;
     if (t !== null && t.active) {
       this.tracePop(t, chain, headFlags, headWrap);
@@ -503,8 +489,6 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
     ringCount: number,
     tableAddr: number,
     tableLen: number,
-    readable: Segment[],
-    writable: Segment[],
   ): VirtioFault | null {
     const queue = this.index;
     if (!this.features.indirect) {
@@ -554,34 +538,46 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
     const memory = this.memory;
     for (let e = 0; e < entries; e++) {
       const base = tableAddr + e * DESC_SIZE;
-      const eFlags = memory.read16(base + DESC_FLAGS);
-      if (typeof eFlags !== 'number') return eFlags.onQueue(queue);
-      const addr = memory.read64(base);
+      const unreadable = this.readEntry(base, -1);
+      if (unreadable !== null) return unreadable.onQueue(queue);
+      const eFlags = this.eFlags;
+      const addr = this.eAddr >= 0 ? this.eAddr : memory.read64(base);
       if (typeof addr !== 'number') return addr.onQueue(queue);
-      const len = memory.read32(base + DESC_LEN);
-      if (typeof len !== 'number') return len.onQueue(queue);
-      const bad = this.addSegment(
-        addr,
-        len,
-        (eFlags & PACKED_DESC_F_WRITE) !== 0,
-        slot,
-        readable,
-        writable,
-      );
+      const len = this.eLen;
+      const bad = this.addSegment(addr, len, (eFlags & PACKED_DESC_F_WRITE) !== 0, slot);
       if (bad !== null) return bad;
     }
     return null;
   }
 
+  /**
+   * Read the 16-byte descriptor at `base` into eFlags/eId/eAddr/eLen with
+   * one range check (the ring and any indirect table were checked whole
+   * before the walk, M8), instead of a checked accessor per field.
+   *
+   * P2: the flags come first, and when `expect` (AVAIL/USED bits, or -1 for
+   * no check) says the descriptor is not available, nothing else of it is
+   * read; the caller sees eFlags and refuses the list. eAddr is -1 for an
+   * address beyond 2^53; the caller then asks read64 for the fault.
+   */
+  private readEntry(base: number, expect: number): VirtioFault | null {
+    const r = this.memory.span(base, DESC_SIZE);
+    if (r === null) return this.memory.check(base, DESC_SIZE);
+    const v = r.view;
+    const o = base - r.base;
+    const flags = v.getUint16(o + DESC_FLAGS, true);
+    this.eFlags = flags;
+    if (expect >= 0 && (flags & AVAIL_USED) !== expect) return null;
+    this.eId = v.getUint16(o + DESC_ID, true);
+    const lo = v.getUint32(o, true);
+    const hi = v.getUint32(o + 4, true);
+    this.eAddr = hi > 0x1fffff ? -1 : hi * 0x1_0000_0000 + lo;
+    this.eLen = v.getUint32(o + DESC_LEN, true);
+    return null;
+  }
+
   /** Append one element to the chain being walked, enforcing M3/M5/M6/M7/M8. */
-  private addSegment(
-    addr: number,
-    len: number,
-    write: boolean,
-    slot: number,
-    readable: Segment[],
-    writable: Segment[],
-  ): VirtioFault | null {
+  private addSegment(addr: number, len: number, write: boolean, slot: number): VirtioFault | null {
     const queue = this.index;
     if (++this.walkDescs > this.maxChain) {
       return fault(
@@ -603,12 +599,11 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
         { queue, index: slot, address: addr },
       );
     }
+    const chains = this.chains;
     if (write) {
-      this.walkSawWritable = true;
-      this.walkWrite += len;
-      writable.push({ addr, len });
+      chains.addWritable(addr, len);
     } else {
-      if (this.walkSawWritable) {
+      if (chains.writableCount > 0) {
         return fault(
           'ReadableAfterWritable',
           'M5',
@@ -616,10 +611,10 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
           { queue, index: slot, address: addr },
         );
       }
-      this.walkRead += len;
-      readable.push({ addr, len });
+      chains.addReadable(addr, len);
     }
-    if (this.walkRead + this.walkWrite > MAX_U32) {
+    const total = chains.readableLength + chains.writableLength;
+    if (total > MAX_U32) {
       return fault(
         'ChainLengthOverflow',
         'M7',
@@ -627,7 +622,7 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
         {
           queue,
           index: slot,
-          length: this.walkRead + this.walkWrite,
+          length: total,
         },
       );
     }

@@ -10,7 +10,13 @@
  */
 import { VirtioFault, type FaultKind } from './fault.js';
 import type { GuestMemory } from './memory.js';
-import type { QueueFormat, QueueLayout, QueueOptions, RingFeatures } from './queue.js';
+import {
+  splitRingSizes,
+  type QueueFormat,
+  type QueueLayout,
+  type QueueOptions,
+  type RingFeatures,
+} from './queue.js';
 import type { RingTracer } from './trace.js';
 
 export function plural(n: number, word: string): string {
@@ -72,6 +78,68 @@ export abstract class SplitQueueBase {
     this.availEventAddr = layout.deviceAddr + 4 + 8 * size;
     this.indirectOk = features.indirect;
     this.eventIdx = features.eventIdx;
+    // The rings are fixed for the queue's life and guest memory's regions
+    // never move, so when both areas (event fields included) lie inside
+    // memory, as create() checks (M8), ring fields are read and written
+    // through the region's view with no range lookup per field. An
+    // unchecked layout keeps the checked accessors, which name the fault.
+    const bytes = splitRingSizes(size);
+    const avail = memory.span(this.availAddr, bytes.avail);
+    const used = memory.span(this.usedAddr, bytes.used);
+    this.availView = avail?.view ?? null;
+    this.availOff = avail === null ? 0 : this.availAddr - avail.base;
+    this.usedView = used?.view ?? null;
+    this.usedOff = used === null ? 0 : this.usedAddr - used.base;
+  }
+
+  // Ring fields by offset into their area: avail (flags 0, idx 2, ring 4 +
+  // 2i, used_event 4 + 2 size) and used (flags 0, idx 2, ring 4 + 8i,
+  // avail_event 4 + 8 size).
+  private readonly availView: DataView | null;
+  private readonly availOff: number;
+  private readonly usedView: DataView | null;
+  private readonly usedOff: number;
+
+  protected availRead16(off: number): number | VirtioFault {
+    const v = this.availView;
+    return v !== null
+      ? v.getUint16(this.availOff + off, true)
+      : this.memory.read16(this.availAddr + off);
+  }
+
+  protected availWrite16(off: number, value: number): VirtioFault | null {
+    const v = this.availView;
+    if (v === null) return this.memory.write16(this.availAddr + off, value);
+    v.setUint16(this.availOff + off, value, true);
+    return null;
+  }
+
+  protected usedRead16(off: number): number | VirtioFault {
+    const v = this.usedView;
+    return v !== null
+      ? v.getUint16(this.usedOff + off, true)
+      : this.memory.read16(this.usedAddr + off);
+  }
+
+  protected usedRead32(off: number): number | VirtioFault {
+    const v = this.usedView;
+    return v !== null
+      ? v.getUint32(this.usedOff + off, true)
+      : this.memory.read32(this.usedAddr + off);
+  }
+
+  protected usedWrite16(off: number, value: number): VirtioFault | null {
+    const v = this.usedView;
+    if (v === null) return this.memory.write16(this.usedAddr + off, value);
+    v.setUint16(this.usedOff + off, value, true);
+    return null;
+  }
+
+  protected usedWrite32(off: number, value: number): VirtioFault | null {
+    const v = this.usedView;
+    if (v === null) return this.memory.write32(this.usedAddr + off, value);
+    v.setUint32(this.usedOff + off, value >>> 0, true);
+    return null;
   }
 
   /** Trace a fault as this side reports it, and return it. */

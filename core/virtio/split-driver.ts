@@ -140,7 +140,6 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
     const needed = table >= 0 ? 1 : total;
     if (this.free < needed) return this.full(needed);
 
-    const mem = this.memory;
     const head = this.freeHead;
     let e: VirtioFault | null = null;
     let last = head;
@@ -169,7 +168,7 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
     }
     // The slot is invisible to the device until kickPrepare publishes avail.idx.
     const slot = this.availShadow & this.mask;
-    e ??= mem.write16(this.availAddr + 4 + 2 * slot, head);
+    e ??= this.availWrite16(4 + 2 * slot, head);
     if (e) {
       if (table >= 0) this.allocator.release(table);
       return this.traceFault(e.onQueue(this.index));
@@ -213,10 +212,9 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
   }
 
   kickPrepare(): boolean | VirtioFault {
-    const mem = this.memory;
     const old = this.published;
     const now = this.availShadow;
-    const e = mem.write16(this.availAddr + 2, now);
+    const e = this.availWrite16(2, now);
     if (e) return this.traceFault(e.onQueue(this.index));
     this.published = now;
     const t = this.tracer;
@@ -236,7 +234,7 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
     let kick: boolean;
     let text = '';
     if (this.eventIdx) {
-      const availEvent = mem.read16(this.availEventAddr);
+      const availEvent = this.usedRead16(4 + 8 * this.size);
       if (typeof availEvent !== 'number') return this.traceFault(availEvent.onQueue(this.index));
       kick = needEvent(availEvent, now, old);
       if (t !== null && t.active) {
@@ -245,7 +243,7 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
           : `avail.idx moved ${old} -> ${now} without passing avail_event ${availEvent}: no kick needed`;
       }
     } else {
-      const flags = mem.read16(this.usedAddr);
+      const flags = this.usedRead16(0);
       if (typeof flags !== 'number') return this.traceFault(flags.onQueue(this.index));
       kick = (flags & SPLIT_USED_F_NO_NOTIFY) === 0;
       if (t !== null && t.active) {
@@ -269,8 +267,7 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
   }
 
   getUsed(): UsedBuffer<T> | null | VirtioFault {
-    const mem = this.memory;
-    const usedIdx = mem.read16(this.usedAddr + 2);
+    const usedIdx = this.usedRead16(2);
     if (typeof usedIdx !== 'number') return this.traceFault(usedIdx.onQueue(this.index));
     if (usedIdx === this.lastUsed) return null;
     const pending = (usedIdx - this.lastUsed) & 0xffff;
@@ -284,12 +281,10 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
       );
     }
     const slot = this.lastUsed & this.mask;
-    const elem = this.usedAddr + 4 + 8 * slot;
-    // One range check for the 8-byte element instead of one per field (the
-    // used ring was checked at setup, so the checked reads are a fallback).
-    const r = mem.span(elem, 8);
-    const id = r !== null ? r.view.getUint32(elem - r.base, true) : mem.read32(elem);
-    const len = r !== null ? r.view.getUint32(elem - r.base + 4, true) : mem.read32(elem + 4);
+    const elemOff = 4 + 8 * slot;
+    const elem = this.usedAddr + elemOff;
+    const id = this.usedRead32(elemOff);
+    const len = this.usedRead32(elemOff + 4);
     if (typeof id !== 'number') return this.traceFault(id.onQueue(this.index));
     if (typeof len !== 'number') return this.traceFault(len.onQueue(this.index));
     if (id >= this.size || this.outstanding[id] !== 1) {
@@ -319,7 +314,7 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
     this.lastUsed = (before + 1) & 0xffff;
     if (this.eventIdx && this.callbacks) {
       // Ask for the next interrupt right after this buffer, as Linux does.
-      mem.write16(this.usedEventAddr, this.lastUsed);
+      this.availWrite16(4 + 2 * this.size, this.lastUsed);
     }
     const t = this.tracer;
     if (t !== null && t.active) {

@@ -16,7 +16,7 @@
  *   used     @ device area:       flags u16, idx u16, ring[size] {id u32, len u32}, avail_event u16
  */
 import type { GuestAllocator } from './allocator.js';
-import type { DescriptorChain, Segment } from './chain.js';
+import { ChainPool, type DescriptorChain } from './chain.js';
 import { fault, hex, VirtioFault } from './fault.js';
 import type { GuestMemory } from './memory.js';
 import {
@@ -45,9 +45,6 @@ export { SplitDriverQueue } from './split-driver.js';
 
 /** The largest byte count a chain may describe (S5: it fits in 32 bits). */
 const MAX_CHAIN_BYTES = 0xffff_ffff;
-
-/** Shared by every chain without readable (or writable) buffers: saves an allocation per pop. */
-const NO_SEGMENTS: readonly Segment[] = Object.freeze([]);
 
 // ------------------------------------------------------------------ layout
 
@@ -228,20 +225,6 @@ export function readSplitRings(
 
 // ------------------------------------------------------------------ device
 
-class SplitChain implements DescriptorChain {
-  constructor(
-    readonly id: number,
-    readonly head: number,
-    readonly readable: readonly Segment[],
-    readonly writable: readonly Segment[],
-    readonly readableLength: number,
-    readonly writableLength: number,
-    readonly ringDescCount: number,
-    readonly descCount: number,
-    readonly indirect: boolean,
-  ) {}
-}
-
 /**
  * A segment's origin in fault messages: ring index >= 0, or -1 - entry for
  * an indirect entry. Built only when a fault is, not once per segment walked.
@@ -288,13 +271,14 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
   private readonly inFlightWritable: Float64Array;
   private inFlightCount = 0;
 
-  // Scratch state of the chain being walked, reused to avoid allocations.
-  private sReadable: Segment[] | null = null;
-  private sWritable: Segment[] | null = null;
-  private sReadLen = 0;
-  private sWriteLen = 0;
+  // The chain being walked lives in the pool (no allocation per pop).
+  private readonly chains: ChainPool;
   private sSegs = 0;
-  /** Where each segment came from: ring index >= 0, or -1 - entry for an indirect entry. */
+  /**
+   * Where each segment came from: ring index >= 0, or -1 - entry for an
+   * indirect entry. Indexed by sSegs, never truncated: resetting an array's
+   * length on every walk was a quarter of the walk's time.
+   */
   private readonly sWhere: number[] = [];
   // The descriptor read last by readDesc (fields of one 16-byte entry).
   private dAddr = 0;
@@ -309,6 +293,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     this.rejectZero = limits.zeroLengthDescriptors === 'reject';
     this.inFlightFlag = new Uint8Array(this.size);
     this.inFlightWritable = new Float64Array(this.size);
+    this.chains = new ChainPool(this.size);
   }
 
   /** The queue, or the fault that makes its layout unusable (S1, M8). Touches no guest memory. */
@@ -330,7 +315,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
   }
 
   hasAvailable(): boolean | VirtioFault {
-    const availIdx = this.memory.read16(this.availAddr + 2);
+    const availIdx = this.availRead16(2);
     if (typeof availIdx !== 'number') return this.traceFault(availIdx.onQueue(this.index));
     const bad = this.checkAvailIdx(availIdx);
     if (bad) return bad;
@@ -338,8 +323,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
   }
 
   pop(): DescriptorChain | null | VirtioFault {
-    const mem = this.memory;
-    const availIdx = mem.read16(this.availAddr + 2);
+    const availIdx = this.availRead16(2);
     if (typeof availIdx !== 'number') return this.traceFault(availIdx.onQueue(this.index));
     const bad = this.checkAvailIdx(availIdx);
     if (bad) return bad;
@@ -353,8 +337,8 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
         this.lastAvail,
       );
     }
-    const slot = this.availAddr + 4 + 2 * (this.lastAvail & this.mask);
-    const head = mem.read16(slot);
+    const ringOff = 4 + 2 * (this.lastAvail & this.mask);
+    const head = this.availRead16(ringOff);
     if (typeof head !== 'number') return this.traceFault(head.onQueue(this.index));
     if (head >= this.size) {
       return this.fail(
@@ -362,7 +346,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
         'M2',
         `avail.ring[${this.lastAvail & this.mask}] names head ${head}, outside the table of ${this.size}`,
         head,
-        slot,
+        this.availAddr + ringOff,
       );
     }
     if (this.inFlightFlag[head] === 1) {
@@ -371,7 +355,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
         'M9',
         `head ${head} was made available again while the device still holds it`,
         head,
-        slot,
+        this.availAddr + ringOff,
       );
     }
     const chain = this.walk(head);
@@ -385,7 +369,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     if (this.eventIdx && this.notify) {
       // Keep avail_event at what we consumed, so the driver kicks for the
       // next buffer it adds (S12); QEMU does the same in virtqueue_pop.
-      mem.write16(this.availEventAddr, this.lastAvail);
+      this.usedWrite16(4 + 8 * this.size, this.lastAvail);
     }
     const t = this.tracer;
     if (t !== null && t.active) this.tracePop(t, chain, before);
@@ -413,15 +397,14 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
         writtenLen,
       );
     }
-    const mem = this.memory;
     const slot = this.usedIdx & this.mask;
-    const elem = this.usedAddr + 4 + 8 * slot;
+    const elem = 4 + 8 * slot;
     // S9: the element (id and len) must be complete before used.idx tells
     // the driver it exists.
     const e =
-      mem.write32(elem, head) ??
-      mem.write32(elem + 4, writtenLen) ??
-      mem.write16(this.usedAddr + 2, (this.usedIdx + 1) & 0xffff);
+      this.usedWrite32(elem, head) ??
+      this.usedWrite32(elem + 4, writtenLen) ??
+      this.usedWrite16(2, (this.usedIdx + 1) & 0xffff);
     if (e) return this.traceFault(e.onQueue(this.index));
     const before = this.usedIdx;
     this.usedIdx = (before + 1) & 0xffff;
@@ -447,7 +430,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
   needsInterrupt(): boolean | VirtioFault {
     const t = this.tracer;
     if (!this.eventIdx) {
-      const flags = this.memory.read16(this.availAddr);
+      const flags = this.availRead16(0);
       if (typeof flags !== 'number') return this.traceFault(flags.onQueue(this.index));
       const send = (flags & SPLIT_AVAIL_F_NO_INTERRUPT) === 0;
       if (send) this.signalled = this.usedIdx;
@@ -466,7 +449,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
       }
       return send;
     }
-    const usedEvent = this.memory.read16(this.usedEventAddr);
+    const usedEvent = this.availRead16(4 + 2 * this.size);
     if (typeof usedEvent !== 'number') return this.traceFault(usedEvent.onQueue(this.index));
     const old = this.signalled;
     const now = this.usedIdx;
@@ -645,14 +628,11 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     return null;
   }
 
-  private walk(head: number): SplitChain | VirtioFault {
+  private walk(head: number): DescriptorChain | VirtioFault {
     const mem = this.memory;
-    this.sReadable = null;
-    this.sWritable = null;
-    this.sReadLen = 0;
-    this.sWriteLen = 0;
+    const chains = this.chains;
+    chains.begin();
     this.sSegs = 0;
-    this.sWhere.length = 0;
     let idx = head;
     let ringCount = 0;
     let indirect = false;
@@ -724,12 +704,9 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     }
 
     // M8 last, so that a chain whose lengths overflow (M7) is named as such.
-    const readable = this.sReadable ?? NO_SEGMENTS;
-    const writable = this.sWritable ?? NO_SEGMENTS;
-    const nr = readable.length;
-    const total = nr + writable.length;
+    const total = this.sSegs;
     for (let k = 0; k < total; k++) {
-      const seg = k < nr ? readable[k]! : writable[k - nr]!;
+      const seg = chains.segmentAt(k);
       if (mem.check(seg.addr, seg.len) !== null) {
         const where = this.sWhere[k]!;
         const what = where >= 0 ? `descriptor ${where}` : `indirect table entry ${-1 - where}`;
@@ -743,13 +720,9 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
         );
       }
     }
-    return new SplitChain(
+    return chains.commit(
       head,
       head,
-      readable,
-      writable,
-      this.sReadLen,
-      this.sWriteLen,
       ringCount,
       // Every descriptor read: the ring ones (the table pointer included) and the table entries.
       indirect ? total + 1 : ringCount,
@@ -864,13 +837,11 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
         addr,
       );
     }
-    const seg: Segment = { addr, len };
+    const chains = this.chains;
     if (write) {
-      this.sWriteLen += len;
-      if (this.sWritable === null) this.sWritable = [seg];
-      else this.sWritable.push(seg);
+      chains.addWritable(addr, len);
     } else {
-      if (this.sWritable !== null) {
+      if (chains.writableCount > 0) {
         return this.fault(
           'ReadableAfterWritable',
           'M5',
@@ -879,11 +850,9 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
           addr,
         );
       }
-      this.sReadLen += len;
-      if (this.sReadable === null) this.sReadable = [seg];
-      else this.sReadable.push(seg);
+      chains.addReadable(addr, len);
     }
-    if (this.sReadLen + this.sWriteLen > MAX_CHAIN_BYTES) {
+    if (chains.readableLength + chains.writableLength > MAX_CHAIN_BYTES) {
       return this.fault(
         'ChainLengthOverflow',
         'M7',
@@ -893,7 +862,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
         len,
       );
     }
-    this.sWhere.push(where);
+    this.sWhere[this.sSegs - 1] = where;
     return null;
   }
 
@@ -910,7 +879,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     );
   }
 
-  private tracePop(t: RingTracer, chain: SplitChain, before: number): void {
+  private tracePop(t: RingTracer, chain: DescriptorChain, before: number): void {
     const parts: string[] = [];
     if (chain.readable.length > 0) {
       parts.push(`${chain.readable.length} readable, ${plural(chain.readableLength, 'byte')}`);

@@ -269,12 +269,21 @@ describe('packed queue: wrap counters and descriptor states', () => {
     const s = setup(4);
     const log: number[] = [];
     const m = s.memory;
-    const r16 = m.read16.bind(m);
-    const r32 = m.read32.bind(m);
-    const r64 = m.read64.bind(m);
-    m.read16 = (a) => (log.push(a), r16(a));
-    m.read32 = (a) => (log.push(a), r32(a));
-    m.read64 = (a) => (log.push(a), r64(a));
+    // Every read of guest memory, checked accessor or the walk's one range
+    // check per descriptor, goes through the region's view: record there
+    // (memory starts at 0, so a view offset is the guest address).
+    class RecordingView extends DataView<ArrayBufferLike> {
+      override getUint16(offset: number, le?: boolean): number {
+        log.push(offset);
+        return super.getUint16(offset, le);
+      }
+      override getUint32(offset: number, le?: boolean): number {
+        log.push(offset);
+        return super.getUint32(offset, le);
+      }
+    }
+    const region = m.span(0, 1) as { view: DataView };
+    region.view = new RecordingView(region.view.buffer);
     const flagsAt = (slot: number) => s.layout.descAddr + slot * 16 + 14;
     expect(ok(s.device.pop())).toBeNull();
     expect(log).toEqual([flagsAt(0)]);
@@ -291,6 +300,18 @@ describe('packed queue: wrap counters and descriptor states', () => {
         expect(i).toBeGreaterThan(slot1);
       }
     }
+    // A list whose next descriptor is not available: its flags are read,
+    // nothing else of it.
+    const t = setup(4);
+    const d = buf(t, 8);
+    poke(t, 0, { addr: d.addr, len: 4, id: 3, flags: AV | NX });
+    const tm = t.memory;
+    const tregion = tm.span(0, 1) as { view: DataView };
+    log.length = 0;
+    tregion.view = new RecordingView(tregion.view.buffer);
+    expect(bad(t.device.pop()).rule).toBe('P2');
+    const second = t.layout.descAddr + 16;
+    expect(log.filter((a) => a >= second && a < second + 16)).toEqual([second + 14]);
   });
 
   it('P2 a NEXT list whose later descriptor was never made available is refused', () => {

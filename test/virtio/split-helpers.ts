@@ -43,7 +43,11 @@ export function must<T>(v: T | VirtioFault): T {
 }
 
 export function makeRig(o: RigOptions = {}): Rig {
-  const memory = GuestMemory.linear(o.memSize ?? 1 << 20);
+  return makeRigOn(GuestMemory.linear(o.memSize ?? 1 << 20), o);
+}
+
+/** A rig on a given memory (tests that instrument the memory first). */
+export function makeRigOn(memory: GuestMemory, o: RigOptions = {}): Rig {
   const allocator = new GuestAllocator(memory);
   const size = o.size ?? 8;
   const layout = must(allocSplitQueue(memory, allocator, size));

@@ -23,6 +23,7 @@ import {
   checksum,
   expectFault,
   makeRig,
+  makeRigOn,
   must,
   pattern,
   popChain,
@@ -557,20 +558,24 @@ describe('split queue bookkeeping', () => {
   });
 
   it('S9 the device writes used id and len before it publishes used.idx', () => {
-    const rig = makeRig();
+    // The device writes ring fields through the memory region's DataView
+    // (no per-field range lookup), so the order is observed there: every
+    // store into guest memory goes through this recording view.
     const writes: { addr: number; size: number }[] = [];
-    const mem = rig.memory as unknown as Record<string, (...a: number[]) => unknown>;
-    for (const [name, size] of [
-      ['write16', 2],
-      ['write32', 4],
-      ['write64', 8],
-    ] as const) {
-      const orig = mem[name]!.bind(rig.memory);
-      mem[name] = (addr: number, value: number) => {
-        writes.push({ addr, size });
-        return orig(addr, value);
-      };
+    class RecordingView extends DataView<ArrayBufferLike> {
+      override setUint16(offset: number, value: number, le?: boolean): void {
+        writes.push({ addr: offset, size: 2 });
+        super.setUint16(offset, value, le);
+      }
+      override setUint32(offset: number, value: number, le?: boolean): void {
+        writes.push({ addr: offset, size: 4 });
+        super.setUint32(offset, value, le);
+      }
     }
+    const memory = GuestMemory.linear(1 << 20);
+    const region = memory.span(0, 1) as { view: DataView };
+    region.view = new RecordingView(region.view.buffer);
+    const rig = makeRigOn(memory);
     for (let i = 0; i < 3; i++) must(rig.driver.add([], [buffer(rig, 8)], i));
     must(rig.driver.kickPrepare());
     const chains = [popChain(rig), popChain(rig), popChain(rig)];
