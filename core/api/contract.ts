@@ -372,6 +372,12 @@ export const AttachedInfoSchema = z.object({
 });
 export type AttachedInfo = z.infer<typeof AttachedInfoSchema>;
 
+/** Whether what is served can do one thing, and why not (session.ts Capability). */
+export const CanSchema = z.union([
+  z.object({ can: z.literal(true) }),
+  z.object({ can: z.literal(false), reason: z.string() }),
+]);
+
 export const TopologySnapshotSchema = z.object({
   lab: z.string(),
   runtimeDir: z.string().nullable(),
@@ -382,6 +388,8 @@ export const TopologySnapshotSchema = z.object({
   chardevs: z.array(ChardevSnapshotSchema),
   /** Set while a real QEMU is served instead of the lab (null or absent: the lab). */
   attached: AttachedInfoSchema.nullable().optional(),
+  /** What the session served can do (session.ts CAPABILITIES), with the reason where it cannot. */
+  capabilities: z.record(z.string(), CanSchema).optional(),
 });
 export type TopologySnapshot = z.infer<typeof TopologySnapshotSchema>;
 
