@@ -105,6 +105,29 @@ export const SESSION_COMMANDS = [
   'setWorkload',
 ] as const satisfies readonly Command['cmd'][];
 export type SessionCommandName = (typeof SESSION_COMMANDS)[number];
+
+/** The capability each session command needs (null: every session runs it). */
+export const COMMAND_CAPABILITY: { readonly [K in SessionCommandName]: Capability | null } = {
+  createDevice: 'devices',
+  removeDevice: 'devices',
+  createChardev: 'hotplug',
+  removeChardev: 'hotplug',
+  hotplugPort: 'hotplug',
+  unplugPort: 'hotplug',
+  connectHost: 'rewire',
+  disconnectHost: 'rewire',
+  pause: 'stepMode',
+  run: 'stepMode',
+  step: 'stepMode',
+  vringStep: 'stepMode',
+  injectFault: 'faults',
+  writeHost: 'writeHost',
+  writeGuest: 'writeGuest',
+  setWorkload: 'workloads',
+  exportConfig: 'exportConfig',
+  getVring: null,
+  getVringView: null,
+};
 export type SessionCommand<K extends SessionCommandName = SessionCommandName> = Extract<
   Command,
   { cmd: K }
