@@ -19,8 +19,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { CaptureError } from '../capture/error.js';
+import type { CaptureInterface } from '../capture/record.js';
 import { AttachedMachine } from '../qemu/attach.js';
-import { isAttachFailure, type AttachFailure } from '../qemu/attach-error.js';
+import { isAttachError, isAttachFailure, type AttachFailure } from '../qemu/attach-error.js';
+import { InPlaceTap } from '../qemu/inplace-tap.js';
+import { tapChardev, type ChardevTap } from '../qemu/tap.js';
+import type { TapJournal } from '../qemu/tap-journal.js';
+import { AttachCapture } from './attach-capture.js';
 import {
   queueRoleText,
   type AttachedChardev,
@@ -43,14 +49,17 @@ import {
   type EngineState,
   type PortSnapshot,
   type Result,
+  type TapState,
   type VringSnapshot,
 } from './contract.js';
 import {
   Refusal,
   type Capabilities,
   type Capability,
+  type CaptureSwitches,
   type CommandTable,
   type PortTotals,
+  type Recorder,
   type Session,
 } from './session.js';
 
@@ -63,6 +72,8 @@ export interface AttachSessionOptions {
   greetingTimeoutMs?: number;
   /** Time allowed for the guest to release an unplugged port (default 15 s). */
   unplugTimeoutMs?: number;
+  /** Where in-place taps note the paths they moved (default: the user's runtime dir). */
+  journal?: TapJournal;
 }
 
 export interface AttachHooks {
@@ -124,17 +135,14 @@ export const ATTACHED_CAPABILITIES: Capabilities = {
     can: false,
     reason: 'the HMP console is the emulated lab’s: a real QEMU has its own monitor',
   },
-  capture: {
-    can: false,
-    reason:
-      'capturing a real QEMU goes through a tap between the chardev and your program: vmchan attach --tap CHARDEV=LISTEN -w FILE',
-  },
+  capture: { can: true },
   exportConfig: { can: false, reason: 'export describes the emulated lab: Detach first' },
   vringHistory: {
     can: false,
     reason:
       'QEMU cannot show the descriptor table beyond queried chains, nor the ring’s history: the view shows its latest poll',
   },
+  tap: { can: true },
 };
 
 /** The refusal of a command that needs `capability`, in the words above. */
@@ -168,8 +176,22 @@ const RUNNING: EngineState = { mode: 'running', pending: 0, executed: 0, booted:
 
 type Answer = Result<unknown>;
 
+type TapMode = 'in-place' | 'new-socket';
+
+interface LiveTap {
+  mode: TapMode;
+  chardevTap: ChardevTap;
+  /** The in-place tap that moved QEMU's node (null: a new socket). */
+  inPlace: InPlaceTap | null;
+  off?: () => void;
+}
+
 export class AttachSession implements Session {
   readonly kind = 'attached';
+  /** Taps by chardev id. */
+  private readonly taps = new Map<string, LiveTap>();
+  /** Every tap's bytes and QEMU's events, into a file while recording. */
+  private readonly capture = new AttachCapture();
   private readonly pollers = new Map<string, VringPoller>();
   private vringRound = 0;
   private readonly vringSeen = new Map<string, string>();
@@ -227,14 +249,151 @@ export class AttachSession implements Session {
     return RUNNING;
   }
 
-  /** Capture needs a tap on the chardev (step 2 of the attached capture). */
-  record(): Refusal {
-    return refusal('capture');
+  /**
+   * Capture: the taps' bytes and QEMU's events into `file` (attach-capture.ts);
+   * every port is described from the start, tapped or not.
+   */
+  record(file: string, switches: CaptureSwitches): Recorder | CaptureError {
+    for (const p of this.machine.ports) this.capture.describe(this.captureInterface(p));
+    return this.capture.record(file, switches);
   }
 
-  /** QMP counts no bytes: no totals until a tap sees them. */
+  /** QMP counts no bytes: the totals are the taps' (an untapped port has none). */
   portTotals(): Map<string, PortTotals> {
-    return new Map();
+    const totals = new Map<string, PortTotals>();
+    for (const [id, t] of this.taps) {
+      const p = this.machine.ports.find((x) => x.chardev === id);
+      if (p !== undefined)
+        totals.set(p.key, {
+          toGuest: t.chardevTap.stats.toGuest,
+          toHost: t.chardevTap.stats.toHost,
+        });
+    }
+    return totals;
+  }
+
+  /** The tap on a chardev as the contract shows it. */
+  private tapState(id: string): TapState | null {
+    const t = this.taps.get(id);
+    if (t === undefined) return null;
+    return {
+      chardev: id,
+      mode: t.mode,
+      address: t.chardevTap.address,
+      waiting: t.inPlace?.waitingForReconnect ?? false,
+      connected: t.chardevTap.connected,
+      notes: t.inPlace?.notes ?? [],
+    };
+  }
+
+  private captureInterface(p: AttachedPort): CaptureInterface {
+    const c = p.chardev === null ? undefined : this.machine.chardev(p.chardev);
+    return {
+      device: p.device,
+      deviceIndex: Math.max(
+        0,
+        this.machine.devices.findIndex((d) => d.name === p.device),
+      ),
+      port: p.nr,
+      kind: p.kind,
+      name: p.name ?? undefined,
+      chardev: c === undefined ? undefined : { id: c.id, backend: c.filename },
+    };
+  }
+
+  private async tap(
+    id: string,
+    mode: TapMode | undefined,
+    listen: string | undefined,
+  ): Promise<Answer> {
+    if (this.taps.has(id))
+      return fail(
+        'Refused',
+        `chardev ${id} is tapped already (${this.taps.get(id)!.chardevTap.address})`,
+      );
+    const chardev = this.machine.chardev(id);
+    if (chardev === undefined) return fail('NotFound', `Chardev '${id}' not found`);
+    const socket = chardev.socket;
+    if (socket === null)
+      return fail(
+        'Unsupported',
+        `chardev ${id} is a ${chardev.kind} backend (${chardev.filename}); only socket chardevs can be tapped`,
+      );
+    const chosen: TapMode =
+      mode ?? (socket.transport === 'unix' && socket.server ? 'in-place' : 'new-socket');
+    const port = this.machine.ports.find((p) => p.chardev === id);
+    const tapPort =
+      port === undefined
+        ? undefined
+        : {
+            device: port.device,
+            deviceIndex: this.captureInterface(port).deviceIndex,
+            nr: port.nr,
+            kind: port.kind,
+            name: port.name,
+          };
+    if (chosen === 'in-place') {
+      const t = await InPlaceTap.start({
+        chardev: id,
+        target: socket,
+        ...(tapPort !== undefined ? { port: tapPort } : {}),
+        sink: this.capture.sink,
+        clientConnected: chardev.connected === true,
+        ...(this.options.journal !== undefined ? { journal: this.options.journal } : {}),
+      });
+      if (isAttachError(t)) return failure(t);
+      this.adoptTap(id, { mode: chosen, chardevTap: t.tap, inPlace: t });
+      for (const n of t.notes) this.note(`tap on ${id}: ${n}`);
+      this.note(
+        t.waitingForReconnect
+          ? `chardev ${id} tapped in place at ${t.path}: the client connected before keeps talking to QEMU directly (uncaptured) until it reconnects`
+          : `chardev ${id} tapped in place at ${t.path}: applications connect as before, through vmchan`,
+      );
+    } else {
+      const where = listen ?? path.join(this.runtimeDir, `${id}-tap.sock`);
+      const t = await tapChardev(this.machine.topology(), id, where, { sink: this.capture.sink });
+      if (isAttachFailure(t)) return failure(t);
+      this.adoptTap(id, { mode: chosen, chardevTap: t, inPlace: null });
+      this.note(
+        socket.transport === 'tcp'
+          ? `chardev ${id} tapped on a new socket ${t.address}: QEMU holds its tcp port, which cannot be taken; point the application at ${t.address}`
+          : `chardev ${id} tapped on a new socket ${t.address}: point the application there`,
+      );
+    }
+    this.hooks.changed();
+    return ok(this.tapState(id)!);
+  }
+
+  private adoptTap(id: string, t: LiveTap): void {
+    this.taps.set(id, t);
+    t.off = t.chardevTap.onEvent((e) => {
+      if (e.kind === 'app-connected' || e.kind === 'app-disconnected') this.hooks.changed();
+    });
+  }
+
+  private async untap(id: string): Promise<Answer> {
+    const t = this.taps.get(id);
+    if (t === undefined) return fail('NotFound', `chardev ${id} is not tapped`);
+    this.taps.delete(id);
+    t.off?.();
+    if (t.inPlace !== null) this.note(await t.inPlace.close());
+    else await t.chardevTap.close();
+    this.hooks.changed();
+    return ok({});
+  }
+
+  private note(text: string): void {
+    this.hooks.emit({
+      kind: 'note',
+      device: null,
+      nr: null,
+      port: null,
+      direction: null,
+      bytes: null,
+      rule: null,
+      text,
+      source: 'command',
+    });
   }
 
   info(): AttachedInfo {
@@ -255,7 +414,10 @@ export class AttachSession implements Session {
   }
 
   ports(): PortSnapshot[] {
-    return this.machine.ports.map((p) => portSnapshot(p, this.machine.devices));
+    return this.machine.ports.map((p) => ({
+      ...portSnapshot(p, this.machine.devices),
+      tap: p.chardev === null ? null : this.tapState(p.chardev),
+    }));
   }
 
   chardevs(): ChardevSnapshot[] {
@@ -279,6 +441,8 @@ export class AttachSession implements Session {
     writeGuest: refusal('writeGuest'),
     setWorkload: refusal('workloads'),
     exportConfig: refusal('exportConfig'),
+    tapChardev: (c) => this.tap(c.id, c.mode, c.listen),
+    untapChardev: (c) => this.untap(c.id),
     createChardev: async (c) => {
       const backend = this.backendOf(c.chardev);
       const r = await this.machine.addChardev(c.chardev.id, backend);
@@ -441,6 +605,7 @@ export class AttachSession implements Session {
 
   private onEvent(e: AttachEvent): void {
     if (this.closed) return;
+    this.capture.event(e);
     this.hooks.emit({
       time: e.time,
       kind: e.kind,
@@ -462,6 +627,8 @@ export class AttachSession implements Session {
     if (this.closed) return;
     this.closed = true;
     this.off();
+    // every path an in-place tap took goes back before the QMP connection closes
+    for (const id of [...this.taps.keys()]) await this.untap(id);
     for (const p of this.pollers.values()) p.stop();
     this.pollers.clear();
     await this.machine.close();

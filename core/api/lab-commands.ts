@@ -1,7 +1,7 @@
 /**
  * The emulated lab's command table (session.ts): every session command run
- * on the engine. The lab can do everything, so there is no Refusal here;
- * the engine's own refusals come back in QEMU's words.
+ * on the engine. The lab can do everything but tap (its chardevs are its
+ * own); the engine's own refusals come back in QEMU's words.
  */
 import { topologyToLibvirtXml } from '../machine/libvirt-xml.js';
 import { printQemuArgs } from '../machine/qemu-print.js';
@@ -9,7 +9,7 @@ import { queueRole } from '../serial/layout.js';
 import { chardevFromSpec } from './chardev-hosts.js';
 import { fail, ok, type ApiErrorKind } from './contract.js';
 import type { LabSession } from './lab-session.js';
-import type { Answer, CommandTable } from './session.js';
+import { Refusal, type Answer, type CommandTable } from './session.js';
 import type { VringService } from './vring-service.js';
 
 export interface LabCommandContext {
@@ -32,6 +32,10 @@ export function decode(data: string, base64: boolean | undefined): Uint8Array {
 }
 
 export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable {
+  const noTap = (): Refusal => {
+    const c = s.capabilities().tap;
+    return new Refusal('tap', c.can ? 'no tap' : c.reason);
+  };
   const changed = (answer: Answer): Answer => {
     ctx.changed();
     return answer;
@@ -168,6 +172,8 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
       if (typeof n === 'string') return fail(notFound(n), n);
       return ok({ written: n });
     },
+    tapChardev: noTap(),
+    untapChardev: noTap(),
     setWorkload: async (c) => {
       let name: string | undefined;
       if (c.port !== undefined) {

@@ -37,7 +37,7 @@ import type {
 import { DemoWorkloads, type Speed } from './demo.js';
 import { labCommands, type LabCommandContext } from './lab-commands.js';
 import {
-  allCapable,
+  capableBut,
   type Capabilities,
   type CaptureSwitches,
   type CommandTable,
@@ -109,6 +109,10 @@ function relocate(
   return { config: { ...config, chardevs }, notes, original };
 }
 
+const LAB_CAPABILITIES = capableBut({
+  tap: 'the lab’s chardevs are vmchan’s own: capture sees every byte without a tap',
+});
+
 export class LabSession implements Session {
   readonly kind = 'lab';
   readonly commands: CommandTable;
@@ -158,9 +162,9 @@ export class LabSession implements Session {
     return this.name;
   }
 
-  /** The emulated lab can do everything the app offers. */
+  /** The emulated lab can do everything the app offers; it needs no tap. */
   capabilities(): Capabilities {
-    return allCapable();
+    return LAB_CAPABILITIES;
   }
 
   info(): null {

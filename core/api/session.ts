@@ -51,6 +51,8 @@ export const CAPABILITIES = [
   'exportConfig',
   /** The vring view: every descriptor, chain and the ring's history. */
   'vringHistory',
+  /** Put a tap between a chardev and its host application. */
+  'tap',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
@@ -77,9 +79,14 @@ export function isRefusal(x: unknown): x is Refusal {
   return x instanceof Refusal;
 }
 
-/** Every capability present. */
-export function allCapable(): Capabilities {
-  return Object.fromEntries(CAPABILITIES.map((c) => [c, { can: true }])) as Capabilities;
+/** Every capability present, but those named (with the reason). */
+export function capableBut(lacking: { [K in Capability]?: string } = {}): Capabilities {
+  return Object.fromEntries(
+    CAPABILITIES.map((c) => {
+      const reason = lacking[c];
+      return [c, reason === undefined ? { can: true } : { can: false, reason }];
+    }),
+  ) as Capabilities;
 }
 
 /** The commands a session answers itself (the service keeps hello, labs, capture files, terminals). */
@@ -103,6 +110,8 @@ export const SESSION_COMMANDS = [
   'writeHost',
   'writeGuest',
   'setWorkload',
+  'tapChardev',
+  'untapChardev',
 ] as const satisfies readonly Command['cmd'][];
 export type SessionCommandName = (typeof SESSION_COMMANDS)[number];
 
@@ -127,6 +136,8 @@ export const COMMAND_CAPABILITY: { readonly [K in SessionCommandName]: Capabilit
   exportConfig: 'exportConfig',
   getVring: null,
   getVringView: null,
+  tapChardev: 'tap',
+  untapChardev: 'tap',
 };
 export type SessionCommand<K extends SessionCommandName = SessionCommandName> = Extract<
   Command,
