@@ -12,13 +12,21 @@
  * "—"), and a vring snapshot lists what it lacks in `unavailable`.
  *
  * Commands only the emulated lab can do (step mode, writing into a port as
- * the guest or the host, demo workloads, device hot-plug) are refused with
- * the reason; ApiService handles the rest (hello, capture files, loadLab).
+ * the guest or the host, demo workloads, device hot-plug) are Refusals in
+ * its command table, each naming the capability it lacks and why
+ * (ATTACHED_CAPABILITIES); ApiService handles the rest (hello, capture
+ * files, loadLab).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { CaptureError } from '../capture/error.js';
+import type { CaptureInterface } from '../capture/record.js';
 import { AttachedMachine } from '../qemu/attach.js';
-import { isAttachFailure, type AttachFailure } from '../qemu/attach-error.js';
+import { isAttachError, isAttachFailure, type AttachFailure } from '../qemu/attach-error.js';
+import { InPlaceTap } from '../qemu/inplace-tap.js';
+import { tapChardev, type ChardevTap } from '../qemu/tap.js';
+import type { TapJournal } from '../qemu/tap-journal.js';
+import { AttachCapture } from './attach-capture.js';
 import {
   queueRoleText,
   type AttachedChardev,
@@ -37,13 +45,23 @@ import {
   type AttachedInfo,
   type ChardevSnapshot,
   type ChardevSpec,
-  type Command,
   type DeviceSnapshot,
   type EngineState,
   type PortSnapshot,
   type Result,
+  type TapState,
   type VringSnapshot,
 } from './contract.js';
+import {
+  Refusal,
+  type Capabilities,
+  type Capability,
+  type CaptureSwitches,
+  type CommandTable,
+  type PortTotals,
+  type Recorder,
+  type Session,
+} from './session.js';
 
 export interface AttachSessionOptions {
   /** query-chardev polling period (default 1000 ms, AttachedMachine's). */
@@ -54,6 +72,8 @@ export interface AttachSessionOptions {
   greetingTimeoutMs?: number;
   /** Time allowed for the guest to release an unplugged port (default 15 s). */
   unplugTimeoutMs?: number;
+  /** Where in-place taps note the paths they moved (default: the user's runtime dir). */
+  journal?: TapJournal;
 }
 
 export interface AttachHooks {
@@ -63,31 +83,73 @@ export interface AttachHooks {
   changed(): void;
 }
 
-/** Why each lab-only command is refused while attached (the UI shows the same words). */
-export const LAB_ONLY: Readonly<Record<string, string>> = {
-  vringStep: 'step mode needs the emulated lab: a real QEMU runs on its own (Detach to return)',
-  injectFault:
-    'injecting faults needs the emulated lab: vmchan does not write into a real guest’s memory',
-  openMonitor: 'the HMP console is the emulated lab’s: a real QEMU has its own monitor',
-  pause: 'step mode needs the emulated lab: a real QEMU runs on its own (Detach to return)',
-  run: 'step mode needs the emulated lab: a real QEMU runs on its own (Detach to return)',
-  step: 'step mode needs the emulated lab: a real QEMU runs on its own (Detach to return)',
-  writeHost:
-    'injecting bytes needs the emulated lab: on a real QEMU, connect your own program to the chardev socket',
-  writeGuest:
-    'the guest side of a real QEMU is the guest’s own: vmchan cannot write as the guest (Detach to return)',
-  setWorkload: 'the demo workloads belong to the emulated lab (Detach to return)',
-  createDevice:
-    'attached to a real QEMU: vmchan hot-plugs ports and chardevs there, not virtio-serial devices',
-  removeDevice:
-    'attached to a real QEMU: vmchan hot-plugs ports and chardevs there, not virtio-serial devices',
-  connectHost:
-    'QEMU cannot re-point a live port: unplug it and plug it again with the chardev (+ port)',
-  disconnectHost: 'the host application is not vmchan’s here: it has to hang up itself',
-  startCapture:
-    'capturing a real QEMU goes through a tap between the chardev and your program: vmchan attach --tap CHARDEV=LISTEN -w FILE',
-  exportConfig: 'export describes the emulated lab: Detach first',
+const STEP_MODE =
+  'step mode needs the emulated lab: a real QEMU runs on its own (Detach to return)';
+
+/**
+ * What a real QEMU cannot do through vmchan, and why (the app shows the
+ * same words on the control).
+ */
+export const ATTACHED_CAPABILITIES: Capabilities = {
+  devices: {
+    can: false,
+    reason:
+      'attached to a real QEMU: vmchan hot-plugs ports and chardevs there, not virtio-serial devices',
+  },
+  hotplug: { can: true },
+  rewire: {
+    can: false,
+    reason:
+      'QEMU cannot re-point a live port, and the host application is not vmchan’s to hang up: unplug the port and plug it again with the chardev',
+  },
+  stepMode: { can: false, reason: STEP_MODE },
+  faults: {
+    can: false,
+    reason:
+      'injecting faults needs the emulated lab: vmchan does not write into a real guest’s memory',
+  },
+  writeHost: {
+    can: false,
+    reason:
+      'injecting bytes needs the emulated lab: on a real QEMU, connect your own program to the chardev socket',
+  },
+  writeGuest: {
+    can: false,
+    reason:
+      'the guest side of a real QEMU is the guest’s own: vmchan cannot write as the guest (Detach to return)',
+  },
+  workloads: {
+    can: false,
+    reason: 'the demo workloads belong to the emulated lab (Detach to return)',
+  },
+  hostTerminal: {
+    can: false,
+    reason:
+      'the app’s terminals are the emulated lab’s: connect socat or your program to the chardev socket',
+  },
+  guestTerminal: {
+    can: false,
+    reason: 'terminals on the guest side need the emulated lab: a real guest’s side is its own',
+  },
+  monitor: {
+    can: false,
+    reason: 'the HMP console is the emulated lab’s: a real QEMU has its own monitor',
+  },
+  capture: { can: true },
+  exportConfig: { can: false, reason: 'export describes the emulated lab: Detach first' },
+  vringHistory: {
+    can: false,
+    reason:
+      'QEMU cannot show the descriptor table beyond queried chains, nor the ring’s history: the view shows its latest poll',
+  },
+  tap: { can: true },
 };
+
+/** The refusal of a command that needs `capability`, in the words above. */
+function refusal(capability: Capability): Refusal {
+  const c = ATTACHED_CAPABILITIES[capability];
+  return new Refusal(capability, c.can ? `${capability} is not available` : c.reason);
+}
 
 /** What a real QEMU does not tell, shown in the inspector and the events. */
 export const ATTACH_NOTES = (pollMs: number): string[] => [
@@ -114,7 +176,22 @@ const RUNNING: EngineState = { mode: 'running', pending: 0, executed: 0, booted:
 
 type Answer = Result<unknown>;
 
-export class AttachSession {
+type TapMode = 'in-place' | 'new-socket';
+
+interface LiveTap {
+  mode: TapMode;
+  chardevTap: ChardevTap;
+  /** The in-place tap that moved QEMU's node (null: a new socket). */
+  inPlace: InPlaceTap | null;
+  off?: () => void;
+}
+
+export class AttachSession implements Session {
+  readonly kind = 'attached';
+  /** Taps by chardev id. */
+  private readonly taps = new Map<string, LiveTap>();
+  /** Every tap's bytes and QEMU's events, into a file while recording. */
+  private readonly capture = new AttachCapture();
   private readonly pollers = new Map<string, VringPoller>();
   private vringRound = 0;
   private readonly vringSeen = new Map<string, string>();
@@ -160,8 +237,163 @@ export class AttachSession {
     return this.options.pollIntervalMs ?? 1_000;
   }
 
+  get title(): string {
+    return `attached: ${this.address}`;
+  }
+
+  capabilities(): Capabilities {
+    return ATTACHED_CAPABILITIES;
+  }
+
   engineState(): EngineState {
     return RUNNING;
+  }
+
+  /**
+   * Capture: the taps' bytes and QEMU's events into `file` (attach-capture.ts);
+   * every port is described from the start, tapped or not.
+   */
+  record(file: string, switches: CaptureSwitches): Recorder | CaptureError {
+    for (const p of this.machine.ports) this.capture.describe(this.captureInterface(p));
+    return this.capture.record(file, switches);
+  }
+
+  /** QMP counts no bytes: the totals are the taps' (an untapped port has none). */
+  portTotals(): Map<string, PortTotals> {
+    const totals = new Map<string, PortTotals>();
+    for (const [id, t] of this.taps) {
+      const p = this.machine.ports.find((x) => x.chardev === id);
+      if (p !== undefined)
+        totals.set(p.key, {
+          toGuest: t.chardevTap.stats.toGuest,
+          toHost: t.chardevTap.stats.toHost,
+        });
+    }
+    return totals;
+  }
+
+  /** The tap on a chardev as the contract shows it. */
+  private tapState(id: string): TapState | null {
+    const t = this.taps.get(id);
+    if (t === undefined) return null;
+    return {
+      chardev: id,
+      mode: t.mode,
+      address: t.chardevTap.address,
+      waiting: t.inPlace?.waitingForReconnect ?? false,
+      connected: t.chardevTap.connected,
+      notes: t.inPlace?.notes ?? [],
+    };
+  }
+
+  private captureInterface(p: AttachedPort): CaptureInterface {
+    const c = p.chardev === null ? undefined : this.machine.chardev(p.chardev);
+    return {
+      device: p.device,
+      deviceIndex: Math.max(
+        0,
+        this.machine.devices.findIndex((d) => d.name === p.device),
+      ),
+      port: p.nr,
+      kind: p.kind,
+      name: p.name ?? undefined,
+      chardev: c === undefined ? undefined : { id: c.id, backend: c.filename },
+    };
+  }
+
+  private async tap(
+    id: string,
+    mode: TapMode | undefined,
+    listen: string | undefined,
+  ): Promise<Answer> {
+    if (this.taps.has(id))
+      return fail(
+        'Refused',
+        `chardev ${id} is tapped already (${this.taps.get(id)!.chardevTap.address})`,
+      );
+    const chardev = this.machine.chardev(id);
+    if (chardev === undefined) return fail('NotFound', `Chardev '${id}' not found`);
+    const socket = chardev.socket;
+    if (socket === null)
+      return fail(
+        'Unsupported',
+        `chardev ${id} is a ${chardev.kind} backend (${chardev.filename}); only socket chardevs can be tapped`,
+      );
+    const chosen: TapMode =
+      mode ?? (socket.transport === 'unix' && socket.server ? 'in-place' : 'new-socket');
+    const port = this.machine.ports.find((p) => p.chardev === id);
+    const tapPort =
+      port === undefined
+        ? undefined
+        : {
+            device: port.device,
+            deviceIndex: this.captureInterface(port).deviceIndex,
+            nr: port.nr,
+            kind: port.kind,
+            name: port.name,
+          };
+    if (chosen === 'in-place') {
+      const t = await InPlaceTap.start({
+        chardev: id,
+        target: socket,
+        ...(tapPort !== undefined ? { port: tapPort } : {}),
+        sink: this.capture.sink,
+        clientConnected: chardev.connected === true,
+        ...(this.options.journal !== undefined ? { journal: this.options.journal } : {}),
+      });
+      if (isAttachError(t)) return failure(t);
+      this.adoptTap(id, { mode: chosen, chardevTap: t.tap, inPlace: t });
+      for (const n of t.notes) this.note(`tap on ${id}: ${n}`);
+      this.note(
+        t.waitingForReconnect
+          ? `chardev ${id} tapped in place at ${t.path}: the client connected before keeps talking to QEMU directly (uncaptured) until it reconnects`
+          : `chardev ${id} tapped in place at ${t.path}: applications connect as before, through vmchan`,
+      );
+    } else {
+      const where = listen ?? path.join(this.runtimeDir, `${id}-tap.sock`);
+      const t = await tapChardev(this.machine.topology(), id, where, { sink: this.capture.sink });
+      if (isAttachFailure(t)) return failure(t);
+      this.adoptTap(id, { mode: chosen, chardevTap: t, inPlace: null });
+      this.note(
+        socket.transport === 'tcp'
+          ? `chardev ${id} tapped on a new socket ${t.address}: QEMU holds its tcp port, which cannot be taken; point the application at ${t.address}`
+          : `chardev ${id} tapped on a new socket ${t.address}: point the application there`,
+      );
+    }
+    this.hooks.changed();
+    return ok(this.tapState(id)!);
+  }
+
+  private adoptTap(id: string, t: LiveTap): void {
+    this.taps.set(id, t);
+    t.off = t.chardevTap.onEvent((e) => {
+      if (e.kind === 'app-connected' || e.kind === 'app-disconnected') this.hooks.changed();
+    });
+  }
+
+  private async untap(id: string): Promise<Answer> {
+    const t = this.taps.get(id);
+    if (t === undefined) return fail('NotFound', `chardev ${id} is not tapped`);
+    this.taps.delete(id);
+    t.off?.();
+    if (t.inPlace !== null) this.note(await t.inPlace.close());
+    else await t.chardevTap.close();
+    this.hooks.changed();
+    return ok({});
+  }
+
+  private note(text: string): void {
+    this.hooks.emit({
+      kind: 'note',
+      device: null,
+      nr: null,
+      port: null,
+      direction: null,
+      bytes: null,
+      rule: null,
+      text,
+      source: 'command',
+    });
   }
 
   info(): AttachedInfo {
@@ -182,7 +414,10 @@ export class AttachSession {
   }
 
   ports(): PortSnapshot[] {
-    return this.machine.ports.map((p) => portSnapshot(p, this.machine.devices));
+    return this.machine.ports.map((p) => ({
+      ...portSnapshot(p, this.machine.devices),
+      tap: p.chardev === null ? null : this.tapState(p.chardev),
+    }));
   }
 
   chardevs(): ChardevSnapshot[] {
@@ -191,99 +426,98 @@ export class AttachSession {
 
   // ------------------------------------------------------------- commands
 
-  /** Run a command on the attached QEMU; null: not for the attach mode (ApiService's own). */
-  async run(c: Command): Promise<Answer | null> {
-    const refused = LAB_ONLY[c.cmd];
-    if (refused !== undefined) return fail('Unsupported', refused);
-    if (c.cmd === 'openTerminal') {
-      return fail(
-        'Unsupported',
-        c.side === 'guest'
-          ? 'terminals on the guest side need the emulated lab: a real guest’s side is its own'
-          : 'the app’s terminals are the emulated lab’s: connect socat or your program to the chardev socket',
-      );
-    }
-    switch (c.cmd) {
-      case 'createChardev': {
-        const backend = this.backendOf(c.chardev);
-        const r = await this.machine.addChardev(c.chardev.id, backend);
-        if (isAttachFailure(r)) return failure(r);
-        this.hooks.changed();
-        const made = this.machine.chardev(c.chardev.id);
-        return made === undefined
-          ? fail('Internal', `chardev ${c.chardev.id} was added but QEMU does not list it`)
-          : ok(chardevSnapshot(made));
-      }
-      case 'removeChardev': {
-        if (this.machine.chardev(c.id) === undefined)
-          return fail('NotFound', `Chardev '${c.id}' not found`);
-        const r = await this.machine.removeChardev(c.id);
-        if (isAttachFailure(r)) return failure(r);
-        this.hooks.changed();
-        return ok({});
-      }
-      case 'hotplugPort': {
-        const s = c.port;
-        if (s.newChardev !== undefined && s.chardev !== undefined && s.chardev !== s.newChardev.id)
-          return fail('InvalidRequest', 'give either chardev or newChardev, not both');
-        const r = await this.machine.addPort({
-          ...(s.device !== undefined ? { device: s.device } : {}),
-          kind: s.driver,
-          ...(s.id !== undefined ? { id: s.id } : {}),
-          ...(s.name !== undefined ? { name: s.name } : {}),
-          ...(s.nr !== undefined ? { nr: s.nr } : {}),
-          ...(s.newChardev !== undefined
-            ? { chardev: { id: s.newChardev.id, backend: this.backendOf(s.newChardev) } }
-            : s.chardev !== undefined
-              ? { chardev: s.chardev }
-              : {}),
-        });
-        if (isAttachFailure(r)) return failure(r);
-        this.hooks.changed();
-        return ok(portSnapshot(r, this.machine.devices));
-      }
-      case 'unplugPort': {
-        const port = this.machine.ports.find(
-          (p) =>
-            p.nr === c.port.nr &&
-            this.machine.devices.some(
-              (d) =>
-                d.name === p.device &&
-                (d.name === c.port.device || d.id === c.port.device || d.bus === c.port.device),
-            ),
-        );
-        if (port === undefined)
-          return fail('NotFound', `${c.port.device} has no port ${c.port.nr}`);
-        const r = await this.machine.removePort(port.key, {
-          ...(this.options.unplugTimeoutMs !== undefined
-            ? { timeoutMs: this.options.unplugTimeoutMs }
+  /** The session commands on a real QEMU: QMP where QEMU can, a Refusal where it cannot. */
+  readonly commands: CommandTable = {
+    createDevice: refusal('devices'),
+    removeDevice: refusal('devices'),
+    connectHost: refusal('rewire'),
+    disconnectHost: refusal('rewire'),
+    pause: refusal('stepMode'),
+    run: refusal('stepMode'),
+    step: refusal('stepMode'),
+    vringStep: refusal('stepMode'),
+    injectFault: refusal('faults'),
+    writeHost: refusal('writeHost'),
+    writeGuest: refusal('writeGuest'),
+    setWorkload: refusal('workloads'),
+    exportConfig: refusal('exportConfig'),
+    tapChardev: (c) => this.tap(c.id, c.mode, c.listen),
+    untapChardev: (c) => this.untap(c.id),
+    createChardev: async (c) => {
+      const backend = this.backendOf(c.chardev);
+      const r = await this.machine.addChardev(c.chardev.id, backend);
+      if (isAttachFailure(r)) return failure(r);
+      this.hooks.changed();
+      const made = this.machine.chardev(c.chardev.id);
+      return made === undefined
+        ? fail('Internal', `chardev ${c.chardev.id} was added but QEMU does not list it`)
+        : ok(chardevSnapshot(made));
+    },
+    removeChardev: async (c) => {
+      if (this.machine.chardev(c.id) === undefined)
+        return fail('NotFound', `Chardev '${c.id}' not found`);
+      const r = await this.machine.removeChardev(c.id);
+      if (isAttachFailure(r)) return failure(r);
+      this.hooks.changed();
+      return ok({});
+    },
+    hotplugPort: async (c) => {
+      const s = c.port;
+      if (s.newChardev !== undefined && s.chardev !== undefined && s.chardev !== s.newChardev.id)
+        return fail('InvalidRequest', 'give either chardev or newChardev, not both');
+      const r = await this.machine.addPort({
+        ...(s.device !== undefined ? { device: s.device } : {}),
+        kind: s.driver,
+        ...(s.id !== undefined ? { id: s.id } : {}),
+        ...(s.name !== undefined ? { name: s.name } : {}),
+        ...(s.nr !== undefined ? { nr: s.nr } : {}),
+        ...(s.newChardev !== undefined
+          ? { chardev: { id: s.newChardev.id, backend: this.backendOf(s.newChardev) } }
+          : s.chardev !== undefined
+            ? { chardev: s.chardev }
             : {}),
-        });
-        if (isAttachFailure(r)) return failure(r);
-        this.hooks.changed();
-        return ok({});
-      }
-      case 'getVring':
-        return this.vring(c.device, c.queue);
-      case 'getVringView': {
-        const r = await this.vring(c.device, c.queue);
-        if (!r.ok) return r;
-        const d = this.machine.devices.find(
-          (x) => x.name === c.device || x.id === c.device || x.bus === c.device,
-        )!;
-        const snap = this.pollers
-          .get(d.name)!
-          .latest()
-          .find((x) => x.queue === c.queue)!;
-        const version = this.vringVersions.get(`${d.name}:${c.queue}`) ?? 0;
-        if (c.since !== undefined && c.since === version)
-          return ok({ changed: false, version, view: null });
-        return ok({ changed: true, version, view: vringView(snap, d, version) });
-      }
-      default:
-        return null;
-    }
-  }
+      });
+      if (isAttachFailure(r)) return failure(r);
+      this.hooks.changed();
+      return ok(portSnapshot(r, this.machine.devices));
+    },
+    unplugPort: async (c) => {
+      const port = this.machine.ports.find(
+        (p) =>
+          p.nr === c.port.nr &&
+          this.machine.devices.some(
+            (d) =>
+              d.name === p.device &&
+              (d.name === c.port.device || d.id === c.port.device || d.bus === c.port.device),
+          ),
+      );
+      if (port === undefined) return fail('NotFound', `${c.port.device} has no port ${c.port.nr}`);
+      const r = await this.machine.removePort(port.key, {
+        ...(this.options.unplugTimeoutMs !== undefined
+          ? { timeoutMs: this.options.unplugTimeoutMs }
+          : {}),
+      });
+      if (isAttachFailure(r)) return failure(r);
+      this.hooks.changed();
+      return ok({});
+    },
+    getVring: (c) => this.vring(c.device, c.queue),
+    getVringView: async (c) => {
+      const r = await this.vring(c.device, c.queue);
+      if (!r.ok) return r;
+      const d = this.machine.devices.find(
+        (x) => x.name === c.device || x.id === c.device || x.bus === c.device,
+      )!;
+      const snap = this.pollers
+        .get(d.name)!
+        .latest()
+        .find((x) => x.queue === c.queue)!;
+      const version = this.vringVersions.get(`${d.name}:${c.queue}`) ?? 0;
+      if (c.since !== undefined && c.since === version)
+        return ok({ changed: false, version, view: null });
+      return ok({ changed: true, version, view: vringView(snap, d, version) });
+    },
+  };
 
   /** The poller's latest state of one queue (the first ask starts the device's poller). */
   private async vring(device: string, queue: number): Promise<Answer> {
@@ -371,6 +605,7 @@ export class AttachSession {
 
   private onEvent(e: AttachEvent): void {
     if (this.closed) return;
+    this.capture.event(e);
     this.hooks.emit({
       time: e.time,
       kind: e.kind,
@@ -392,6 +627,8 @@ export class AttachSession {
     if (this.closed) return;
     this.closed = true;
     this.off();
+    // every path an in-place tap took goes back before the QMP connection closes
+    for (const id of [...this.taps.keys()]) await this.untap(id);
     for (const p of this.pollers.values()) p.stop();
     this.pollers.clear();
     await this.machine.close();

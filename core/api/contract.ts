@@ -197,6 +197,20 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('attach'), address: z.string().trim().min(1).max(4096) }),
   /** Let go of the attached QEMU and return to the lab. */
   z.object({ cmd: z.literal('detach') }),
+  /**
+   * Tap a socket chardev of the attached QEMU (every byte into capture):
+   * in place at QEMU's own unix path (the default where QEMU listens on a
+   * unix socket), or on a new socket (tcp: the port QEMU holds cannot be taken).
+   */
+  z.object({
+    cmd: z.literal('tapChardev'),
+    id: Id,
+    mode: z.enum(['in-place', 'new-socket']).optional(),
+    /** new-socket: where applications connect (default: a socket in the runtime directory). */
+    listen: z.string().min(1).max(4096).optional(),
+  }),
+  /** Remove a tap; an in-place tap gives QEMU's path back. */
+  z.object({ cmd: z.literal('untapChardev'), id: Id }),
   z.object({ cmd: z.literal('getTopology') }),
   z.object({ cmd: z.literal('loadLab'), lab: LabNameSchema }),
   z.object({ cmd: z.literal('createDevice'), device: DeviceSpecSchema }),
@@ -292,8 +306,10 @@ export const PortSnapshotSchema = z.object({
   monitor: z.string(),
   /** Attached QEMU: the fields above it cannot tell (their values are placeholders; show "—"). */
   unknown: z.array(z.string()).optional(),
-  /** Its capture switch (the lab; absent when attached to a real QEMU). */
+  /** Its capture switch (absent where the session cannot capture). */
   capture: PortCaptureSchema.optional(),
+  /** Attached QEMU: the tap on its chardev, when there is one. */
+  tap: z.lazy(() => TapStateSchema.nullable()).optional(),
 });
 export type PortSnapshot = z.infer<typeof PortSnapshotSchema>;
 
@@ -355,6 +371,21 @@ export const CaptureStateSchema = z.object({
 });
 export type CaptureState = z.infer<typeof CaptureStateSchema>;
 
+/** A tap on an attached QEMU's chardev (core/qemu/tap.ts, inplace-tap.ts). */
+export const TapStateSchema = z.object({
+  chardev: z.string(),
+  mode: z.enum(['in-place', 'new-socket']),
+  /** Where host applications connect (QEMU's own path for an in-place tap). */
+  address: z.string(),
+  /** In place: a client from before the tap still talks to QEMU directly until it reconnects. */
+  waiting: z.boolean(),
+  /** An application is connected through the tap now. */
+  connected: z.boolean(),
+  /** What could not be done as asked (an owner that could not be given), one line each. */
+  notes: z.array(z.string()),
+});
+export type TapState = z.infer<typeof TapStateSchema>;
+
 /** What the app is attached to when it serves a real QEMU instead of the lab. */
 export const AttachedInfoSchema = z.object({
   /** The QMP socket path or HOST:PORT. */
@@ -372,6 +403,12 @@ export const AttachedInfoSchema = z.object({
 });
 export type AttachedInfo = z.infer<typeof AttachedInfoSchema>;
 
+/** Whether what is served can do one thing, and why not (session.ts Capability). */
+export const CanSchema = z.union([
+  z.object({ can: z.literal(true) }),
+  z.object({ can: z.literal(false), reason: z.string() }),
+]);
+
 export const TopologySnapshotSchema = z.object({
   lab: z.string(),
   runtimeDir: z.string().nullable(),
@@ -382,6 +419,8 @@ export const TopologySnapshotSchema = z.object({
   chardevs: z.array(ChardevSnapshotSchema),
   /** Set while a real QEMU is served instead of the lab (null or absent: the lab). */
   attached: AttachedInfoSchema.nullable().optional(),
+  /** What the session served can do (session.ts CAPABILITIES), with the reason where it cannot. */
+  capabilities: z.record(z.string(), CanSchema).optional(),
 });
 export type TopologySnapshot = z.infer<typeof TopologySnapshotSchema>;
 
@@ -533,6 +572,8 @@ export const ResultSchemas = {
   hello: HelloSchema,
   attach: TopologySnapshotSchema,
   detach: TopologySnapshotSchema,
+  tapChardev: z.lazy(() => TapStateSchema),
+  untapChardev: Empty,
   getTopology: TopologySnapshotSchema,
   loadLab: TopologySnapshotSchema,
   createDevice: z.object({ name: z.string(), bus: z.string() }),

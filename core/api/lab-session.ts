@@ -35,6 +35,19 @@ import type {
   PortSnapshot,
 } from './contract.js';
 import { DemoWorkloads, type Speed } from './demo.js';
+import { labCommands, type LabCommandContext } from './lab-commands.js';
+import {
+  capableBut,
+  type Capabilities,
+  type CaptureSwitches,
+  type CommandTable,
+  type Recorder,
+  type PortTotals,
+  type Session,
+} from './session.js';
+import { VringService } from './vring-service.js';
+import { CaptureRecorder } from './recorder.js';
+import type { CaptureError } from '../capture/error.js';
 
 export interface SessionNote {
   kind: string;
@@ -52,6 +65,8 @@ export interface BuildOptions {
   onLab?: (lab: Lab) => void;
   /** A line for the events timeline (a backend's notice, a workload's failure). */
   report?: (line: string) => void;
+  /** What the command table reaches beyond the lab (default: a vring service of its own, no screens). */
+  commands?: LabCommandContext;
 }
 
 export function portLabel(
@@ -94,7 +109,13 @@ function relocate(
   return { config: { ...config, chardevs }, notes, original };
 }
 
-export class LabSession {
+const LAB_CAPABILITIES = capableBut({
+  tap: 'the lab’s chardevs are vmchan’s own: capture sees every byte without a tap',
+});
+
+export class LabSession implements Session {
+  readonly kind = 'lab';
+  readonly commands: CommandTable;
   /** Devices added while running (Machine's topology knows those it started with). */
   private readonly addedDevices = new Map<string, DeviceConfig>();
   /** Chardevs as the configuration wrote them, where the lab serves them elsewhere. */
@@ -115,9 +136,11 @@ export class LabSession {
     demo: boolean,
     onChange: () => void,
     report: (line: string) => void,
+    commands: LabCommandContext,
   ) {
     this.original = original;
     this.onChange = onChange;
+    this.commands = labCommands(this, commands);
     this.workloads = demo
       ? new DemoWorkloads({
           lab: machine.lab,
@@ -133,6 +156,34 @@ export class LabSession {
 
   get lab(): Lab {
     return this.machine.lab;
+  }
+
+  get title(): string {
+    return this.name;
+  }
+
+  /** The emulated lab can do everything the app offers; it needs no tap. */
+  capabilities(): Capabilities {
+    return LAB_CAPABILITIES;
+  }
+
+  info(): null {
+    return null;
+  }
+
+  /** The engine's events of every port into `file` (recorder.ts). */
+  record(file: string, switches: CaptureSwitches): Recorder | CaptureError {
+    return CaptureRecorder.start(this.lab, file, (d, nr) => this.captureInterface(d, nr), switches);
+  }
+
+  /** The device's own counters of every port. */
+  portTotals(): Map<string, PortTotals> {
+    const totals = new Map<string, PortTotals>();
+    for (const d of this.lab.registry.devices) {
+      for (const p of d.ports)
+        totals.set(`${d.name}:${p.nr}`, { toGuest: p.stats.toGuest, toHost: p.stats.toHost });
+    }
+    return totals;
   }
 
   /**
@@ -163,6 +214,11 @@ export class LabSession {
       options.demo ?? false,
       options.onChange,
       report,
+      options.commands ?? {
+        vrings: new VringService(),
+        changed: options.onChange,
+        engineChanged: () => {},
+      },
     );
     if (config.monitors.length > 0) {
       notes.push({

@@ -24,6 +24,7 @@ import {
   nowNs,
   type CaptureInterface,
 } from '../capture/record.js';
+import type { CaptureSwitches, Recorder } from './session.js';
 import { DEFAULT_CONTROL_CODEC, encodeControl } from '../serial/control.js';
 
 /** Drops of bytes that were on their way to the host; the rest were going to the guest. */
@@ -41,15 +42,9 @@ export function dropDirection(reason: DropReason): 'guest-to-host' | 'host-to-gu
   return TO_HOST_DROPS.has(reason) ? 'guest-to-host' : 'host-to-guest';
 }
 
-/** The switches a capture starts with. */
-export interface CaptureSwitches {
-  /** Ports without a switch of their own are captured (default true). */
-  all?: boolean;
-  /** Ports with a switch of their own. */
-  ports?: readonly { device: string; nr: number; on: boolean }[];
-}
+export type { CaptureSwitches } from './session.js';
 
-export class CaptureRecorder {
+export class CaptureRecorder implements Recorder {
   private readonly capture = new Capture();
   private readonly stops: (() => void)[] = [];
   private failure: CaptureError | null = null;

@@ -17,21 +17,17 @@ import type { EngineEvents } from '../engine/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
 import { portColumn, recordSummary } from '../capture/format.js';
-import { topologyFromLibvirtXml, topologyToLibvirtXml } from '../machine/libvirt-xml.js';
+import { topologyFromLibvirtXml } from '../machine/libvirt-xml.js';
 import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
-import { printQemuArgs } from '../machine/qemu-print.js';
 import { emptyTopology, type Topology } from '../machine/topology.js';
-import { queueRole } from '../serial/layout.js';
 import { VERSION } from '../version.js';
 import { BatchBridge } from './batcher.js';
-import { chardevFromSpec } from './chardev-hosts.js';
 import {
   checkAnswer,
   fail,
   ok,
   parseCommand,
   type ApiEvent,
-  type ApiErrorKind,
   type Batch,
   type CaptureRow,
   type CaptureState,
@@ -46,9 +42,18 @@ import {
   type TopologySnapshot,
 } from './contract.js';
 import { demoTopology } from './demo.js';
-import { AttachSession, failure, LAB_ONLY, type AttachSessionOptions } from './attach-session.js';
+import { AttachSession, failure, type AttachSessionOptions } from './attach-session.js';
 import { LabSession, makeRuntimeDir, portLabel, type SessionNote } from './lab-session.js';
-import { CaptureRecorder, dropDirection } from './recorder.js';
+import { dropDirection } from './recorder.js';
+import {
+  isRefusal,
+  isSessionCommand,
+  Refusal,
+  runCommand,
+  type Capability,
+  type Recorder,
+  type Session,
+} from './session.js';
 import { TerminalService } from './terminal-service.js';
 import { CaptureView, viewAnswer } from './capture-view.js';
 import { VringService } from './vring-service.js';
@@ -83,22 +88,27 @@ const CAPTURE_ROWS = 2000;
 const RECENT_EVENTS = 200;
 
 export class ApiService {
-  private current!: LabSession;
+  /** The emulated lab: served, or waiting (paused) while a real QEMU is. */
+  private lab!: LabSession;
+  /** What the screens see and the session commands run on: the lab or an attached QEMU. */
+  private current!: Session;
   /** The vring view, step mode and injected faults (vring-service.ts). */
   private readonly vrings = new VringService();
   private readonly screens = new Set<BatchBridge>();
   /** Terminal sessions and HMP consoles, their output in each screen's batches (terminal-service.ts). */
   private readonly terminals = new TerminalService({
-    session: () => this.current,
+    session: () => this.lab,
     changed: () => this.topologyChanged(),
   });
   private unsubscribe: (() => void)[] = [];
   private eventSeq = 0;
+  /** The latest `time` of the events sent so far (an earlier one is late). */
+  private newestEvent = 0;
   private recent: ApiEvent[] = [];
   private sampler: NodeJS.Timeout | null = null;
   private lastSample = new Map<string, { toGuest: number; toHost: number }>();
   private lastSampleTime = Date.now();
-  private recorder: CaptureRecorder | null = null;
+  private recorder: Recorder | null = null;
   /** The capture open in the capture view (capture-view.ts). */
   private captureView: CaptureView | null = null;
   private lastCapture: string | null = null;
@@ -107,10 +117,9 @@ export class ApiService {
   private readonly portCapture = new Map<string, { device: string; nr: number; on: boolean }>();
   private labCount = 0;
   private closed = false;
-  /** A real QEMU served in the lab's place (attach-session.ts); the lab waits, paused. */
-  private attached: AttachSession | null = null;
+  /** A real QEMU served in the lab's place (attach-session.ts) and the mode the waiting lab had. */
+  private attachment: { session: AttachSession; parkedMode: 'free-run' | 'step' } | null = null;
   private attachCount = 0;
-  private parkedMode: 'free-run' | 'step' = 'free-run';
   /** Commands run one at a time, in arrival order (a lab switch is not interleaved with a hot-plug). */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -131,9 +140,9 @@ export class ApiService {
     return service;
   }
 
-  /** The lab running now (tests and benches reach the engine through it). */
+  /** The emulated lab, served or waiting (tests and benches reach the engine through it). */
   get session(): LabSession {
-    return this.current;
+    return this.lab;
   }
 
   // ------------------------------------------------------------ commands
@@ -161,17 +170,8 @@ export class ApiService {
   }
 
   private async dispatch(c: Command): Promise<Answer> {
-    // Attach mode: a real QEMU answers what it can, the lab-only commands are refused.
-    if (c.cmd === 'attach') return this.attachTo(c.address);
-    if (c.cmd === 'detach') return this.detachFrom();
-    if (this.attached !== null) {
-      if (c.cmd === 'loadLab' || c.cmd === 'importConfig') await this.leaveAttached();
-      else {
-        const answer = await this.attached.run(c);
-        if (answer !== null) return answer;
-      }
-    }
-    const s = this.current;
+    // What is served answers its own commands (a Refusal where it cannot, with the reason).
+    if (isSessionCommand(c)) return runCommand(this.current.commands, c);
     switch (c.cmd) {
       case 'hello':
         return ok<ResultOf<'hello'>>({
@@ -182,77 +182,18 @@ export class ApiService {
         });
       case 'getTopology':
         return ok(this.snapshot());
+      case 'attach':
+        return this.attachTo(c.address);
+      case 'detach':
+        return this.detachFrom();
       case 'loadLab': {
+        await this.leaveAttached();
         const switched = await this.switchLab(c.lab, c.lab === 'demo' ? null : emptyTopology());
         return 'error' in switched ? fail('Refused', switched.error) : ok(this.snapshot());
       }
-      case 'createDevice': {
-        const d = s.createDevice(c.device);
-        this.vrings.watchDevices(); // its negotiation is recorded from the guest's probe on
-        return typeof d === 'string'
-          ? fail('Refused', d)
-          : this.changed(ok({ name: d.name, bus: d.bus }));
-      }
-      case 'removeDevice': {
-        const err = s.removeDevice(c.device);
-        return err === null ? this.changed(ok({})) : fail(notFound(err), err);
-      }
-      case 'createChardev': {
-        const host = await s.createChardev(chardevFromSpec(c.chardev, s.runtimeDir));
-        if (typeof host === 'string') return fail('Refused', host);
-        this.topologyChanged();
-        return ok(s.chardevs().find((x) => x.id === c.chardev.id)!);
-      }
-      case 'removeChardev': {
-        const err = await s.removeChardev(c.id);
-        return err === null ? this.changed(ok({})) : fail(notFound(err), err);
-      }
-      case 'hotplugPort': {
-        const spec = c.port;
-        let chardev = spec.chardev;
-        if (spec.newChardev !== undefined) {
-          if (chardev !== undefined && chardev !== spec.newChardev.id) {
-            return fail('InvalidRequest', 'give either chardev or newChardev, not both');
-          }
-          const host = await s.createChardev(chardevFromSpec(spec.newChardev, s.runtimeDir));
-          if (typeof host === 'string') return fail('Refused', host);
-          chardev = spec.newChardev.id;
-        }
-        const port = s.plugPort({ ...spec, ...(chardev !== undefined ? { chardev } : {}) });
-        if (typeof port === 'string') {
-          if (spec.newChardev !== undefined) await s.removeChardev(spec.newChardev.id);
-          return fail('Refused', port);
-        }
-        const device = s.lab.registry.devices.find((d) => d.port(port.nr) === port)!;
-        return this.changed(ok(s.portSnapshot(device, port)));
-      }
-      case 'unplugPort': {
-        const err = s.unplugPort(c.port);
-        return err === null ? this.changed(ok({})) : fail(notFound(err), err);
-      }
-      case 'connectHost': {
-        let chardev = c.chardev;
-        if (c.newChardev !== undefined) {
-          const host = await s.createChardev(chardevFromSpec(c.newChardev, s.runtimeDir));
-          if (typeof host === 'string') return fail('Refused', host);
-          chardev = c.newChardev.id;
-        }
-        if (chardev === undefined)
-          return fail('InvalidRequest', 'connectHost needs chardev or newChardev');
-        const port = s.replug(c.port, chardev);
-        if (typeof port === 'string') {
-          if (c.newChardev !== undefined) await s.removeChardev(c.newChardev.id);
-          return fail('Refused', port);
-        }
-        return this.changed(ok(s.portSnapshot(s.device(c.port.device)!, port)));
-      }
-      case 'disconnectHost': {
-        const err = s.disconnectHost(c.port);
-        if (err !== null) return fail(notFound(err), err);
-        const found = s.port(c.port);
-        if (typeof found === 'string') return fail('NotFound', found);
-        return this.changed(ok(s.portSnapshot(found.device, found.port)));
-      }
+      case 'importConfig':
+        await this.leaveAttached();
+        return this.importConfig(c.format, c.text);
       case 'startCapture':
         return this.startCapture(c.path);
       case 'stopCapture':
@@ -263,11 +204,13 @@ export class ApiService {
         return this.saveCapture(c.path);
       case 'setPortCapture':
         return this.setPortCapture(c.port, c.on);
-      case 'setCaptureAll':
-        if (this.attached !== null) return fail('Unsupported', LAB_ONLY['startCapture']!);
+      case 'setCaptureAll': {
+        const refused = this.lacks('capture');
+        if (refused !== null) return refused;
         this.captureAll = c.on;
         this.recorder?.setAll(c.on);
         return this.changed(ok(this.captureState()));
+      }
       case 'openCapture':
         return this.openCapture(c.path);
       case 'getCaptureRows':
@@ -279,92 +222,27 @@ export class ApiService {
         this.captureView?.close();
         this.captureView = null;
         return this.changed(ok({}));
-      case 'pause':
-        s.lab.scheduler.setMode('step');
-        this.engineChanged();
-        return ok(s.engineState());
-      case 'run':
-        s.lab.scheduler.setMode('free-run');
-        this.engineChanged();
-        return ok(s.engineState());
-      case 'step': {
-        const ran: string[] = [];
-        const sch = s.lab.scheduler;
-        if (sch.mode !== 'step') sch.setMode('step');
-        for (let i = 0; i < (c.count ?? 1); i++) {
-          const t = sch.step();
-          if (t === null) break;
-          ran.push(`#${t.seq} ${t.kind}: ${t.label}`);
-        }
-        this.engineChanged();
-        this.topologyChanged();
-        return ok({ ran: ran.slice(-200), engine: s.engineState() });
-      }
-      case 'importConfig':
-        return this.importConfig(c.format, c.text);
-      case 'exportConfig': {
-        const t = s.exportTopology();
-        if (c.format === 'qemu') return ok({ text: printQemuArgs(t).shell, notes: [] });
-        const x = topologyToLibvirtXml(t);
-        return ok({
-          text: x.xml,
-          notes: x.notes.map((n) => ({ kind: n.kind, message: n.message })),
-        });
-      }
-      case 'getVring': {
-        const device = s.device(c.device);
-        if (device === undefined) return fail('NotFound', `Device '${c.device}' not found`);
-        const snap = device.queueSnapshot(c.queue);
-        if (snap === null)
-          return fail('NotFound', `queue ${c.queue} of ${device.name} is not set up`);
-        const role = queueRole(c.queue);
-        return ok({
-          device: device.name,
-          queue: c.queue,
-          role: 'port' in role ? `${role.role} port ${role.port}` : role.role.replace('-', ' '),
-          format: snap.format,
-          size: snap.size,
-          snapshot: JSON.parse(JSON.stringify(snap)) as Record<string, unknown>,
-        });
-      }
-      case 'writeHost': {
-        const n = await s.writeHost(c.port, decode(c.data, c.base64));
-        if (typeof n === 'string') return fail(notFound(n), n);
-        return ok({ written: n });
-      }
-      case 'writeGuest': {
-        const n = await s.writeGuest(c.port, decode(c.data, c.base64));
-        if (typeof n === 'string') return fail(notFound(n), n);
-        return ok({ written: n });
-      }
-      case 'getVringView':
-        return this.vrings.view(c.device, c.queue, c.since);
-      case 'vringStep': {
-        const r = this.vrings.step(c.device, c.queue, c.count ?? 1);
-        this.engineChanged();
-        this.topologyChanged();
-        return r.ok ? ok({ ...r.value, engine: s.engineState() }) : r;
-      }
-      case 'injectFault':
-        return this.changed(this.vrings.inject(c.device, c.queue, c.fault));
-      case 'setWorkload': {
-        let name: string | undefined;
-        if (c.port !== undefined) {
-          const found = s.port(c.port);
-          if (typeof found === 'string') return fail('NotFound', found);
-          name = found.port.name ?? undefined;
-          if (name === undefined) return fail('NotFound', `port ${c.port.nr} has no demo workload`);
-        }
-        const r = await s.setWorkload(name, c.on, c.speed ?? 'paced');
-        return typeof r === 'string' ? fail('Refused', r) : this.changed(ok({ running: r }));
-      }
       case 'openTerminal':
-      case 'openMonitor':
+      case 'openMonitor': {
+        const need =
+          c.cmd === 'openMonitor'
+            ? 'monitor'
+            : c.side === 'guest'
+              ? 'guestTerminal'
+              : 'hostTerminal';
+        return this.lacks(need) ?? this.terminals.execute(c);
+      }
       case 'terminalInput':
       case 'closeTerminal':
       case 'listTerminals':
         return this.terminals.execute(c);
     }
+  }
+
+  /** The refusal when what is served lacks `capability`; null when it has it. */
+  private lacks(capability: Capability): Answer | null {
+    const can = this.current.capabilities()[capability];
+    return can.can ? null : new Refusal(capability, can.reason).answer();
   }
 
   private changed(answer: Answer): Answer {
@@ -382,7 +260,7 @@ export class ApiService {
     const n = ++this.labCount;
     const dir = path.join(this.runtimeDir, `${name}-${n}`);
     fs.mkdirSync(dir, { recursive: true });
-    const old = this.labCount > 1 ? this.current : null;
+    const old = this.labCount > 1 ? this.lab : null;
     const oldConfig = old?.exportTopology();
     // The old lab stops first, so the new one can have its socket paths.
     this.stopRecorder();
@@ -397,6 +275,11 @@ export class ApiService {
       onChange: () => this.topologyChanged(),
       onLab: (lab: Lab) => this.listen(lab),
       report: (line: string) => this.note(line),
+      commands: {
+        vrings: this.vrings,
+        changed: () => this.topologyChanged(),
+        engineChanged: () => this.engineChanged(),
+      },
     });
     const built = await LabSession.build(
       name,
@@ -424,6 +307,7 @@ export class ApiService {
   }
 
   private adopt(session: LabSession): void {
+    this.lab = session;
     this.current = session;
     this.lastSample.clear();
     this.topologyChanged();
@@ -452,7 +336,7 @@ export class ApiService {
 
   /** Attach to a real QEMU; the lab is paused and waits (a refused attach leaves it as it was). */
   private async attachTo(address: string): Promise<Answer> {
-    if (this.attached !== null) await this.leaveAttached();
+    await this.leaveAttached();
     const dir = path.join(this.runtimeDir, `attach-${++this.attachCount}`);
     const a = await AttachSession.connect(
       address,
@@ -463,13 +347,13 @@ export class ApiService {
     if (!(a instanceof AttachSession)) return failure(a);
     this.stopRecorder();
     for (const u of this.unsubscribe.splice(0)) u();
-    const sch = this.current.lab.scheduler;
-    this.parkedMode = sch.mode === 'step' ? 'step' : 'free-run';
+    const sch = this.lab.lab.scheduler;
+    this.attachment = { session: a, parkedMode: sch.mode === 'step' ? 'step' : 'free-run' };
     sch.setMode('step');
-    this.attached = a;
+    this.current = a;
     this.lastSample.clear();
     const info = a.info();
-    this.note(`attached to ${info.qemu} at ${address}; the ${this.current.name} lab waits`);
+    this.note(`attached to ${info.qemu} at ${address}; the ${this.lab.name} lab waits`);
     for (const line of info.notes) this.note(line);
     this.topologyChanged();
     this.engineChanged();
@@ -477,26 +361,29 @@ export class ApiService {
   }
 
   private async detachFrom(): Promise<Answer> {
-    if (this.attached === null) return fail('Refused', 'not attached to a QEMU');
+    if (this.attachment === null) return fail('Refused', 'not attached to a QEMU');
     await this.leaveAttached();
     return ok(this.snapshot());
   }
 
-  /** Close the QMP connection (QEMU keeps running) and give the screens the lab back. */
+  /** Close the QMP connection (QEMU keeps running) and give the screens the lab back; no-op when not attached. */
   private async leaveAttached(): Promise<void> {
-    const a = this.attached;
-    if (a === null) return;
-    this.attached = null;
-    await a.close();
-    this.current.lab.scheduler.setMode(this.parkedMode);
-    this.listen(this.current.lab);
-    this.note(`detached from ${a.address}; back to the ${this.current.name} lab`);
-    this.adopt(this.current);
+    const attached = this.attachment;
+    if (attached === null) return;
+    this.attachment = null;
+    this.stopRecorder();
+    await this.terminals.endAll('detached from the QEMU');
+    this.current = this.lab;
+    await attached.session.close();
+    this.lab.lab.scheduler.setMode(attached.parkedMode);
+    this.listen(this.lab.lab);
+    this.note(`detached from ${attached.session.address}; back to the ${this.lab.name} lab`);
+    this.adopt(this.lab);
   }
 
   /** The attached QEMU, when one is served (tests). */
   get attachedSession(): AttachSession | null {
-    return this.attached;
+    return this.attachment?.session ?? null;
   }
 
   // ------------------------------------------------------------ capture
@@ -513,11 +400,24 @@ export class ApiService {
   }
 
   private setPortCapture(ref: PortRef, on: boolean | null): Answer {
-    if (this.attached !== null) return fail('Unsupported', LAB_ONLY['startCapture']!);
-    const found = this.current.port(ref);
-    if (typeof found === 'string') return fail('NotFound', found);
-    const device = found.device.name;
-    const nr = found.port.nr;
+    const refused = this.lacks('capture');
+    if (refused !== null) return refused;
+    const found = this.current
+      .ports()
+      .find(
+        (p) =>
+          p.nr === ref.nr &&
+          this.current
+            .devices()
+            .some(
+              (d) =>
+                d.name === p.device &&
+                (d.name === ref.device || d.id === ref.device || d.bus === ref.device),
+            ),
+      );
+    if (found === undefined) return fail('NotFound', `${ref.device} has no port ${ref.nr}`);
+    const device = found.device;
+    const nr = found.nr;
     const key = `${device}\u0000${nr}`;
     if (on === null) this.portCapture.delete(key);
     else this.portCapture.set(key, { device, nr, on });
@@ -538,11 +438,11 @@ export class ApiService {
       requested === undefined || requested === ''
         ? path.join(this.runtimeDir, `capture-${stamp}.pcapng`)
         : path.resolve(requested);
-    const s = this.current;
-    const r = CaptureRecorder.start(s.lab, file, (d, nr) => s.captureInterface(d, nr), {
+    const r = this.current.record(file, {
       all: this.captureAll,
       ports: [...this.portCapture.values()],
     });
+    if (isRefusal(r)) return r.answer();
     if (r instanceof CaptureError) return fail('IoError', r.message);
     this.recorder = r;
     this.note(`capture started: ${file}`);
@@ -624,28 +524,22 @@ export class ApiService {
   // ------------------------------------------------------------ screens
 
   snapshot(): TopologySnapshot {
-    const a = this.attached;
-    if (a !== null) {
-      return {
-        lab: `attached: ${a.address}`,
-        runtimeDir: a.runtimeDir,
-        engine: a.engineState(),
-        capture: this.captureState(),
-        devices: a.devices(),
-        ports: a.ports(),
-        chardevs: a.chardevs(),
-        attached: a.info(),
-      };
-    }
     const s = this.current;
+    const capabilities = s.capabilities();
+    const ports = s.ports();
+    const info = s.info();
     return {
-      lab: s.name,
+      lab: s.title,
       runtimeDir: s.runtimeDir,
       engine: s.engineState(),
       capture: this.captureState(),
       devices: s.devices(),
-      ports: s.ports().map((p) => ({ ...p, capture: this.portCaptureOf(p.device, p.nr) })),
+      ports: capabilities.capture.can
+        ? ports.map((p) => ({ ...p, capture: this.portCaptureOf(p.device, p.nr) }))
+        : ports,
       chardevs: s.chardevs(),
+      capabilities,
+      ...(info !== null ? { attached: info } : {}),
     };
   }
 
@@ -659,7 +553,7 @@ export class ApiService {
     const bridge = new BatchBridge({
       source: {
         topology: () => this.snapshot(),
-        engine: () => this.attached?.engineState() ?? this.current.engineState(),
+        engine: () => this.current.engineState(),
       },
       send: (batch) => {
         const terminals = outbox.take();
@@ -692,8 +586,18 @@ export class ApiService {
     for (const b of this.screens) b.engineChanged();
   }
 
-  private emit(event: Omit<ApiEvent, 'seq' | 'time'>): void {
-    const e: ApiEvent = { seq: ++this.eventSeq, time: Date.now(), ...event };
+  /**
+   * An event for the screens, at the time it happened (`time`: QEMU's for a
+   * QMP event, the poll's for a polled change; now when not given). One
+   * that happened before an event already sent is late (a rate-limited
+   * VSERPORT_CHANGE, a change polling found): it is marked so, and the
+   * timeline shows it in its place.
+   */
+  private emit(event: Omit<ApiEvent, 'seq' | 'time'> & { time?: number | undefined }): void {
+    const time = event.time ?? Date.now();
+    const late = event.late === true || time < this.newestEvent;
+    this.newestEvent = Math.max(this.newestEvent, time);
+    const e: ApiEvent = { ...event, seq: ++this.eventSeq, time, ...(late ? { late } : {}) };
     // The recent past, for screens that attach later (a reload, a second tab).
     this.recent.push(e);
     if (this.recent.length > RECENT_EVENTS * 2) this.recent = this.recent.slice(-RECENT_EVENTS);
@@ -728,31 +632,20 @@ export class ApiService {
   /** One throughput sample: bytes each way per port since the last one. */
   sample(): void {
     const now = Date.now();
-    if (this.attached !== null) {
-      // QMP counts no bytes: the chart moves on, empty.
-      const sample = { t: now, dt: Math.max(1, now - this.lastSampleTime), ports: [] };
-      this.lastSampleTime = now;
-      for (const b of this.screens) b.pushSample(sample);
-      return;
-    }
     const dt = Math.max(1, now - this.lastSampleTime);
     this.lastSampleTime = now;
     const ports: PortSample[] = [];
     const seen = new Map<string, { toGuest: number; toHost: number }>();
-    for (const d of this.current.lab.registry.devices) {
-      for (const p of d.ports) {
-        const key = `${d.name}:${p.nr}`;
-        const totals = { toGuest: p.stats.toGuest, toHost: p.stats.toHost };
-        const before = this.lastSample.get(key) ?? { toGuest: 0, toHost: 0 };
-        seen.set(key, totals);
-        ports.push({
-          key,
-          toGuest: Math.max(0, totals.toGuest - before.toGuest),
-          toHost: Math.max(0, totals.toHost - before.toHost),
-          totalToGuest: totals.toGuest,
-          totalToHost: totals.toHost,
-        });
-      }
+    for (const [key, totals] of this.current.portTotals()) {
+      const before = this.lastSample.get(key) ?? { toGuest: 0, toHost: 0 };
+      seen.set(key, totals);
+      ports.push({
+        key,
+        toGuest: Math.max(0, totals.toGuest - before.toGuest),
+        toHost: Math.max(0, totals.toHost - before.toHost),
+        totalToGuest: totals.toGuest,
+        totalToHost: totals.toHost,
+      });
     }
     this.lastSample = seen;
     const sample = { t: now, dt, ports };
@@ -937,20 +830,11 @@ export class ApiService {
     for (const b of this.screens) b.close();
     this.screens.clear();
     for (const u of this.unsubscribe.splice(0)) u();
-    await this.attached?.close();
-    this.attached = null;
-    await this.current.dispose();
+    await this.attachment?.session.close();
+    this.attachment = null;
+    await this.lab.dispose();
     fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
-}
-
-function notFound(message: string): ApiErrorKind {
-  return /not found|has no port|no chardev/.test(message) ? 'NotFound' : 'Refused';
-}
-
-function decode(data: string, base64: boolean | undefined): Uint8Array {
-  if (base64) return new Uint8Array(Buffer.from(data, 'base64'));
-  return new TextEncoder().encode(data);
 }
 
 /** The names of the commands, for faces that list them. */

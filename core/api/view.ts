@@ -87,6 +87,38 @@ export function appendBounded<T>(list: readonly T[], more: readonly T[], max: nu
 }
 
 /**
+ * `more` merged into `list` in time order (`time`, then `seq`), the newest
+ * `max` kept. Events mostly come in order (pushed at the end); a late one
+ * (a rate-limited VSERPORT_CHANGE, a change polling found) goes to its
+ * place among the newest, found by binary search.
+ */
+export function insertByTime<T extends { time: number; seq: number }>(
+  list: readonly T[],
+  more: readonly T[],
+  max: number,
+): T[] {
+  if (more.length === 0) return list as T[];
+  const out = [...list];
+  const before = (a: T, b: T): boolean => a.time < b.time || (a.time === b.time && a.seq < b.seq);
+  for (const e of more) {
+    const last = out[out.length - 1];
+    if (last === undefined || !before(e, last)) {
+      out.push(e);
+      continue;
+    }
+    let lo = 0;
+    let hi = out.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (before(e, out[mid]!)) hi = mid;
+      else lo = mid + 1;
+    }
+    out.splice(lo, 0, e);
+  }
+  return out.length > max ? out.slice(-max) : out;
+}
+
+/**
  * Throughput history per port and direction, in fixed ring buffers: at
  * most `capacity` samples (60 s at 200 ms by default), rates in bytes/s.
  * Writing costs no allocation; reading fills the chart's point arrays.

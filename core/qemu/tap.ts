@@ -172,9 +172,22 @@ export class ChardevTap {
         `the tap cannot listen on QEMU's own socket ${spec.path}: give it a new path for the application`,
       );
     }
-    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+    const server = ChardevTap.server();
     const listening = await listenPrivately(server, spec);
     if ('kind' in listening) return listening;
+    return ChardevTap.adopt(server, listening, options);
+  }
+
+  /** A listening server as the tap wants it (paused connections, half-open allowed). */
+  static server(): net.Server {
+    return net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+  }
+
+  /**
+   * A tap on a server that listens already (made by `server()`): the
+   * in-place tap (inplace-tap.ts) binds its socket itself, beside QEMU's.
+   */
+  static adopt(server: net.Server, listening: Listening, options: TapOptions): ChardevTap {
     const tap = new ChardevTap(server, listening, options);
     if (options.sink && options.port) {
       const err = options.sink.addInterface(tap.captureInterface(options.port));

@@ -115,6 +115,30 @@ describe('the API over an attached QEMU (fake QMP, recorded shapes)', () => {
     expect((await r.topology()).ports[1]!.hostConnected).toBe(true);
   });
 
+  it('an event carries the time QEMU stamped it; one older than events already shown is marked late', async () => {
+    const { r, fake } = await attached();
+    const now = Date.now();
+    fake.server.sendEvent(
+      'VSERPORT_CHANGE',
+      { open: true, id: 'port1' },
+      Math.floor(now / 1000),
+      0,
+    );
+    const first = await r.waitEvent((x) => x.kind === 'guest-open' && x.nr === 1);
+    expect(first.time).toBe(Math.floor(now / 1000) * 1000);
+    // QEMU rate-limits VSERPORT_CHANGE: the close comes later, stamped 5 s before the open
+    fake.server.sendEvent(
+      'VSERPORT_CHANGE',
+      { open: false, id: 'port1' },
+      Math.floor(now / 1000) - 5,
+      250_000,
+    );
+    const late = await r.waitEvent((x) => x.kind === 'guest-close' && x.nr === 1);
+    expect(late.time).toBe((Math.floor(now / 1000) - 5) * 1000 + 250);
+    expect(late.late).toBe(true);
+    expect(late.seq).toBeGreaterThan(first.seq);
+  });
+
   it('hot-plugs a port with a new chardev (chardev-add + device_add) and unplugs it (device_del, DEVICE_DELETED)', async () => {
     const { r, fake } = await attached();
     const port = await r.must<PortSnapshot>({

@@ -4,6 +4,7 @@ import {
   DIRECTION_COLOURS,
   ThroughputHistory,
   appendBounded,
+  insertByTime,
   connectHint,
   formatBytes,
   formatRate,
@@ -56,6 +57,19 @@ describe('view helpers', () => {
     expect(matchesEvent(e, { port: 'vser0:1', kinds: new Set(), text: '' })).toBe(false);
     expect(matchesEvent(e, { port: null, kinds: new Set(['drop']), text: '' })).toBe(false);
     expect(appendBounded([1, 2, 3], [4, 5], 4)).toEqual([2, 3, 4, 5]);
+  });
+
+  it('the timeline keeps events in time order: a late one goes to its place, the newest are kept', () => {
+    const ev = (seq: number, time: number) => ({ seq, time });
+    const list = [ev(1, 100), ev(2, 200), ev(3, 300)];
+    // in order: appended
+    expect(insertByTime(list, [ev(4, 400)], 10).map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    // a rate-limited VSERPORT_CHANGE stamped 250 that arrives after 300 and 400
+    const late = insertByTime(list, [ev(4, 400), ev(5, 250)], 10);
+    expect(late.map((e) => e.seq)).toEqual([1, 2, 5, 3, 4]);
+    // equal times keep arrival order; older than all goes first; the bound drops the oldest
+    expect(insertByTime(list, [ev(6, 200), ev(7, 50)], 4).map((e) => e.seq)).toEqual([1, 2, 6, 3]);
+    expect(list.map((e) => e.seq)).toEqual([1, 2, 3]); // the input is not changed
   });
 
   it('keeps 60 s of rates per port and direction in ring buffers', () => {

@@ -86,7 +86,7 @@ describe('AttachedMachine over a stand-in QEMU 7.2', () => {
   it('VSERPORT_CHANGE is reported as an event; polling does not report it again', async () => {
     const q = fakeQemuModel();
     const { m, events, server } = await attach(q.handlers);
-    server.sendEvent('VSERPORT_CHANGE', { open: true, id: 'port1' });
+    server.sendEvent('VSERPORT_CHANGE', { open: true, id: 'port1' }, 1795254502, 268927);
     await until('the event', () => events.length > 0);
     expect(events[0]).toMatchObject({
       kind: 'guest-open',

@@ -88,12 +88,12 @@ export class FakeQmpServer {
     return fake;
   }
 
-  /** Send an event to the served client, with a QEMU-style timestamp. */
+  /** Send an event to the served client, with a QEMU-style timestamp (now, as QEMU stamps it, unless given). */
   sendEvent(
     event: string,
     data?: Record<string, unknown>,
-    seconds = 1795254502,
-    micro = 268927,
+    seconds = Math.floor(Date.now() / 1000),
+    micro = (Date.now() % 1000) * 1000,
   ): void {
     const body: Record<string, unknown> = { timestamp: { seconds, microseconds: micro }, event };
     if (data) body['data'] = data;

@@ -3,18 +3,21 @@
  * (core/api/attach-session.ts) instead of the emulated lab.
  */
 import type { AttachedInfo, TopologySnapshot } from '../../../core/api/contract.js';
+import type { Capability } from '../../../core/api/session.js';
 
-/** Tooltips of the controls only the emulated lab has, while attached. */
-export const LAB_ONLY_REASON = {
-  step: 'Step mode needs the emulated lab: a real QEMU runs on its own. Detach to return to the lab.',
-  inject:
-    'Injecting bytes needs the emulated lab: on a real QEMU, connect your own program to the chardev socket.',
-  guestTerminal:
-    'Terminals on the guest side need the emulated lab: a real guest’s side belongs to the guest.',
-  capture:
-    'Capturing a real QEMU goes through a tap: vmchan attach --tap CHARDEV=LISTEN -w FILE (not in the app yet).',
-  device: 'vmchan hot-plugs ports and chardevs into a real QEMU, not virtio-serial devices.',
-} as const;
+/**
+ * Whether what is served can do `capability` (core/api/session.ts), with
+ * the session's reason when it cannot; a snapshot without the list (an
+ * older service) can do everything.
+ */
+export function can(
+  t: TopologySnapshot | null | undefined,
+  capability: Capability,
+): { can: boolean; reason: string | null } {
+  const c = t?.capabilities?.[capability];
+  if (c === undefined || c.can) return { can: true, reason: null };
+  return { can: false, reason: c.reason };
+}
 
 /** The attached QEMU, or null while the lab is served. */
 export function attachedOf(t: TopologySnapshot | null | undefined): AttachedInfo | null {

@@ -18,7 +18,7 @@ import type {
   ResultOf,
   TopologySnapshot,
 } from '../../../core/api/contract.js';
-import { ThroughputHistory, appendBounded } from '../../../core/api/view.js';
+import { ThroughputHistory, insertByTime } from '../../../core/api/view.js';
 import { TerminalStore } from './terminals.svelte.js';
 
 export type Selection =
@@ -107,7 +107,7 @@ export class AppState {
     }
     this.engine = b.engine;
     if (b.terminals !== undefined) this.terminals.apply(b.terminals);
-    if (b.events.length > 0) this.events = appendBounded(this.events, b.events, MAX_EVENTS);
+    if (b.events.length > 0) this.events = insertByTime(this.events, b.events, MAX_EVENTS);
     if (b.coalesced.events > 0) this.coalescedEvents += b.coalesced.events;
     if (b.samples.length > 0) {
       for (const s of b.samples) this.history.add(s);

@@ -1,0 +1,211 @@
+/**
+ * The one seam between ApiService and what it serves: the emulated lab
+ * (lab-session.ts) or a real QEMU it is attached to (attach-session.ts).
+ * Both implement `Session`: snapshots of devices, ports and chardevs, the
+ * engine's state, what the session can do (capabilities, with the reason
+ * where it cannot), per-port byte totals for the throughput chart, and one
+ * command table typed by command name (as core/monitor/qmp-commands.ts
+ * keeps QMP's), in which a command the session cannot run is a `Refusal`
+ * value naming the capability it lacks, never a branch in the service.
+ */
+import type { CaptureError } from '../capture/error.js';
+import {
+  fail,
+  type ApiErrorKind,
+  type AttachedInfo,
+  type ChardevSnapshot,
+  type Command,
+  type DeviceSnapshot,
+  type EngineState,
+  type PortSnapshot,
+  type Result,
+} from './contract.js';
+
+/** What a session may be able to do; each one the app shows or hides as a whole. */
+export const CAPABILITIES = [
+  /** Add and remove virtio-serial devices. */
+  'devices',
+  /** Add and remove chardevs, plug and unplug ports. */
+  'hotplug',
+  /** Re-point a live port at another chardev; hang up its host application. */
+  'rewire',
+  /** Pause, run, step the engine one ring operation at a time. */
+  'stepMode',
+  /** Corrupt a ring on purpose (teaching). */
+  'faults',
+  /** Write bytes into a port as its host application. */
+  'writeHost',
+  /** Write bytes into a port as a guest program. */
+  'writeGuest',
+  /** The demo workloads. */
+  'workloads',
+  /** A terminal as the host application of a port. */
+  'hostTerminal',
+  /** A terminal as a guest program holding the port open. */
+  'guestTerminal',
+  /** The HMP console of the machine. */
+  'monitor',
+  /** Live capture into pcapng. */
+  'capture',
+  /** Export the machine as a QEMU command line or libvirt XML. */
+  'exportConfig',
+  /** The vring view: every descriptor, chain and the ring's history. */
+  'vringHistory',
+  /** Put a tap between a chardev and its host application. */
+  'tap',
+] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+/** Whether a session can do one thing; when it cannot, why (shown as the control's tooltip). */
+export type Can = { can: true } | { can: false; reason: string };
+export type Capabilities = { readonly [K in Capability]: Can };
+
+/** A command this session does not run, as a value: the capability it lacks and why. */
+export class Refusal {
+  readonly name = 'Refusal';
+  constructor(
+    readonly capability: Capability,
+    readonly reason: string,
+    /** Unsupported: the session never can; Refused: not now. */
+    readonly kind: Extract<ApiErrorKind, 'Unsupported' | 'Refused'> = 'Unsupported',
+  ) {}
+
+  answer(): { ok: false; error: { kind: ApiErrorKind; message: string } } {
+    return fail(this.kind, this.reason);
+  }
+}
+
+export function isRefusal(x: unknown): x is Refusal {
+  return x instanceof Refusal;
+}
+
+/** Every capability present, but those named (with the reason). */
+export function capableBut(lacking: { [K in Capability]?: string } = {}): Capabilities {
+  return Object.fromEntries(
+    CAPABILITIES.map((c) => {
+      const reason = lacking[c];
+      return [c, reason === undefined ? { can: true } : { can: false, reason }];
+    }),
+  ) as Capabilities;
+}
+
+/** The commands a session answers itself (the service keeps hello, labs, capture files, terminals). */
+export const SESSION_COMMANDS = [
+  'createDevice',
+  'removeDevice',
+  'createChardev',
+  'removeChardev',
+  'hotplugPort',
+  'unplugPort',
+  'connectHost',
+  'disconnectHost',
+  'pause',
+  'run',
+  'step',
+  'exportConfig',
+  'getVring',
+  'getVringView',
+  'vringStep',
+  'injectFault',
+  'writeHost',
+  'writeGuest',
+  'setWorkload',
+  'tapChardev',
+  'untapChardev',
+] as const satisfies readonly Command['cmd'][];
+export type SessionCommandName = (typeof SESSION_COMMANDS)[number];
+
+/** The capability each session command needs (null: every session runs it). */
+export const COMMAND_CAPABILITY: { readonly [K in SessionCommandName]: Capability | null } = {
+  createDevice: 'devices',
+  removeDevice: 'devices',
+  createChardev: 'hotplug',
+  removeChardev: 'hotplug',
+  hotplugPort: 'hotplug',
+  unplugPort: 'hotplug',
+  connectHost: 'rewire',
+  disconnectHost: 'rewire',
+  pause: 'stepMode',
+  run: 'stepMode',
+  step: 'stepMode',
+  vringStep: 'stepMode',
+  injectFault: 'faults',
+  writeHost: 'writeHost',
+  writeGuest: 'writeGuest',
+  setWorkload: 'workloads',
+  exportConfig: 'exportConfig',
+  getVring: null,
+  getVringView: null,
+  tapChardev: 'tap',
+  untapChardev: 'tap',
+};
+export type SessionCommand<K extends SessionCommandName = SessionCommandName> = Extract<
+  Command,
+  { cmd: K }
+>;
+
+export type Answer = Result<unknown>;
+export type Handler<K extends SessionCommandName> = (
+  c: SessionCommand<K>,
+) => Answer | Promise<Answer>;
+
+/** One entry per session command: how this session runs it, or why it does not. */
+export type CommandTable = { readonly [K in SessionCommandName]: Handler<K> | Refusal };
+
+const sessionCommands: ReadonlySet<string> = new Set(SESSION_COMMANDS);
+export function isSessionCommand(c: Command): c is SessionCommand {
+  return sessionCommands.has(c.cmd);
+}
+
+/** Run `c` through `table`: the handler's answer, or the refusal as an answer. */
+export async function runCommand(table: CommandTable, c: SessionCommand): Promise<Answer> {
+  // The table is total over SESSION_COMMANDS; the cast joins the entry to its own command's type.
+  const entry = table[c.cmd] as Handler<typeof c.cmd> | Refusal;
+  if (isRefusal(entry)) return entry.answer();
+  return entry(c as never);
+}
+
+/** Byte totals of one port since it was plugged (or since the tap saw it), each way. */
+export interface PortTotals {
+  toGuest: number;
+  toHost: number;
+}
+
+/** The switches a capture starts with (recorder.ts CaptureSwitches). */
+export interface CaptureSwitches {
+  /** Ports without a switch of their own are captured (default true). */
+  all?: boolean;
+  /** Ports with a switch of their own. */
+  ports?: readonly { device: string; nr: number; on: boolean }[];
+}
+
+/** A live capture into one pcapng file, whatever feeds it (the engine's events, a tap's bytes). */
+export interface Recorder {
+  readonly path: string;
+  readonly records: number;
+  setAll(on: boolean): void;
+  setPort(device: string, nr: number, on: boolean | undefined): void;
+  /** Flush and close the file; the write error, if there was one. */
+  stop(): CaptureError | null;
+}
+
+export interface Session {
+  /** 'lab': the emulated machine; 'attached': a real QEMU over QMP. */
+  readonly kind: 'lab' | 'attached';
+  /** The name the window shows (`demo`, `attached: /run/qmp.sock`). */
+  readonly title: string;
+  /** Where this session's sockets and captures go. */
+  readonly runtimeDir: string;
+  readonly commands: CommandTable;
+  capabilities(): Capabilities;
+  engineState(): EngineState;
+  devices(): DeviceSnapshot[];
+  ports(): PortSnapshot[];
+  chardevs(): ChardevSnapshot[];
+  /** The attached QEMU's description, null for the lab. */
+  info(): AttachedInfo | null;
+  /** Byte totals by port key (`device:nr`), for the throughput chart. */
+  portTotals(): Map<string, PortTotals>;
+  /** Start a live capture into `file`; the file's error, or why this session cannot. */
+  record(file: string, switches: CaptureSwitches): Recorder | CaptureError | Refusal;
+}
