@@ -16,6 +16,7 @@ const groups: Group[] = [
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
   { name: 'lab', load: async () => (await import('./lab.js')).benchLab },
   { name: 'tap', load: async () => (await import('./tap.js')).benchTap },
+  { name: 'load', load: async () => (await import('./load.js')).benchLoad },
   {
     name: 'capture-lab',
     load: async () => (await import('./capture-lab.js')).benchCaptureLab,

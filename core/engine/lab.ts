@@ -92,7 +92,17 @@ export type PortTopology = z.input<typeof PortSchema>;
 
 const MiB = 1024 * 1024;
 
-/** Guest RAM a topology needs: every possible port's receive buffers and rings, plus room for writes. */
+/** L5's largest write: one transmit buffer holds at most this much. */
+const MAX_WRITE = 32 * 1024;
+/** Guest RAM is made of regions of at most this size (a typed array's limit is 4 GiB). */
+const REGION_MAX = 2 * 1024 * MiB;
+
+/**
+ * Guest RAM a topology needs: every possible port's receive buffers and
+ * rings, and a full transmit queue of the largest writes on every possible
+ * port (so 511 ports streaming at once never wait for memory). The buffer
+ * is allocated lazily by the OS: pages no buffer touched cost nothing.
+ */
 function memoryFor(topology: z.output<typeof TopologySchema>): number {
   const page = topology.guest?.rxBufferSize ?? 4096;
   let bytes = 32 * MiB;
@@ -105,9 +115,20 @@ function memoryFor(topology: z.output<typeof TopologySchema>): number {
       return s.desc + s.avail + s.used + 64;
     };
     bytes += ports * (data * page + 2 * ring(data)) + control * page + 2 * ring(control);
-    bytes += 8 * MiB; // transmit buffers in flight
+    bytes += ports * data * (MAX_WRITE + 16); // transmit buffers in flight, aligned
   }
   return Math.ceil(bytes / MiB) * MiB;
+}
+
+/** Back-to-back regions of at most REGION_MAX bytes from address 0. */
+function guestMemory(size: number): GuestMemory {
+  const regions: { base: number; size: number }[] = [];
+  for (let base = 0; base < size; base += REGION_MAX) {
+    regions.push({ base, size: Math.min(REGION_MAX, size - base) });
+  }
+  const memory = GuestMemory.create(regions);
+  if (memory instanceof GuestMemory) return memory;
+  throw new TypeError(memory.toString()); // programming error: the layout is made here
 }
 
 export class Lab {
@@ -136,7 +157,7 @@ export class Lab {
       if (this.events.has('task')) this.events.emit('task', task);
     });
     const size = topology.memoryMiB !== undefined ? topology.memoryMiB * MiB : memoryFor(topology);
-    this.memory = GuestMemory.linear(size);
+    this.memory = guestMemory(size);
     this.allocator = new GuestAllocator(this.memory);
     this.registry = new SerialRegistry({
       memory: this.memory,

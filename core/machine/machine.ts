@@ -93,8 +93,8 @@ function labDevice(d: VirtioSerialDevice): DeviceTopology {
 
 /** Guest RAM no device claims: the guest's own buffers (writes in flight, control messages). */
 const BASE_BYTES = 32 * MiB;
-/** Per device, room for transmit buffers in flight. */
-const TRANSMIT_BYTES = 8 * MiB;
+/** L5's largest write (one transmit buffer), with the allocator's alignment. */
+const TRANSMIT_BUFFER = 32 * 1024 + 16;
 /** What the Lab's guest driver uses (page-sized receive buffers, QEMU's default queue sizes). */
 const PAGE = 4096;
 const DATA_QUEUE = 128;
@@ -109,8 +109,10 @@ function ringBytes(n: number): number {
 /**
  * The guest RAM one virtio-serial device can claim: both rings of every
  * possible port (max_ports of them, each rx ring full of page-sized
- * buffers), the control queues with their receive pages, and room for
- * transmit buffers in flight.
+ * buffers), the control queues with their receive pages, and a full
+ * transmit queue of the largest writes on every possible port (L11: 511
+ * ports streaming at once never wait for memory). Pages nothing touched
+ * cost nothing: the OS maps them on first write.
  */
 export function deviceMemoryBytes(
   maxPorts: number,
@@ -121,7 +123,7 @@ export function deviceMemoryBytes(
     maxPorts * (dataQueue * PAGE + 2 * ringBytes(dataQueue)) +
     controlQueue * PAGE +
     2 * ringBytes(controlQueue) +
-    TRANSMIT_BYTES
+    maxPorts * dataQueue * TRANSMIT_BUFFER
   );
 }
 

@@ -9,7 +9,8 @@
  * hmp_handle_error does: "Error: <QEMU's message>".
  *
  * The commands are in hmp-commands.ts. Input is not read while a command
- * runs (QEMU suspends the monitor the same way).
+ * runs (QEMU suspends the monitor the same way), nor while the client
+ * leaves more than OUTPUT_HIGH_WATER bytes of output (echo included) unread.
  */
 import { idMessage, splitOpts } from '../machine/qemu-options.js';
 import type { RunningMachine } from '../machine/running.js';
@@ -79,7 +80,14 @@ export class HmpServer implements HmpContext {
 
   start(): QemuError | null {
     const ok = this.endpoint.attach({
-      canRead: () => (this.running || this.closed ? 0 : 4096),
+      canRead: () => {
+        if (this.running || this.closed) return 0;
+        if (this.output.backlogged) {
+          this.resumeWhenDrained();
+          return 0;
+        }
+        return 4096;
+      },
       read: (bytes) => {
         this.pending.push(bytes);
         void this.drain();
@@ -89,6 +97,18 @@ export class HmpServer implements HmpContext {
     if (!ok) return new QemuError(`Device '${this.endpoint.id}' is in use`);
     this.endpoint.setFrontendOpen(true);
     return null;
+  }
+
+  private waitingForDrain = false;
+
+  /** Read again once the client has taken its output. */
+  private resumeWhenDrained(): void {
+    if (this.waitingForDrain) return;
+    this.waitingForDrain = true;
+    void this.output.whenDrained().then(() => {
+      this.waitingForDrain = false;
+      if (!this.closed) this.endpoint.acceptInput();
+    });
   }
 
   close(): void {
@@ -130,6 +150,9 @@ export class HmpServer implements HmpContext {
     this.running = true;
     try {
       while (this.pending.length > 0 && !this.closed) {
+        // The echo and replies of a client that does not read wait for it to read.
+        if (this.output.backlogged) await this.output.whenDrained();
+        if (this.pending.length === 0 || this.closed) break;
         const chunk = this.pending[0]!;
         let i = 0;
         let entered = false;

@@ -4,15 +4,25 @@
  * bytes the backend cannot take now wait in the output buffer and go when
  * the backend's write watch fires (backpressure, never a busy loop), and
  * output with nobody connected is dropped, as qemu_chr_fe_write drops it.
+ *
+ * A client that does not read must not grow the buffer without end: past
+ * OUTPUT_HIGH_WATER bytes the output is `backlogged` and the monitor stops
+ * reading that client (as QEMU suspends a monitor) until `whenDrained()`
+ * settles, so what waits is bounded by one reply or one input chunk's echo.
  */
 import type { ChardevEndpoint } from '../serial/endpoint.js';
 
 const encoder = new TextEncoder();
 
+/** Bytes of output held for a client past which its monitor stops reading it. */
+export const OUTPUT_HIGH_WATER = 64 * 1024;
+
 export class MonitorOutput {
   private queue: Uint8Array[] = [];
   private offset = 0;
   private cancelWatch: (() => void) | null = null;
+  private bytes = 0;
+  private drainWaiters: (() => void)[] = [];
 
   constructor(private readonly endpoint: ChardevEndpoint) {}
 
@@ -25,12 +35,24 @@ export class MonitorOutput {
   write(bytes: Uint8Array): void {
     if (bytes.length === 0 || !this.endpoint.connected) return;
     this.queue.push(bytes);
+    this.bytes += bytes.length;
     if (this.cancelWatch === null) this.flush();
   }
 
   /** Bytes still waiting for the backend. */
   get pending(): number {
-    return this.queue.reduce((n, b) => n + b.length, 0) - this.offset;
+    return this.bytes;
+  }
+
+  /** More output waits than a client that reads would leave: stop reading its input. */
+  get backlogged(): boolean {
+    return this.bytes > OUTPUT_HIGH_WATER;
+  }
+
+  /** Settles when the output is no longer backlogged (or the client went away). */
+  whenDrained(): Promise<void> {
+    if (!this.backlogged) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** The client went away: what was not sent is dropped. */
@@ -39,6 +61,13 @@ export class MonitorOutput {
     this.cancelWatch = null;
     this.queue = [];
     this.offset = 0;
+    this.bytes = 0;
+    this.wakeDrainWaiters();
+  }
+
+  private wakeDrainWaiters(): void {
+    if (this.backlogged || this.drainWaiters.length === 0) return;
+    for (const wake of this.drainWaiters.splice(0)) wake();
   }
 
   private flush(): void {
@@ -50,8 +79,10 @@ export class MonitorOutput {
       const head = this.queue[0]!;
       const rest = head.subarray(this.offset);
       const taken = this.endpoint.write(rest);
+      this.bytes -= taken;
       if (taken < rest.length) {
         this.offset += taken;
+        this.wakeDrainWaiters();
         this.cancelWatch = this.endpoint.addWriteWatch(() => {
           this.cancelWatch = null;
           this.flush();
@@ -61,5 +92,6 @@ export class MonitorOutput {
       this.queue.shift();
       this.offset = 0;
     }
+    this.wakeDrainWaiters();
   }
 }

@@ -13,6 +13,9 @@
  *   goes on reading;
  * - at most 8 requests wait (QMP_REQ_QUEUE_LEN_MAX); past that the monitor
  *   stops reading, leaving the rest in the backend, until it catches up;
+ *   it also stops reading, and runs no further request, while the client
+ *   leaves more than OUTPUT_HIGH_WATER bytes of replies unread (QEMU's
+ *   output buffer has no bound; the lab's memory has one);
  * - events (VSERPORT_CHANGE, DEVICE_DELETED, SHUTDOWN) go to a session
  *   that finished negotiation, with a wall-clock timestamp;
  * - one client at a time: that is the chardev's business (a server socket
@@ -89,7 +92,14 @@ export class QmpServer implements EventSink {
   /** Take the chardev (qemu_chr_fe_init): refused when a port or monitor holds it. */
   start(): QemuError | null {
     const ok = this.endpoint.attach({
-      canRead: () => (this.suspended || this.closed ? 0 : READ_CHUNK),
+      canRead: () => {
+        if (this.suspended || this.closed) return 0;
+        if (this.output.backlogged) {
+          this.resumeWhenDrained();
+          return 0;
+        }
+        return READ_CHUNK;
+      },
       read: (bytes) => this.onInput(bytes),
       event: (event) => this.onEvent(event),
     });
@@ -154,6 +164,18 @@ export class QmpServer implements EventSink {
     void this.pump();
   }
 
+  private waitingForDrain = false;
+
+  /** Read again once the client has taken its replies. */
+  private resumeWhenDrained(): void {
+    if (this.waitingForDrain) return;
+    this.waitingForDrain = true;
+    void this.output.whenDrained().then(() => {
+      this.waitingForDrain = false;
+      if (!this.closed) this.endpoint.acceptInput();
+    });
+  }
+
   private resume(): void {
     if (!this.suspended) return;
     this.suspended = false;
@@ -165,6 +187,9 @@ export class QmpServer implements EventSink {
     this.busy = true;
     try {
       while (this.queue.length > 0 && !this.closed) {
+        // A client that does not read its replies gets no more until it does.
+        if (this.output.backlogged) await this.output.whenDrained();
+        if (this.queue.length === 0 || this.closed) break;
         const message = this.queue.shift()!;
         const session = this.session;
         this.deferred = [];

@@ -52,6 +52,7 @@ import {
   txQueueOf,
 } from '../layout.js';
 import type { GuestNamespace } from './namespace.js';
+import type { WaitQueue } from './waitqueue.js';
 import { HvcDevice, VportDevice, type PortFileHost } from './port-files.js';
 import { GuestPort, type PortHost, type RxBuffer, type TxBuffer } from './port.js';
 import { linuxTransportFeatures, negotiate, setupQueue, type Negotiated } from './virtio-driver.js';
@@ -72,6 +73,14 @@ export interface GuestKernel {
   readonly post: PostTask;
   readonly events: Emitter<EngineEvents>;
   readonly namespace: GuestNamespace;
+  /** Writers waiting for guest memory (L11), woken when a transmit buffer is freed. */
+  readonly memoryWait: WaitQueue;
+  /** A write found memory short and none came back since (L11). */
+  memoryShort: boolean;
+  /** Wake every port's waiters (memory came back: writers look again). */
+  wakeAllPorts(): void;
+  /** Free the used transmit buffers of every port of every device (reclaim under memory pressure). */
+  reclaimTransmitBuffers(): void;
   /** The lowest free hvc index (hvc_alloc). */
   allocHvc(): number;
   freeHvc(index: number): void;
@@ -296,8 +305,13 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
       }
       case 'tx': {
         const port = this.ports.get(role.port);
-        if (port) port.wake();
-        else this.flushBuffers(this.txQueues[role.port]);
+        if (port) {
+          port.wake();
+          // Someone waits for memory: what the device used here can be freed now.
+          if (this.kernel.memoryShort || this.kernel.memoryWait.size > 0) port.reclaimConsumed();
+        } else {
+          this.flushBuffers(this.txQueues[role.port]);
+        }
       }
     }
   }
@@ -318,7 +332,43 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
       if (isFault(used)) return this.ringFault(used);
       if (used === null) return;
       this.allocator.release(used.token.addr);
+      this.memoryReleased();
     }
+  }
+
+  get memoryShort(): boolean {
+    return this.kernel.memoryShort;
+  }
+
+  memoryShortage(): void {
+    this.kernel.memoryShort = true;
+  }
+
+  memoryReleased(): void {
+    if (!this.kernel.memoryShort && this.kernel.memoryWait.size === 0) return;
+    this.kernel.memoryShort = false;
+    this.kernel.memoryWait.wakeAll();
+    this.kernel.wakeAllPorts();
+  }
+
+  /** Every port's waiters, woken. */
+  wakePorts(): void {
+    for (const port of this.ports.values()) port.wake();
+  }
+
+  waitForMemory(what: string, retry: () => void): void {
+    this.kernel.memoryWait.wait(() => this.post('guest', `${what} woken (memory)`, retry));
+    this.kernel.reclaimTransmitBuffers();
+  }
+
+  /** Used transmit buffers of every port, freed (the kernel's reclaim). */
+  reclaimTransmitBuffers(): void {
+    this.kernel.reclaimTransmitBuffers();
+  }
+
+  /** This device's part of the kernel's reclaim. */
+  reclaimOwnTransmitBuffers(): void {
+    for (const port of this.ports.values()) port.reclaimConsumed();
   }
 
   // ------------------------------------------------------- control: receive

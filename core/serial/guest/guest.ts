@@ -24,6 +24,7 @@ import {
 import { GuestFiles } from './files.js';
 import { GuestNamespace } from './namespace.js';
 import type { GuestPort } from './port.js';
+import { WaitQueue } from './waitqueue.js';
 
 export interface GuestOptions {
   memory: GuestMemory;
@@ -54,6 +55,8 @@ export class Guest implements GuestKernel {
   private readonly consoleDefaults: ConsoleDriverOptions;
   private nextVirtioIndex: number;
   private readonly hvcInUse = new Set<number>();
+  readonly memoryWait = new WaitQueue();
+  memoryShort = false;
 
   constructor(options: GuestOptions) {
     this.memory = options.memory;
@@ -112,6 +115,14 @@ export class Guest implements GuestKernel {
 
   driverFor(transport: VirtioTransport): VirtioConsoleDriver | undefined {
     return this.driverList.find((d) => d.transport === transport);
+  }
+
+  reclaimTransmitBuffers(): void {
+    for (const driver of this.driverList) driver.reclaimOwnTransmitBuffers();
+  }
+
+  wakeAllPorts(): void {
+    for (const driver of this.driverList) driver.wakePorts();
   }
 
   allocHvc(): number {

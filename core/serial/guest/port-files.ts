@@ -26,7 +26,7 @@ import { ControlEvent } from '../control.js';
 import { errno, type Errno } from './errno.js';
 import { POLLHUP, POLLIN, POLLOUT, POLLRDNORM } from './files.js';
 import type { CharDevice, FileOps } from './namespace.js';
-import type { GuestPort } from './port.js';
+import { NO_MEMORY, type GuestPort } from './port.js';
 
 /** L5: one write puts at most this much in one buffer. */
 export const MAX_WRITE = 32 * 1024;
@@ -38,6 +38,8 @@ export interface PortFileHost {
   readonly rxBufferSize: number;
   /** Send a control message for `port`; resolves once the device used it (or it cannot be sent). */
   sendControl(port: GuestPort, event: number, value: number): Promise<void>;
+  /** Run `retry` as a guest task once guest memory may have come back (L11). */
+  waitForMemory(what: string, retry: () => void): void;
 }
 
 /** Park on the port's wait queue and run `retry` as a new guest task when woken. */
@@ -110,7 +112,11 @@ class VportFile implements FileOps {
       const go = (): void => {
         if (host.broken) return resolve(errno('EIO'));
         if (!port.guestConnected) return resolve(errno('ENODEV'));
-        resolve(port.send(data.subarray(0, Math.min(MAX_WRITE, data.length))));
+        const sent = port.send(data.subarray(0, Math.min(MAX_WRITE, data.length)));
+        if (sent !== NO_MEMORY) return resolve(sent);
+        // L11: memory is short; Linux's allocation waits for reclaim, O_NONBLOCK does not wait.
+        if (nonblock) return resolve(errno('EAGAIN'));
+        host.waitForMemory(`${port.devName}: write`, go);
       };
       const waitWritable = (): void => {
         if (host.broken || !port.willWriteBlock()) go();
@@ -214,6 +220,7 @@ class HvcFile implements FileOps {
         const sent = port.send(chunk, () => {
           used = true;
         });
+        if (sent === NO_MEMORY) return host.waitForMemory(`${port.devName}: hvc write`, next);
         if (typeof sent !== 'number') return resolve(done > 0 ? done : sent);
         if (sent === 0) return resolve(done > 0 ? done : errno('EIO'));
         // put_chars spins until the device has used the buffer.

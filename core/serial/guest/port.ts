@@ -13,7 +13,11 @@
  *   write, at open, on host connect), and the queue is "full" when a write
  *   took its last free descriptor;
  * - data for a serial port the guest has not opened is dropped (L9) and
- *   counted in bytes_discarded, as is unread data at close (L3).
+ *   counted in bytes_discarded, as is unread data at close (L3);
+ * - a write that finds guest memory short waits for memory (or EAGAIN with
+ *   O_NONBLOCK) instead of failing: Linux's GFP_KERNEL allocation in
+ *   alloc_buf retries reclaim rather than return ENOMEM (L11). Used transmit
+ *   buffers of every port are reclaimed when someone waits for memory.
  */
 import type { DropReason } from '../../engine/events.js';
 import type { GuestAllocator } from '../../virtio/allocator.js';
@@ -48,7 +52,17 @@ export interface PortHost {
   /** A driver-side ring fault: the driver marks itself broken. */
   ringFault(problem: VirtioFault): void;
   dropped(port: GuestPort, reason: DropReason, bytes: number): void;
+  /** Guest memory came back (a transmit buffer was freed): wake whoever waits for memory. */
+  memoryReleased(): void;
+  /** An allocation for a write failed: writers wait (poll shows no POLLOUT) until memory comes back. */
+  memoryShortage(): void;
+  readonly memoryShort: boolean;
+  /** The kernel's reclaim: free the used transmit buffers of every port. */
+  reclaimTransmitBuffers(): void;
 }
+
+/** port.send's answer when guest memory is short: the caller waits for memory (or EAGAIN). */
+export const NO_MEMORY = 'no-memory' as const;
 
 export interface GuestPortStats {
   bytesSent: number;
@@ -183,17 +197,22 @@ export class GuestPort {
       this.host.allocator.release(used.token.addr);
       this.outvqFull = false;
       used.token.done?.();
+      this.host.memoryReleased();
     }
   }
 
   /**
    * __send_to_port without waiting: copy into a fresh buffer, add, kick.
-   * Returns the bytes queued, or an errno (ENOMEM, EIO).
+   * Returns the bytes queued, NO_MEMORY when guest memory is short (nothing
+   * was queued: wait for memory and try again), or an errno (EIO).
    */
-  send(data: Uint8Array, done?: () => void): number | Errno {
+  send(data: Uint8Array, done?: () => void): number | Errno | typeof NO_MEMORY {
     this.reclaimConsumed();
     const addr = this.host.allocator.alloc(Math.max(1, data.length), 16);
-    if (isFault(addr)) return errno('ENOMEM', 'write');
+    if (isFault(addr)) {
+      this.host.memoryShortage();
+      return NO_MEMORY;
+    }
     const e = this.host.memory.writeBytes(addr, data);
     if (e) {
       this.host.allocator.release(addr);
@@ -225,7 +244,9 @@ export class GuestPort {
     if (!this.guestConnected) return false; // unplugged: let the caller see ENODEV
     if (!this.hostConnected) return true;
     this.reclaimConsumed();
-    return this.outvqFull;
+    // L11: a write would wait for memory; reclaim first, as the allocator would.
+    if (this.host.memoryShort) this.host.reclaimTransmitBuffers();
+    return this.outvqFull || this.host.memoryShort;
   }
 
   /** send_sigio_to_port: only while the guest has the port open. */
