@@ -9,7 +9,10 @@
 import type { Command } from 'commander';
 import { CaptureError } from '../core/capture/error.js';
 import { PcapngWriter } from '../core/capture/pcapng-writer.js';
+import { publishSession, type PublishedSession } from '../core/capture/live-session.js';
 import {
+  Capture,
+  CaptureFeed,
   eventRecord,
   nowNs,
   type CaptureSink,
@@ -37,6 +40,10 @@ export interface SessionOptions {
   vring?: boolean;
   json?: boolean;
   poll?: string;
+  /** One more sink for the capture (vmchan extcap's fifo). */
+  extraSink?: CaptureSink;
+  /** Publish the session for live capture (`vmchan extcap`); default true. */
+  publish?: boolean;
 }
 
 interface AttachCliOptions extends SessionOptions {
@@ -199,7 +206,11 @@ export function checkSessionOptions(options: SessionOptions): CheckedSession {
   return {
     pollMs: Number(poll),
     taps,
-    keepRunning: Boolean(options.watch) || taps.length > 0 || options.write !== undefined,
+    keepRunning:
+      Boolean(options.watch) ||
+      taps.length > 0 ||
+      options.write !== undefined ||
+      options.extraSink !== undefined,
   };
 }
 
@@ -220,11 +231,26 @@ export async function runSession(
   io.out(json ? `${JSON.stringify({ type: 'topology', topology: topo })}\n` : formatTopology(topo));
   if (!session.keepRunning) return;
 
-  let sink: (CaptureSink & { records: number; bytesWritten: number }) | undefined;
+  // One capture feeds the file, an extcap's fifo and live clients (vmchan extcap).
+  const capture = new Capture();
+  capture.setAll(true);
+  let file: PcapngWriter | undefined;
   if (options.write !== undefined) {
     const w = PcapngWriter.create(options.write);
     if (w instanceof CaptureError) throw new Error(w.message);
-    sink = w;
+    file = w;
+    capture.attach(w);
+  }
+  if (options.extraSink) capture.attach(options.extraSink);
+  capture.onError((err) => io.err(`vmchan: capture: ${err.message}\n`));
+  const sink = new CaptureFeed(capture);
+  let published: PublishedSession | undefined;
+  if (options.publish !== false) {
+    const p = await publishSession(capture, 'attach', `QEMU at ${machine.qmp.addressText}`, (l) =>
+      io.err(`vmchan: ${l}\n`),
+    );
+    if (p instanceof CaptureError) io.err(`vmchan: live capture unavailable: ${p.toString()}\n`);
+    else published = p;
   }
   const taps: ChardevTap[] = [];
   const offs: (() => void)[] = [];
@@ -232,7 +258,7 @@ export async function runSession(
     io.out(json ? `${JSON.stringify(obj)}\n` : `${clock(Date.now())}  ${line}\n`);
   try {
     for (const t of session.taps) {
-      const tapOptions = sink ? { sink } : {};
+      const tapOptions = { sink };
       const tap = await tapChardev(topo, t.chardev, t.listen, tapOptions);
       if (isAttachFailure(tap)) {
         if (
@@ -251,7 +277,7 @@ export async function runSession(
         { type: 'tap', kind: 'listening', chardev: t.chardev, address: tap.address },
       );
     }
-    if (sink && taps.length === 0) {
+    if (file && taps.length === 0) {
       io.err('vmchan: no --tap given: the capture holds port events only, no data\n');
     }
 
@@ -265,7 +291,7 @@ export async function runSession(
     offs.push(
       machine.onEvent((e) => {
         print(formatEvent(e), { type: 'event', ...e });
-        if (sink) writeEventRecord(sink, e);
+        writeEventRecord(sink, e);
       }),
     );
     if (options.vring) offs.push(...watchVrings(machine, print));
@@ -273,10 +299,12 @@ export async function runSession(
   } finally {
     for (const off of offs) off();
     for (const tap of taps) await tap.close();
-    if (sink) {
-      const err = sink.close();
+    await published?.close();
+    capture.close();
+    if (file) {
+      const err = file.close();
       if (err) io.err(`vmchan: ${err.message}\n`);
-      else if (!json) io.out(`capture: ${sink.records} records written to ${options.write}\n`);
+      else if (!json) io.out(`capture: ${file.records} records written to ${options.write}\n`);
     }
   }
 }

@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../core/version.js';
 import { UsageError } from './errors.js';
 import { registerAttach } from './attach.js';
+import { registerExtcap } from './extcap.js';
 import { registerFollow } from './follow.js';
 import { registerLaunch } from './launch.js';
 import { registerRead } from './read.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerFollow(program);
   registerAttach(program);
   registerLaunch(program);
+  registerExtcap(program);
   // Subcommands inherit exitOverride so their usage errors come back here too.
   for (const sub of program.commands) sub.exitOverride();
   return program;

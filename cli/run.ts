@@ -17,6 +17,7 @@ import { Option, type Command } from 'commander';
 import { tapLab, type LabTap } from '../core/capture/lab-tap.js';
 import { isCaptureError } from '../core/capture/error.js';
 import { PcapngWriter } from '../core/capture/pcapng-writer.js';
+import { publishSession } from '../core/capture/live-session.js';
 import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { hostEndpoints } from '../core/machine/endpoints.js';
 import { Machine, StartError } from '../core/machine/machine.js';
@@ -314,8 +315,10 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
       runtimeDir,
       ...(options.ring !== undefined ? { ring: options.ring } : {}),
       onNotice: notice,
+      // Always tapped: without -w the tap has no sink and costs nothing until a
+      // live client (vmchan extcap) attaches to its capture.
       onLab: (lab) => {
-        if (writer !== null) tap = tapLab(lab, writer);
+        tap = tapLab(lab, writer);
       },
     });
     if (machine instanceof StartError) {
@@ -333,6 +336,17 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     if (tap !== null) {
       const t: LabTap = tap;
       cleanup.push(() => t.stop());
+      const published = await publishSession(
+        t.capture,
+        'lab',
+        `${demo ? 'demo' : 'lab'} (pid ${process.pid}${options.write !== undefined ? `, -w ${path.basename(options.write)}` : ''})`,
+        notice,
+      );
+      if (isCaptureError(published)) notice(`live capture unavailable: ${published.toString()}`);
+      else {
+        cleanup.push(() => published.close());
+        info(`live capture: ${published.entry.id} (vmchan extcap, Wireshark)`);
+      }
     }
 
     // `quit` on a monitor stops the run as a signal does.

@@ -130,7 +130,11 @@ interface PortView {
   label: string;
 }
 
-export function tapLab(lab: Lab, sink: CaptureSink, options: LabTapOptions = {}): LabTap {
+/**
+ * Tap a lab into `sink`; with `null` the tap starts without a sink and costs
+ * nothing until one attaches to `tap.capture` (a live-capture client).
+ */
+export function tapLab(lab: Lab, sink: CaptureSink | null, options: LabTapOptions = {}): LabTap {
   const ring = options.ring ?? false;
   const specs = options.ports === undefined || options.ports === 'all' ? [] : options.ports;
   /** device -> nr -> how records name the port (kept after unplug for late records). */
@@ -356,7 +360,7 @@ export function tapLab(lab: Lab, sink: CaptureSink, options: LabTapOptions = {})
 
   // -- start -----------------------------------------------------------------------------------
 
-  capture.attach(sink);
+  if (sink !== null) capture.attach(sink);
   for (const device of lab.registry.devices) {
     for (const port of device.ports) {
       switchOnMatching(device, port);

@@ -641,3 +641,28 @@ export class MemorySink implements CaptureSink {
     return undefined;
   }
 }
+
+/**
+ * A Capture seen as one sink: whoever produces records for a single sink
+ * (a QEMU chardev tap) feeds every sink attached to the capture, the file,
+ * the app and live clients alike, with the same record object.
+ */
+export class CaptureFeed implements CaptureSink {
+  constructor(readonly capture: Capture) {}
+  addInterface(iface: CaptureInterface): CaptureError | undefined {
+    this.capture.addInterface(iface);
+    return undefined;
+  }
+  write(record: CaptureRecord): CaptureError | undefined {
+    this.capture.write(record);
+    return undefined;
+  }
+  flush(): CaptureError | undefined {
+    this.capture.flush();
+    return undefined;
+  }
+  close(): CaptureError | undefined {
+    this.capture.close();
+    return undefined;
+  }
+}

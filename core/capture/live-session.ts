@@ -1,0 +1,39 @@
+/**
+ * Publish a running session for live capture: an entry in the session
+ * registry and a live socket streaming its Capture (what `vmchan extcap`
+ * lists and reads). Used by `vmchan run`, `vmchan attach` and `vmchan launch`.
+ */
+import { CaptureError } from './error.js';
+import { startLiveServer, type LiveServer } from './live-server.js';
+import type { Capture } from './record.js';
+import { registerSession, type SessionEntry, type SessionKind } from './session-registry.js';
+
+export interface PublishedSession {
+  readonly entry: SessionEntry;
+  readonly server: LiveServer;
+  /** Stop listening and remove the registry entry. */
+  close(): Promise<void>;
+}
+
+export async function publishSession(
+  capture: Capture,
+  kind: SessionKind,
+  description: string,
+  onNotice: (line: string) => void = () => {},
+): Promise<PublishedSession | CaptureError> {
+  const reg = registerSession(kind, description);
+  if (reg instanceof CaptureError) return reg;
+  const server = await startLiveServer(capture, reg.entry.socket, { onNotice });
+  if (server instanceof CaptureError) {
+    reg.unregister();
+    return server;
+  }
+  return {
+    entry: reg.entry,
+    server,
+    close: async () => {
+      reg.unregister();
+      await server.close();
+    },
+  };
+}
