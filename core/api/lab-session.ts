@@ -24,7 +24,7 @@ import { isErrno } from '../serial/guest/errno.js';
 import { O_NONBLOCK, O_RDWR } from '../serial/guest/files.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
 import type { SerialPort } from '../serial/port.js';
-import { isQemuError } from '../serial/qemu-error.js';
+import { isQemuError } from '../base/qemu-error.js';
 import { Feature } from '../virtio/features.js';
 import { HostTerminals, listenAddress } from './chardev-hosts.js';
 import type {

@@ -12,8 +12,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Emitter } from '../engine/emitter.js';
-import type { EngineEvents } from '../engine/events.js';
+import type { Emitter } from '../base/emitter.js';
+import type { EngineEvents } from '../serial/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
 import { portColumn, recordSummary } from '../capture/format.js';

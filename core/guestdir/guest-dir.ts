@@ -1,7 +1,7 @@
 /**
  * `--guest-dir DIR`: the guest side of every port, from outside. Each port
  * the guest has appears as a unix socket DIR/NAME (names as in
- * port-names.ts), mode 0600; connecting to it is a guest program opening
+ * workloads/port-names.ts), mode 0600; connecting to it is a guest program opening
  * the port, closing the connection is the program closing it, and the bytes
  * move with the guest's semantics (bridge.ts).
  *
@@ -33,7 +33,7 @@ import type { Lab } from '../engine/lab.js';
 import { isErrno } from '../serial/guest/errno.js';
 import { PortStream } from '../workloads/port-stream.js';
 import { ClientBridge } from './bridge.js';
-import { guestPorts, type GuestPortEntry } from './port-names.js';
+import { guestPorts, type GuestPortEntry } from '../workloads/port-names.js';
 
 export class GuestDirError {
   readonly name = 'GuestDirError';

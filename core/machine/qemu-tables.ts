@@ -352,5 +352,3 @@ export const MODELLED_DEVICE_KEYS = [
 /** The bus type ports need (TYPE_VIRTIO_SERIAL_BUS). */
 export const VIRTIO_SERIAL_BUS_TYPE = 'virtio-serial-bus';
 
-/** A mux chardev serves at most this many frontends (MAX_MUX, include/chardev/char-mux.h). */
-export const MAX_MUX_FRONTENDS = 4;

@@ -17,7 +17,7 @@
  */
 import type { RunningMachine } from '../machine/running.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { Feature, FEATURE_DESCRIPTIONS, bit } from '../virtio/features.js';
 import { isFault } from '../virtio/fault.js';
 import type { QueueSnapshot } from '../virtio/queue.js';

@@ -17,7 +17,7 @@
 import type { RunningMachine } from '../machine/running.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
 import type { SerialPort } from '../serial/port.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import type { MonitorHub } from './hub.js';
 import {
   busPath,

@@ -28,7 +28,7 @@ import {
   pollNames,
   type GuestFiles,
 } from '../serial/guest/files.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { base64Decode } from '../monitor/qmp-commands.js';
 import { visitMembers, type QapiMembers, type QapiValue } from '../monitor/qapi.js';
 import type { QDict, QObject } from '../monitor/qobject.js';

@@ -40,8 +40,8 @@
  * - a throttled element dropped at host disconnect is returned to the guest
  *   with len 0 (QEMU detaches it without returning it, leaking a descriptor).
  */
-import type { Emitter } from '../engine/emitter.js';
-import type { DropReason, EngineEvents } from '../engine/events.js';
+import type { Emitter } from '../base/emitter.js';
+import type { DropReason, EngineEvents } from './events.js';
 import type { DescriptorChain } from '../virtio/chain.js';
 import { gather, scatter } from '../virtio/chain.js';
 import { VirtioDevice, type PostTask } from '../virtio/device.js';

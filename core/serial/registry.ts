@@ -23,8 +23,8 @@
  *        "Port number 0 on virtio-serial devices reserved for virtconsole
  *        devices for backward compatibility." (this one has no bus prefix).
  */
-import type { Emitter } from '../engine/emitter.js';
-import type { EngineEvents, PortKind } from '../engine/events.js';
+import type { Emitter } from '../base/emitter.js';
+import type { EngineEvents, PortKind } from './events.js';
 import type { PostTask } from '../virtio/device.js';
 import type { GuestMemory } from '../virtio/memory.js';
 import { BAD_PORT_ID } from './control.js';
@@ -36,7 +36,7 @@ import {
 } from './device.js';
 import type { ChardevEndpoint } from './endpoint.js';
 import type { SerialPort } from './port.js';
-import { QemuError } from './qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 
 const BUS_PREFIX = 'virtio-serial-bus: ';
 

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Machine } from '../../core/machine/machine.js';
 import { parseQemuArgs } from '../../core/machine/qemu-cmdline.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 
 export const ROOT = path.join(import.meta.dirname, '..', '..');
 export const SOCAT_MISSING = 'socat not found: apt-get install socat';

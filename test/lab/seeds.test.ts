@@ -11,7 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { GuestDir, isGuestDirError } from '../../core/guestdir/index.js';
 import { topologyFromLibvirtXml } from '../../core/machine/libvirt-xml.js';
 import { Machine } from '../../core/machine/machine.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 import {
   Collector,
   connectUnix,

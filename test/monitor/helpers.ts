@@ -13,7 +13,7 @@ import { Machine } from '../../core/machine/machine.js';
 import { parseQemuArgs } from '../../core/machine/qemu-cmdline.js';
 import { attachMonitors, type AttachedMonitors } from '../../core/monitor/index.js';
 import { isErrno, type Errno } from '../../core/serial/guest/errno.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 
 const tempDirs: string[] = [];
 

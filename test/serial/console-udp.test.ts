@@ -19,7 +19,7 @@ import type { Chardev } from '../../core/machine/topology.js';
 import { ControlEvent } from '../../core/serial/control.js';
 import { O_NONBLOCK } from '../../core/serial/guest/files.js';
 import { txQueueOf } from '../../core/serial/layout.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 import { RawDriver, must, pattern, record, text } from './helpers.js';
 
 const cleanup: (() => Promise<void> | void)[] = [];

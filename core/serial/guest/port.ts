@@ -15,7 +15,7 @@
  * - data for a serial port the guest has not opened is dropped (L9) and
  *   counted in bytes_discarded, as is unread data at close (L3).
  */
-import type { DropReason } from '../../engine/events.js';
+import type { DropReason } from '../events.js';
 import type { GuestAllocator } from '../../virtio/allocator.js';
 import { isFault, type VirtioFault } from '../../virtio/fault.js';
 import type { GuestMemory } from '../../virtio/memory.js';
