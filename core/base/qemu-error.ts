@@ -1,21 +1,26 @@
 /**
  * An error as QEMU's monitor reports it: `{"class": "GenericError", "desc": ...}`.
- * A value, never thrown: device_add and friends return it.
+ * A value, never thrown: device_add and friends return it. Its kind is
+ * QEMU's error class; its message the text QEMU prints (desc), word for word.
  */
-export class QemuError {
-  constructor(
-    /** The text QEMU prints (desc), word for word. */
-    readonly message: string,
-    readonly errorClass: 'GenericError' | 'DeviceNotFound' | 'CommandNotFound' = 'GenericError',
-  ) {}
+import { VmchanError } from './error.js';
 
-  toString(): string {
-    return this.message;
+export type QemuErrorClass = 'GenericError' | 'DeviceNotFound' | 'CommandNotFound';
+
+export class QemuError extends VmchanError<QemuErrorClass> {
+  readonly domain = 'qemu';
+
+  constructor(message: string, errorClass: QemuErrorClass = 'GenericError') {
+    super(errorClass, message);
+  }
+
+  get errorClass(): QemuErrorClass {
+    return this.kind;
   }
 
   /** The QMP error object. */
-  toJSON(): { class: string; desc: string } {
-    return { class: this.errorClass, desc: this.message };
+  override toJSON(): { class: string; desc: string } {
+    return { class: this.kind, desc: this.message };
   }
 }
 

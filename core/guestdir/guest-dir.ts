@@ -25,6 +25,7 @@
  * created here and is empty; only socket files made here are removed.
  */
 import fs from 'node:fs';
+import { VmchanError } from '../base/error.js';
 import net from 'node:net';
 import path from 'node:path';
 import { isChardevError } from '../chardev/chardev-error.js';
@@ -35,11 +36,12 @@ import { PortStream } from '../workloads/port-stream.js';
 import { ClientBridge } from './bridge.js';
 import { guestPorts, type GuestPortEntry } from '../workloads/port-names.js';
 
-export class GuestDirError {
+/** The guest directory could not be made (or a port's socket in it). */
+export class GuestDirError extends VmchanError<'GuestDirFailed'> {
+  readonly domain = 'guestdir';
   readonly name = 'GuestDirError';
-  constructor(readonly message: string) {}
-  toString(): string {
-    return this.message;
+  constructor(message: string) {
+    super('GuestDirFailed', message);
   }
 }
 

@@ -9,7 +9,7 @@
  * VirtioFault deliberately does not extend Error: building a stack trace for
  * every malformed chain a fuzzer throws at us would dominate the run time,
  * and nothing should ever `throw` one.
- */
+ */ import { VmchanError } from '../base/error.js';
 
 /** Conformance rule ids from docs (virtio-conformance.md, behaviours.md). */
 export type RuleId = string;
@@ -67,18 +67,20 @@ export interface FaultDetails {
   length?: number;
 }
 
-export class VirtioFault {
+export class VirtioFault extends VmchanError<FaultKind> {
+  readonly domain = 'virtio';
   readonly queue: number | undefined;
   readonly index: number | undefined;
   readonly address: number | undefined;
   readonly length: number | undefined;
 
   constructor(
-    readonly kind: FaultKind,
+    kind: FaultKind,
     readonly rule: RuleId,
-    readonly message: string,
+    message: string,
     details: FaultDetails = {},
   ) {
+    super(kind, message);
     this.queue = details.queue;
     this.index = details.index;
     this.address = details.address;
@@ -97,12 +99,12 @@ export class VirtioFault {
   }
 
   /** One line for logs and the UI: `M2 InvalidDescriptorIndex: ... (queue 4)`. */
-  toString(): string {
+  override toString(): string {
     const where = this.queue === undefined ? '' : ` (queue ${this.queue})`;
     return `${this.rule} ${this.kind}: ${this.message}${where}`;
   }
 
-  toJSON(): Record<string, unknown> {
+  override toJSON(): Record<string, unknown> {
     return {
       kind: this.kind,
       rule: this.rule,
