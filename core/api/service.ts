@@ -10,6 +10,8 @@
  * (one batch out at a time, the next after its ack) fed with the lab's
  * events, throughput samples every `sampleMs`, and topology changes.
  */
+import { isVmchanError, type VmchanError } from '../base/error.js';
+import { failWith } from './api-error.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Emitter } from '../base/emitter.js';
@@ -31,7 +33,6 @@ import {
   ok,
   parseCommand,
   type ApiEvent,
-  type ApiErrorKind,
   type Batch,
   type CaptureRow,
   type CaptureState,
@@ -126,7 +127,7 @@ export class ApiService {
     const switched = await service.switchLab(lab, lab === 'demo' ? null : emptyTopology());
     if ('error' in switched) {
       fs.rmSync(service.runtimeDir, { recursive: true, force: true });
-      throw new Error(`cannot start the ${lab} lab: ${switched.error}`);
+      throw new Error(`cannot start the ${lab} lab: ${switched.error.message}`);
     }
     return service;
   }
@@ -184,28 +185,26 @@ export class ApiService {
         return ok(this.snapshot());
       case 'loadLab': {
         const switched = await this.switchLab(c.lab, c.lab === 'demo' ? null : emptyTopology());
-        return 'error' in switched ? fail('Refused', switched.error) : ok(this.snapshot());
+        return 'error' in switched ? failWith(switched.error) : ok(this.snapshot());
       }
       case 'createDevice': {
         const d = s.createDevice(c.device);
         this.vrings.watchDevices(); // its negotiation is recorded from the guest's probe on
-        return typeof d === 'string'
-          ? fail('Refused', d)
-          : this.changed(ok({ name: d.name, bus: d.bus }));
+        return isVmchanError(d) ? failWith(d) : this.changed(ok({ name: d.name, bus: d.bus }));
       }
       case 'removeDevice': {
         const err = s.removeDevice(c.device);
-        return err === null ? this.changed(ok({})) : fail(notFound(err), err);
+        return err === null ? this.changed(ok({})) : failWith(err);
       }
       case 'createChardev': {
         const host = await s.createChardev(chardevFromSpec(c.chardev, s.runtimeDir));
-        if (typeof host === 'string') return fail('Refused', host);
+        if (host !== null) return failWith(host);
         this.topologyChanged();
         return ok(s.chardevs().find((x) => x.id === c.chardev.id)!);
       }
       case 'removeChardev': {
         const err = await s.removeChardev(c.id);
-        return err === null ? this.changed(ok({})) : fail(notFound(err), err);
+        return err === null ? this.changed(ok({})) : failWith(err);
       }
       case 'hotplugPort': {
         const spec = c.port;
@@ -215,42 +214,42 @@ export class ApiService {
             return fail('InvalidRequest', 'give either chardev or newChardev, not both');
           }
           const host = await s.createChardev(chardevFromSpec(spec.newChardev, s.runtimeDir));
-          if (typeof host === 'string') return fail('Refused', host);
+          if (host !== null) return failWith(host);
           chardev = spec.newChardev.id;
         }
         const port = s.plugPort({ ...spec, ...(chardev !== undefined ? { chardev } : {}) });
-        if (typeof port === 'string') {
+        if (isVmchanError(port)) {
           if (spec.newChardev !== undefined) await s.removeChardev(spec.newChardev.id);
-          return fail('Refused', port);
+          return failWith(port);
         }
         const device = s.lab.registry.devices.find((d) => d.port(port.nr) === port)!;
         return this.changed(ok(s.portSnapshot(device, port)));
       }
       case 'unplugPort': {
         const err = s.unplugPort(c.port);
-        return err === null ? this.changed(ok({})) : fail(notFound(err), err);
+        return err === null ? this.changed(ok({})) : failWith(err);
       }
       case 'connectHost': {
         let chardev = c.chardev;
         if (c.newChardev !== undefined) {
           const host = await s.createChardev(chardevFromSpec(c.newChardev, s.runtimeDir));
-          if (typeof host === 'string') return fail('Refused', host);
+          if (host !== null) return failWith(host);
           chardev = c.newChardev.id;
         }
         if (chardev === undefined)
           return fail('InvalidRequest', 'connectHost needs chardev or newChardev');
         const port = s.replug(c.port, chardev);
-        if (typeof port === 'string') {
+        if (isVmchanError(port)) {
           if (c.newChardev !== undefined) await s.removeChardev(c.newChardev.id);
-          return fail('Refused', port);
+          return failWith(port);
         }
         return this.changed(ok(s.portSnapshot(s.device(c.port.device)!, port)));
       }
       case 'disconnectHost': {
         const err = s.disconnectHost(c.port);
-        if (err !== null) return fail(notFound(err), err);
+        if (err !== null) return failWith(err);
         const found = s.port(c.port);
-        if (typeof found === 'string') return fail('NotFound', found);
+        if (isVmchanError(found)) return failWith(found);
         return this.changed(ok(s.portSnapshot(found.device, found.port)));
       }
       case 'startCapture':
@@ -329,12 +328,12 @@ export class ApiService {
       }
       case 'writeHost': {
         const n = await s.writeHost(c.port, decode(c.data, c.base64));
-        if (typeof n === 'string') return fail(notFound(n), n);
+        if (isVmchanError(n)) return failWith(n);
         return ok({ written: n });
       }
       case 'writeGuest': {
         const n = await s.writeGuest(c.port, decode(c.data, c.base64));
-        if (typeof n === 'string') return fail(notFound(n), n);
+        if (isVmchanError(n)) return failWith(n);
         return ok({ written: n });
       }
       case 'getVringView':
@@ -351,7 +350,7 @@ export class ApiService {
         let name: string | undefined;
         if (c.port !== undefined) {
           const found = s.port(c.port);
-          if (typeof found === 'string') return fail('NotFound', found);
+          if (isVmchanError(found)) return failWith(found);
           name = found.port.name ?? undefined;
           if (name === undefined) return fail('NotFound', `port ${c.port.nr} has no demo workload`);
         }
@@ -378,7 +377,7 @@ export class ApiService {
   private async switchLab(
     name: string,
     config: Topology | null,
-  ): Promise<{ error: string } | { notes: SessionNote[] }> {
+  ): Promise<{ error: VmchanError } | { notes: SessionNote[] }> {
     const n = ++this.labCount;
     const dir = path.join(this.runtimeDir, `${name}-${n}`);
     fs.mkdirSync(dir, { recursive: true });
@@ -443,7 +442,7 @@ export class ApiService {
       );
     }
     const switched = await this.switchLab('imported', parsed.value);
-    if ('error' in switched) return fail('Refused', switched.error);
+    if ('error' in switched) return failWith(switched.error);
     const more = switched.notes.map((n) => ({ kind: n.kind, message: n.message }));
     return ok({ topology: this.snapshot(), notes: [...notes, ...more] });
   }
@@ -515,7 +514,7 @@ export class ApiService {
   private setPortCapture(ref: PortRef, on: boolean | null): Answer {
     if (this.attached !== null) return fail('Unsupported', LAB_ONLY['startCapture']!);
     const found = this.current.port(ref);
-    if (typeof found === 'string') return fail('NotFound', found);
+    if (isVmchanError(found)) return failWith(found);
     const device = found.device.name;
     const nr = found.port.nr;
     const key = `${device}\u0000${nr}`;
@@ -942,10 +941,6 @@ export class ApiService {
     await this.current.dispose();
     fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
-}
-
-function notFound(message: string): ApiErrorKind {
-  return /not found|has no port|no chardev/.test(message) ? 'NotFound' : 'Refused';
 }
 
 function decode(data: string, base64: boolean | undefined): Uint8Array {
