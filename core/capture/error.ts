@@ -5,7 +5,8 @@
  * exceptions: every exported function returns them, nothing throws one
  * across a module boundary, and they do not extend Error, so building one is
  * cheap and a person only ever sees `toString()`, never a stack trace.
- */ import { VmchanError } from '../base/error.js';
+ */
+import { VmchanError } from '../base/error.js';
 
 export type CaptureErrorKind =
   /** The file does not start with a pcapng section header block. */

@@ -21,7 +21,8 @@
  * an object the caller may reuse for every record (the pcapng reader fills
  * one from its index, so only `contains` ever reads a payload from disk).
  * This module is pure TypeScript without node:*, so the renderer can use it.
- */ import { VmchanError } from '../base/error.js';
+ */
+import { VmchanError } from '../base/error.js';
 
 import type { CaptureRecord, Direction, RecordKind } from './record.js';
 

@@ -7,7 +7,8 @@
  * Where QEMU has its own text for the same failure the message is QEMU's
  * ("Could not open 'x': No such file or directory"), so a command line that
  * fails in vmchan fails with the words QEMU 7.2 would have used.
- */ import { VmchanError } from '../base/error.js';
+ */
+import { VmchanError } from '../base/error.js';
 
 export type ChardevErrorKind =
   /** A file, FIFO or device could not be opened (QEMU: error_setg_file_open). */

@@ -7,7 +7,8 @@
  * pastes a command line sees what QEMU 7.2 would have printed; `where`
  * says which argument, key and token it is about, which QEMU only gives as
  * the "-chardev socket,...:" prefix of its message.
- */ import { VmchanError } from '../base/error.js';
+ */
+import { VmchanError } from '../base/error.js';
 
 export type MachineErrorKind =
   // command-line structure (softmmu/vl.c lookup_opt)

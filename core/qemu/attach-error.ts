@@ -6,7 +6,8 @@
  *
  * Functions of the attach mode return `T | AttachFailure`: either one of
  * these, or the QmpError of the QEMU command that failed underneath.
- */ import { VmchanError } from '../base/error.js';
+ */
+import { VmchanError } from '../base/error.js';
 
 import { isQmpError, type QmpError } from './qmp-error.js';
 

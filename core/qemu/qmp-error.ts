@@ -5,7 +5,8 @@
  * boundary, and does not extend Error: a refused connection or a command
  * QEMU turned down is an ordinary outcome the UI shows in one line, not a
  * crash with a stack trace.
- */ import { VmchanError } from '../base/error.js';
+ */
+import { VmchanError } from '../base/error.js';
 
 export type QmpErrorKind =
   /** QEMU answered the command with {"error": {"class", "desc"}}. */

@@ -3,7 +3,7 @@
  * virtio console (C0) with up to max_ports ports, a control queue pair, and
  * the data paths of every port.
  *
- * Behaviours (ids from behaviours.md and virtio-conformance.md):
+ * Behaviours (ids from docs/CONFORMANCE.md):
  * - D1/D2: features and queue sizes from the options (defaults as QEMU:
  *   31 ports, MULTIPORT only when max_ports > 1, EMERG_WRITE on, data
  *   queues 128, control queues 32). Port checks (D3) live in registry.ts.

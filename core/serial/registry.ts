@@ -3,7 +3,7 @@
  * as QEMU's device_add / device_del run them (D1, D3):
  *
  * device_add virtserialport|virtconsole checks, in QEMU 7.2's order
- * (recorded against a real one, see qemu-7.2-samples/scenario.log):
+ * (recorded against a real one, see test/fixtures/qemu-7.2-samples/scenario.log):
  *  1. the driver name;
  *  2. the bus: `bus=vser0.0` must exist; without it the newest virtio-serial
  *     bus is used (QEMU prepends children, so its search meets that one first);

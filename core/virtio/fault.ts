@@ -9,10 +9,12 @@
  * VirtioFault deliberately does not extend Error: building a stack trace for
  * every malformed chain a fuzzer throws at us would dominate the run time,
  * and nothing should ever `throw` one.
- */ import { VmchanError } from '../base/error.js';
+ */
+import { VmchanError } from '../base/error.js';
+import type { RuleId } from '../base/rule-ids.js';
 
-/** Conformance rule ids from docs (virtio-conformance.md, behaviours.md). */
-export type RuleId = string;
+/** A conformance rule id of docs/CONFORMANCE.md (S11, M3, ...). */
+export type { RuleId };
 
 export type FaultKind =
   // guest memory
@@ -23,7 +25,10 @@ export type FaultKind =
   | 'MisalignedRing'
   | 'QueueNotReady'
   // available ring / descriptors
+  /** M1: avail.idx more than the queue size ahead of what the device consumed. */
   | 'AvailIndexTooFarAhead'
+  /** S8: avail.idx moved back below what the driver had already published. */
+  | 'AvailIndexWentBackwards'
   | 'InvalidDescriptorIndex'
   | 'DescriptorChainLoop'
   | 'ChainTooLong'
@@ -35,7 +40,10 @@ export type FaultKind =
   | 'ReadableAfterWritable'
   | 'ZeroLengthDescriptor'
   | 'EmptyChain'
+  /** M9: more buffers (or ring slots) in flight than the queue size. */
   | 'TooManyBuffersInFlight'
+  /** M9: a head made available again while the device still holds its chain. */
+  | 'HeadAlreadyInFlight'
   | 'WrongBufferDirection'
   | 'InvalidBufferId'
   // used ring

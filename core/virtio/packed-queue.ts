@@ -17,7 +17,7 @@
  * `typeof x !== 'number'` instead of allocating closures or views.
  */
 import type { DescriptorChain, Segment } from './chain.js';
-import { fault, hex, type VirtioFault } from './fault.js';
+import { fault, hex, type RuleId, type VirtioFault } from './fault.js';
 import type { GuestMemory } from './memory.js';
 import {
   DEFAULT_CHAIN_LIMITS,
@@ -589,7 +589,7 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
   private tracePop(t: RingTracer, chain: DescriptorChain, headFlags: number, wrap: boolean): void {
     const n = chain.ringDescCount;
     let how: string;
-    let rule: string;
+    let rule: RuleId;
     if (chain.indirect) {
       rule = 'P6';
       how = `; it points to an indirect table of ${chain.descCount} entries where only WRITE counts (P6)`;

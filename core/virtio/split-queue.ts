@@ -183,7 +183,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     }
     if (this.inFlightFlag[head] === 1) {
       return this.fail(
-        'TooManyBuffersInFlight',
+        'HeadAlreadyInFlight',
         'M9',
         `head ${head} was made available again while the device still holds it`,
         head,
@@ -396,7 +396,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
       return this.fail(
         'AvailIndexTooFarAhead',
         'M1',
-        `avail.idx ${availIdx} is ${pending} ahead of last_avail_idx ${this.lastAvail}, more than the ${this.size} entries of the ring (or it went backwards, S8)`,
+        `avail.idx ${availIdx} is ${pending} ahead of last_avail_idx ${this.lastAvail}, more than the ${this.size} entries of the ring`,
         availIdx,
         this.availAddr + 2,
       );
@@ -404,7 +404,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     const seen = (this.shadowAvail - this.lastAvail) & 0xffff;
     if (pending < seen) {
       return this.fail(
-        'AvailIndexTooFarAhead',
+        'AvailIndexWentBackwards',
         'S8',
         `avail.idx went backwards from ${this.shadowAvail} to ${availIdx}: published buffers cannot be taken back`,
         availIdx,

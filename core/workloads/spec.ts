@@ -11,7 +11,8 @@
  *
  * PORT is any name of the port: its name, its qdev id, its node (vport0p1)
  * or its console tty (hvc0).
- */ import { VmchanError } from '../base/error.js';
+ */
+import { VmchanError } from '../base/error.js';
 
 export type WorkloadKind = 'echo' | 'sink' | 'source' | 'sha1';
 

@@ -2,7 +2,8 @@
  * Linux errno values for the guest's system calls. Errors are values: a call
  * returns an Errno instead of throwing, and a program checks `isErrno(r)`
  * the way C checks for -1.
- */ import { VmchanError } from '../../base/error.js';
+ */
+import { VmchanError } from '../../base/error.js';
 
 export const ERRNO = {
   EPERM: 1,
