@@ -1,11 +1,13 @@
 // One lint config for the whole tree. The import boundaries are the point of
 // it: core/ is the engine and must stay loadable from any face, so it never
 // reaches into electron/, cli/ or renderer/; the renderer speaks only the
-// typed contract in core/api.
+// typed contract in core/api; and inside core/ each folder imports only the
+// folders below it (eslint-rules/core-layers.js, the layer table).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 import svelte from 'eslint-plugin-svelte';
+import coreLayers from './eslint-rules/core-layers.js';
 
 const facesOutsideCore = ['**/electron/**', '**/cli/**', '**/renderer/**'];
 
@@ -32,7 +34,9 @@ export default tseslint.config(
   },
   {
     files: ['core/**/*.ts'],
+    plugins: { vmchan: coreLayers },
     rules: {
+      'vmchan/core-layers': 'error',
       'no-restricted-imports': [
         'error',
         {

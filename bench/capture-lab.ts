@@ -26,7 +26,7 @@ import { PcapngWriter } from '../core/capture/pcapng-writer.js';
 import type { CaptureSink } from '../core/capture/record.js';
 import { Lab } from '../core/engine/lab.js';
 import { isErrno } from '../core/serial/guest/errno.js';
-import { isQemuError } from '../core/serial/qemu-error.js';
+import { isQemuError } from '../core/base/qemu-error.js';
 
 type Report = (name: string, value: number, baseline: number, unit: string) => void;
 

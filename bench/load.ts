@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { Machine } from '../core/machine/machine.js';
 import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
-import { isQemuError } from '../core/serial/qemu-error.js';
+import { isQemuError } from '../core/base/qemu-error.js';
 import { PatternStream } from '../core/workloads/index.js';
 
 const MiB = 1024 * 1024;

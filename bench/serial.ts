@@ -7,7 +7,7 @@
  */
 import { Lab } from '../core/engine/lab.js';
 import { isErrno } from '../core/serial/guest/errno.js';
-import { isQemuError } from '../core/serial/qemu-error.js';
+import { isQemuError } from '../core/base/qemu-error.js';
 
 type Report = (name: string, value: number, baseline: number, unit: string) => void;
 

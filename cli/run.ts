@@ -23,11 +23,11 @@ import { hostEndpoints } from '../core/machine/endpoints.js';
 import { Machine, StartError } from '../core/machine/machine.js';
 import { attachMonitors } from '../core/monitor/index.js';
 import { AGENT_PORT_NAME, startGuestAgents } from '../core/qga/index.js';
-import { findGuestPort } from '../core/guestdir/index.js';
 import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
 import { QEMU_OPTIONS } from '../core/machine/qemu-tables.js';
 import type { Chardev, ChardevBackend, Topology } from '../core/machine/topology.js';
 import {
+  findGuestPort,
   formatWorkload,
   isWorkloadError,
   parseWorkload,

@@ -1,6 +1,6 @@
 /**
  * The app's API over a real QEMU: the "attached" kind of machine beside the
- * emulated lab (architecture.md, "Two kinds of machine behind one API").
+ * emulated lab (docs/ARCHITECTURE.md, core/qemu).
  *
  * An AttachSession wraps core/qemu's AttachedMachine for ApiService: it
  * turns the attached topology into the contract's snapshots, its events

@@ -7,7 +7,9 @@ import { topologyToLibvirtXml } from '../machine/libvirt-xml.js';
 import { printQemuArgs } from '../machine/qemu-print.js';
 import { queueRole } from '../serial/layout.js';
 import { chardevFromSpec } from './chardev-hosts.js';
-import { fail, ok, type ApiErrorKind } from './contract.js';
+import { isVmchanError } from '../base/error.js';
+import { failWith } from './api-error.js';
+import { fail, ok } from './contract.js';
 import type { LabSession } from './lab-session.js';
 import { Refusal, type Answer, type CommandTable } from './session.js';
 import type { VringService } from './vring-service.js';
@@ -19,11 +21,6 @@ export interface LabCommandContext {
   changed(): void;
   /** The engine's mode or queue changed. */
   engineChanged(): void;
-}
-
-/** A message of the engine as the contract's error kind. */
-export function notFound(message: string): ApiErrorKind {
-  return /not found|has no port|no chardev/.test(message) ? 'NotFound' : 'Refused';
 }
 
 export function decode(data: string, base64: boolean | undefined): Uint8Array {
@@ -44,21 +41,21 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
     createDevice: (c) => {
       const d = s.createDevice(c.device);
       ctx.vrings.watchDevices(); // its negotiation is recorded from the guest's probe on
-      return typeof d === 'string' ? fail('Refused', d) : changed(ok({ name: d.name, bus: d.bus }));
+      return isVmchanError(d) ? failWith(d) : changed(ok({ name: d.name, bus: d.bus }));
     },
     removeDevice: (c) => {
       const err = s.removeDevice(c.device);
-      return err === null ? changed(ok({})) : fail(notFound(err), err);
+      return err === null ? changed(ok({})) : failWith(err);
     },
     createChardev: async (c) => {
       const host = await s.createChardev(chardevFromSpec(c.chardev, s.runtimeDir));
-      if (typeof host === 'string') return fail('Refused', host);
+      if (host !== null) return failWith(host);
       ctx.changed();
       return ok(s.chardevs().find((x) => x.id === c.chardev.id)!);
     },
     removeChardev: async (c) => {
       const err = await s.removeChardev(c.id);
-      return err === null ? changed(ok({})) : fail(notFound(err), err);
+      return err === null ? changed(ok({})) : failWith(err);
     },
     hotplugPort: async (c) => {
       const spec = c.port;
@@ -68,42 +65,42 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
           return fail('InvalidRequest', 'give either chardev or newChardev, not both');
         }
         const host = await s.createChardev(chardevFromSpec(spec.newChardev, s.runtimeDir));
-        if (typeof host === 'string') return fail('Refused', host);
+        if (host !== null) return failWith(host);
         chardev = spec.newChardev.id;
       }
       const port = s.plugPort({ ...spec, ...(chardev !== undefined ? { chardev } : {}) });
-      if (typeof port === 'string') {
+      if (isVmchanError(port)) {
         if (spec.newChardev !== undefined) await s.removeChardev(spec.newChardev.id);
-        return fail('Refused', port);
+        return failWith(port);
       }
       const device = s.lab.registry.devices.find((d) => d.port(port.nr) === port)!;
       return changed(ok(s.portSnapshot(device, port)));
     },
     unplugPort: (c) => {
       const err = s.unplugPort(c.port);
-      return err === null ? changed(ok({})) : fail(notFound(err), err);
+      return err === null ? changed(ok({})) : failWith(err);
     },
     connectHost: async (c) => {
       let chardev = c.chardev;
       if (c.newChardev !== undefined) {
         const host = await s.createChardev(chardevFromSpec(c.newChardev, s.runtimeDir));
-        if (typeof host === 'string') return fail('Refused', host);
+        if (host !== null) return failWith(host);
         chardev = c.newChardev.id;
       }
       if (chardev === undefined)
         return fail('InvalidRequest', 'connectHost needs chardev or newChardev');
       const port = s.replug(c.port, chardev);
-      if (typeof port === 'string') {
+      if (isVmchanError(port)) {
         if (c.newChardev !== undefined) await s.removeChardev(c.newChardev.id);
-        return fail('Refused', port);
+        return failWith(port);
       }
       return changed(ok(s.portSnapshot(s.device(c.port.device)!, port)));
     },
     disconnectHost: (c) => {
       const err = s.disconnectHost(c.port);
-      if (err !== null) return fail(notFound(err), err);
+      if (err !== null) return failWith(err);
       const found = s.port(c.port);
-      if (typeof found === 'string') return fail('NotFound', found);
+      if (isVmchanError(found)) return failWith(found);
       return changed(ok(s.portSnapshot(found.device, found.port)));
     },
     pause: () => {
@@ -164,12 +161,12 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
     injectFault: (c) => changed(ctx.vrings.inject(c.device, c.queue, c.fault)),
     writeHost: async (c) => {
       const n = await s.writeHost(c.port, decode(c.data, c.base64));
-      if (typeof n === 'string') return fail(notFound(n), n);
+      if (isVmchanError(n)) return failWith(n);
       return ok({ written: n });
     },
     writeGuest: async (c) => {
       const n = await s.writeGuest(c.port, decode(c.data, c.base64));
-      if (typeof n === 'string') return fail(notFound(n), n);
+      if (isVmchanError(n)) return failWith(n);
       return ok({ written: n });
     },
     tapChardev: noTap(),
@@ -178,7 +175,7 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
       let name: string | undefined;
       if (c.port !== undefined) {
         const found = s.port(c.port);
-        if (typeof found === 'string') return fail('NotFound', found);
+        if (isVmchanError(found)) return failWith(found);
         name = found.port.name ?? undefined;
         if (name === undefined) return fail('NotFound', `port ${c.port.nr} has no demo workload`);
       }

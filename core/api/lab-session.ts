@@ -24,7 +24,9 @@ import { isErrno } from '../serial/guest/errno.js';
 import { O_NONBLOCK, O_RDWR } from '../serial/guest/files.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
 import type { SerialPort } from '../serial/port.js';
-import { isQemuError } from '../serial/qemu-error.js';
+import { isVmchanError, type VmchanError } from '../base/error.js';
+import { QemuError, isQemuError } from '../base/qemu-error.js';
+import { notFound, refused, type SessionError } from './api-error.js';
 import { Feature } from '../virtio/features.js';
 import { HostTerminals, listenAddress } from './chardev-hosts.js';
 import type {
@@ -196,7 +198,7 @@ export class LabSession implements Session {
     given: Topology,
     options: BuildOptions,
   ): Promise<
-    { session: LabSession; notes: SessionNote[] } | { error: string; notes: SessionNote[] }
+    { session: LabSession; notes: SessionNote[] } | { error: QemuError; notes: SessionNote[] }
   > {
     const { config, notes, original } = relocate(given, options.runtimeDir);
     const report = options.report ?? (() => {});
@@ -205,7 +207,7 @@ export class LabSession implements Session {
       onNotice: report,
       ...(options.onLab !== undefined ? { onLab: options.onLab } : {}),
     });
-    if (isQemuError(machine)) return { error: machine.message, notes };
+    if (isQemuError(machine)) return { error: machine, notes };
     const session = new LabSession(
       name,
       machine,
@@ -248,11 +250,11 @@ export class LabSession implements Session {
     return this.lab.device(name);
   }
 
-  port(ref: PortRef): { device: VirtioSerialDevice; port: SerialPort } | string {
+  port(ref: PortRef): { device: VirtioSerialDevice; port: SerialPort } | SessionError {
     const device = this.lab.device(ref.device);
-    if (device === undefined) return `Device '${ref.device}' not found`;
+    if (device === undefined) return notFound(`Device '${ref.device}' not found`);
     const port = device.port(ref.nr);
-    if (port === undefined) return `${device.name} has no port ${ref.nr}`;
+    if (port === undefined) return notFound(`${device.name} has no port ${ref.nr}`);
     return { device, port };
   }
 
@@ -279,36 +281,41 @@ export class LabSession implements Session {
     maxPorts?: number;
     emergencyWrite?: boolean;
     packed?: boolean;
-  }): VirtioSerialDevice | string {
+  }): VirtioSerialDevice | VmchanError {
     const config = defaultDevice('virtio-serial-pci', {
       ...(spec.id !== undefined ? { id: spec.id } : {}),
       ...(spec.maxPorts !== undefined ? { maxPorts: spec.maxPorts } : {}),
       ...(spec.emergencyWrite !== undefined ? { emergencyWrite: spec.emergencyWrite } : {}),
       ...(spec.packed !== undefined ? { packed: spec.packed } : {}),
     });
-    const refused = this.machine.controllerAdd(config);
-    if (refused !== null) return refused.message;
+    const err = this.machine.controllerAdd(config);
+    if (err !== null) return err;
     // The device just plugged is the newest (plug order, as QEMU's list).
-    return this.lab.registry.devices.at(-1) ?? 'the device was plugged but cannot be found';
+    return (
+      this.lab.registry.devices.at(-1) ?? refused('the device was plugged but cannot be found')
+    );
   }
 
-  removeDevice(name: string): string | null {
+  removeDevice(name: string): VmchanError | null {
     const device = this.lab.device(name);
-    if (device === undefined) return `Device '${name}' not found`;
-    if (device.id === null) return `Device '${name}' has no id; QEMU's device_del needs one`;
+    if (device === undefined) return notFound(`Device '${name}' not found`);
+    if (device.id === null)
+      return refused(`Device '${name}' has no id; QEMU's device_del needs one`);
     const err = this.machine.deviceDel(device.id);
-    if (err !== null) return err.message;
+    if (err !== null) return err;
     this.addedDevices.delete(device.name);
     return null;
   }
 
-  async createChardev(config: Chardev): Promise<string | null> {
-    return (await this.machine.chardevAdd(config))?.message ?? null;
+  async createChardev(config: Chardev): Promise<VmchanError | null> {
+    return (await this.machine.chardevAdd(config)) ?? null;
   }
 
-  async removeChardev(id: string): Promise<string | null> {
+  async removeChardev(id: string): Promise<VmchanError | null> {
+    // QEMU's words, told apart from a busy chardev by looking first.
+    if (this.machine.chardev(id) === undefined) return notFound(`Chardev '${id}' not found`);
     this.hostTerminals.drop(id);
-    return (await this.machine.chardevRemove(id))?.message ?? null;
+    return (await this.machine.chardevRemove(id)) ?? null;
   }
 
   plugPort(spec: {
@@ -318,11 +325,11 @@ export class LabSession implements Session {
     nr?: number;
     name?: string;
     chardev?: string;
-  }): SerialPort | string {
+  }): SerialPort | VmchanError {
     let bus: string | undefined;
     if (spec.device !== undefined) {
       const device = this.lab.device(spec.device);
-      if (device === undefined) return `Bus '${spec.device}' not found`;
+      if (device === undefined) return new QemuError(`Bus '${spec.device}' not found`);
       bus = device.bus;
     }
     const err = this.machine.deviceAdd({
@@ -333,33 +340,35 @@ export class LabSession implements Session {
       ...(spec.name !== undefined ? { name: spec.name } : {}),
       ...(spec.chardev !== undefined ? { chardev: spec.chardev } : {}),
     });
-    if (err !== null) return err.message;
+    if (err !== null) return err;
     // The port just plugged is the newest of its device (plug order, as QEMU's list).
     const device = bus !== undefined ? this.lab.device(bus) : this.lab.registry.devices.at(-1);
     const port = device?.ports.at(-1);
-    return port ?? 'the port was plugged but cannot be found';
+    return port ?? refused('the port was plugged but cannot be found');
   }
 
-  unplugPort(ref: PortRef): string | null {
+  unplugPort(ref: PortRef): VmchanError | null {
     const found = this.port(ref);
-    if (typeof found === 'string') return found;
+    if (isVmchanError(found)) return found;
     this.closeTerminal(ref);
-    if (found.port.id !== null) return this.machine.deviceDel(found.port.id)?.message ?? null;
+    if (found.port.id !== null) return this.machine.deviceDel(found.port.id) ?? null;
     this.lab.registry.unplug(found.device, found.port);
     return null;
   }
 
   /** device_del + device_add with the same id, nr and name on another chardev. */
-  replug(ref: PortRef, chardev: string): SerialPort | string {
+  replug(ref: PortRef, chardev: string): SerialPort | VmchanError {
     const found = this.port(ref);
-    if (typeof found === 'string') return found;
+    if (isVmchanError(found)) return found;
     const { device, port } = found;
     const endpoint = this.machine.chardev(chardev);
     if (endpoint === undefined) {
-      return `Property '${port.kind}.chardev' can't find value '${chardev}'`;
+      return new QemuError(`Property '${port.kind}.chardev' can't find value '${chardev}'`);
     }
     if (endpoint.attached && port.chardev !== chardev) {
-      return `Property '${port.kind}.chardev' can't take value '${chardev}': Device '${chardev}' is in use`;
+      return new QemuError(
+        `Property '${port.kind}.chardev' can't take value '${chardev}': Device '${chardev}' is in use`,
+      );
     }
     const spec = {
       driver: port.kind,
@@ -371,7 +380,7 @@ export class LabSession implements Session {
     const err = this.unplugPort(ref);
     if (err !== null) return err;
     const plugged = this.plugPort({ ...spec, chardev });
-    if (typeof plugged === 'string') {
+    if (isVmchanError(plugged)) {
       // Put the old one back as it was.
       this.plugPort({ ...spec, ...(port.chardev !== null ? { chardev: port.chardev } : {}) });
     }
@@ -388,18 +397,22 @@ export class LabSession implements Session {
    * timeline's "host disconnected"); bytes that were queued either way are
    * counted and shown as drops. Other backends refuse with the reason.
    */
-  disconnectHost(ref: PortRef): string | null {
+  disconnectHost(ref: PortRef): VmchanError | null {
     const found = this.port(ref);
-    if (typeof found === 'string') return found;
+    if (isVmchanError(found)) return found;
     const id = found.port.chardev;
-    if (id === null) return `${portLabel(found.port, found.device.name)} has no chardev`;
-    if (!this.machine.chardev(id)?.connected) return `nobody is connected to chardev '${id}'`;
+    if (id === null) return notFound(`${portLabel(found.port, found.device.name)} has no chardev`);
+    if (!this.machine.chardev(id)?.connected) {
+      return refused(`nobody is connected to chardev '${id}'`);
+    }
     const backend = this.machine.backend(id);
     if (backend === undefined) {
-      return `chardev '${id}' is not a backend of this lab; vmchan cannot hang up its host side`;
+      return refused(
+        `chardev '${id}' is not a backend of this lab; vmchan cannot hang up its host side`,
+      );
     }
     const r = backend.hangUp();
-    if (!r.hungUp) return r.reason;
+    if (!r.hungUp) return refused(r.reason);
     this.hostTerminals.drop(id);
     const events = this.lab.events;
     const drop = (bytes: number, reason: 'host-hung-up' | 'host-disconnected'): void => {
@@ -420,39 +433,44 @@ export class LabSession implements Session {
   }
 
   /** Bytes into the port from the host side: the app's terminal, a client of the chardev like socat. */
-  async writeHost(ref: PortRef, bytes: Uint8Array): Promise<number | string> {
+  async writeHost(ref: PortRef, bytes: Uint8Array): Promise<number | VmchanError> {
     const found = this.port(ref);
-    if (typeof found === 'string') return found;
+    if (isVmchanError(found)) return found;
     const id = found.port.chardev;
-    if (id === null) return `${portLabel(found.port, found.device.name)} has no chardev`;
+    if (id === null) return notFound(`${portLabel(found.port, found.device.name)} has no chardev`);
     const n = await this.hostTerminals.write(id, this.machine.backend(id), bytes);
     this.onChange();
-    return n;
+    return typeof n === 'string' ? refused(n) : n;
   }
 
   /** Bytes from the guest side: a terminal in the guest writes to the port's device node. */
-  async writeGuest(ref: PortRef, bytes: Uint8Array): Promise<number | string> {
+  async writeGuest(ref: PortRef, bytes: Uint8Array): Promise<number | VmchanError> {
     const found = this.port(ref);
-    if (typeof found === 'string') return found;
+    if (isVmchanError(found)) return found;
     const key = `${ref.device}:${ref.nr}`;
     const files = this.lab.guest.files;
     let fd = this.terminals.get(key);
     if (fd === undefined) {
       const gp = this.guestPort(found.device, found.port.nr);
-      if (gp === undefined)
-        return `the guest has no device node for ${portLabel(found.port, found.device.name)} yet`;
+      if (gp === undefined) {
+        return refused(
+          `the guest has no device node for ${portLabel(found.port, found.device.name)} yet`,
+        );
+      }
       const node = gp.console ? `/dev/hvc${gp.console.hvc}` : `/dev/${gp.devName}`;
       const opened = await files.open(node, O_RDWR | O_NONBLOCK);
-      if (isErrno(opened)) return opened.toString();
+      if (isErrno(opened)) return refused(opened.toString());
       fd = opened;
       this.terminals.set(key, fd);
       this.onChange();
     }
     const n = await files.write(fd, bytes);
     if (isErrno(n)) {
-      return n.code === 'EAGAIN'
-        ? `${n.toString()}: the host side is not connected or the queue is full`
-        : n.toString();
+      return refused(
+        n.code === 'EAGAIN'
+          ? `${n.toString()}: the host side is not connected or the queue is full`
+          : n.toString(),
+      );
     }
     return n;
   }

@@ -12,7 +12,7 @@
  * port without a switch of its own) and each port's own, given at start
  * and flipped while it runs (`setAll`, `setPort`, as the lab tap's).
  */
-import type { DropReason } from '../engine/events.js';
+import type { DropReason } from '../serial/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
 import { PcapngWriter } from '../capture/pcapng-writer.js';

@@ -12,8 +12,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Emitter } from '../engine/emitter.js';
-import type { EngineEvents } from '../engine/events.js';
+import type { VmchanError } from '../base/error.js';
+import { failWith } from './api-error.js';
+import type { Emitter } from '../base/emitter.js';
+import type { EngineEvents } from '../serial/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
 import { portColumn, recordSummary } from '../capture/format.js';
@@ -135,7 +137,7 @@ export class ApiService {
     const switched = await service.switchLab(lab, lab === 'demo' ? null : emptyTopology());
     if ('error' in switched) {
       fs.rmSync(service.runtimeDir, { recursive: true, force: true });
-      throw new Error(`cannot start the ${lab} lab: ${switched.error}`);
+      throw new Error(`cannot start the ${lab} lab: ${switched.error.message}`);
     }
     return service;
   }
@@ -189,7 +191,7 @@ export class ApiService {
       case 'loadLab': {
         await this.leaveAttached();
         const switched = await this.switchLab(c.lab, c.lab === 'demo' ? null : emptyTopology());
-        return 'error' in switched ? fail('Refused', switched.error) : ok(this.snapshot());
+        return 'error' in switched ? failWith(switched.error) : ok(this.snapshot());
       }
       case 'importConfig':
         await this.leaveAttached();
@@ -256,7 +258,7 @@ export class ApiService {
   private async switchLab(
     name: string,
     config: Topology | null,
-  ): Promise<{ error: string } | { notes: SessionNote[] }> {
+  ): Promise<{ error: VmchanError } | { notes: SessionNote[] }> {
     const n = ++this.labCount;
     const dir = path.join(this.runtimeDir, `${name}-${n}`);
     fs.mkdirSync(dir, { recursive: true });
@@ -327,7 +329,7 @@ export class ApiService {
       );
     }
     const switched = await this.switchLab('imported', parsed.value);
-    if ('error' in switched) return fail('Refused', switched.error);
+    if ('error' in switched) return failWith(switched.error);
     const more = switched.notes.map((n) => ({ kind: n.kind, message: n.message }));
     return ok({ topology: this.snapshot(), notes: [...notes, ...more] });
   }

@@ -8,6 +8,7 @@
  * keeps QMP's), in which a command the session cannot run is a `Refusal`
  * value naming the capability it lacks, never a branch in the service.
  */
+import { VmchanError } from '../base/error.js';
 import type { CaptureError } from '../capture/error.js';
 import {
   fail,
@@ -60,18 +61,28 @@ export type Capability = (typeof CAPABILITIES)[number];
 export type Can = { can: true } | { can: false; reason: string };
 export type Capabilities = { readonly [K in Capability]: Can };
 
-/** A command this session does not run, as a value: the capability it lacks and why. */
-export class Refusal {
-  readonly name = 'Refusal';
+/**
+ * A command this session does not run, as a value: the capability it lacks
+ * and why. One of core's named errors (domain 'session'), so the API maps it
+ * by the same table as every other (core/api/api-error.ts).
+ */
+export class Refusal extends VmchanError<'Unsupported' | 'Refused'> {
+  readonly domain = 'session';
   constructor(
     readonly capability: Capability,
-    readonly reason: string,
+    reason: string,
     /** Unsupported: the session never can; Refused: not now. */
-    readonly kind: Extract<ApiErrorKind, 'Unsupported' | 'Refused'> = 'Unsupported',
-  ) {}
+    kind: 'Unsupported' | 'Refused' = 'Unsupported',
+  ) {
+    super(kind, reason);
+  }
+
+  get reason(): string {
+    return this.message;
+  }
 
   answer(): { ok: false; error: { kind: ApiErrorKind; message: string } } {
-    return fail(this.kind, this.reason);
+    return fail(this.kind, this.message);
   }
 }
 

@@ -19,6 +19,8 @@
  * Outbox that keeps at most TERMINAL_BATCH_BYTES per session until its next
  * batch, dropping the oldest and counting them.
  */
+import { isVmchanError } from '../base/error.js';
+import { failWith } from './api-error.js';
 import * as net from 'node:net';
 import { isErrno } from '../serial/guest/errno.js';
 import { MemoryEndpoint } from '../serial/memory-endpoint.js';
@@ -261,7 +263,7 @@ export class TerminalService {
   private async openPort(ref: PortRef, side: TerminalSide): Promise<Result<unknown>> {
     const lab = this.host.session();
     const found = lab.port(ref);
-    if (typeof found === 'string') return fail('NotFound', found);
+    if (isVmchanError(found)) return failWith(found);
     const label = portLabel(found.port, found.device.name);
     return side === 'guest'
       ? this.openGuest(lab, ref, label)

@@ -6,6 +6,7 @@
  * across a module boundary, and they do not extend Error, so building one is
  * cheap and a person only ever sees `toString()`, never a stack trace.
  */
+import { VmchanError } from '../base/error.js';
 
 export type CaptureErrorKind =
   /** The file does not start with a pcapng section header block. */
@@ -40,34 +41,26 @@ export interface CaptureErrorDetails {
   record?: number;
 }
 
-export class CaptureError {
+export class CaptureError extends VmchanError<CaptureErrorKind> {
+  readonly domain = 'capture';
   readonly offset: number | undefined;
   readonly path: string | undefined;
   readonly record: number | undefined;
 
-  constructor(
-    readonly kind: CaptureErrorKind,
-    readonly message: string,
-    details: CaptureErrorDetails = {},
-  ) {
+  constructor(kind: CaptureErrorKind, message: string, details: CaptureErrorDetails = {}) {
+    super(kind, message);
     this.offset = details.offset;
     this.path = details.path;
     this.record = details.record;
   }
 
   /** One line for the CLI and the UI: the message, prefixed with the file when known. */
-  toString(): string {
+  override toString(): string {
     return this.path === undefined ? this.message : `${this.path}: ${this.message}`;
   }
 
-  toJSON(): Record<string, unknown> {
-    return {
-      kind: this.kind,
-      message: this.message,
-      offset: this.offset,
-      path: this.path,
-      record: this.record,
-    };
+  protected override details(): Record<string, unknown> {
+    return { offset: this.offset, path: this.path, record: this.record };
   }
 }
 

@@ -22,6 +22,8 @@
  * one from its index, so only `contains` ever reads a payload from disk).
  * This module is pure TypeScript without node:*, so the renderer can use it.
  */
+import { VmchanError } from '../base/error.js';
+
 import type { CaptureRecord, Direction, RecordKind } from './record.js';
 
 export type FilterField = 'port' | 'dir' | 'kind' | 'len' | 'time' | 'device';
@@ -65,17 +67,23 @@ export interface Filter {
   needsPayload: boolean;
 }
 
-export class FilterError {
-  readonly kind = 'FilterSyntax';
+export class FilterError extends VmchanError<'FilterSyntax'> {
+  readonly domain = 'filter';
   constructor(
     /** 1-based column the problem is at (length + 1: at the end). */
     readonly column: number,
-    readonly message: string,
+    message: string,
     readonly source: string,
-  ) {}
+  ) {
+    super('FilterSyntax', message);
+  }
+
+  protected override details(): Record<string, unknown> {
+    return { column: this.column, source: this.source };
+  }
 
   /** `filter error at column 12: expected a value after '=='` */
-  toString(): string {
+  override toString(): string {
     return `filter error at column ${this.column}: ${this.message}`;
   }
 

@@ -38,7 +38,7 @@
  * `write` returns (the CaptureSink contract), which is the one copy needed.
  */
 import type { Lab } from '../engine/lab.js';
-import type { DropReason, EngineEvents } from '../engine/events.js';
+import type { DropReason, EngineEvents } from '../serial/events.js';
 import { BAD_PORT_ID, DEFAULT_CONTROL_CODEC, encodeControl } from '../serial/control.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
 import { queueRole } from '../serial/layout.js';

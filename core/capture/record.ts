@@ -90,7 +90,7 @@ export interface CaptureInterface {
   chardev?: ChardevInfo | undefined;
 }
 
-/** The guest's node name for a port: `vport0p2` (behaviours.md L2). */
+/** The guest's node name for a port: `vport0p2` (docs/CONFORMANCE.md L2). */
 export function guestNodeName(deviceIndex: number, port: number): string {
   return `vport${deviceIndex}p${port}`;
 }
@@ -134,7 +134,7 @@ export function parsePortDescription(text: string): ParsedPortDescription | unde
 }
 
 // ---------------------------------------------------------------------------
-// Control messages (virtio-conformance.md C0)
+// Control messages (docs/CONFORMANCE.md C0)
 //
 // The codec is core/serial/control.ts, the one the device and the guest
 // use. Captures wrap it: every problem it reports (a short header, a RESIZE

@@ -27,7 +27,7 @@
  *   connection of their own to drop (socket) say how; the others refuse
  *   with the reason.
  */
-import type { ChardevKind } from '../machine/topology.js';
+import type { ChardevKind } from './spec.js';
 import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
 import type { PostTask } from '../virtio/device.js';
 import { ByteQueue } from './byte-queue.js';

@@ -8,6 +8,7 @@
  * ("Could not open 'x': No such file or directory"), so a command line that
  * fails in vmchan fails with the words QEMU 7.2 would have used.
  */
+import { VmchanError } from '../base/error.js';
 
 export type ChardevErrorKind =
   /** A file, FIFO or device could not be opened (QEMU: error_setg_file_open). */
@@ -35,21 +36,25 @@ export type ChardevErrorKind =
   /** Registry: a frontend holds the chardev (remove), or every mux slot is taken. */
   | 'Busy';
 
-export class ChardevError {
+export class ChardevError extends VmchanError<ChardevErrorKind> {
+  readonly domain = 'chardev';
+
   constructor(
-    readonly kind: ChardevErrorKind,
-    readonly message: string,
+    kind: ChardevErrorKind,
+    message: string,
     /** The chardev id, when known. */
     readonly id?: string,
-  ) {}
+  ) {
+    super(kind, message);
+  }
 
   /** One line: `chardev c1: Could not open 'x': No such file or directory`. */
-  toString(): string {
+  override toString(): string {
     return this.id === undefined ? this.message : `chardev ${this.id}: ${this.message}`;
   }
 
-  toJSON(): Record<string, unknown> {
-    return { kind: this.kind, message: this.message, id: this.id };
+  protected override details(): Record<string, unknown> {
+    return { id: this.id };
   }
 }
 

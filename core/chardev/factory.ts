@@ -8,7 +8,7 @@
  * from ctx.runtimeDir when given (else the working directory, as QEMU).
  */
 import path from 'node:path';
-import type { Chardev, ChardevBackend } from '../machine/topology.js';
+import type { Chardev, ChardevBackend } from './spec.js';
 import type { PostTask } from '../virtio/device.js';
 import type { BackendEndpoint, BackendOptions } from './backend-endpoint.js';
 import { chardevError, isChardevError, type ChardevError } from './chardev-error.js';

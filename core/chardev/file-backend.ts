@@ -10,7 +10,7 @@
  * reported as backpressure.
  */
 import fs from 'node:fs';
-import type { ChardevBackend } from '../machine/topology.js';
+import type { ChardevBackend } from './spec.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
 

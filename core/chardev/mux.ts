@@ -17,8 +17,7 @@
  * so escapes still work while the focused frontend is slow, up to that
  * buffer.
  */
-import type { ChardevKind } from '../machine/topology.js';
-import { MAX_MUX_FRONTENDS } from '../machine/qemu-tables.js';
+import { MAX_MUX_FRONTENDS, type ChardevKind } from './spec.js';
 import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
 import type { PostTask } from '../virtio/device.js';
 import {

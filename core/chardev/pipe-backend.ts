@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import type { ChardevBackend } from '../machine/topology.js';
+import type { ChardevBackend } from './spec.js';
 import type { BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
 import { StreamEndpoint } from './stream-endpoint.js';

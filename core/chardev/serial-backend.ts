@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs';
 import tty from 'node:tty';
-import type { ChardevBackend } from '../machine/topology.js';
+import type { ChardevBackend } from './spec.js';
 import type { BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
 import { PolledChardev } from './polled-backend.js';

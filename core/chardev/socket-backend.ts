@@ -26,7 +26,7 @@
  * abstract unix names, service names for ports.
  */
 import net from 'node:net';
-import type { ChardevBackend } from '../machine/topology.js';
+import type { ChardevBackend } from './spec.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
 import {
   chardevError,

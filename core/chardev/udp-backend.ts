@@ -20,7 +20,7 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import type { ChardevBackend } from '../machine/topology.js';
+import type { ChardevBackend } from './spec.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
 

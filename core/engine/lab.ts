@@ -26,14 +26,14 @@ import type { VirtioSerialDevice } from '../serial/device.js';
 import { MemoryEndpoint, type MemoryPeer } from '../serial/memory-endpoint.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
 import type { SerialPort } from '../serial/port.js';
-import { QemuError, isQemuError } from '../serial/qemu-error.js';
+import { QemuError, isQemuError } from '../base/qemu-error.js';
 import { Guest } from '../serial/guest/guest.js';
 import { isFault } from '../virtio/fault.js';
 import { GuestAllocator } from '../virtio/allocator.js';
 import { GuestMemory } from '../virtio/memory.js';
 import { splitRingSizes } from '../virtio/queue.js';
-import { Emitter } from './emitter.js';
-import type { EngineEvents } from './events.js';
+import { Emitter } from '../base/emitter.js';
+import type { EngineEvents } from '../serial/events.js';
 import { Scheduler } from './scheduler.js';
 
 const PortSchema = z.object({

@@ -17,16 +17,10 @@
  * A task that throws is a bug in the engine, not a guest error (guest errors
  * are fault values); it is reported through `onError` and the queue goes on.
  */
-import type { PostTask, TaskKind } from '../virtio/device.js';
+import type { PostTask, TaskInfo, TaskKind } from '../virtio/device.js';
 
+export type { TaskInfo };
 export type SchedulerMode = 'free-run' | 'step';
-
-export interface TaskInfo {
-  /** Position in the sequence of all tasks ever posted (from 1). */
-  seq: number;
-  kind: TaskKind;
-  label: string;
-}
 
 interface Task extends TaskInfo {
   run: () => void;

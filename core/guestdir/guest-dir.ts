@@ -1,7 +1,7 @@
 /**
  * `--guest-dir DIR`: the guest side of every port, from outside. Each port
  * the guest has appears as a unix socket DIR/NAME (names as in
- * port-names.ts), mode 0600; connecting to it is a guest program opening
+ * workloads/port-names.ts), mode 0600; connecting to it is a guest program opening
  * the port, closing the connection is the program closing it, and the bytes
  * move with the guest's semantics (bridge.ts).
  *
@@ -25,6 +25,7 @@
  * created here and is empty; only socket files made here are removed.
  */
 import fs from 'node:fs';
+import { VmchanError } from '../base/error.js';
 import net from 'node:net';
 import path from 'node:path';
 import { isChardevError } from '../chardev/chardev-error.js';
@@ -33,13 +34,14 @@ import type { Lab } from '../engine/lab.js';
 import { isErrno } from '../serial/guest/errno.js';
 import { PortStream } from '../workloads/port-stream.js';
 import { ClientBridge } from './bridge.js';
-import { guestPorts, type GuestPortEntry } from './port-names.js';
+import { guestPorts, type GuestPortEntry } from '../workloads/port-names.js';
 
-export class GuestDirError {
+/** The guest directory could not be made (or a port's socket in it). */
+export class GuestDirError extends VmchanError<'GuestDirFailed'> {
+  readonly domain = 'guestdir';
   readonly name = 'GuestDirError';
-  constructor(readonly message: string) {}
-  toString(): string {
-    return this.message;
+  constructor(message: string) {
+    super('GuestDirFailed', message);
   }
 }
 

@@ -3,5 +3,3 @@ export { GuestDir, GuestDirError, isGuestDirError, busyLine } from './guest-dir.
 export type { GuestDirOptions, GuestSocket } from './guest-dir.js';
 export { ClientBridge, LINGER_MS } from './bridge.js';
 export type { BridgeStats } from './bridge.js';
-export { guestPorts, findGuestPort } from './port-names.js';
-export type { GuestPortEntry } from './port-names.js';

@@ -8,6 +8,7 @@
  * says which argument, key and token it is about, which QEMU only gives as
  * the "-chardev socket,...:" prefix of its message.
  */
+import { VmchanError } from '../base/error.js';
 
 export type MachineErrorKind =
   // command-line structure (softmmu/vl.c lookup_opt)
@@ -57,7 +58,8 @@ export interface MachineWhere {
   element?: string;
 }
 
-export class MachineError {
+export class MachineError extends VmchanError<MachineErrorKind> {
+  readonly domain = 'machine';
   readonly argIndex: number | undefined;
   readonly option: string | undefined;
   readonly arg: string | undefined;
@@ -65,11 +67,8 @@ export class MachineError {
   readonly token: string | undefined;
   readonly element: string | undefined;
 
-  constructor(
-    readonly kind: MachineErrorKind,
-    readonly message: string,
-    where: MachineWhere = {},
-  ) {
+  constructor(kind: MachineErrorKind, message: string, where: MachineWhere = {}) {
+    super(kind, message);
     this.argIndex = where.argIndex;
     this.option = where.option;
     this.arg = where.arg;
@@ -91,17 +90,15 @@ export class MachineError {
   }
 
   /** One line in QEMU's shape: `-chardev socket,id=x: Parameter 'server' expects 'on' or 'off'`. */
-  toString(): string {
+  override toString(): string {
     if (this.element !== undefined) return `${this.element}: ${this.message}`;
     if (this.option === undefined) return this.message;
     const arg = this.arg === undefined ? '' : ` ${this.arg}`;
     return `${this.option}${arg}: ${this.message}`;
   }
 
-  toJSON(): Record<string, unknown> {
+  protected override details(): Record<string, unknown> {
     return {
-      kind: this.kind,
-      message: this.message,
       argIndex: this.argIndex,
       option: this.option,
       arg: this.arg,

@@ -37,9 +37,9 @@ import {
   type OpenChardev,
 } from '../chardev/index.js';
 import { Lab, type DeviceTopology } from '../engine/lab.js';
-import type { EngineEvents } from '../engine/events.js';
+import type { EngineEvents } from '../serial/events.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
-import { QemuError, isQemuError } from '../serial/qemu-error.js';
+import { QemuError, isQemuError } from '../base/qemu-error.js';
 import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
 import { MuxSlot } from './mux-slot.js';
 import { chardevArg, portArg } from './qemu-print.js';

@@ -7,10 +7,10 @@
  */
 import { machineError, note, type MachineError, type MachineNote } from './machine-error.js';
 import { boolMessage, parseBool, parseUint32Property, type OptPair } from './qemu-options.js';
+import { MAX_MUX_FRONTENDS } from '../chardev/spec.js';
 import {
   DEVICE_PROPS,
   DEVICE_TYPE_NAMES,
-  MAX_MUX_FRONTENDS,
   VIRTIO_SERIAL_BUS_TYPE,
   type ControllerDriver,
   type PortDriver,

@@ -4,7 +4,7 @@
  * the keys -chardev accepts and their types (chardev/char.c
  * qemu_chardev_opts), the backend names, and the properties of the
  * virtio-serial devices (taken from a real 7.2's device-list-properties,
- * shared/design/qemu-7.2-samples/qom.jsonl).
+ * test/fixtures/qemu-7.2-samples/qom.jsonl).
  */
 
 /**
@@ -351,6 +351,3 @@ export const MODELLED_DEVICE_KEYS = [
 
 /** The bus type ports need (TYPE_VIRTIO_SERIAL_BUS). */
 export const VIRTIO_SERIAL_BUS_TYPE = 'virtio-serial-bus';
-
-/** A mux chardev serves at most this many frontends (MAX_MUX, include/chardev/char-mux.h). */
-export const MAX_MUX_FRONTENDS = 4;

@@ -9,7 +9,7 @@
  */
 import type { Lab } from '../engine/lab.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
-import type { QemuError } from '../serial/qemu-error.js';
+import type { QemuError } from '../base/qemu-error.js';
 import type { Chardev, Port, Topology, VirtioSerialDevice } from './topology.js';
 
 /** What `device_add virtserialport,...` / `virtconsole` carries. */

@@ -9,7 +9,7 @@
  * server unless `server: false`, and does not wait unless `wait: true`.
  */
 import { DEFAULT_RINGBUF_SIZE, type Chardev, type ChardevBackend } from '../machine/topology.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { visitMembers, type QapiMembers, type QapiType, type QapiValue } from './qapi.js';
 import type { QDict } from './qobject.js';
 

@@ -15,7 +15,7 @@ import { buildDevice } from '../machine/qemu-device.js';
 import { parseUint32Property, type OptPair } from '../machine/qemu-options.js';
 import { DEVICE_PROPS, DEVICE_TYPE_NAMES, VIRTIO_SERIAL_BUS_TYPE } from '../machine/qemu-tables.js';
 import { PORT_NR_UNSET, isWellFormedId } from '../machine/topology.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { labDevices } from './machine-view.js';
 import { qdictOrder, type QDict } from './qobject.js';
 

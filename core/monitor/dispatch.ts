@@ -4,7 +4,7 @@
  * reply shape. Shared by the QMP monitor and the guest agent, which use
  * the same dispatcher in QEMU.
  */
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { QDict, qdictOrder, type QObject } from './qobject.js';
 
 export function errorResponse(error: QemuError, id: QObject | undefined): QObject {

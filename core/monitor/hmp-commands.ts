@@ -7,7 +7,7 @@
 import { buildChardev, checkChardevPairs, ChardevOpts } from '../machine/qemu-chardev.js';
 import { idMessage, splitOpts } from '../machine/qemu-options.js';
 import type { RunningMachine } from '../machine/running.js';
-import { QemuError, isQemuError } from '../serial/qemu-error.js';
+import { QemuError, isQemuError } from '../base/qemu-error.js';
 import { deviceAdd } from './device-add.js';
 import type { MonitorHub } from './hub.js';
 import { ringbufCheck } from './machine-view.js';

@@ -15,7 +15,7 @@
 import { idMessage, splitOpts } from '../machine/qemu-options.js';
 import type { RunningMachine } from '../machine/running.js';
 import type { ChardevEndpoint, ChardevEvent } from '../serial/endpoint.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { COMMANDS, matches, type HmpCommand, type HmpContext } from './hmp-commands.js';
 import type { MonitorHub } from './hub.js';
 import { MonitorOutput } from './output.js';

@@ -16,7 +16,7 @@
 import type { RunningMachine } from '../machine/running.js';
 import type { Monitor } from '../machine/topology.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { HmpServer } from './hmp.js';
 import { MonitorHub, type HubOptions } from './hub.js';
 import { QmpServer } from './qmp-server.js';

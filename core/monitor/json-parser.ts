@@ -8,6 +8,7 @@
  * one, found first), strings are checked for escapes and UTF-8 here rather
  * than in the lexer, and integers become int64, else uint64, else doubles.
  */
+import { VmchanError } from '../base/error.js';
 import { QDict, type QObject } from './qobject.js';
 
 export const TOKEN_TYPES = [
@@ -36,8 +37,11 @@ export interface TokenList {
 }
 
 /** A parse failure: QEMU's text without the "JSON parse error, " prefix. */
-class ParseFailure {
-  constructor(readonly message: string) {}
+class ParseFailure extends VmchanError<'JsonParseError'> {
+  readonly domain = 'json';
+  constructor(message: string) {
+    super('JsonParseError', message);
+  }
 }
 
 const INT64_MIN = -(1n << 63n);

@@ -12,7 +12,7 @@ import {
 } from '../machine/topology.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
 import type { SerialPort } from '../serial/port.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 
 export function labDevices(machine: RunningMachine): readonly VirtioSerialDevice[] {
   return machine.lab.registry.devices;

@@ -10,7 +10,7 @@
  *   "Parameter 'format' does not accept value 'hex'"
  *   "Parameter 'foo' is unexpected"
  */
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { QDict, qdictOrder, type QObject } from './qobject.js';
 
 export type QapiType =

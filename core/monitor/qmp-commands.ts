@@ -5,7 +5,7 @@
  * keeps one topology.
  */
 import type { RunningMachine } from '../machine/running.js';
-import { QemuError, isQemuError } from '../serial/qemu-error.js';
+import { QemuError, isQemuError } from '../base/qemu-error.js';
 import { chardevFromQmp } from './chardev-spec.js';
 import { deviceAdd, optsFromQdict } from './device-add.js';
 import type { MonitorHub } from './hub.js';

@@ -35,7 +35,7 @@
  */
 import type { RunningMachine } from '../machine/running.js';
 import type { ChardevEndpoint, ChardevEvent } from '../serial/endpoint.js';
-import { QemuError, isQemuError } from '../serial/qemu-error.js';
+import { QemuError, isQemuError } from '../base/qemu-error.js';
 import type { EventSink, MonitorHub } from './hub.js';
 import { JsonMessageParser, type JsonMessage } from './json-lexer.js';
 import { MonitorOutput } from './output.js';

@@ -1,7 +1,7 @@
 /**
  * QEMU 7.2's virtio introspection commands (hw/virtio/virtio.c qmp_x_query_*),
  * answered from the live device and its rings, in QEMU's JSON shapes (see
- * qemu-7.2-samples/status.json and qstatus.jsonl).
+ * test/fixtures/qemu-7.2-samples/status.json and qstatus.jsonl).
  *
  * Where the lab has no such state, it says what it can:
  * - isr: reading the lab's ISR clears it, so 0 is reported;
@@ -17,7 +17,7 @@
  */
 import type { RunningMachine } from '../machine/running.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { Feature, FEATURE_DESCRIPTIONS, bit } from '../virtio/features.js';
 import { isFault } from '../virtio/fault.js';
 import type { QueueSnapshot } from '../virtio/queue.js';

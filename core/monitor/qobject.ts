@@ -8,7 +8,7 @@
  * is why a reply reads `{"return": {}, "id": "q1"}` but an error reads
  * `{"id": "q16", "error": ...}`. The order below is computed the same way
  * (qdict.c tdb_hash), and was checked against every object in the recorded
- * samples (shared/design/qemu-7.2-samples). Objects given as plain JS
+ * samples (test/fixtures/qemu-7.2-samples). Objects given as plain JS
  * objects are taken to list members in QAPI declaration order, which is the
  * order QEMU's visitors insert them.
  *

@@ -8,7 +8,7 @@
  *   .../virtio-backend/<vser>.0               virtio-serial-bus
  *   /chardevs, /chardevs/<id>                 chardevs
  *
- * Ports list the properties QEMU 7.2 lists (qemu-7.2-samples/qom.jsonl),
+ * Ports list the properties QEMU 7.2 lists (test/fixtures/qemu-7.2-samples/qom.jsonl),
  * in its order. The proxy lists its own and the aliased virtio-serial
  * properties but not the PCI ones, and no parent_bus: the lab has no PCI
  * bus. A path without a leading '/' is a partial path, resolved as QEMU
@@ -17,7 +17,7 @@
 import type { RunningMachine } from '../machine/running.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
 import type { SerialPort } from '../serial/port.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import type { MonitorHub } from './hub.js';
 import {
   busPath,

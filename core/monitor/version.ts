@@ -1,6 +1,6 @@
 /**
  * The QEMU the monitors and the guest agent speak as: 7.2, the version the
- * reference transcripts were recorded from (shared/design/qemu-7.2-samples,
+ * reference transcripts were recorded from (test/fixtures/qemu-7.2-samples,
  * micro 22). The package string names vmchan, so a client that prints it
  * knows it is not talking to a real QEMU.
  */

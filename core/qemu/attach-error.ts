@@ -7,6 +7,8 @@
  * Functions of the attach mode return `T | AttachFailure`: either one of
  * these, or the QmpError of the QEMU command that failed underneath.
  */
+import { VmchanError } from '../base/error.js';
+
 import { isQmpError, type QmpError } from './qmp-error.js';
 
 export type AttachErrorKind =
@@ -27,18 +29,11 @@ export type AttachErrorKind =
   /** The machine or tap was closed. */
   | 'Closed';
 
-export class AttachError {
-  constructor(
-    readonly kind: AttachErrorKind,
-    readonly message: string,
-  ) {}
+export class AttachError extends VmchanError<AttachErrorKind> {
+  readonly domain = 'attach';
 
-  toString(): string {
+  override toString(): string {
     return `${this.kind}: ${this.message}`;
-  }
-
-  toJSON(): Record<string, unknown> {
-    return { kind: this.kind, message: this.message };
   }
 }
 

@@ -1,6 +1,6 @@
 /**
  * A real QEMU, attached over QMP: the "attached" kind of machine beside the
- * emulated lab (architecture.md, "Two kinds of machine behind one API").
+ * emulated lab (docs/ARCHITECTURE.md, core/qemu).
  *
  * An AttachedMachine keeps a topology (devices, ports, chardevs: plain data,
  * attach-model.ts), follows the changes, and hot-plugs ports and chardevs.

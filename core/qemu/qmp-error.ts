@@ -6,6 +6,7 @@
  * QEMU turned down is an ordinary outcome the UI shows in one line, not a
  * crash with a stack trace.
  */
+import { VmchanError } from '../base/error.js';
 
 export type QmpErrorKind =
   /** QEMU answered the command with {"error": {"class", "desc"}}. */
@@ -23,31 +24,29 @@ export type QmpErrorKind =
   /** The address string could not be understood. */
   | 'InvalidAddress';
 
-export class QmpError {
+export class QmpError extends VmchanError<QmpErrorKind> {
+  readonly domain = 'qmp';
+
   constructor(
-    readonly kind: QmpErrorKind,
-    readonly message: string,
+    kind: QmpErrorKind,
+    message: string,
     /** For CommandFailed: QEMU's error class, e.g. GenericError, CommandNotFound, DeviceNotFound. */
     readonly errorClass?: string,
     /** For CommandFailed: QEMU's own description, verbatim. */
     readonly desc?: string,
     /** The command this error answers, when there is one. */
     readonly command?: string,
-  ) {}
+  ) {
+    super(kind, message);
+  }
 
   /** One line for logs and the UI: `CommandFailed: chardev-remove: Chardev 'c1' is busy (GenericError)`. */
-  toString(): string {
+  override toString(): string {
     return `${this.kind}: ${this.message}`;
   }
 
-  toJSON(): Record<string, unknown> {
-    return {
-      kind: this.kind,
-      message: this.message,
-      errorClass: this.errorClass,
-      desc: this.desc,
-      command: this.command,
-    };
+  protected override details(): Record<string, unknown> {
+    return { errorClass: this.errorClass, desc: this.desc, command: this.command };
   }
 }
 

@@ -4,7 +4,7 @@
  * answers differently gives a named ProtocolError, not a crash further on.
  *
  * Shapes follow QEMU 7.2's qapi/*.json and the transcripts recorded from a
- * real QEMU 7.2 (shared/design/qemu-7.2-samples). Objects are loose: a newer
+ * real QEMU 7.2 (test/fixtures/qemu-7.2-samples). Objects are loose: a newer
  * QEMU may add members, and the UI can still show them.
  */
 import { z } from 'zod';

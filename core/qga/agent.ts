@@ -24,7 +24,7 @@ import { O_ASYNC, O_RDWR, POLLHUP, type GuestFiles } from '../serial/guest/files
 import { checkRequest, errorResponse } from '../monitor/dispatch.js';
 import { JsonMessageParser, type JsonMessage } from '../monitor/json-lexer.js';
 import { QDict, toQemuJson, type QObject } from '../monitor/qobject.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { AgentCommands, type AgentSession } from './commands.js';
 
 export const AGENT_PORT_NAME = 'org.qemu.guest_agent.0';

@@ -1,7 +1,7 @@
 /**
  * The guest agent's commands, answered as qemu-ga 7.2 answers them
  * (qga/commands.c, qga/commands-posix.c; transcript in
- * qemu-7.2-samples/qga.log), over the simulated guest's system calls.
+ * test/fixtures/qemu-7.2-samples/qga.log), over the simulated guest's system calls.
  *
  * guest-sync, guest-sync-delimited, guest-ping, guest-info,
  * guest-file-open/read/write/flush/close, and one vmchan extension that
@@ -28,7 +28,7 @@ import {
   pollNames,
   type GuestFiles,
 } from '../serial/guest/files.js';
-import { QemuError } from '../serial/qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 import { base64Decode } from '../monitor/qmp-commands.js';
 import { visitMembers, type QapiMembers, type QapiValue } from '../monitor/qapi.js';
 import type { QDict, QObject } from '../monitor/qobject.js';

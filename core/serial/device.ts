@@ -3,7 +3,7 @@
  * virtio console (C0) with up to max_ports ports, a control queue pair, and
  * the data paths of every port.
  *
- * Behaviours (ids from behaviours.md and virtio-conformance.md):
+ * Behaviours (ids from docs/CONFORMANCE.md):
  * - D1/D2: features and queue sizes from the options (defaults as QEMU:
  *   31 ports, MULTIPORT only when max_ports > 1, EMERG_WRITE on, data
  *   queues 128, control queues 32). Port checks (D3) live in registry.ts.
@@ -40,8 +40,8 @@
  * - a throttled element dropped at host disconnect is returned to the guest
  *   with len 0 (QEMU detaches it without returning it, leaking a descriptor).
  */
-import type { Emitter } from '../engine/emitter.js';
-import type { DropReason, EngineEvents } from '../engine/events.js';
+import type { Emitter } from '../base/emitter.js';
+import type { DropReason, EngineEvents } from './events.js';
 import type { DescriptorChain } from '../virtio/chain.js';
 import { gather, scatter } from '../virtio/chain.js';
 import { VirtioDevice, type PostTask } from '../virtio/device.js';

@@ -80,6 +80,3 @@ export interface ChardevEndpoint {
   /** One line for `info chardev` / query-chardev's filename. */
   describe(): string;
 }
-
-export { MemoryEndpoint, MemoryPeer, createMemoryEndpoint } from './memory-endpoint.js';
-export type { MemoryEndpointOptions } from './memory-endpoint.js';

@@ -16,7 +16,7 @@
  *   would stall the guest kernel). Dropping is the default; 'throttle' is
  *   the option for a guest that can take it. Every dropped byte is counted.
  */
-import type { DropReason } from '../engine/events.js';
+import type { DropReason } from './events.js';
 import type { ChardevEndpoint, ChardevEvent } from './endpoint.js';
 import type { SerialPort } from './port.js';
 

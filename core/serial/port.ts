@@ -3,7 +3,7 @@
  * properties, the two connection flags, the throttle state with the element
  * it stopped in (D5), host bytes waiting for guest buffers, and counters.
  */
-import type { DropReason, PortKind } from '../engine/events.js';
+import type { DropReason, PortKind } from './events.js';
 import type { DescriptorChain } from '../virtio/chain.js';
 import { rxQueueOf, txQueueOf } from './layout.js';
 

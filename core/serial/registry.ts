@@ -3,7 +3,7 @@
  * as QEMU's device_add / device_del run them (D1, D3):
  *
  * device_add virtserialport|virtconsole checks, in QEMU 7.2's order
- * (recorded against a real one, see qemu-7.2-samples/scenario.log):
+ * (recorded against a real one, see test/fixtures/qemu-7.2-samples/scenario.log):
  *  1. the driver name;
  *  2. the bus: `bus=vser0.0` must exist; without it the newest virtio-serial
  *     bus is used (QEMU prepends children, so its search meets that one first);
@@ -23,8 +23,8 @@
  *        "Port number 0 on virtio-serial devices reserved for virtconsole
  *        devices for backward compatibility." (this one has no bus prefix).
  */
-import type { Emitter } from '../engine/emitter.js';
-import type { EngineEvents, PortKind } from '../engine/events.js';
+import type { Emitter } from '../base/emitter.js';
+import type { EngineEvents, PortKind } from './events.js';
 import type { PostTask } from '../virtio/device.js';
 import type { GuestMemory } from '../virtio/memory.js';
 import { BAD_PORT_ID } from './control.js';
@@ -36,7 +36,7 @@ import {
 } from './device.js';
 import type { ChardevEndpoint } from './endpoint.js';
 import type { SerialPort } from './port.js';
-import { QemuError } from './qemu-error.js';
+import { QemuError } from '../base/qemu-error.js';
 
 const BUS_PREFIX = 'virtio-serial-bus: ';
 

@@ -61,6 +61,13 @@ export interface StatusChange {
 export type TaskKind = 'guest' | 'device' | 'backend';
 /** How code asks for work to be done later, in order (the engine's Scheduler.post). */
 export type PostTask = (kind: TaskKind, label: string, run: () => void) => void;
+/** A posted task as the scheduler reports it (step mode, engine events). */
+export interface TaskInfo {
+  /** Position in the sequence of all tasks ever posted (from 1). */
+  seq: number;
+  kind: TaskKind;
+  label: string;
+}
 
 export interface VirtioDeviceOptions {
   /** Virtio device id (3: console). */

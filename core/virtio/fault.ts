@@ -10,9 +10,11 @@
  * every malformed chain a fuzzer throws at us would dominate the run time,
  * and nothing should ever `throw` one.
  */
+import { VmchanError } from '../base/error.js';
+import type { RuleId } from '../base/rule-ids.js';
 
-/** Conformance rule ids from docs (virtio-conformance.md, behaviours.md). */
-export type RuleId = string;
+/** A conformance rule id of docs/CONFORMANCE.md (S11, M3, ...). */
+export type { RuleId };
 
 export type FaultKind =
   // guest memory
@@ -23,7 +25,10 @@ export type FaultKind =
   | 'MisalignedRing'
   | 'QueueNotReady'
   // available ring / descriptors
+  /** M1: avail.idx more than the queue size ahead of what the device consumed. */
   | 'AvailIndexTooFarAhead'
+  /** S8: avail.idx moved back below what the driver had already published. */
+  | 'AvailIndexWentBackwards'
   | 'InvalidDescriptorIndex'
   | 'DescriptorChainLoop'
   | 'ChainTooLong'
@@ -35,7 +40,10 @@ export type FaultKind =
   | 'ReadableAfterWritable'
   | 'ZeroLengthDescriptor'
   | 'EmptyChain'
+  /** M9: more buffers (or ring slots) in flight than the queue size. */
   | 'TooManyBuffersInFlight'
+  /** M9: a head made available again while the device still holds its chain. */
+  | 'HeadAlreadyInFlight'
   | 'WrongBufferDirection'
   | 'InvalidBufferId'
   // used ring
@@ -67,18 +75,20 @@ export interface FaultDetails {
   length?: number;
 }
 
-export class VirtioFault {
+export class VirtioFault extends VmchanError<FaultKind> {
+  readonly domain = 'virtio';
   readonly queue: number | undefined;
   readonly index: number | undefined;
   readonly address: number | undefined;
   readonly length: number | undefined;
 
   constructor(
-    readonly kind: FaultKind,
+    kind: FaultKind,
     readonly rule: RuleId,
-    readonly message: string,
+    message: string,
     details: FaultDetails = {},
   ) {
+    super(kind, message);
     this.queue = details.queue;
     this.index = details.index;
     this.address = details.address;
@@ -97,12 +107,12 @@ export class VirtioFault {
   }
 
   /** One line for logs and the UI: `M2 InvalidDescriptorIndex: ... (queue 4)`. */
-  toString(): string {
+  override toString(): string {
     const where = this.queue === undefined ? '' : ` (queue ${this.queue})`;
     return `${this.rule} ${this.kind}: ${this.message}${where}`;
   }
 
-  toJSON(): Record<string, unknown> {
+  override toJSON(): Record<string, unknown> {
     return {
       kind: this.kind,
       rule: this.rule,

@@ -1,19 +1,16 @@
 /**
  * The packed virtqueue, driver side: what Linux's virtqueue_add_packed,
  * virtqueue_kick_prepare_packed and virtqueue_get_buf_ctx_packed do, for the
- * simulated guest. Re-exported from packed-queue.ts, whose ring-format
- * helpers it shares. (The two modules import each other; neither touches
- * the other's bindings while loading, so either may be imported first.)
+ * simulated guest. The ring layout it shares with the device side is in
+ * packed-ring.ts; packed-queue.ts re-exports this class.
  */
 import type { Segment } from './chain.js';
 import { fault, type VirtioFault } from './fault.js';
 import type { GuestAllocator } from './allocator.js';
 import type { GuestMemory } from './memory.js';
 import {
-  PACKED_DESC_F_AVAIL,
   PACKED_DESC_F_INDIRECT,
   PACKED_DESC_F_NEXT,
-  PACKED_DESC_F_USED,
   PACKED_DESC_F_WRITE,
   PACKED_EVENT_FLAG_DESC,
   PACKED_EVENT_FLAG_DISABLE,
@@ -25,6 +22,15 @@ import {
 } from './queue.js';
 import { PackedQueueBase } from './queue-base.js';
 import {
+  AVAIL_USED,
+  DESC_FLAGS,
+  DESC_ID,
+  DESC_LEN,
+  DESC_SIZE,
+  EVENT_FLAGS,
+  EVENT_OFF_WRAP,
+  EVENT_WRAP_BIT,
+  MAX_U32,
   addChainsInFlight,
   availBits,
   availUsedText,
@@ -33,19 +39,7 @@ import {
   packedNeedEvent,
   readPackedRings,
   usedBits,
-} from './packed-queue.js';
-
-// Kept local (not imported) so that nothing from the import cycle is read
-// while this module loads.
-const DESC_SIZE = 16;
-const DESC_LEN = 8;
-const DESC_ID = 12;
-const DESC_FLAGS = 14;
-const EVENT_OFF_WRAP = 0;
-const EVENT_FLAGS = 2;
-const EVENT_WRAP_BIT = 0x8000;
-const AVAIL_USED = PACKED_DESC_F_AVAIL | PACKED_DESC_F_USED;
-const MAX_U32 = 0xffffffff;
+} from './packed-ring.js';
 
 export class PackedDriverQueue<T> extends PackedQueueBase implements DriverQueue<T> {
   private readonly allocator: GuestAllocator;

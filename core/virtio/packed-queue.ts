@@ -1,7 +1,8 @@
 /**
  * The packed virtqueue (virtio 1.1+, "Packed Virtqueues"), device side, plus
- * the ring-format helpers both sides share. The driver side lives in
- * packed-driver.ts and is re-exported from here.
+ * the format's entry point. The driver side lives in packed-driver.ts and
+ * the ring layout both sides share in packed-ring.ts; both are re-exported
+ * from here.
  *
  * One ring of 16-byte descriptors { le64 addr, le32 len, le16 id, le16 flags }
  * carries both directions: the driver makes a descriptor available by
@@ -16,275 +17,46 @@
  * `typeof x !== 'number'` instead of allocating closures or views.
  */
 import { ChainPool, type DescriptorChain } from './chain.js';
-import { fault, hex, type VirtioFault } from './fault.js';
-import type { GuestAllocator } from './allocator.js';
+import { fault, hex, type RuleId, type VirtioFault } from './fault.js';
 import type { GuestMemory } from './memory.js';
 import {
   DEFAULT_CHAIN_LIMITS,
-  MAX_QUEUE_SIZE,
-  PACKED_DESC_F_AVAIL,
   PACKED_DESC_F_INDIRECT,
   PACKED_DESC_F_NEXT,
-  PACKED_DESC_F_USED,
   PACKED_DESC_F_WRITE,
   PACKED_EVENT_FLAG_DESC,
   PACKED_EVENT_FLAG_DISABLE,
   PACKED_EVENT_FLAG_ENABLE,
-  descFlagNames,
-  needEvent,
-  packedRingSizes,
-  validateLayout,
   type DeviceQueue,
   type DeviceQueueStatus,
-  type EventSuppressionView,
-  type PackedDescriptorView,
   type PackedQueueSnapshot,
-  type QueueLayout,
   type QueueOptions,
 } from './queue.js';
 import { PackedQueueBase } from './queue-base.js';
 import type { RingTracer } from './trace.js';
 
+// The format's entry point: the driver side and the ring layout are re-exported.
 export { PackedDriverQueue } from './packed-driver.js';
-
-// Byte offsets inside a descriptor and an event suppression structure.
-const DESC_SIZE = 16;
-const DESC_LEN = 8;
-const DESC_ID = 12;
-const DESC_FLAGS = 14;
-const EVENT_OFF_WRAP = 0;
-const EVENT_FLAGS = 2;
-/** Bit 15 of off_wrap is the wrap counter the offset belongs to. */
-const EVENT_WRAP_BIT = 0x8000;
-const AVAIL_USED = PACKED_DESC_F_AVAIL | PACKED_DESC_F_USED;
-const MAX_U32 = 0xffffffff;
-
-/** The AVAIL/USED bits a driver with this wrap counter writes to make a descriptor available (P1). */
-export function availBits(wrap: boolean): number {
-  return wrap ? PACKED_DESC_F_AVAIL : PACKED_DESC_F_USED;
-}
-
-/** The AVAIL/USED bits a device with this wrap counter writes to mark a descriptor used (P1). */
-export function usedBits(wrap: boolean): number {
-  return wrap ? AVAIL_USED : 0;
-}
-
-/** "AVAIL=1 USED=0", for trace lines. */
-export function availUsedText(flags: number): string {
-  return `AVAIL=${flags & PACKED_DESC_F_AVAIL ? 1 : 0} USED=${flags & PACKED_DESC_F_USED ? 1 : 0}`;
-}
-
-const EVENT_NAMES = ['ENABLE', 'DISABLE', 'DESC', 'RESERVED'] as const;
-
-export function eventFlagName(flags: number): EventSuppressionView['flagName'] {
-  return EVENT_NAMES[flags & 3]!;
-}
-
-/**
- * Does a DESC event suppression entry fire for an index that moved from
- * `newIdx - moved` to `newIdx` (P7)? The structure names a ring offset and
- * the wrap counter of the lap it belongs to; an offset from the previous lap
- * is moved one ring size back so that vring_need_event's 16-bit window
- * arithmetic applies across the wrap, as Linux and QEMU do.
- */
-export function packedNeedEvent(
-  offWrap: number,
-  size: number,
-  currentWrap: boolean,
-  newIdx: number,
-  moved: number,
-): boolean {
-  if (moved >= size) return true; // every slot was passed
-  let off = offWrap & ~EVENT_WRAP_BIT;
-  if (((offWrap & EVENT_WRAP_BIT) !== 0) !== currentWrap) off -= size;
-  return needEvent(off, newIdx, newIdx - moved);
-}
-
-/**
- * Check a packed layout before a queue uses it: P8 (size, alignment) and M8
- * (descriptor ring and both event suppression structures inside guest memory).
- */
-export function checkPackedLayout(
-  layout: QueueLayout,
-  queue: number,
-  memory: GuestMemory,
-): VirtioFault | null {
-  if (layout.format !== 'packed') {
-    return fault('QueueNotReady', 'P8', `layout format '${layout.format}' is not packed`, {
-      queue,
-    });
-  }
-  const bad = validateLayout(layout, queue);
-  if (bad !== null) return bad;
-  const sizes = packedRingSizes(layout.size);
-  const parts: [number, number, string][] = [
-    [layout.descAddr, sizes.desc, 'descriptor ring'],
-    [layout.driverAddr, sizes.driver, 'driver event suppression'],
-    [layout.deviceAddr, sizes.device, 'device event suppression'],
-  ];
-  for (const [addr, len, what] of parts) {
-    if (memory.check(addr, len) !== null) {
-      return fault(
-        'GuestMemoryOutOfRange',
-        'M8',
-        `${what} at ${hex(addr)} (${len} bytes) is outside guest memory`,
-        { queue, address: addr, length: len },
-      );
-    }
-  }
-  return null;
-}
-
-/**
- * Lay out a packed queue in guest memory, the way a guest driver allocates
- * it: one zeroed block (the spec wants the descriptor ring zero-initialized)
- * holding the descriptor ring (align 16), then the driver and device event
- * suppression structures (align 4). Free it with allocator.release(descAddr).
- */
-export function layoutPackedQueue(
-  memory: GuestMemory,
-  allocator: GuestAllocator,
-  size: number,
-): QueueLayout | VirtioFault {
-  if (!Number.isInteger(size) || size < 1 || size > MAX_QUEUE_SIZE) {
-    return fault('InvalidQueueSize', 'P8', `queue size ${size} is not in 1..32768`, {
-      length: size,
-    });
-  }
-  const sizes = packedRingSizes(size);
-  const bytes = sizes.desc + sizes.driver + sizes.device;
-  const base = allocator.alloc(bytes, DESC_SIZE);
-  if (typeof base !== 'number') return base;
-  const zeroed = memory.fill(base, bytes, 0);
-  if (zeroed !== null) return zeroed;
-  return {
-    format: 'packed',
-    size,
-    descAddr: base,
-    driverAddr: base + sizes.desc,
-    deviceAddr: base + sizes.desc + sizes.driver,
-  };
-}
-
-const ZERO_EVENT: EventSuppressionView = { flags: 0, flagName: 'ENABLE', offset: 0, wrap: false };
-
-/** Decode one event suppression structure for a snapshot; read errors go to `unreadable`. */
-export function readEventView(
-  memory: GuestMemory,
-  addr: number,
-  what: string,
-  unreadable: string[],
-): EventSuppressionView {
-  const offWrap = memory.read16(addr + EVENT_OFF_WRAP);
-  const flags = memory.read16(addr + EVENT_FLAGS);
-  if (typeof offWrap !== 'number' || typeof flags !== 'number') {
-    unreadable.push(`${what} at ${hex(addr)} is outside guest memory`);
-    return { ...ZERO_EVENT };
-  }
-  return {
-    flags,
-    flagName: eventFlagName(flags),
-    offset: offWrap & ~EVENT_WRAP_BIT,
-    wrap: (offWrap & EVENT_WRAP_BIT) !== 0,
-  };
-}
-
-/** Every descriptor of the ring, decoded; stops at the first read error. */
-export function readDescriptorViews(
-  memory: GuestMemory,
-  layout: QueueLayout,
-  unreadable: string[],
-): PackedDescriptorView[] {
-  const out: PackedDescriptorView[] = [];
-  for (let i = 0; i < layout.size; i++) {
-    const base = layout.descAddr + i * DESC_SIZE;
-    const flags = memory.read16(base + DESC_FLAGS);
-    // Two halves rather than read64: a garbage address above 2^53 is still
-    // something to show (approximately), not a reason to stop the view.
-    const lo = memory.read32(base);
-    const hi = memory.read32(base + 4);
-    const len = memory.read32(base + DESC_LEN);
-    const id = memory.read16(base + DESC_ID);
-    if (
-      typeof flags !== 'number' ||
-      typeof lo !== 'number' ||
-      typeof hi !== 'number' ||
-      typeof len !== 'number' ||
-      typeof id !== 'number'
-    ) {
-      unreadable.push(`descriptor ${i} at ${hex(base)} could not be read`);
-      break;
-    }
-    out.push({
-      index: i,
-      addr: hi * 0x1_0000_0000 + lo,
-      len,
-      id,
-      flags,
-      flagNames: descFlagNames(flags, true),
-      avail: (flags & PACKED_DESC_F_AVAIL) !== 0,
-      used: (flags & PACKED_DESC_F_USED) !== 0,
-    });
-  }
-  return out;
-}
-
-/**
- * What both sides show of a packed ring, read from guest memory: every
- * descriptor and both event suppression structures (read errors go to
- * `unreadable`, one line each). The device and the driver fill in their
- * own part (`device` or `driver`, and `chainsInFlight` with
- * {@link addChainsInFlight}).
- */
-export function readPackedRings(
-  memory: GuestMemory,
-  index: number,
-  layout: QueueLayout,
-  eventIdx: boolean,
-): PackedQueueSnapshot {
-  const unreadable: string[] = [];
-  return {
-    format: 'packed',
-    index,
-    size: layout.size,
-    layout: { ...layout },
-    eventIdx,
-    descriptors: readDescriptorViews(memory, layout, unreadable),
-    driverEvent: readEventView(memory, layout.driverAddr, 'driver event suppression', unreadable),
-    deviceEvent: readEventView(memory, layout.deviceAddr, 'device event suppression', unreadable),
-    device: null,
-    driver: null,
-    chainsInFlight: [],
-    unreadable,
-  };
-}
-
-/**
- * Add one entry to `snap.chainsInFlight` per buffer id with slots in use
- * (`slots[id]` ring slots from `heads[id]`); returns those ids in order.
- */
-export function addChainsInFlight(
-  snap: PackedQueueSnapshot,
-  heads: Uint16Array,
-  slots: Uint16Array,
-): number[] {
-  const ids: number[] = [];
-  for (let id = 0; id < slots.length; id++) {
-    const count = slots[id]!;
-    if (count === 0) continue;
-    const head = heads[id]!;
-    ids.push(id);
-    snap.chainsInFlight.push({ id, head, descriptors: slotsFrom(head, count, slots.length) });
-  }
-  return ids;
-}
-
-/** Ring slots a buffer occupies, starting at its head. */
-export function slotsFrom(head: number, count: number, size: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < count; i++) out.push((head + i) % size);
-  return out;
-}
+export { layoutPackedQueue, packedNeedEvent } from './packed-ring.js';
+import {
+  AVAIL_USED,
+  DESC_FLAGS,
+  DESC_ID,
+  DESC_LEN,
+  DESC_SIZE,
+  EVENT_FLAGS,
+  EVENT_OFF_WRAP,
+  EVENT_WRAP_BIT,
+  MAX_U32,
+  addChainsInFlight,
+  availBits,
+  availUsedText,
+  checkPackedLayout,
+  eventFlagName,
+  packedNeedEvent,
+  readPackedRings,
+  usedBits,
+} from './packed-ring.js';
 
 // ------------------------------------------------------------- device side
 
@@ -812,7 +584,7 @@ export class PackedDeviceQueue extends PackedQueueBase implements DeviceQueue {
   private tracePop(t: RingTracer, chain: DescriptorChain, headFlags: number, wrap: boolean): void {
     const n = chain.ringDescCount;
     let how: string;
-    let rule: string;
+    let rule: RuleId;
     if (chain.indirect) {
       rule = 'P6';
       how = `; it points to an indirect table of ${chain.descCount} entries where only WRITE counts (P6)`;

@@ -8,7 +8,7 @@
  * import cycles between each queue module and its driver module never reach
  * a base class before it is defined.
  */
-import { VirtioFault, type FaultKind } from './fault.js';
+import { VirtioFault, type FaultKind, type RuleId } from './fault.js';
 import type { GuestMemory } from './memory.js';
 import {
   splitRingSizes,
@@ -148,7 +148,7 @@ export abstract class SplitQueueBase {
   /** Build a fault on this queue (not traced). */
   protected fault(
     kind: FaultKind,
-    rule: string,
+    rule: RuleId,
     message: string,
     index?: number,
     address?: number,
@@ -160,7 +160,7 @@ export abstract class SplitQueueBase {
   /** Build, trace and return a fault. */
   protected fail(
     kind: FaultKind,
-    rule: string,
+    rule: RuleId,
     message: string,
     index?: number,
     address?: number,
@@ -169,7 +169,7 @@ export abstract class SplitQueueBase {
     return this.traceFault(this.fault(kind, rule, message, index, address, length));
   }
 
-  protected traceWrap(t: RingTracer, what: string, rule: string): void {
+  protected traceWrap(t: RingTracer, what: string, rule: RuleId): void {
     t.emit({
       op: 'wrap',
       queue: this.index,

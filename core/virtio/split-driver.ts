@@ -25,7 +25,7 @@ import {
   type UsedBuffer,
 } from './queue.js';
 import { plural, SplitQueueBase, traceFault } from './queue-base.js';
-import { checkSplitQueue, readSplitRings } from './split-queue.js';
+import { checkSplitQueue, readSplitRings } from './split-ring.js';
 
 function validSegment(seg: Segment): boolean {
   return (

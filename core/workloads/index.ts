@@ -8,7 +8,7 @@
  *   console.log(w.describe()); await w.stop();
  */
 import type { Lab } from '../engine/lab.js';
-import { findGuestPort, guestPorts } from '../guestdir/port-names.js';
+import { findGuestPort, guestPorts } from './port-names.js';
 import { EchoProgram } from './echo.js';
 import type { ProgramContext, Workload } from './program.js';
 import { Sha1Service } from './sha1.js';
@@ -21,6 +21,8 @@ export { PortStream } from './port-stream.js';
 export type { ReadResult, HostWait } from './port-stream.js';
 export { PatternStream, LineStream, patternSha1, sourceLine, LINE_BYTES } from './pattern.js';
 export { formatBytes } from './program.js';
+export { guestPorts, findGuestPort } from './port-names.js';
+export type { GuestPortEntry } from './port-names.js';
 export type { Workload, WorkloadStats, WorkloadState } from './program.js';
 export { SHA1_HELP } from './sha1.js';
 

@@ -10,7 +10,7 @@
  */
 import type { GuestFiles } from '../serial/guest/files.js';
 import { isErrno } from '../serial/guest/errno.js';
-import type { GuestPortEntry } from '../guestdir/port-names.js';
+import type { GuestPortEntry } from './port-names.js';
 import { PortStream } from './port-stream.js';
 import type { WorkloadSpec } from './spec.js';
 

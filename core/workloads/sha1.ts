@@ -33,7 +33,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isErrno } from '../serial/guest/errno.js';
-import type { GuestPortEntry } from '../guestdir/port-names.js';
+import type { GuestPortEntry } from './port-names.js';
 import { PatternStream } from './pattern.js';
 import { GuestProgram, type ProgramContext } from './program.js';
 import type { PortStream } from './port-stream.js';

@@ -12,6 +12,7 @@
  * PORT is any name of the port: its name, its qdev id, its node (vport0p1)
  * or its console tty (hvc0).
  */
+import { VmchanError } from '../base/error.js';
 
 export type WorkloadKind = 'echo' | 'sink' | 'source' | 'sha1';
 
@@ -28,11 +29,12 @@ export const DEFAULT_SOURCE_RATE = 4 * 1024;
 /** Faster than the engine moves bytes anyway; a bound so a typo is caught. */
 export const MAX_SOURCE_RATE = 1024 * 1024 * 1024;
 
-export class WorkloadError {
+/** A workload spec or rate that does not parse, or a port it cannot run on. */
+export class WorkloadError extends VmchanError<'InvalidWorkload'> {
+  readonly domain = 'workload';
   readonly name = 'WorkloadError';
-  constructor(readonly message: string) {}
-  toString(): string {
-    return this.message;
+  constructor(message: string) {
+    super('InvalidWorkload', message);
   }
 }
 

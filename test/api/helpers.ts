@@ -1,6 +1,7 @@
 /** Helpers for the API tests: a service with a screen that acks every batch, and a socket client. */
 import * as net from 'node:net';
 import { ApiService, type ApiServiceOptions } from '../../core/api/service.js';
+import { until as waitUntil } from '../until.js';
 import type {
   ApiEvent,
   Batch,
@@ -40,7 +41,7 @@ export async function rig(options: Partial<ApiServiceOptions> = {}): Promise<Rig
       }
     }
     // A screen that keeps up: ack on the next turn, as requestAnimationFrame would.
-    setTimeout(() => screen.ack(b.seq), 1);
+    setImmediate(() => screen.ack(b.seq));
   });
   const run = (command: CommandInput): Promise<Result<unknown>> => service.execute(command);
   return {
@@ -81,13 +82,7 @@ export async function until<T>(
   check: () => Promise<T | undefined | false> | T | undefined | false,
   timeoutMs = 5000,
 ): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return (await waitUntil(check, 'a condition of the lab', timeoutMs)) as T;
 }
 
 /** A host application on a unix socket, like socat: keeps what it reads, notes the close. */

@@ -368,9 +368,10 @@ describe('configuration', () => {
 
 describe('engine control, capture, terminals, vrings', () => {
   it('pauses, steps one task at a time and runs again', async () => {
-    r = await rig({ lab: 'demo' });
+    const lab = (r = await rig({ lab: 'demo' }));
     expect(await r.must({ cmd: 'pause' })).toMatchObject({ mode: 'paused' });
-    await new Promise((res) => setTimeout(res, 300)); // socket traffic piles up as tasks
+    // Socket traffic piles up as tasks while paused.
+    await until(async () => (await lab.topology()).engine.pending > 0 || undefined);
     const step = await r.must<{ ran: string[]; engine: { mode: string; pending: number } }>({
       cmd: 'step',
       count: 3,

@@ -12,6 +12,7 @@ import { ApiClient, webSocketTransport, type WebSocketLike } from '../../core/ap
 import { ServerMessageSchema, type Batch } from '../../core/api/contract.js';
 import { ApiService } from '../../core/api/service.js';
 import { startWebServer, type WebServer } from '../../core/api/web-server.js';
+import { until } from '../until.js';
 
 let service: ApiService;
 let server: WebServer;
@@ -128,6 +129,16 @@ describe('vmchan serve: the web face', () => {
       ok: true,
       value: { app: 'vmchan', version: expect.any(String), face: 'web', dialogs: false },
     });
+    // A second screen that acks every batch: when it sees the new device, the
+    // server has sent what it sends to screens that keep up.
+    const ws2 = new WebSocket(`ws://127.0.0.1:${server.port}/api?token=${server.token}`);
+    const client2 = new ApiClient(webSocketTransport(ws2 as unknown as WebSocketLike));
+    const batches2: Batch[] = [];
+    client2.onBatch((b) => {
+      batches2.push(b);
+      client2.ack(b.seq);
+    });
+    await client2.call({ cmd: 'hello' });
     const made = await client.call({ cmd: 'createDevice', device: { id: 'vser0' } });
     expect(made).toEqual({ ok: true, value: { name: 'vser0', bus: 'vser0.0' } });
     const refused = await client.call({ cmd: 'createDevice', device: { id: 'vser0' } });
@@ -135,13 +146,16 @@ describe('vmchan serve: the web face', () => {
       ok: false,
       error: { kind: 'Refused', message: "Duplicate device ID 'vser0'" },
     });
-    await new Promise((r) => setTimeout(r, 300));
+    await until(
+      () => batches2.some((b) => b.topology?.devices.some((d) => d.name === 'vser0')),
+      'the acking screen seeing vser0',
+    );
     // one batch, no ack yet: no second one
     expect(batches).toHaveLength(1);
     expect(batches[0]!.topology).not.toBeNull();
     client.ack(batches[0]!.seq);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(batches).toHaveLength(2);
+    await until(() => batches.length === 2, 'the next batch after the ack');
+    ws2.close();
     expect(batches[1]!.topology!.devices.map((d) => d.name)).toEqual(['vser0']);
     ws.close();
   });
@@ -162,7 +176,7 @@ describe('vmchan serve: the web face', () => {
       }),
     );
     ws.send(JSON.stringify({ t: 'exec', id: 6 }));
-    await new Promise((r) => setTimeout(r, 300));
+    await until(() => answers.length === 3, 'three answers');
     const byId = (a: unknown, b: unknown): number =>
       (a as { id: number }).id - (b as { id: number }).id;
     expect(answers.sort(byId)).toEqual([

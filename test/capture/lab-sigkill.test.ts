@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import ts from 'typescript';
 import { CaptureError } from '../../core/capture/error.js';
 import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
+import { until } from '../until.js';
 import { ROOT, describeWithTshark, removeTempDirs, tempDir, tshark } from './helpers.js';
 
 afterAll(removeTempDirs);
@@ -120,7 +121,17 @@ describeWithTshark('a lab capture killed with SIGKILL', () => {
       });
       child.once('exit', (code) => reject(new Error(`child exited (${code}): ${stderr}`)));
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    // Kill once the child has reported over 200 records more than 450 ms ago
+    // (flushes come every 250 ms; the test below allows 200 ms of slack).
+    await until(
+      () => {
+        const rs = [...stdout.matchAll(/^(\d+) (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+        const due = rs.find(([, records]) => records! > 200);
+        return rs.length > 10 && due !== undefined && rs.at(-1)![0]! - due[0]! > 450 + 50;
+      },
+      'the child reporting 200 records, 500 ms ago',
+      20_000,
+    );
     const exited = new Promise((r) => child.once('exit', r));
     const killedAt = Date.now();
     child.kill('SIGKILL');

@@ -3,7 +3,7 @@
  * and the writer's buffering rules: whole blocks per write, a flush
  * deadline, bounded memory, errors as values.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -335,15 +335,21 @@ describe('the writer', () => {
     w.close();
   });
 
-  it('flushes from its timer when the engine is idle', async () => {
-    const out = new Chunks();
-    const w = PcapngWriter.to(out, { flushIntervalMs: 20 });
-    if (w instanceof CaptureError) throw new Error(w.toString());
-    w.write(data(1));
-    expect(out.chunks.length).toBe(0);
-    await new Promise((r) => setTimeout(r, 60));
-    expect(out.chunks.length).toBe(1);
-    w.close();
+  it('flushes from its timer when the engine is idle', () => {
+    vi.useFakeTimers();
+    try {
+      const out = new Chunks();
+      const w = PcapngWriter.to(out, { flushIntervalMs: 20 });
+      if (w instanceof CaptureError) throw new Error(w.toString());
+      w.write(data(1));
+      vi.advanceTimersByTime(19);
+      expect(out.chunks.length).toBe(0);
+      vi.advanceTimersByTime(1);
+      expect(out.chunks.length).toBe(1);
+      w.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('cuts packets at a snap length and keeps the original length', () => {

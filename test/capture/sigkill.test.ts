@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CaptureError } from '../../core/capture/error.js';
 import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
+import { until } from '../until.js';
 import {
   compileCaptureTo,
   describeWithTshark,
@@ -69,7 +70,19 @@ async function killedCapture(
       reject(new Error(`child exited (${code}) before writing: ${stderr}`)),
     );
   });
-  await new Promise((r) => setTimeout(r, 1200));
+  // Kill once well over the records the test wants are on disk (flushed).
+  const wanted = mode === 'timer' ? 400 : 1500;
+  await until(
+    () => {
+      const r = openCaptureSync(file);
+      if (r instanceof CaptureError) return false;
+      const n = r.count;
+      r.close();
+      return n >= wanted;
+    },
+    `${wanted} records flushed to ${file}`,
+    20_000,
+  );
   const exited = new Promise((r) => child.once('exit', r));
   const killedAtMs = Date.now();
   child.kill('SIGKILL');

@@ -17,6 +17,7 @@ import {
   type ChardevContext,
   type OpenChardev,
 } from '../../core/chardev/index.js';
+import { until } from '../until.js';
 
 /**
  * A port-like frontend: takes up to `room` bytes per canRead() (Infinity:
@@ -76,15 +77,10 @@ export async function writeAll(
   return { shortWrites };
 }
 
+/** Wait until `cond` holds; fails naming `what` (test/until.ts). */
 export async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await until(cond, what, timeoutMs);
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function sha1(data: Uint8Array): string {
   return createHash('sha1').update(data).digest('hex');

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChardevRegistry, isChardevError, MuxChardev } from '../../core/chardev/index.js';
 import type { ChardevEndpoint } from '../../core/serial/endpoint.js';
-import { lab, sleep, spec, tempDir, TestFrontend, waitFor, writeAll } from './helpers.js';
+import { until } from '../until.js';
+import { lab, spec, tempDir, TestFrontend, waitFor, writeAll } from './helpers.js';
 
 const registries: ChardevRegistry[] = [];
 const sockets: net.Socket[] = [];
@@ -62,8 +63,13 @@ describe('mux=on (H1)', () => {
     await waitFor(() => console0.text() === 'abc', 'focus on the first frontend');
     host.socket.write('\x01cdef');
     await waitFor(() => monitor.text() === 'def', 'ctrl-a c moves the focus');
+    // The escape split across two reads: the mux must have read the lone ctrl-a first.
+    const readBefore = (mux as MuxChardev).base.counters.bytesIn;
     host.socket.write('\x01');
-    await sleep(20);
+    await until(
+      () => (mux as MuxChardev).base.counters.bytesIn > readBefore,
+      'the lone ctrl-a read',
+    );
     host.socket.write('\x01x'); // split escape, then a literal ctrl-a and 'x'
     await waitFor(() => monitor.text() === 'def\x01x', 'ctrl-a ctrl-a is one ctrl-a');
     host.socket.write('\x01c!');
@@ -105,7 +111,7 @@ describe('mux=on (H1)', () => {
     const { ctx } = lab();
     const reg = new ChardevRegistry(ctx);
     registries.push(reg);
-    must(await reg.add(spec('m3', unixServer(p), { mux: true })));
+    const mux = must(await reg.add(spec('m3', unixServer(p), { mux: true }))) as MuxChardev;
     const a = new TestFrontend();
     const b = new TestFrontend();
     const epA = must<ChardevEndpoint>(reg.attach('m3', a));
@@ -113,7 +119,7 @@ describe('mux=on (H1)', () => {
     a.room = 0;
     const host = await connect(p);
     host.socket.write('held');
-    await sleep(30);
+    await until(() => mux.base.counters.bytesIn === 4, "the mux read 'held' (held for a)");
     host.socket.write('\x01cfor b');
     await waitFor(() => b.text() === 'for b', 'b got its bytes');
     expect(a.received).toBe(0);

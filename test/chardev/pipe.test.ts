@@ -13,13 +13,13 @@ import {
   mkfifo,
   pattern,
   sha1,
-  sleep,
   spec,
   tempDir,
   TestFrontend,
   waitFor,
   writeAll,
 } from './helpers.js';
+import { until } from '../until.js';
 
 const opened: OpenChardev[] = [];
 const fds: number[] = [];
@@ -117,19 +117,26 @@ describe('pipe chardev (H1)', () => {
     c.attach(new TestFrontend());
     const data = pattern(1024 * 1024, 5);
     const writing = writeAll(c, data, 8192);
-    await sleep(100);
+    await until(
+      () => c.counters.bytesOut > 0 && as(c, PipeChardev).queuedToHost > 0,
+      'the FIFO full and bytes queued behind it',
+    );
     const stuckAt = c.counters.bytesOut;
     expect(stuckAt).toBeLessThan(data.length);
     expect(as(c, PipeChardev).queuedToHost).toBeLessThanOrEqual(64 * 1024);
     const hostOut = hostOpen(`${base}.out`);
     const got: Buffer[] = [];
     let total = 0;
-    while (total < data.length) {
-      const b = readAvailable(hostOut);
-      got.push(b);
-      total += b.length;
-      await sleep(1);
-    }
+    await until(
+      () => {
+        const b = readAvailable(hostOut);
+        got.push(b);
+        total += b.length;
+        return total >= data.length;
+      },
+      'the host reading all 1 MiB from path.out',
+      30_000,
+    );
     await writing;
     expect(sha1(Buffer.concat(got))).toBe(sha1(data));
   });

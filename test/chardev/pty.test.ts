@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { PtyChardev, SerialChardev, type OpenChardev } from '../../core/chardev/index.js';
 import {
   as,
@@ -15,6 +15,7 @@ import {
   writeAll,
   type Socat,
 } from './helpers.js';
+import { until } from '../until.js';
 
 const opened: OpenChardev[] = [];
 const peers: Socat[] = [];
@@ -34,8 +35,11 @@ describe('pty and serial chardevs with socat (H1)', () => {
     expect(notices).toContain(`char device redirected to ${c.slavePath} (label ser0)`);
     expect(c.describe()).toBe(`pty:${c.slavePath}`);
     const fe = new TestFrontend();
+    // A read of the master while nobody has the slave open fails with EIO
+    // (a hang-up); wait for one, then the chardev must still say unconnected.
+    const hangups = vi.spyOn(c as unknown as { onHangup(): void }, 'onHangup');
     c.attach(fe);
-    await new Promise((r) => setTimeout(r, 50));
+    await until(() => hangups.mock.calls.length > 0, 'a read of the master with no slave (EIO)');
     expect(c.connected).toBe(false); // nobody has the slave open yet
     expect(c.write(new TextEncoder().encode('nobody'))).toBe(6);
     expect(c.counters.dropped['no-peer']).toBe(6);

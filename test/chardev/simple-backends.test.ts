@@ -11,17 +11,7 @@ import {
   UdpChardev,
   type OpenChardev,
 } from '../../core/chardev/index.js';
-import {
-  as,
-  lab,
-  mkfifo,
-  sleep,
-  spec,
-  tempDir,
-  TestFrontend,
-  waitFor,
-  writeAll,
-} from './helpers.js';
+import { as, lab, mkfifo, spec, tempDir, TestFrontend, waitFor, writeAll } from './helpers.js';
 
 const opened: OpenChardev[] = [];
 afterEach(async () => {
@@ -224,6 +214,5 @@ describe('counters', () => {
     c.write(enc('678'));
     expect(c.counters.bytesOut + totalDropped(c.counters)).toBe(8);
     expect(c.counters.dropped.closed).toBe(3);
-    await sleep(0);
   });
 });

@@ -15,7 +15,6 @@ import {
   pattern,
   sha1,
   skipWithoutSocat,
-  sleep,
   socat,
   spec,
   tempDir,
@@ -23,6 +22,7 @@ import {
   waitFor,
   writeAll,
 } from './helpers.js';
+import { until } from '../until.js';
 
 const unixServer = (p: string, wait = false) =>
   ({
@@ -194,7 +194,7 @@ describe('socket chardev semantics (H1, H3, D5, D7)', () => {
     );
     let settled: string | null = null;
     void c.ready.then((r) => (settled = r));
-    await sleep(20);
+    await new Promise((resolve) => setImmediate(resolve)); // let a wrongly settled promise run
     expect(settled).toBeNull();
     await connectUnix(p);
     expect(await c.ready).toBe('connected');
@@ -249,7 +249,11 @@ describe('socket chardev semantics (H1, H3, D5, D7)', () => {
     await new Promise<void>((r) => server.close(() => r()));
     await waitFor(() => !c.connected, 'disconnect');
     expect(c.describe()).toBe(`disconnected:unix:${p}`);
-    await sleep(1300); // at least one failed retry
+    await until(
+      () => notices.some((n) => n.startsWith('Unable to connect character device cl:')),
+      'a failed reconnect attempt',
+      4000,
+    );
     expect(
       notices.filter((n) => n.startsWith('Unable to connect character device cl:')),
     ).toHaveLength(1);
@@ -319,7 +323,7 @@ describe('socket chardev semantics (H1, H3, D5, D7)', () => {
       1,
     );
     const writing = writeAll(c, data, 16 * 1024);
-    await sleep(300);
+    await until(() => asSocket(c).queuedToHost > 0, 'the kernel buffer full and bytes queued here');
     const acceptedWhilePaused = c.counters.bytesOut;
     expect(acceptedWhilePaused).toBeLessThan(data.length); // throttled, not buffered
     client.resume();
@@ -350,16 +354,16 @@ describe('socket chardev semantics (H1, H3, D5, D7)', () => {
     await waitFor(() => c.connected, 'client');
     const data = pattern(2 * 1024 * 1024, 3);
     client.write(data);
-    await sleep(200);
     const ep = c as SocketChardev;
-    expect(ep.inputPaused).toBe(true);
+    await until(() => ep.inputPaused, 'the host socket paused at the high-water mark');
     expect(ep.pendingToGuest).toBeLessThanOrEqual(INBOUND_HIGH_WATER + 64 * 1024);
     expect(fe.received).toBe(0);
     // The guest posts buffers bit by bit.
     while (fe.received < data.length) {
       fe.room = 256 * 1024;
+      const before = fe.received;
       c.acceptInput();
-      await sleep(5);
+      await until(() => fe.received > before, 'the guest taking more bytes');
       expect(ep.pendingToGuest).toBeLessThanOrEqual(INBOUND_HIGH_WATER + 64 * 1024);
     }
     expect(fe.sha1()).toBe(sha1(data));

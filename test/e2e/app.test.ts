@@ -82,7 +82,8 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     expect(e2e.problems).toEqual([]);
   });
 
-  it('keeps the frame time while every demo port streams at full speed', async () => {
+  // Frame times are measured by `npm run bench:app`, not asserted here.
+  it('sends at most one batch per frame while every demo port streams at full speed', async () => {
     await page.locator('[data-action=lab]').selectOption('full');
     await page.waitForTimeout(1500);
     const stats = await measureFrames(page, 5);

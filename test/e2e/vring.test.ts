@@ -53,7 +53,8 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
     await e2e?.close();
   });
 
-  it('is live while the demo streams at full speed, within the frame budget', async () => {
+  // Frame times are printed here and measured by `npm run bench:app`, not asserted.
+  it('is live while the demo streams at full speed: the tables move, only the rows in view are in the DOM', async () => {
     await page.goto(serve.url);
     // test2's receive queue moves all the time at full speed (host to guest)
     await page.locator('.tree [data-port="test2"]').click();

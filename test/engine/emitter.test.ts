@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Emitter } from '../../core/engine/emitter.js';
+import { Emitter } from '../../core/base/emitter.js';
 
 interface Events {
   a: { n: number };

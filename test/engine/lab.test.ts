@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Lab } from '../../core/engine/lab.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
 import type { RingTraceEvent } from '../../core/virtio/trace.js';
 import { caseStudy, must, record } from '../serial/helpers.js';

@@ -15,7 +15,7 @@ import { GuestDir, isGuestDirError } from '../../core/guestdir/index.js';
 import type { Machine } from '../../core/machine/machine.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
 import { O_NONBLOCK, O_RDWR } from '../../core/serial/guest/files.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 import {
   isWorkloadError,
   parseWorkload,

@@ -6,6 +6,7 @@
  * with DEVICE_DELETED. Guest RAM is fixed at start with room for one more
  * default device; beyond that the refusal names the limit.
  */
+import { isVmchanError } from '../../core/base/error.js';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LabSession } from '../../core/api/lab-session.js';
@@ -132,14 +133,18 @@ describe("the app's createDevice goes through the machine", () => {
       ignored: [],
     };
     const built = await LabSession.build('t', topology, { runtimeDir: dir, onChange: () => {} });
-    if ('error' in built) throw new Error(built.error);
+    if ('error' in built) throw new Error(built.error.message);
     const s = built.session;
     try {
       const made = s.createDevice({ id: 'vser1', maxPorts: 2 });
-      expect(typeof made === 'string' ? made : made.bus).toBe('vser1.0');
+      expect(isVmchanError(made) ? made.message : made.bus).toBe('vser1.0');
       expect(s.machine.topology().devices.map((d) => d.id)).toEqual(['vser0', 'vser1']);
       expect(s.exportTopology().devices.map((d) => d.id)).toEqual(['vser0', 'vser1']);
-      expect(s.createDevice({ id: 'vser1' })).toBe("Duplicate device ID 'vser1'");
+      expect(s.createDevice({ id: 'vser1' })).toMatchObject({
+        domain: 'qemu',
+        kind: 'GenericError',
+        message: "Duplicate device ID 'vser1'",
+      });
       expect(s.removeDevice('vser1')).toBe(null);
       expect(s.exportTopology().devices.map((d) => d.id)).toEqual(['vser0']);
     } finally {

@@ -174,17 +174,20 @@ describe('L3 L4 L5 at the guest-dir socket', () => {
 
   it('stays connected when the host hangs up; its writes wait for the next host', async () => {
     const dir = tempDir('stay');
-    const { g } = await caseStudy(dir);
+    const { m, g } = await caseStudy(dir);
     const guest = new Collector(await connectUnix(path.join(g.dir, 'test1')));
     const h1 = new Collector(await connectUnix(path.join(dir, 'test1')));
     h1.socket.write('one\n');
     expect(await guest.line()).toBe('one');
     h1.socket.destroy();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitUntil(
+      () => m.lab.port('test1')?.port.hostConnected === false,
+      'the device seeing the host hang up',
+    );
     expect(guest.ended).toBe(false);
     // Written while no host is there: the guest's write waits (L5), nothing is dropped.
     guest.socket.write('for whoever comes next\n');
-    await new Promise((r) => setTimeout(r, 100));
+    await waitUntil(() => guest.socket.writableLength === 0, 'the guest program writing its line');
     const h2 = new Collector(await connectUnix(path.join(dir, 'test1')));
     expect(await h2.line()).toBe('for whoever comes next');
     h2.socket.write('two\n');

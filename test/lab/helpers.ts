@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Machine } from '../../core/machine/machine.js';
 import { parseQemuArgs } from '../../core/machine/qemu-cmdline.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { until } from '../until.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 
 export const ROOT = path.join(import.meta.dirname, '..', '..');
 export const SOCAT_MISSING = 'socat not found: apt-get install socat';
@@ -221,11 +222,7 @@ export async function writeStream(
 }
 
 export async function waitUntil(test: () => boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(test, what, ms);
 }
 
 export function sha1(bytes: Uint8Array): string {

@@ -11,7 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { GuestDir, isGuestDirError } from '../../core/guestdir/index.js';
 import { topologyFromLibvirtXml } from '../../core/machine/libvirt-xml.js';
 import { Machine } from '../../core/machine/machine.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 import {
   Collector,
   connectUnix,
@@ -36,22 +36,35 @@ async function guestDirOf(m: Machine, dir: string): Promise<GuestDir> {
 }
 
 /**
- * socat writing `text` to a unix socket and keeping its end open for `ms`
+ * socat writing `text` to a unix socket and keeping its end open until it hears `awaited`
  * (as `(printf ...; sleep 0.5) | socat - UNIX-CONNECT:...`: QEMU's socket
  * chardev, like vmchan's, drops a client at its end of file); resolves with
  * what socat printed.
  */
-function socatSay(socketPath: string, text: string, ms = 300): Promise<string> {
+function socatSay(
+  socketPath: string,
+  text: string,
+  awaited: string,
+  timeoutMs = 5000,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const p = spawn('socat', ['-', `UNIX-CONNECT:${socketPath}`]);
     let out = '';
     let err = '';
-    p.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    // socat's input ends once it has heard `awaited` (or after timeoutMs:
+    // the caller's expect then shows what it heard instead).
+    const timer = setTimeout(() => p.stdin.end(), timeoutMs);
+    p.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes(awaited)) {
+        clearTimeout(timer);
+        p.stdin.end();
+      }
+    });
     p.stderr.on('data', (c: Buffer) => (err += c.toString()));
     p.on('error', reject);
     p.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`socat: ${err}`))));
     p.stdin.write(text);
-    setTimeout(() => p.stdin.end(), ms);
   });
 }
 
@@ -88,7 +101,7 @@ describeWithSocat('seed 000: the Fedora page, legacy syntax', () => {
     await waitUntil(() => m.chardevs().find((c) => c.id === 'foo')!.frontendOpen, 'frontend-open');
     // "Data written into host's /tmp/foo (via a utility like socat) will then be relayed to the guest."
     app.socket.write('hi from the guest\n');
-    const heard = await socatSay(foo, 'hello from the host\n', 500);
+    const heard = await socatSay(foo, 'hello from the host\n', 'hi from the guest\n');
     expect(await app.line()).toBe('hello from the host');
     expect(heard).toBe('hi from the guest\n');
     app.socket.destroy();
@@ -124,8 +137,8 @@ describeWithSocat('seed 000: the Fedora page, legacy syntax', () => {
     };
     const c0 = await getty('hvc0');
     const c1 = await getty('hvc1');
-    expect(await socatSay(foo, '\n', 500)).toBe('login on hvc0: ');
-    expect(await socatSay(bar, '\n', 500)).toBe('login on hvc1: ');
+    expect(await socatSay(foo, '\n', 'login on hvc0: ')).toBe('login on hvc0: ');
+    expect(await socatSay(bar, '\n', 'login on hvc1: ')).toBe('login on hvc1: ');
     c0.socket.destroy();
     c1.socket.destroy();
   });

@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { attachMonitor } from '../../core/monitor/index.js';
-import { QemuError } from '../../core/serial/qemu-error.js';
+import { QemuError } from '../../core/base/qemu-error.js';
 import {
   HmpClient,
   QmpClient,

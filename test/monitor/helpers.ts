@@ -13,7 +13,8 @@ import { Machine } from '../../core/machine/machine.js';
 import { parseQemuArgs } from '../../core/machine/qemu-cmdline.js';
 import { attachMonitors, type AttachedMonitors } from '../../core/monitor/index.js';
 import { isErrno, type Errno } from '../../core/serial/guest/errno.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
+import { until } from '../until.js';
 
 const tempDirs: string[] = [];
 
@@ -124,11 +125,7 @@ export function guestLists(rig: Rig, name: string): boolean {
 
 /** Poll `test` until it holds (engine work and sockets run meanwhile). */
 export async function waitFor(test: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await until(test, what, timeoutMs);
 }
 
 /** Unwrap a guest call that must succeed. */

@@ -61,7 +61,7 @@ describe('Q4 banner, prompt and line editing as QEMU 7.2', () => {
 });
 
 describe('Q4 info chardev and info qtree', () => {
-  it('info chardev prints `id: filename=...` per chardev', async () => {
+  it('Q4 info chardev prints `id: filename=...` per chardev', async () => {
     const out = await hmp.command('info chardev');
     const lines = out.split('\r\n').filter((l) => l !== '');
     expect(lines).toContain(`c1: filename=disconnected:unix:${path.join(rig.dir, 'c1')},server=on`);
@@ -69,7 +69,7 @@ describe('Q4 info chardev and info qtree', () => {
     for (const l of lines) expect(l).toMatch(/^[A-Za-z][\w.-]*: filename=/);
   });
 
-  it("info qtree shows the virtio-serial bus and its ports in QEMU's layout", async () => {
+  it("Q4 info qtree shows the virtio-serial bus and its ports in QEMU's layout", async () => {
     const host = await SocketClient.connect(path.join(rig.dir, 'c1'));
     const fd = await rig.machine.lab.guest.files.open('/dev/virtio-ports/org.test.port.1');
     await waitFor(() => rig.machine.lab.port('port1')?.port.guestConnected === true, 'guest open');
@@ -111,7 +111,7 @@ describe('Q4 info chardev and info qtree', () => {
 });
 
 describe('Q4 D3 D8 hot-plug through HMP', () => {
-  it('chardev-add, device_add, device_del, chardev-remove; refusals as "Error: ..."', async () => {
+  it('Q4 chardev-add, device_add, device_del, chardev-remove; refusals as "Error: ..."', async () => {
     const p = path.join(rig.dir, 'hp');
     expect(await hmp.command(`chardev-add socket,id=c9,path=${p},server=on,wait=off`)).toBe('');
     expect(await hmp.command('device_add virtserialport,chardev=c9,name=org.test.hp,id=hp0')).toBe(
@@ -172,7 +172,7 @@ describe("Q4 the command parser's own complaints, and help", () => {
     expect(await hmp.command('')).toBe('');
   });
 
-  it('help lists the commands sorted, help info the info commands', async () => {
+  it('Q4 help lists the commands sorted, help info the info commands', async () => {
     const all = await hmp.command('help');
     expect(all.split('\r\n').filter((l) => l !== '')).toEqual([
       'chardev-add args -- add chardev',

@@ -14,6 +14,7 @@ import {
   tempDir,
   unixServer,
   type Rig,
+  waitFor,
 } from './helpers.js';
 
 let rig: Rig;
@@ -129,8 +130,9 @@ describe('Q1 one client at a time, a fresh session per client', () => {
   it('serves the next client with a new greeting after the first hangs up', async () => {
     const first = await QmpClient.connect(qmpPath);
     const second = await SocketClient.connect(qmpPath);
-    // The chardev takes one client (H3): the second is turned away.
-    await new Promise((r) => setTimeout(r, 50));
+    // The chardev takes one client (H3): the second is turned away. The
+    // monitor answering the first meanwhile shows it had the chance to greet.
+    expect(await first.execute('query-commands')).toHaveProperty('return');
     expect(second.received.length).toBe(0);
     await first.close();
     const third = await QmpClient.connect(qmpPath, false);
@@ -202,8 +204,7 @@ describe('Q2 query commands', () => {
     ]);
     expect(e.data).toEqual({ guest: false, reason: 'host-qmp-quit' });
     expect(e.timestamp).toEqual({ seconds: expect.any(Number), microseconds: expect.any(Number) });
-    await new Promise((r) => setTimeout(r, 20));
-    expect(rig.quits).toBe(1);
+    await waitFor(() => rig.quits === 1, 'the machine told to quit');
     await q.close();
   });
 });

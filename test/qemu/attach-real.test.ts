@@ -27,7 +27,6 @@ import {
   guestShell,
   poller,
   requirePrerequisites,
-  sleep,
 } from './real-guest.js';
 
 describeRealGuest('attach to a real QEMU', 'attach tests on a real QEMU', () => {
@@ -238,7 +237,13 @@ describeRealGuest('attach to a real QEMU', 'attach tests on a real QEMU', () => 
         () => got,
         (n) => n >= 64 * 4096,
       );
-      await sleep(500);
+      // Two more vring samples after the transfer, so the last one shows its end.
+      const samples = seen.length;
+      await until(
+        'two vring snapshots after the transfer',
+        () => seen.length,
+        (n) => n >= samples + 2,
+      );
     } finally {
       poller.stop();
       host.destroy();

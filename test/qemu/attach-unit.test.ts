@@ -16,6 +16,7 @@ import type { VirtioQueueElement } from '../../core/qemu/qmp-types.js';
 import { elementView, queueSnapshotFromQemu } from '../../core/qemu/vring.js';
 import { fakeQemuModel, sampleQueues } from '../api/attach-fake.js';
 import { FakeQmpServer, type Handler } from './fake-qmp-server.js';
+import { until as waitUntil } from '../until.js';
 
 let server: FakeQmpServer | undefined;
 let machine: AttachedMachine | undefined;
@@ -36,13 +37,8 @@ async function attach(handlers: Record<string, Handler>) {
   return { m, events, server };
 }
 
-const until = async (what: string, check: () => boolean): Promise<void> => {
-  const end = Date.now() + 3_000;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+const until = (what: string, check: () => boolean): Promise<void> =>
+  waitUntil(check, what, 3_000).then(() => undefined);
 
 describe('AttachedMachine over a stand-in QEMU 7.2', () => {
   it('reads devices, ports (with and without id) and chardevs', async () => {

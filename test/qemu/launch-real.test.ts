@@ -13,6 +13,7 @@ import { UsageError } from '../../cli/errors.js';
 import { runLaunch } from '../../cli/launch.js';
 import { isGuestError } from '../guest/guest-shell.js';
 import { buildGuest, INSTALL_HINT, missingPrerequisites } from '../guest/qemu.js';
+import { until } from '../until.js';
 
 const missing = missingPrerequisites();
 const inCi = process.env['CI'] === 'true';
@@ -102,11 +103,7 @@ describe.skipIf(missingText !== '' && !inCi)(
       let stop!: () => void;
       const stopped = new Promise<void>((r) => (stop = r));
       const run = runLaunch(args, { ...defaults, runDir: path.join(dir, 'run') }, io, stopped);
-      const end = Date.now() + 60_000;
-      while (!text().includes('Ctrl-C stops')) {
-        if (Date.now() > end) throw new Error(`launch did not come up:\n${text()}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await until(() => text().includes('Ctrl-C stops'), 'vmchan launch to come up', 60_000);
       const pid = Number(/\(pid (\d+)\)/.exec(text())?.[1]);
       expect(pid).toBeGreaterThan(0);
       expect(text()).toContain(`QMP at ${path.join(dir, 'run', 'qmp.sock')}`);

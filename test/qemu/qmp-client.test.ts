@@ -3,13 +3,14 @@
  * from a real QEMU 7.2 (shared/design/qemu-7.2-samples): Q1-Q3.
  */
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JsonObjectStream, stringifyJson } from '../../core/qemu/json-stream.js';
 import { parseQmpAddress } from '../../core/qemu/qmp-address.js';
 import { QmpClient, type QmpClientState } from '../../core/qemu/qmp-client.js';
 import { isQmpError, QmpError } from '../../core/qemu/qmp-error.js';
 import { chardevBackend, parseChardevFilename } from '../../core/qemu/qmp-types.js';
 import { FakeQmpServer, type FakeQmpOptions } from './fake-qmp-server.js';
+import { until } from '../until.js';
 
 // ---- recorded shapes (scenario.log, scenario2.log, status.json, qstatus.jsonl) ----
 
@@ -113,8 +114,6 @@ function expectError(value: unknown, kind: QmpError['kind']): QmpError {
   expect(err.kind, err.message).toBe(kind);
   return err;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 afterEach(async () => {
   for (const c of clients.splice(0)) await c.close();
@@ -249,7 +248,7 @@ describe('QmpClient: connect and negotiate (Q1)', () => {
     // Subscribing right after connect is soon enough to see it.
     const seen: unknown[] = [];
     client.on('*', (e) => seen.push(e.data));
-    await sleep(20);
+    await until(() => seen.length > 0, 'the event sent with the negotiation reply');
     expect(seen).toEqual([{ open: true, id: 'port1' }]);
     expect(client.state).toBe('ready');
   });
@@ -488,8 +487,10 @@ describe('QmpClient: commands', () => {
     const server = await fake({ handlers: { 'x-query-virtio-queue-element': () => 'silence' } });
     const client = await connected(server);
     const pending = client.xQueryVirtioQueueElement('/x', 2);
-    await sleep(20);
-    const id = server.commands('x-query-virtio-queue-element')[0]?.id;
+    const id = await until(
+      () => server.commands('x-query-virtio-queue-element')[0]?.id,
+      'QEMU receiving x-query-virtio-queue-element',
+    );
     // Written by hand: JSON.stringify could not write this number exactly.
     // The shape is qapi/virtio.json's own example for virtio-scsi.
     server.sendRaw(
@@ -539,7 +540,7 @@ describe('QmpClient: commands', () => {
     const states: QmpClientState[] = [];
     client.onStateChange((s) => states.push(s));
     const pending = client.queryChardev();
-    await sleep(20);
+    await until(() => server.commands('query-chardev').length > 0, 'QEMU receiving query-chardev');
     server.dropClient();
     const err = expectError(await pending, 'Disconnected');
     expect(err.message).toContain('closed');
@@ -551,11 +552,10 @@ describe('QmpClient: commands', () => {
     const server = await fake({ handlers: { 'query-chardev': () => 'silence' } });
     const client = await connected(server);
     const pending = client.queryChardev();
-    await sleep(20);
+    await until(() => server.commands('query-chardev').length > 0, 'QEMU receiving query-chardev');
     server.sendRaw('this is not json\r\n');
     expectError(await pending, 'ProtocolError');
-    await sleep(20);
-    expect(client.state).toBe('closed');
+    await until(() => client.state === 'closed', 'the client closing after the protocol error');
   });
 });
 
@@ -575,7 +575,7 @@ describe('QmpClient: events (Q3)', () => {
         '{"timestamp": {"seconds": 1795254502, "microseconds": 777939}, "event": "VSERPORT_CHANGE", "data": {"open": false, "id": "port1"}}\r\n',
     );
     server.sendEvent('DEVICE_DELETED', { device: 'port2', path: '/machine/peripheral/port2' });
-    await sleep(30);
+    await until(() => all.length === 3, 'the three events');
     expect(changes).toEqual([
       { id: 'port1', open: true, time: 1795254502268.927 },
       { id: 'port1', open: false, time: 1795254502777.939 },
@@ -583,7 +583,8 @@ describe('QmpClient: events (Q3)', () => {
     expect(all).toEqual(['VSERPORT_CHANGE', 'VSERPORT_CHANGE', 'DEVICE_DELETED']);
     off();
     server.sendEvent('VSERPORT_CHANGE', { open: true, id: 'port1' });
-    await sleep(30);
+    // The '*' listener still sees it: only then is "not delivered to off()" a fact.
+    await until(() => all.length === 4, "the event after off(), seen by '*'");
     expect(changes).toHaveLength(2);
   });
 
@@ -617,7 +618,7 @@ describe('QmpClient: events (Q3)', () => {
     client.on('VSERPORT_CHANGE', (e) => typed.push(e.data));
     client.on('*', (e) => any.push(e.data));
     server.sendEvent('VSERPORT_CHANGE', { open: 'yes' });
-    await sleep(30);
+    await until(() => any.length > 0, "the event seen by '*'");
     expect(typed).toEqual([]);
     expect(any).toEqual([{ open: 'yes' }]);
   });
@@ -629,7 +630,7 @@ describe('QmpClient: events (Q3)', () => {
       throw new Error('listener bug');
     });
     server.sendEvent('RESUME');
-    await sleep(20);
+    // The event precedes the reply on the one socket: the reply proves it was dispatched.
     expect(await client.queryCommands()).toEqual([]);
   });
 });
@@ -641,7 +642,7 @@ describe('QmpClient: reconnect, quit and close', () => {
     const states: string[] = [];
     client.onStateChange((s, reason) => states.push(reason ? `${s}:${reason.kind}` : s));
     server.dropClient();
-    await sleep(5);
+    await until(() => client.state === 'reconnecting', 'the client noticing the drop');
     // While reconnecting, commands fail at once instead of waiting.
     expectError(await client.queryCommands(), 'Disconnected');
     await waitUntil(() => client.state === 'ready');
@@ -669,9 +670,18 @@ describe('QmpClient: reconnect, quit and close', () => {
   it('quits: QEMU answers and closes, and the client does not reconnect', async () => {
     const server = await fake();
     const client = await connected(server, { reconnect: true });
-    expect(await client.quit()).toBeUndefined();
-    await waitUntil(() => client.state === 'closed');
-    await sleep(300);
+    const closed = new Promise<void>((resolve) =>
+      client.onStateChange((state) => state === 'closed' && resolve()),
+    );
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      expect(await client.quit()).toBeUndefined();
+      await closed;
+      // No reconnect is scheduled: no timer is left (a reconnect is a setTimeout).
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
     expect(server.connections).toBe(1);
   });
 
@@ -679,14 +689,13 @@ describe('QmpClient: reconnect, quit and close', () => {
     const server = await fake({ handlers: { 'query-chardev': () => 'silence' } });
     const client = await connected(server, { reconnect: true });
     const pending = client.queryChardev();
-    await sleep(20);
+    await until(() => server.commands('query-chardev').length > 0, 'QEMU receiving query-chardev');
     await client.close();
     const err = expectError(await pending, 'Disconnected');
     expect(err.message).toContain('was closed');
     expect(client.state).toBe('closed');
     expectError(await client.queryChardev(), 'Disconnected');
     await client.close(); // twice is fine
-    await sleep(50);
     expect(server.connections).toBe(1);
   });
 });
@@ -709,11 +718,7 @@ describe('parseChardevFilename', () => {
 });
 
 async function waitUntil(cond: () => boolean, timeoutMs = 2_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(10);
-  }
+  await until(cond, 'the client state', timeoutMs);
 }
 
 async function freePort(): Promise<number> {

@@ -37,7 +37,7 @@ export function requirePrerequisites(what: string): void {
   if (missingText) throw new Error(`cannot run ${what}: ${missingText}`);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** `sh(command)` on the guest's shell; a GuestError fails the test. `guest` is read at each call. */
 export function guestShell(

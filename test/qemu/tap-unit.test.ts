@@ -16,9 +16,9 @@ import { parseListenSpec } from '../../core/qemu/private-socket.js';
 import { ChardevTap, type TapEvent } from '../../core/qemu/tap.js';
 import { followRaw, followRecords } from '../../core/capture/follow.js';
 import { MemorySink } from '../../core/capture/record.js';
+import { until as waitUntil } from '../until.js';
 
 const sha1 = (b: Uint8Array): string => createHash('sha1').update(b).digest('hex');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -75,11 +75,7 @@ function connect(p: string): Promise<net.Socket> {
 }
 
 async function until(what: string, check: () => boolean, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
-    await sleep(5);
-  }
+  await waitUntil(check, what, ms);
 }
 
 describe('chardev tap (mode A: QEMU listens, the application connects to the tap)', () => {
@@ -153,13 +149,12 @@ describe('chardev tap (mode A: QEMU listens, the application connects to the tap
       if (written < total) app.once('drain', () => ((written += chunk.length), pump()));
     };
     pump();
-    await sleep(500);
-    // Everything not yet taken sits in kernel socket buffers, not in the tap.
-    expect(tap.stats.pauses).toBeGreaterThan(0);
+    // The tap pauses the application, and the application's own socket then
+    // fills: everything not yet taken sits in kernel socket buffers, not in the tap.
+    await until('the tap pausing the application', () => tap.stats.pauses > 0);
+    await until('the application blocked on a full socket', () => app.writableNeedDrain);
     expect(tap.stats.toGuest).toBeLessThan(total);
-    const forwarded = tap.stats.toGuest;
-    await sleep(200);
-    expect(tap.stats.toGuest).toBe(forwarded);
+    expect(written).toBeLessThan(total);
     // The guest reads again: everything arrives.
     let got = 0;
     qemuSide!.on('data', (b: Buffer) => (got += b.length));
@@ -215,9 +210,10 @@ describe('chardev tap (mode A: QEMU listens, the application connects to the tap
     const echoed: Buffer[] = [];
     second.on('data', (d) => echoed.push(d));
     second.write('two');
-    await sleep(100);
+    await until('the second application told to wait', () =>
+      events.some((e) => e.kind === 'app-waiting'),
+    );
     expect(echoed).toEqual([]);
-    expect(events.some((e) => e.kind === 'app-waiting')).toBe(true);
     first.end();
     await until('second served', () => Buffer.concat(echoed).toString() === 'two');
     second.destroy();

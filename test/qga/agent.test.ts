@@ -215,8 +215,9 @@ describe('L6 a guest port polled through the agent (guest-file-* and x-guest-fil
       count: 3,
       eof: false,
     });
-    // stdio buffers it: nothing reaches the host before guest-file-flush.
-    await new Promise((r) => setTimeout(r, 20));
+    // stdio buffers it: nothing reaches the host before guest-file-flush,
+    // though the engine has done everything the write asked of it.
+    await rig.machine.lab.scheduler.idle();
     expect(host.received.length).toBe(0);
     await qga.ret('guest-file-flush', { handle });
     await host.until((b) => b.toString() === 'xyz', 'the flushed bytes');

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Scheduler } from '../../core/engine/scheduler.js';
 import type { ChardevEvent, ChardevHandlers } from '../../core/serial/endpoint.js';
-import { createMemoryEndpoint } from '../../core/serial/endpoint.js';
+import { createMemoryEndpoint } from '../../core/serial/memory-endpoint.js';
 import { pattern, text } from './helpers.js';
 
 function frontend(room: { n: number }) {

@@ -5,8 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { expect } from 'vitest';
-import { Emitter } from '../../core/engine/emitter.js';
-import type { EngineEvents } from '../../core/engine/events.js';
+import { Emitter } from '../../core/base/emitter.js';
+import type { EngineEvents } from '../../core/serial/events.js';
 import { Lab, type Topology } from '../../core/engine/lab.js';
 import { Scheduler } from '../../core/engine/scheduler.js';
 import {
@@ -21,8 +21,8 @@ import { MemoryEndpoint } from '../../core/serial/memory-endpoint.js';
 import { isErrno, type Errno } from '../../core/serial/guest/errno.js';
 import type { GuestFiles } from '../../core/serial/guest/files.js';
 import { negotiate, setupQueue, type Negotiated } from '../../core/serial/guest/virtio-driver.js';
-import type { QemuError } from '../../core/serial/qemu-error.js';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import type { QemuError } from '../../core/base/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 import {
   SerialRegistry,
   type PortAddArgs,

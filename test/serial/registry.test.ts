@@ -3,7 +3,7 @@
  * 7.2's words and check order (behaviours.md D3, qemu-7.2-samples/scenario.log).
  */
 import { describe, expect, it } from 'vitest';
-import { isQemuError } from '../../core/serial/qemu-error.js';
+import { isQemuError } from '../../core/base/qemu-error.js';
 import { Feature, has } from '../../core/virtio/features.js';
 import { makeLab, must, RawDriver } from './helpers.js';
 

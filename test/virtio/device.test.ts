@@ -5,8 +5,8 @@
  * one; the console device is used where its queue layout matters.
  */
 import { describe, expect, it } from 'vitest';
-import { Emitter } from '../../core/engine/emitter.js';
-import type { EngineEvents } from '../../core/engine/events.js';
+import { Emitter } from '../../core/base/emitter.js';
+import type { EngineEvents } from '../../core/serial/events.js';
 import { Scheduler } from '../../core/engine/scheduler.js';
 import { SerialRegistry } from '../../core/serial/registry.js';
 import { negotiate, setupQueue, type Negotiated } from '../../core/serial/guest/virtio-driver.js';

@@ -20,8 +20,8 @@
  * per task. Control messages to the device go one at a time, each waiting
  * until the device has used it (Linux spins on the control queue).
  */
-import type { Emitter } from '../../engine/emitter.js';
-import type { DropReason, EngineEvents } from '../../engine/events.js';
+import type { Emitter } from '../../base/emitter.js';
+import type { DropReason, EngineEvents } from '../events.js';
 import type { GuestAllocator } from '../../virtio/allocator.js';
 import type { PostTask } from '../../virtio/device.js';
 import type { Interrupt, VirtioTransport } from '../../virtio/device-transport.js';

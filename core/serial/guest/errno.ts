@@ -3,6 +3,7 @@
  * returns an Errno instead of throwing, and a program checks `isErrno(r)`
  * the way C checks for -1.
  */
+import { VmchanError } from '../../base/error.js';
 
 export const ERRNO = {
   EPERM: 1,
@@ -43,23 +44,32 @@ const STRERROR: Record<ErrnoName, string> = {
   ESPIPE: 'Illegal seek',
 };
 
-export class Errno {
+/** A guest system call's failure: its kind is the errno name, its message strerror's. */
+export class Errno extends VmchanError<ErrnoName> {
+  readonly domain = 'guest';
+
   constructor(
-    readonly code: ErrnoName,
+    code: ErrnoName,
     /** What was being done, for people: `open /dev/vport0p1`. */
     readonly context = '',
-  ) {}
+  ) {
+    super(code, STRERROR[code]);
+  }
+
+  get code(): ErrnoName {
+    return this.kind;
+  }
 
   /** The number (EAGAIN is 11). */
   get errno(): number {
     return ERRNO[this.code];
   }
 
-  get message(): string {
-    return STRERROR[this.code];
+  protected override details(): Record<string, unknown> {
+    return { context: this.context };
   }
 
-  toString(): string {
+  override toString(): string {
     return this.context
       ? `${this.context}: ${this.message} (${this.code})`
       : `${this.message} (${this.code})`;

@@ -8,8 +8,8 @@
  *   const fd = await guest.files.open('/dev/virtio-ports/test1');
  *   guest.namespace.list('/dev/virtio-ports');  // ['test1', ...]
  */
-import { Emitter } from '../../engine/emitter.js';
-import type { EngineEvents } from '../../engine/events.js';
+import { Emitter } from '../../base/emitter.js';
+import type { EngineEvents } from '../events.js';
 import { GuestAllocator } from '../../virtio/allocator.js';
 import type { PostTask } from '../../virtio/device.js';
 import type { VirtioTransport } from '../../virtio/device-transport.js';

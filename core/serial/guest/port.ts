@@ -19,7 +19,7 @@
  *   alloc_buf retries reclaim rather than return ENOMEM (L11). Used transmit
  *   buffers of every port are reclaimed when someone waits for memory.
  */
-import type { DropReason } from '../../engine/events.js';
+import type { DropReason } from '../events.js';
 import type { GuestAllocator } from '../../virtio/allocator.js';
 import { isFault, type VirtioFault } from '../../virtio/fault.js';
 import type { GuestMemory } from '../../virtio/memory.js';

@@ -20,7 +20,7 @@
  * (PORT_NAME), so a file never appears under one name and then another.
  */
 import type { Lab } from '../engine/lab.js';
-import type { PortKind } from '../engine/events.js';
+import type { PortKind } from '../serial/events.js';
 
 export interface GuestPortEntry {
   /** The file name in a guest directory. */

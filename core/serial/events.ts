@@ -6,9 +6,9 @@
  * Ports are named by device (the virtio-serial device's qdev id, `vser0`)
  * and port number (`nr`), the pair QEMU's `info qtree` shows.
  */
-import type { ControlMessage } from '../serial/control.js';
+import type { ControlMessage } from './control.js';
 import type { VirtioFault } from '../virtio/fault.js';
-import type { TaskInfo } from './scheduler.js';
+import type { TaskInfo } from '../virtio/device.js';
 
 export type PortKind = 'virtserialport' | 'virtconsole';
 
