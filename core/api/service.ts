@@ -859,6 +859,22 @@ export class ApiService {
           text: `${label ?? e.device}: ${e.bytes} bytes dropped by the ${e.side} (${e.reason})`,
         });
       }),
+      ev.on('control-ignored', (e) => {
+        // D10: QEMU's own error line when it prints one; the device goes on.
+        this.emit({
+          kind: 'error',
+          device: e.device,
+          nr: null,
+          port: null,
+          direction: null,
+          bytes: null,
+          rule: e.rule,
+          text:
+            e.qemuReport !== null
+              ? `${e.device}: ${e.qemuReport} (ignored, as QEMU does)`
+              : `${e.device}: ${e.text} (ignored silently by QEMU)`,
+        });
+      }),
       ev.on('needs-reset', (e) => {
         this.emit({
           kind: 'needs-reset',

@@ -79,6 +79,12 @@ export interface EngineEvents {
     /** The chardev, for drops in a backend. */
     chardev?: string;
   };
+  /**
+   * D10 (M11): the device ignored a control message it cannot act on, as QEMU
+   * does. `qemuReport` is QEMU's error_report() line for it (null when QEMU
+   * says nothing); `text` is vmchan's description.
+   */
+  'control-ignored': { device: string; rule: string; qemuReport: string | null; text: string };
   /** G3/D9: a device entered NEEDS_RESET; `rule` names the broken rule. */
   'needs-reset': { device: string; rule: string; fault: VirtioFault };
   /** C1/C2: a byte written to emerg_wr, and the console port it went to (null: none). */

@@ -51,7 +51,7 @@ import {
   rxQueueOf,
   txQueueOf,
 } from '../layout.js';
-import type { GuestNamespace } from './namespace.js';
+import type { CharDevice, GuestNamespace } from './namespace.js';
 import { HvcDevice, VportDevice, type PortFileHost } from './port-files.js';
 import { GuestPort, type PortHost, type RxBuffer, type TxBuffer } from './port.js';
 import { linuxTransportFeatures, negotiate, setupQueue, type Negotiated } from './virtio-driver.js';
@@ -72,14 +72,17 @@ export interface GuestKernel {
   readonly post: PostTask;
   readonly events: Emitter<EngineEvents>;
   readonly namespace: GuestNamespace;
-  /** The lowest free hvc index (hvc_alloc). */
-  allocHvc(): number;
+  /** hvc_alloc: the lowest free hvc index, now served by `console` (L11). */
+  allocHvc(console: CharDevice): number;
+  /** hvc_remove: the index has no console any more; its node stays (L11). */
   freeHvc(index: number): void;
 }
 
 interface ControlSend {
   bytes: Uint8Array;
   resolve: () => void;
+  /** The port it is about (null: DEVICE_READY): nothing goes out for it once unplugged. */
+  port: GuestPort | null;
 }
 
 export interface ConsoleDriverStats {
@@ -404,13 +407,9 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
 
   /** init_port_console (C7): hvcK, guest-connected, PORT_OPEN 1. */
   private initConsole(port: GuestPort): void {
-    const hvc = this.kernel.allocHvc();
+    const hvc = this.kernel.allocHvc(new HvcDevice(this, port));
     const size = port.id === 0 && this.configSize !== null ? this.configSize : { cols: 0, rows: 0 };
     port.console = { hvc, cols: size.cols, rows: size.rows };
-    this.kernel.namespace.add(`/dev/hvc${hvc}`, {
-      kind: 'chardev',
-      device: new HvcDevice(this, port),
-    });
     port.guestConnected = true;
     void this.sendControl(port, ControlEvent.PORT_OPEN, 1);
   }
@@ -448,10 +447,8 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
       port.wake();
     }
     const ns = this.kernel.namespace;
-    if (port.console !== null) {
-      ns.remove(`/dev/hvc${port.console.hvc}`);
-      this.kernel.freeHvc(port.console.hvc);
-    }
+    // hvc_remove: /dev/hvcK stays (a static tty minor); opening it now fails ENODEV.
+    if (port.console !== null) this.kernel.freeHvc(port.console.hvc);
     // remove_port_data: unread data goes, consumed buffers come back.
     port.discardData('closed-unread');
     port.reclaimConsumed();
@@ -468,16 +465,20 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
 
   // ---------------------------------------------------------- control: send
 
-  /** send_control_msg for a port: nothing once the port is gone or without MULTIPORT. */
+  /**
+   * send_control_msg for a port: nothing once the port is gone (Linux:
+   * unplug_port clears port->portdev, so a later release sends no PORT_OPEN 0)
+   * or without MULTIPORT.
+   */
   sendControl(port: GuestPort, event: number, value: number): Promise<void> {
     if (port.unplugged || !this.multiport || this.broken) return Promise.resolve();
-    return this.sendControlMessage(controlMessage(port.id, event, value));
+    return this.sendControlMessage(controlMessage(port.id, event, value), port);
   }
 
-  private sendControlMessage(msg: ControlMessage): Promise<void> {
+  private sendControlMessage(msg: ControlMessage, port: GuestPort | null = null): Promise<void> {
     if (this.broken || this.controlTx === null) return Promise.resolve();
     return new Promise((resolve) => {
-      this.sendQueue.push({ bytes: encodeControl(msg, this.codec), resolve });
+      this.sendQueue.push({ bytes: encodeControl(msg, this.codec), resolve, port });
       this.pumpControl();
     });
   }
@@ -488,7 +489,9 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
     if (this.sending !== null || q === null) return;
     const next = this.sendQueue.shift();
     if (next === undefined) return;
-    if (this.broken) {
+    // Linux sends each message at once, under the port's portdev; here it may
+    // have waited behind another, so a port unplugged meanwhile gets nothing.
+    if (this.broken || next.port?.unplugged === true) {
       next.resolve();
       this.pumpControl();
       return;
