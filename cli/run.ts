@@ -21,6 +21,7 @@ import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { hostEndpoints } from '../core/machine/endpoints.js';
 import { Machine, StartError } from '../core/machine/machine.js';
 import { attachMonitors } from '../core/monitor/index.js';
+import { QMP_EVENTS_MODES, type QmpEventsMode } from '../core/monitor/event-throttle.js';
 import { AGENT_PORT_NAME, startGuestAgents } from '../core/qga/index.js';
 import { findGuestPort } from '../core/guestdir/index.js';
 import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
@@ -45,6 +46,7 @@ interface RunOptions {
   quiet?: boolean;
   /** false with --no-agent. */
   agent?: boolean;
+  qmpEvents?: QmpEventsMode;
 }
 
 const DESCRIPTION = `Run a virtio-serial lab with no VM, from a QEMU command line.
@@ -135,6 +137,14 @@ export function registerRun(program: Command): void {
         'split',
         'packed',
       ]),
+    )
+    .addOption(
+      new Option(
+        '--qmp-events <mode>',
+        "QMP events: 'qemu' rate-limits VSERPORT_CHANGE as QEMU does (one per port per second), 'all' sends every change",
+      )
+        .choices([...QMP_EVENTS_MODES])
+        .default('qemu'),
     )
     .option('-w, --write <file>', 'capture everything to a pcapng file (vmchan read, Wireshark)')
     .option('--no-agent', `no guest agent on a port named ${AGENT_PORT_NAME}`)
@@ -338,7 +348,10 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     // `quit` on a monitor stops the run as a signal does.
     const stopped = untilSignal();
     cleanup.push(() => stopped.stop());
-    const monitors = attachMonitors(machine, { onQuit: () => stopped.stop() });
+    const monitors = attachMonitors(machine, {
+      onQuit: () => stopped.stop(),
+      qmpEvents: options.qmpEvents ?? 'qemu',
+    });
     for (const e of monitors.errors) notice(`monitor: ${e.message}`);
     cleanup.push(() => monitors.close());
 
