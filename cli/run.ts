@@ -68,7 +68,8 @@ const HELP_AFTER = `
 QEMU arguments:
   Everything after vmchan's own options (or after --) is QEMU's, legacy
   syntax included (server,nowait). Options outside the virtio-serial
-  topology (-m, -drive, -enable-kvm...) are listed and ignored. Relative
+  topology (-drive, -enable-kvm...) are listed and ignored; -m sizes the
+  guest's RAM (default 128 MiB), which bounds hot-plugged controllers. Relative
   paths are taken from the working directory, as QEMU does. Put -- before
   QEMU arguments that start with -w (-watchdog) so they are not read as -w.
 
@@ -444,8 +445,10 @@ function printEndpoints(
     );
   }
   if (workloads.some((w) => w.spec.kind === 'sha1')) info(`sha1 requests: ${SHA1_HELP.slice(13)}`);
-  if (topology.ignored.length > 0) {
-    const words = topology.ignored.map((o) =>
+  // -m is read (it sizes the guest's RAM); the rest is kept as written and ignored.
+  const ignored = topology.ignored.filter((o) => o.option !== '-m');
+  if (ignored.length > 0) {
+    const words = ignored.map((o) =>
       [o.option, o.arg]
         .filter((x): x is string => x !== undefined && x !== '')
         .map(quoteArg)

@@ -41,6 +41,7 @@ import type { EngineEvents } from '../engine/events.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
 import { QemuError, isQemuError } from '../serial/qemu-error.js';
 import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
+import { guestRamMiB } from './guest-ram.js';
 import { MuxSlot } from './mux-slot.js';
 import { chardevArg, portArg } from './qemu-print.js';
 import { splitRingSizes } from '../virtio/queue.js';
@@ -206,14 +207,18 @@ export class Machine implements RunningMachine {
     const uniform = topology.devices.every(
       (d) => first === undefined || packedOf(d) === packedOf(first),
     );
-    // One ring format for all: the Lab builds the devices. Guest RAM: memoryMiBFor's rule.
+    // Guest RAM (D11): -m, or QEMU's 128 MiB; never less than memoryMiBFor's rule.
+    const ram = guestRamMiB(topology.ignored);
+    if (isQemuError(ram)) return new StartError(ram.message, 'topology');
+    const memoryMiB = Math.max(ram, memoryMiBFor(topology.devices));
+    // One ring format for all: the Lab builds the devices.
     const lab = uniform
       ? Lab.create({
           ring: first !== undefined && packedOf(first) ? 'packed' : 'split',
-          memoryMiB: memoryMiBFor(topology.devices),
+          memoryMiB,
           devices: topology.devices.map(labDevice),
         })
-      : Lab.create({ memoryMiB: memoryMiBFor(topology.devices), devices: [] });
+      : Lab.create({ memoryMiB, devices: [] });
     if (isQemuError(lab)) return new StartError(lab.message, 'device');
     if (!uniform) {
       for (const d of topology.devices) {
@@ -488,7 +493,7 @@ export class Machine implements RunningMachine {
       `cannot allocate the rings of ${device.id !== undefined ? `'${device.id}'` : 'a new device'}: ` +
         `max_ports=${device.maxPorts} needs ${mib(needs)} of guest memory and only ` +
         `${Math.floor(free / MiB)} MiB of the guest's ${mib(total)} are free ` +
-        `(guest memory is fixed at start, with room for one more default device)`,
+        `(guest memory is fixed at start: -m gives the guest more)`,
     );
   }
 

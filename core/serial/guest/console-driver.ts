@@ -28,7 +28,8 @@ import type { Interrupt, VirtioTransport } from '../../virtio/device-transport.j
 import { fault, isFault, type VirtioFault } from '../../virtio/fault.js';
 import { bit, Feature, has } from '../../virtio/features.js';
 import type { GuestMemory } from '../../virtio/memory.js';
-import type { DriverQueue } from '../../virtio/queue.js';
+import { releaseRings } from '../../virtio/device-rings.js';
+import type { DriverQueue, QueueLayout } from '../../virtio/queue.js';
 import { Status } from '../../virtio/status.js';
 import type { RingTracer } from '../../virtio/trace.js';
 import {
@@ -114,6 +115,8 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
   private readonly sendQueue: ControlSend[] = [];
   private sending: { send: ControlSend; addr: number } | null = null;
   private readonly acceptPacked: boolean;
+  /** Ring memory of every queue set up, given back at remove. */
+  private readonly rings: QueueLayout[] = [];
 
   constructor(
     private readonly kernel: GuestKernel,
@@ -204,7 +207,11 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
     return null;
   }
 
-  /** virtcons_remove: the device is going away. */
+  /**
+   * virtcons_remove: the device is going away. Every buffer and ring goes
+   * back to the guest's allocator (remove_vqs, vp_del_vqs), so a controller
+   * can be plugged and unplugged forever (D11).
+   */
   remove(): void {
     for (const port of [...this.ports.values()]) this.unplugPort(port);
     this.transport.setInterruptHandler(null);
@@ -215,6 +222,10 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
     for (const q of this.txQueues) {
       for (const buf of q?.detachUnused() ?? []) this.allocator.release(buf.addr);
     }
+    // The control message in flight is among controlTx's tokens, but its bytes are ours.
+    if (this.sending !== null) this.allocator.release(this.sending.addr);
+    this.controlTx?.detachUnused();
+    for (const layout of this.rings.splice(0)) releaseRings(this.allocator, layout);
     this.markBroken(fault('DeviceNeedsReset', 'G3', 'the device was removed'));
   }
 
@@ -226,6 +237,7 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
       this.memory,
       this.allocator,
       this.tracer,
+      this.rings,
     );
   }
 
