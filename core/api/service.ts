@@ -856,7 +856,10 @@ export class ApiService {
           direction: dropDirection(e.reason),
           bytes: e.bytes,
           rule: null,
-          text: `${label ?? e.device}: ${e.bytes} bytes dropped by the ${e.side} (${e.reason})`,
+          text:
+            e.reason === 'hangup-unread'
+              ? `${label ?? e.device}: QEMU discarded ${e.bytes} unread bytes when the host hung up`
+              : `${label ?? e.device}: ${e.bytes} bytes dropped by the ${e.side} (${e.reason})`,
         });
       }),
       ev.on('control-ignored', (e) => {

@@ -40,7 +40,12 @@ export type DropReason =
   /** L3: unread data discarded at close (and L10: at unplug). */
   | 'closed-unread'
   /** Host bytes still queued in the backend when the host hung up. */
-  | 'host-hung-up';
+  | 'host-hung-up'
+  /**
+   * H4: host bytes QEMU never read because the port was not taking data when
+   * a unix socket host hung up (the socket's HUP watch disconnects at once).
+   */
+  | 'hangup-unread';
 
 export interface EngineEvents {
   /** A port was plugged into a device (at start or hot-plug, D8). */

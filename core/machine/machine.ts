@@ -37,7 +37,7 @@ import {
   type OpenChardev,
 } from '../chardev/index.js';
 import { Lab, type DeviceTopology } from '../engine/lab.js';
-import type { EngineEvents } from '../engine/events.js';
+import type { DropReason, EngineEvents } from '../engine/events.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
 import { QemuError, isQemuError } from '../serial/qemu-error.js';
 import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
@@ -355,6 +355,23 @@ export class Machine implements RunningMachine {
     return null;
   }
 
+  /** A backend's drop as an engine event, against the port that holds the chardev. */
+  private backendDrop(chardev: string, reason: DropReason, bytes: number): void {
+    const events = this.lab.events;
+    if (!events.has('drop')) return;
+    const holder = this.lab.registry.devices
+      .flatMap((device) => device.ports.map((port) => ({ device, port })))
+      .find((p) => p.port.chardev === chardev);
+    events.emit('drop', {
+      device: holder?.device.name ?? '',
+      nr: holder?.port.nr ?? null,
+      side: 'backend',
+      bytes,
+      reason,
+      chardev,
+    });
+  }
+
   /** Open a backend and put it in the Lab's table (a mux: its first slot for ports). */
   private async openChardev(spec: Chardev): Promise<QemuError | null> {
     if (this.backends.has(spec.id) || this.lab.chardev(spec.id) !== undefined) {
@@ -366,6 +383,9 @@ export class Machine implements RunningMachine {
       post: this.lab.scheduler.post,
       runtimeDir: this.options.runtimeDir,
       ...(this.options.onNotice !== undefined ? { onNotice: this.options.onNotice } : {}),
+      onDrop: (chardev, reason, bytes) => {
+        if (reason === 'hangup-unread') this.backendDrop(chardev, 'hangup-unread', bytes);
+      },
     });
     if (isChardevError(opened)) return new QemuError(opened.message);
     let endpoint: ChardevEndpoint = opened;
