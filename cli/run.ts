@@ -445,7 +445,9 @@ function printEndpoints(
     );
   }
   if (workloads.some((w) => w.spec.kind === 'sha1')) info(`sha1 requests: ${SHA1_HELP.slice(13)}`);
-  // -m is read (it sizes the guest's RAM); the rest is kept as written and ignored.
+  // -m is read (it sizes the guest's RAM, D11); the rest is kept as written and ignored.
+  const ramMiB = machine.lab.memory.layout.reduce((n, r) => n + r.size, 0) / (1024 * 1024);
+  info(`guest RAM: ${ramMiB} MiB (bounds hot-plugged controllers; -m sets it)`);
   const ignored = topology.ignored.filter((o) => o.option !== '-m');
   if (ignored.length > 0) {
     const words = ignored.map((o) =>

@@ -138,7 +138,9 @@ describe('vmchan run', () => {
       ],
       tmp,
     );
-    expect(run.out()).toContain('ignored (not part of the virtio-serial topology): -m 512');
+    // D11: -m sizes the guest's RAM; it is read, not listed as ignored.
+    expect(run.out()).toContain('guest RAM: 512 MiB');
+    expect(run.out()).not.toContain('ignored (not part of the virtio-serial topology)');
     expect(run.out()).toContain(`capturing to ${pcap}`);
     expect(fs.readdirSync(guest)).toEqual(['org.fedoraproject.port.0']);
     const c = new Collector(await connectUnix(sock));
