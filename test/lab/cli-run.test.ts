@@ -191,6 +191,8 @@ describe('vmchan run', () => {
 /** [arguments, what stderr must say] — each refused with exit status 2. */
 const REFUSED: [string[], string][] = [
   [['-foo'], 'vmchan: -foo: invalid option'],
+  // Q5: the QMP event mode is 'qemu' (rate-limited, the default) or 'all'.
+  [['--qmp-events', 'bogus'], "argument 'bogus' is invalid. Allowed choices are qemu, all"],
   [['-chardev'], 'vmchan: -chardev: requires an argument'],
   [['-chardev', 'socket,id=x,server=maybe'], "Parameter 'server' expects 'on' or 'off'"],
   [['-chardev', 'bogus,id=x'], "'bogus' is not a valid char driver name"],
