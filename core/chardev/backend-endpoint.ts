@@ -107,6 +107,8 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   /** H4: the peer hung up; what still arrives is counted as lost, not queued. */
   private discarding = false;
   private unread = 0;
+  /** The hang-up watch saw the peer close (it runs once per connection). */
+  private peerGoneSeen = false;
   private pumpPosted = false;
   private watches: (() => void)[] = [];
   private watchPosted = false;
@@ -317,6 +319,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     if (this.closing !== null) return;
     this.carrying = true;
     this.hostDone = false;
+    this.peerGoneSeen = false;
     if (!this.isConnected) {
       this.isConnected = true;
       this.postEvent('opened');
@@ -339,6 +342,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   protected peerDisconnected(): void {
     this.carrying = false;
     this.hostDone = false;
+    this.peerGoneSeen = false;
     this.stopHangUpWatch();
     if (this.discarding) {
       // The connection went before end-of-file: what was counted is still lost.
@@ -407,6 +411,20 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
    * counted as dropped['hangup-unread'] and reported.
    */
   protected peerHungUp(): void {
+    this.peerGoneSeen = true;
+    if (this.hangUpMatters()) this.postHangUp();
+  }
+
+  /** While bytes flow, end-of-file comes anyway and decides (a later watch sees the HUP at once). */
+  private hangUpMatters(): boolean {
+    return (
+      this.carrying &&
+      !this.discarding &&
+      (this.sourcePaused || (this.hostDone && this.inbound.length > 0))
+    );
+  }
+
+  private postHangUp(): void {
     this.post('backend', `chardev ${this.id}: hang-up`, () => {
       if (!this.carrying || this.closing !== null || this.discarding) return;
       const handlers = this.handlers;
@@ -419,7 +437,6 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       }
       this.discarding = true;
       this.unread = this.inbound.clear();
-      this.stopHangUpWatch();
       // Read what is left in the kernel to count it; end-of-file finishes.
       if (this.hostDone) this.finishHangUp();
       else if (this.sourcePaused) {
@@ -447,13 +464,11 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
    * its last bytes wait for the port (a half-close, or a close?).
    */
   private syncHangUpWatch(): void {
-    if (!this.hangUpAtEnd()) return;
-    const needed =
-      this.carrying &&
-      !this.discarding &&
-      (this.sourcePaused || (this.hostDone && this.inbound.length > 0));
-    if (needed) this.startHangUpWatch();
-    else this.stopHangUpWatch();
+    if (!this.hangUpAtEnd() || !this.hangUpMatters()) return;
+    // The watch, once started, runs until the connection ends: a source that
+    // pauses and resumes many times a second must not start a process each time.
+    if (this.peerGoneSeen) this.postHangUp();
+    else this.startHangUpWatch();
   }
 
   /**
