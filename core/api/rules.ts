@@ -836,10 +836,10 @@ const DEVICE = family('D', [
     explanation:
       'A device model must never crash the emulator on guest input: in QEMU, virtio_error marks the device broken and sets NEEDS_RESET, and the rest of the VM carries on. ' +
       'Containing the failure means a buggy or hostile driver can at worst break its own device, not the host or its neighbours. ' +
-      'vmchan records which rule was broken (an M rule, such as M10 to M12 for the serial-specific checks), so the step view can link straight to its explanation. ' +
+      'vmchan records which rule was broken (an M rule, such as M10 or M12 for the serial-specific checks; M11 is only reported, D10), so the step view can link straight to its explanation. ' +
       "In the vring view the faulted device's rings freeze and its status shows NEEDS_RESET, while other devices' queues keep moving.",
     source: `${QEMU_VIRTIO} (virtio_error); ${QEMU_BUS}`,
-    seeAlso: ['G3', 'M10', 'M11', 'M12'],
+    seeAlso: ['G3', 'M10', 'M11', 'M12', 'D10'],
   },
   {
     id: 'D10',
