@@ -22,6 +22,7 @@ import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { hostEndpoints } from '../core/machine/endpoints.js';
 import { Machine, StartError } from '../core/machine/machine.js';
 import { attachMonitors } from '../core/monitor/index.js';
+import { QMP_EVENTS_MODES, type QmpEventsMode } from '../core/monitor/event-throttle.js';
 import { AGENT_PORT_NAME, startGuestAgents } from '../core/qga/index.js';
 import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
 import { QEMU_OPTIONS } from '../core/machine/qemu-tables.js';
@@ -46,6 +47,7 @@ interface RunOptions {
   quiet?: boolean;
   /** false with --no-agent. */
   agent?: boolean;
+  qmpEvents?: QmpEventsMode;
 }
 
 const DESCRIPTION = `Run a virtio-serial lab with no VM, from a QEMU command line.
@@ -67,7 +69,8 @@ const HELP_AFTER = `
 QEMU arguments:
   Everything after vmchan's own options (or after --) is QEMU's, legacy
   syntax included (server,nowait). Options outside the virtio-serial
-  topology (-m, -drive, -enable-kvm...) are listed and ignored. Relative
+  topology (-drive, -enable-kvm...) are listed and ignored; -m sizes the
+  guest's RAM (default 128 MiB), which bounds hot-plugged controllers. Relative
   paths are taken from the working directory, as QEMU does. Put -- before
   QEMU arguments that start with -w (-watchdog) so they are not read as -w.
 
@@ -136,6 +139,14 @@ export function registerRun(program: Command): void {
         'split',
         'packed',
       ]),
+    )
+    .addOption(
+      new Option(
+        '--qmp-events <mode>',
+        "QMP events: 'qemu' rate-limits VSERPORT_CHANGE as QEMU does (one per port per second), 'all' sends every change",
+      )
+        .choices([...QMP_EVENTS_MODES])
+        .default('qemu'),
     )
     .option('-w, --write <file>', 'capture everything to a pcapng file (vmchan read, Wireshark)')
     .option('--no-agent', `no guest agent on a port named ${AGENT_PORT_NAME}`)
@@ -352,7 +363,10 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     // `quit` on a monitor stops the run as a signal does.
     const stopped = untilSignal();
     cleanup.push(() => stopped.stop());
-    const monitors = attachMonitors(machine, { onQuit: () => stopped.stop() });
+    const monitors = attachMonitors(machine, {
+      onQuit: () => stopped.stop(),
+      qmpEvents: options.qmpEvents ?? 'qemu',
+    });
     for (const e of monitors.errors) notice(`monitor: ${e.message}`);
     cleanup.push(() => monitors.close());
 
@@ -445,8 +459,12 @@ function printEndpoints(
     );
   }
   if (workloads.some((w) => w.spec.kind === 'sha1')) info(`sha1 requests: ${SHA1_HELP.slice(13)}`);
-  if (topology.ignored.length > 0) {
-    const words = topology.ignored.map((o) =>
+  // -m is read (it sizes the guest's RAM, D11); the rest is kept as written and ignored.
+  const ramMiB = machine.lab.memory.layout.reduce((n, r) => n + r.size, 0) / (1024 * 1024);
+  info(`guest RAM: ${ramMiB} MiB (bounds hot-plugged controllers; -m sets it)`);
+  const ignored = topology.ignored.filter((o) => o.option !== '-m');
+  if (ignored.length > 0) {
+    const words = ignored.map((o) =>
       [o.option, o.arg]
         .filter((x): x is string => x !== undefined && x !== '')
         .map(quoteArg)

@@ -662,7 +662,7 @@ const MALFORMED = family('M', [
     explanation:
       'Control messages steer port state on the host, so each field is checked before it is acted on: the 8-byte header must be complete, the id must name an existing port and the event must be one the device accepts. ' +
       'A READY message with value 0 is the guest reporting that it failed to set up the device or a port. ' +
-      "QEMU only logs these cases and carries on; vmchan defaults to NEEDS_RESET (G3) naming M11 so the mistake is visible, and its malformedControl option 'ignore' behaves like QEMU. " +
+      "QEMU only logs these cases (error_report) and carries on, and so does vmchan by default (D10), showing QEMU's line in the timeline; the malformedControl option 'needs-reset' is a vmchan extra for teaching that stops the device naming M11. " +
       'In the vring view look at the buffer just popped from control queue 3: its length and its decoded id, event and value.',
     source: `${QEMU_BUS} (handle_control_message); vmchan policy (malformedControl)`,
     seeAlso: ['D4', 'D9', 'C6', 'G3'],
@@ -836,10 +836,36 @@ const DEVICE = family('D', [
     explanation:
       'A device model must never crash the emulator on guest input: in QEMU, virtio_error marks the device broken and sets NEEDS_RESET, and the rest of the VM carries on. ' +
       'Containing the failure means a buggy or hostile driver can at worst break its own device, not the host or its neighbours. ' +
-      'vmchan records which rule was broken (an M rule, such as M10 to M12 for the serial-specific checks), so the step view can link straight to its explanation. ' +
+      'vmchan records which rule was broken (an M rule, such as M10 or M12 for the serial-specific checks; M11 is only reported, D10), so the step view can link straight to its explanation. ' +
       "In the vring view the faulted device's rings freeze and its status shows NEEDS_RESET, while other devices' queues keep moving.",
     source: `${QEMU_VIRTIO} (virtio_error); ${QEMU_BUS}`,
-    seeAlso: ['G3', 'M10', 'M11', 'M12'],
+    seeAlso: ['G3', 'M10', 'M11', 'M12', 'D10'],
+  },
+  {
+    id: 'D10',
+    title: 'Unusable control messages are ignored',
+    summary:
+      'A control message the device cannot act on (short, unknown port id, unknown event, READY 0) is reported and ignored, and the device keeps running.',
+    explanation:
+      "QEMU's handle_control_message prints a line with error_report, such as 'virtio-serial-bus: Unexpected port id 4 for device vser0.0', and returns; it never marks the device broken for these. " +
+      'The everyday case is a hot-unplug racing a close: the guest closes the port and sends PORT_OPEN 0 before it has handled PORT_REMOVE, so the device sees an id it no longer has. ' +
+      'Stopping the whole device there would take every other port down for a harmless race. ' +
+      'In the vring view the message is popped from control queue 3 and used like any other, and the timeline shows the line QEMU would print.',
+    source: `${QEMU_BUS} (handle_control_message); ${LINUX_CONSOLE} (unplug_port)`,
+    seeAlso: ['M11', 'D8', 'L10'],
+  },
+  {
+    id: 'D11',
+    title: 'Controllers plug and unplug repeatedly',
+    summary:
+      'Several virtio-serial controllers can be hot-plugged, unplugged and plugged again, each unplug giving its guest memory back, within the RAM -m sets.',
+    explanation:
+      'Each controller costs the guest memory for its rings and the receive buffers of its ports, which a real guest frees when the device goes away. ' +
+      'vmchan reserves what a controller can claim when it is plugged and returns every ring and buffer when it is unplugged, so a plug and unplug cycle can run forever. ' +
+      "The guest's RAM is QEMU's default of 128 MiB, or what -m asks for, and never less than the devices given at start need. " +
+      'A controller that does not fit is refused with the numbers, instead of failing later inside the guest.',
+    source: `${QEMU_VIRTIO}; qemu(1) -m; ${LINUX_CONSOLE} (virtcons_remove)`,
+    seeAlso: ['D8', 'D1'],
   },
 ]);
 
@@ -971,6 +997,31 @@ const LINUX = family('L', [
     source: `${LINUX_CONSOLE} (unplug_port)`,
     seeAlso: ['C4', 'D8', 'L4', 'L7'],
   },
+  {
+    id: 'L11',
+    title: 'hvc0 to hvc7 always exist',
+    summary:
+      'Once the hvc tty driver is registered, /dev/hvc0 to /dev/hvc7 exist, and opening one with no console behind it fails with ENODEV.',
+    explanation:
+      'The hvc driver registers its tty driver with eight minors the first time a console is allocated, and the kernel creates a node for each of them at once. ' +
+      'The node of an index with no console stays, and hvc_install refuses the open with ENODEV because no hvc_struct has that index. ' +
+      'A program probing for a console therefore sees ENODEV, not ENOENT, and a console hot-plugged later reuses the existing node. ' +
+      'No ring moves for this; it is what the guest namespace shows.',
+    source: 'Linux drivers/tty/hvc/hvc_console.c (hvc_alloc, hvc_init, hvc_install)',
+    seeAlso: ['L2', 'C7'],
+  },
+  {
+    id: 'L12',
+    title: 'A write short of memory waits',
+    summary:
+      'When guest memory for a transmit buffer is short, write(2) waits for memory (EAGAIN with O_NONBLOCK, and poll shows no POLLOUT) instead of failing with ENOMEM.',
+    explanation:
+      'The driver copies each write into a freshly allocated buffer before it adds it to the transmit queue. ' +
+      'The kernel allocator retries and reclaims before it gives up, so a program streaming on many ports at once slows down rather than seeing ENOMEM. ' +
+      'vmchan frees used transmit buffers first, then parks the writer until memory comes back; the guest RAM is sized so that every possible port can hold a full transmit queue.',
+    source: `${LINUX_CONSOLE} (port_fops_write, alloc_buf, reclaim_consumed_buffers)`,
+    seeAlso: ['L3', 'D5'],
+  },
 ]);
 
 const HOST = family('H', [
@@ -1012,6 +1063,19 @@ const HOST = family('H', [
       'In the vring view a client connecting makes the device deliver PORT_OPEN 1 on control queue 2, and pending host data starts to flow.',
     source: 'QEMU chardev/char-socket.c',
     seeAlso: ['H1', 'D4', 'D7', 'L6'],
+  },
+  {
+    id: 'H4',
+    title: 'Unread host bytes lost at hang-up',
+    summary:
+      'When the host hangs up a unix socket while the port is not taking its data, the bytes not yet read are discarded, counted and shown.',
+    explanation:
+      "QEMU's socket chardev reads from the socket only while the port can take data, but watches for a hang-up all the time. " +
+      'When the host closes its end, the hang-up handler disconnects at once, and whatever is still unread in the socket is lost: the guest sees the host go and later reads end of file. ' +
+      "vmchan discards the same bytes, counts them as a drop with the reason 'hangup-unread' and shows 'QEMU discarded N unread bytes when the host hung up'. " +
+      'In the vring view the receive buffers the guest posted stay empty, and PORT_OPEN 0 goes out on control queue 2.',
+    source: 'QEMU chardev/char-socket.c (tcp_chr_connect, tcp_chr_hup, tcp_chr_read_poll)',
+    seeAlso: ['H3', 'D6', 'D7'],
   },
 ]);
 
@@ -1066,6 +1130,19 @@ const MONITORS = family('Q', [
       'Nothing here touches the rings directly.',
     source: 'QEMU hmp-commands.hx and hmp-commands-info.hx',
     seeAlso: ['Q2', 'D3', 'D8', 'H2'],
+  },
+  {
+    id: 'Q5',
+    title: 'VSERPORT_CHANGE is rate-limited',
+    summary:
+      'QMP sends at most one VSERPORT_CHANGE per port id per second, and a burst inside that second ends with one event carrying the latest state.',
+    explanation:
+      "QEMU's monitor throttles some events so a noisy guest cannot flood management tools: VSERPORT_CHANGE has a rate of one second, keyed by the port id. " +
+      'The first change goes out at once and arms a timer; changes before it fires replace each other, and the latest is sent when it fires, which arms the timer again. ' +
+      'Three quick open and close cycles therefore give two events: the first open, then the final close a second later. ' +
+      "vmchan's QMP server does the same by default; vmchan run --qmp-events all sends every change for teaching, and the app's timeline always shows every change.",
+    source: 'QEMU monitor/monitor.c (monitor_qapi_event_conf, monitor_qapi_event_queue_no_reenter)',
+    seeAlso: ['Q3', 'D4'],
   },
 ]);
 

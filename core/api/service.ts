@@ -751,7 +751,26 @@ export class ApiService {
           direction: dropDirection(e.reason),
           bytes: e.bytes,
           rule: null,
-          text: `${label ?? e.device}: ${e.bytes} bytes dropped by the ${e.side} (${e.reason})`,
+          text:
+            e.reason === 'hangup-unread'
+              ? `${label ?? e.device}: QEMU discarded ${e.bytes} unread bytes when the host hung up`
+              : `${label ?? e.device}: ${e.bytes} bytes dropped by the ${e.side} (${e.reason})`,
+        });
+      }),
+      ev.on('control-ignored', (e) => {
+        // D10: QEMU's own error line when it prints one; the device goes on.
+        this.emit({
+          kind: 'error',
+          device: e.device,
+          nr: null,
+          port: null,
+          direction: null,
+          bytes: null,
+          rule: e.rule,
+          text:
+            e.qemuReport !== null
+              ? `${e.device}: ${e.qemuReport} (ignored, as QEMU does)`
+              : `${e.device}: ${e.text} (ignored silently by QEMU)`,
         });
       }),
       ev.on('needs-reset', (e) => {

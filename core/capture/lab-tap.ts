@@ -97,6 +97,7 @@ const DROP_DIRECTION: Record<DropReason, Direction | undefined> = {
   'port-not-open': 'host-to-guest',
   'closed-unread': 'host-to-guest',
   'host-hung-up': 'host-to-guest',
+  'hangup-unread': 'host-to-guest',
 };
 
 /** A Capture that says when a switch or a sink changed, so the tap can (un)subscribe. */

@@ -31,7 +31,7 @@ import type { ChardevKind } from './spec.js';
 import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
 import type { PostTask } from '../virtio/device.js';
 import { ByteQueue } from './byte-queue.js';
-import { newCounters, type ChardevCounters } from './counters.js';
+import { newCounters, type ChardevCounters, type DropReason } from './counters.js';
 import type { LogTee } from './log-tee.js';
 
 /** Largest chunk handed to the frontend per task (QEMU: CHR_READ_BUF_LEN). */
@@ -74,6 +74,8 @@ export interface BackendOptions {
   onNotice?: (line: string) => void;
   /** `ready` waits for the first peer (a server with wait=on) instead of settling at once. */
   waitForPeer?: boolean;
+  /** Told about drops the engine should show as events (H4's unread bytes at a hang-up). */
+  onDrop?: (reason: DropReason, bytes: number) => void;
 }
 
 export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
@@ -85,6 +87,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
 
   protected readonly post: PostTask;
   protected readonly notice: (line: string) => void;
+  private readonly onDrop: (reason: DropReason, bytes: number) => void;
   private readonly log: LogTee | null;
   private settleReady: (outcome: ReadyOutcome) => void = () => {};
 
@@ -101,6 +104,11 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
 
   private readonly inbound = new ByteQueue();
   private sourcePaused = false;
+  /** H4: the peer hung up; what still arrives is counted as lost, not queued. */
+  private discarding = false;
+  private unread = 0;
+  /** The hang-up watch saw the peer close (it runs once per connection). */
+  private peerGoneSeen = false;
   private pumpPosted = false;
   private watches: (() => void)[] = [];
   private watchPosted = false;
@@ -110,6 +118,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     this.post = options.post;
     this.log = options.log ?? null;
     this.notice = options.onNotice ?? (() => {});
+    this.onDrop = options.onDrop ?? (() => {});
     if (options.waitForPeer === true) {
       this.ready = new Promise((resolve) => (this.settleReady = resolve));
     } else {
@@ -281,6 +290,20 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     this.peerDisconnected();
   }
 
+  /**
+   * Can the peer's close be a hang-up QEMU acts on at once (G_IO_HUP), losing
+   * unread bytes (H4)? True for unix sockets, whose peer's close raises
+   * POLLHUP; a tcp FIN only raises POLLRDHUP, and QEMU reads to the end.
+   */
+  protected hangUpAtEnd(): boolean {
+    return false;
+  }
+
+  /** Start watching for the peer's close; the subclass calls peerHungUp() when it comes. */
+  protected startHangUpWatch(): void {}
+
+  protected stopHangUpWatch(): void {}
+
   /** Why hangUp() cannot drop this backend's peer; null when it can. */
   protected hangUpRefusal(): string | null {
     return `chardev '${this.id}' is a ${this.kind} backend: it has no peer connection of its own that vmchan can hang up`;
@@ -296,6 +319,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     if (this.closing !== null) return;
     this.carrying = true;
     this.hostDone = false;
+    this.peerGoneSeen = false;
     if (!this.isConnected) {
       this.isConnected = true;
       this.postEvent('opened');
@@ -318,6 +342,15 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   protected peerDisconnected(): void {
     this.carrying = false;
     this.hostDone = false;
+    this.peerGoneSeen = false;
+    this.stopHangUpWatch();
+    if (this.discarding) {
+      // The connection went before end-of-file: what was counted is still lost.
+      this.discarding = false;
+      this.counters.dropped['hangup-unread'] += this.unread;
+      if (this.unread > 0) this.onDrop('hangup-unread', this.unread);
+      this.unread = 0;
+    }
     this.counters.dropped[this.goneReason] += this.inbound.clear();
     if (this.sourcePaused) {
       this.sourcePaused = false;
@@ -337,10 +370,15 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       this.counters.dropped.closed += chunk.length;
       return;
     }
+    if (this.discarding) {
+      this.unread += chunk.length;
+      return;
+    }
     this.inbound.push(chunk);
     if (!this.sourcePaused && this.inbound.length >= INBOUND_HIGH_WATER) {
       this.sourcePaused = true;
       this.pauseSource();
+      this.syncHangUpWatch();
     }
     this.schedulePump();
   }
@@ -354,8 +392,83 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   protected hostEnded(): void {
     if (this.closing !== null || this.hostDone) return;
     this.hostDone = true;
+    if (this.discarding) {
+      this.finishHangUp();
+      return;
+    }
     if (this.inbound.length === 0) this.peerFinished();
-    else this.schedulePump();
+    else {
+      this.schedulePump();
+      this.syncHangUpWatch();
+    }
+  }
+
+  /**
+   * H4: the peer closed (POLLHUP), seen by the subclass's watch. QEMU's
+   * tcp_chr_hup disconnects at once; its read watch runs only while the port
+   * can take data (tcp_chr_read_poll), so what the port can take now still
+   * goes in, and the rest, here or still in the kernel, is never read: it is
+   * counted as dropped['hangup-unread'] and reported.
+   */
+  protected peerHungUp(): void {
+    this.peerGoneSeen = true;
+    if (this.hangUpMatters()) this.postHangUp();
+  }
+
+  /** While bytes flow, end-of-file comes anyway and decides (a later watch sees the HUP at once). */
+  private hangUpMatters(): boolean {
+    return (
+      this.carrying &&
+      !this.discarding &&
+      (this.sourcePaused || (this.hostDone && this.inbound.length > 0))
+    );
+  }
+
+  private postHangUp(): void {
+    this.post('backend', `chardev ${this.id}: hang-up`, () => {
+      if (!this.carrying || this.closing !== null || this.discarding) return;
+      const handlers = this.handlers;
+      while (handlers !== null && this.inbound.length > 0) {
+        const room = handlers.canRead();
+        if (room <= 0) break;
+        const chunk = this.inbound.take(Math.min(room, READ_CHUNK));
+        this.counters.bytesIn += chunk.length;
+        handlers.read(chunk);
+      }
+      this.discarding = true;
+      this.unread = this.inbound.clear();
+      // Read what is left in the kernel to count it; end-of-file finishes.
+      if (this.hostDone) this.finishHangUp();
+      else if (this.sourcePaused) {
+        this.sourcePaused = false;
+        this.resumeSource();
+      }
+    });
+  }
+
+  private finishHangUp(): void {
+    const lost = this.unread;
+    this.discarding = false;
+    this.unread = 0;
+    if (lost > 0) {
+      this.counters.dropped['hangup-unread'] += lost;
+      this.notice(`chardev ${this.id}: QEMU discarded ${lost} unread bytes when the host hung up`);
+      this.onDrop('hangup-unread', lost);
+    }
+    this.peerFinished();
+  }
+
+  /**
+   * A hang-up watch is needed while the peer could close unseen: the source
+   * is paused (nothing is read, so no end-of-file either), or it ended and
+   * its last bytes wait for the port (a half-close, or a close?).
+   */
+  private syncHangUpWatch(): void {
+    if (!this.hangUpAtEnd() || !this.hangUpMatters()) return;
+    // The watch, once started, runs until the connection ends: a source that
+    // pauses and resumes many times a second must not start a process each time.
+    if (this.peerGoneSeen) this.postHangUp();
+    else this.startHangUpWatch();
   }
 
   /**
@@ -415,6 +528,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     if (this.sourcePaused && this.inbound.length <= INBOUND_LOW_WATER) {
       this.sourcePaused = false;
       this.resumeSource();
+      this.syncHangUpWatch();
     }
     if (this.hostDone && this.inbound.length === 0) {
       this.peerFinished();

@@ -28,11 +28,17 @@ export type DropReason =
    * Either way, when vmchan hung up the peer (hangUp()): host bytes not yet
    * taken by the frontend, and guest bytes taken but not yet handed to the OS.
    */
-  | 'hung-up';
+  | 'hung-up'
+  /**
+   * host -> guest, unix sockets: received but not taken by the frontend when
+   * the peer closed (H4). QEMU's HUP watch disconnects with them unread.
+   */
+  | 'hangup-unread';
 
 export const DROP_REASONS: readonly DropReason[] = [
   'no-peer',
   'peer-gone',
+  'hangup-unread',
   'overflow',
   'overwritten',
   'send-failed',

@@ -12,6 +12,7 @@ import type { Chardev, ChardevBackend } from './spec.js';
 import type { PostTask } from '../virtio/device.js';
 import type { BackendEndpoint, BackendOptions } from './backend-endpoint.js';
 import { chardevError, isChardevError, type ChardevError } from './chardev-error.js';
+import type { DropReason } from './counters.js';
 import { FileChardev } from './file-backend.js';
 import { LogTee } from './log-tee.js';
 import { MuxChardev } from './mux.js';
@@ -31,6 +32,8 @@ export interface ChardevContext {
   runtimeDir?: string;
   /** One line for the person running the lab (pty slave path, waiting server, refused client). */
   onNotice?: (line: string) => void;
+  /** Drops the engine shows as events (H4), with the chardev's id. */
+  onDrop?: (chardev: string, reason: DropReason, bytes: number) => void;
   /** stdin/stdout for a stdio chardev; default: the process's own. */
   stdio?: StdioStreams;
 }
@@ -106,7 +109,16 @@ export async function createChardev(
     if (isChardevError(opened)) return opened;
     log = opened;
   }
-  const options: BackendOptions = { id: spec.id, post: ctx.post, log, onNotice: ctx.onNotice };
+  const onDrop = ctx.onDrop;
+  const options: BackendOptions = {
+    id: spec.id,
+    post: ctx.post,
+    log,
+    onNotice: ctx.onNotice,
+    ...(onDrop !== undefined
+      ? { onDrop: (reason: DropReason, bytes: number) => onDrop(spec.id, reason, bytes) }
+      : {}),
+  };
   const backend = await openBackend(withPaths(spec.backend, at), options, ctx);
   if (isChardevError(backend)) {
     log?.close();

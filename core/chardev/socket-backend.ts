@@ -16,8 +16,10 @@
  * - tcp servers listen on the host given, 127.0.0.1 when none is (QEMU
  *   listens on every address for `host=`; a lab should not).
  * - Unix server sockets are created 0600 (unix-socket-file.ts).
- * - End of file from the peer: what it sent before still reaches the
+ * - End of file from a tcp peer: what it sent before still reaches the
  *   guest, then the link is dropped (QEMU reads up to EOF and disconnects).
+ *   A unix peer's close is a hang-up to QEMU (POLLHUP, tcp_chr_hup): what
+ *   the port cannot take at that moment is lost, counted and reported (H4).
  * - hangUp() (the inspector's "Disconnect host") closes the current
  *   connection as if the peer went away: a server keeps listening for the
  *   next client, a client with reconnect=N dials again in N seconds; a
@@ -34,6 +36,7 @@ import {
   isChardevError,
   type ChardevError,
 } from './chardev-error.js';
+import { watchHangUp, type HangUpWatch } from './hup-watch.js';
 import { StreamLink } from './stream-link.js';
 import { listenUnixPrivately, type OwnedSocketFile } from './unix-socket-file.js';
 
@@ -74,6 +77,9 @@ export class SocketChardev extends BackendEndpoint {
   private readonly waits: boolean;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private connectErrorReported = false;
+  private hupWatch: HangUpWatch | null = null;
+  /** False once the hang-up watch could not start (no perl): EOF then delivers, as for tcp. */
+  private hupWatchUsable = true;
 
   private constructor(spec: SocketSpec, address: Address, options: BackendOptions) {
     super({ ...options, waitForPeer: spec.server && spec.wait });
@@ -276,12 +282,40 @@ export class SocketChardev extends BackendEndpoint {
   /** The connection ended (either side): forget it, tell the frontend, maybe reconnect. */
   private dropConnection(socket: net.Socket): void {
     if (this.socket !== socket) return;
+    this.stopHangUpWatch();
     this.socket = null;
     const link = this.link;
     this.link = null;
     link?.close();
     this.peerDisconnected();
     this.scheduleReconnect();
+  }
+
+  /** H4: a unix peer's close is a hang-up to QEMU (POLLHUP); a tcp FIN is not. */
+  protected override hangUpAtEnd(): boolean {
+    return this.address.type === 'unix' && this.hupWatchUsable;
+  }
+
+  protected override startHangUpWatch(): void {
+    const socket = this.socket;
+    if (this.hupWatch !== null || socket === null) return;
+    this.hupWatch = watchHangUp(
+      socket,
+      () => {
+        this.hupWatch = null;
+        if (this.socket === socket) this.peerHungUp();
+      },
+      (reason) => {
+        this.hupWatch = null;
+        this.hupWatchUsable = false;
+        this.notice(`chardev ${this.id}: ${reason}; host bytes wait for the guest after a hang-up`);
+      },
+    );
+  }
+
+  protected override stopHangUpWatch(): void {
+    this.hupWatch?.stop();
+    this.hupWatch = null;
   }
 
   protected override peerFinished(): void {
@@ -319,6 +353,7 @@ export class SocketChardev extends BackendEndpoint {
   }
 
   protected async teardown(): Promise<void> {
+    this.stopHangUpWatch();
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     const socket = this.socket;

@@ -37,10 +37,11 @@ import {
   type OpenChardev,
 } from '../chardev/index.js';
 import { Lab, type DeviceTopology } from '../engine/lab.js';
-import type { EngineEvents } from '../serial/events.js';
+import type { DropReason, EngineEvents } from '../serial/events.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
 import { QemuError, isQemuError } from '../base/qemu-error.js';
 import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
+import { guestRamMiB } from './guest-ram.js';
 import { MuxSlot } from './mux-slot.js';
 import { chardevArg, portArg } from './qemu-print.js';
 import { splitRingSizes } from '../virtio/queue.js';
@@ -110,7 +111,7 @@ function ringBytes(n: number): number {
  * The guest RAM one virtio-serial device can claim: both rings of every
  * possible port (max_ports of them, each rx ring full of page-sized
  * buffers), the control queues with their receive pages, and a full
- * transmit queue of the largest writes on every possible port (L11: 511
+ * transmit queue of the largest writes on every possible port (L12: 511
  * ports streaming at once never wait for memory). Pages nothing touched
  * cost nothing: the OS maps them on first write.
  */
@@ -208,14 +209,18 @@ export class Machine implements RunningMachine {
     const uniform = topology.devices.every(
       (d) => first === undefined || packedOf(d) === packedOf(first),
     );
-    // One ring format for all: the Lab builds the devices. Guest RAM: memoryMiBFor's rule.
+    // Guest RAM (D11): -m, or QEMU's 128 MiB; never less than memoryMiBFor's rule.
+    const ram = guestRamMiB(topology.ignored);
+    if (isQemuError(ram)) return new StartError(ram.message, 'topology');
+    const memoryMiB = Math.max(ram, memoryMiBFor(topology.devices));
+    // One ring format for all: the Lab builds the devices.
     const lab = uniform
       ? Lab.create({
           ring: first !== undefined && packedOf(first) ? 'packed' : 'split',
-          memoryMiB: memoryMiBFor(topology.devices),
+          memoryMiB,
           devices: topology.devices.map(labDevice),
         })
-      : Lab.create({ memoryMiB: memoryMiBFor(topology.devices), devices: [] });
+      : Lab.create({ memoryMiB, devices: [] });
     if (isQemuError(lab)) return new StartError(lab.message, 'device');
     if (!uniform) {
       for (const d of topology.devices) {
@@ -352,6 +357,23 @@ export class Machine implements RunningMachine {
     return null;
   }
 
+  /** A backend's drop as an engine event, against the port that holds the chardev. */
+  private backendDrop(chardev: string, reason: DropReason, bytes: number): void {
+    const events = this.lab.events;
+    if (!events.has('drop')) return;
+    const holder = this.lab.registry.devices
+      .flatMap((device) => device.ports.map((port) => ({ device, port })))
+      .find((p) => p.port.chardev === chardev);
+    events.emit('drop', {
+      device: holder?.device.name ?? '',
+      nr: holder?.port.nr ?? null,
+      side: 'backend',
+      bytes,
+      reason,
+      chardev,
+    });
+  }
+
   /** Open a backend and put it in the Lab's table (a mux: its first slot for ports). */
   private async openChardev(spec: Chardev): Promise<QemuError | null> {
     if (this.backends.has(spec.id) || this.lab.chardev(spec.id) !== undefined) {
@@ -363,6 +385,9 @@ export class Machine implements RunningMachine {
       post: this.lab.scheduler.post,
       runtimeDir: this.options.runtimeDir,
       ...(this.options.onNotice !== undefined ? { onNotice: this.options.onNotice } : {}),
+      onDrop: (chardev, reason, bytes) => {
+        if (reason === 'hangup-unread') this.backendDrop(chardev, 'hangup-unread', bytes);
+      },
     });
     if (isChardevError(opened)) return new QemuError(opened.message);
     let endpoint: ChardevEndpoint = opened;
@@ -490,7 +515,7 @@ export class Machine implements RunningMachine {
       `cannot allocate the rings of ${device.id !== undefined ? `'${device.id}'` : 'a new device'}: ` +
         `max_ports=${device.maxPorts} needs ${mib(needs)} of guest memory and only ` +
         `${Math.floor(free / MiB)} MiB of the guest's ${mib(total)} are free ` +
-        `(guest memory is fixed at start, with room for one more default device)`,
+        `(guest memory is fixed at start: -m gives the guest more)`,
     );
   }
 

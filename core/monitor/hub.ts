@@ -1,25 +1,33 @@
 /**
  * What the monitors of one machine share: the QMP sessions that hear
- * broadcast events (SHUTDOWN after `quit`), which ports were hot-plugged
- * (QOM's `hotplugged` property), and what `quit` does to the machine.
+ * broadcast events (SHUTDOWN after `quit`, VSERPORT_CHANGE through QEMU's
+ * rate limit, which like QEMU's is one for all monitors), which ports were
+ * hot-plugged (QOM's `hotplugged` property), and what `quit` does to the
+ * machine.
  */
 import type { RunningMachine } from '../machine/running.js';
 import type { SerialPort } from '../serial/port.js';
+import { QapiEventThrottle, type QmpEventsMode, type QmpTimestamp } from './event-throttle.js';
 import type { QObject } from './qobject.js';
+import { timestamp } from './timestamp.js';
 
 export interface EventSink {
-  sendEvent(event: string, data: QObject): void;
+  /** `timestamp`: when the event was made (a rate-limited one is sent later); default now. */
+  sendEvent(event: string, data: QObject, timestamp?: QmpTimestamp): void;
 }
 
 export interface HubOptions {
   /** What `quit` does after the reply went out (default: machine.close()). */
   onQuit?: () => void;
+  /** QMP events: QEMU's rate limits ('qemu', the default) or every event at once ('all', Q5). */
+  qmpEvents?: QmpEventsMode;
 }
 
 export class MonitorHub {
   private readonly sinks = new Set<EventSink>();
   private readonly hotplugged = new WeakSet<SerialPort>();
-  private readonly unsubscribe: () => void;
+  private readonly unsubscribe: (() => void)[];
+  private readonly throttle: QapiEventThrottle;
   private quitting = false;
 
   constructor(
@@ -27,12 +35,25 @@ export class MonitorHub {
     private readonly options: HubOptions = {},
   ) {
     const lab = machine.lab;
-    this.unsubscribe = lab.events.on('port-added', (e) => {
-      if (!e.hotplug) return;
-      const device = lab.registry.devices.find((d) => d.name === e.device);
-      const port = device?.port(e.nr);
-      if (port !== undefined) this.hotplugged.add(port);
-    });
+    this.throttle = new QapiEventThrottle((e) => {
+      for (const sink of this.sinks) sink.sendEvent(e.event, e.data, e.timestamp);
+    }, options.qmpEvents ?? 'qemu');
+    this.unsubscribe = [
+      lab.events.on('port-added', (e) => {
+        if (!e.hotplug) return;
+        const device = lab.registry.devices.find((d) => d.name === e.device);
+        const port = device?.port(e.nr);
+        if (port !== undefined) this.hotplugged.add(port);
+      }),
+      // qapi_event_send_vserport_change: stamped now, sent now or when the rate allows (Q5).
+      lab.events.on('vserport-change', (e) => {
+        this.throttle.queue({
+          event: 'VSERPORT_CHANGE',
+          data: { id: e.id, open: e.open },
+          timestamp: timestamp(),
+        });
+      }),
+    ];
   }
 
   add(sink: EventSink): () => void {
@@ -64,7 +85,8 @@ export class MonitorHub {
   }
 
   close(): void {
-    this.unsubscribe();
+    for (const u of this.unsubscribe) u();
+    this.throttle.close();
     this.sinks.clear();
   }
 }

@@ -23,9 +23,8 @@
  *   output, and the next client starts over with a greeting.
  *
  * Where the lab differs from QEMU 7.2:
- * - VSERPORT_CHANGE is not rate limited. QEMU lets one through per second
- *   per port id and delivers only the latest state of a burst; the lab
- *   sends every change, so a quick open/close shows both.
+ * - (none for VSERPORT_CHANGE: the hub applies QEMU's rate limit, Q5;
+ *   `vmchan run --qmp-events all` turns it off for teaching.)
  * - DEVICE_DELETED follows device_del's reply at once. QEMU sends it when
  *   the port object is finalized, after an RCU grace period (the recording
  *   shows it about half a second after the reply); the lab keeps the order
@@ -44,6 +43,10 @@ import { QMP_COMMANDS, runCommand, type QmpCommand } from './qmp-commands.js';
 import { checkRequest, errorResponse } from './dispatch.js';
 import { QDict, toQemuJson, type QObject } from './qobject.js';
 import { QEMU_PACKAGE, versionTriple } from './version.js';
+import type { QmpTimestamp } from './event-throttle.js';
+import { timestamp } from './timestamp.js';
+
+export { timestamp } from './timestamp.js';
 
 /** QMP_REQ_QUEUE_LEN_MAX. */
 const QUEUE_MAX = 8;
@@ -58,11 +61,6 @@ export interface QmpServerOptions {
 interface Response {
   return?: QObject;
   error?: QemuError;
-}
-
-export function timestamp(): { seconds: number; microseconds: number } {
-  const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000);
-  return { seconds: Math.floor(micros / 1e6), microseconds: micros % 1e6 };
 }
 
 export class QmpServer implements EventSink {
@@ -108,10 +106,8 @@ export class QmpServer implements EventSink {
     this.endpoint.setFrontendOpen(true);
     const events = this.machine.lab.events;
     this.unsubscribe = [
+      // VSERPORT_CHANGE comes through the hub, which applies QEMU's rate limit (Q5).
       this.hub.add(this),
-      events.on('vserport-change', (e) =>
-        this.sendEvent('VSERPORT_CHANGE', { id: e.id, open: e.open }),
-      ),
       events.on('device-deleted', (e) =>
         this.sendEvent('DEVICE_DELETED', { device: e.device ?? undefined, path: e.path }),
       ),
@@ -128,13 +124,17 @@ export class QmpServer implements EventSink {
     this.endpoint.detach();
   }
 
-  sendEvent(event: string, data: QObject): void {
+  sendEvent(event: string, data: QObject, stamp: QmpTimestamp = timestamp()): void {
     if (!this.negotiated || this.closed) return;
     if (this.deferred !== null && event === 'DEVICE_DELETED') {
       this.deferred.push({ event, data });
       return;
     }
-    this.send({ timestamp: timestamp(), event, data });
+    this.send({
+      timestamp: { seconds: stamp.seconds, microseconds: stamp.microseconds },
+      event,
+      data,
+    });
   }
 
   private send(message: QObject): void {

@@ -23,8 +23,14 @@
  *   counted as dropped. A host disconnect discards pending data, sends PORT_OPEN 0.
  * - D8: hot-plug sends PORT_ADD and a configuration change; hot-unplug
  *   discards queued guest data, sends PORT_REMOVE, emits DEVICE_DELETED.
- * - D9 (M10, M11, M12): malformed guest input makes this device NEEDS_RESET
+ * - D9 (M10, M12): malformed guest input makes this device NEEDS_RESET
  *   naming the rule; other devices keep running.
+ * - D10 (M11): a control message QEMU cannot act on (too short, unknown port
+ *   id, DEVICE_READY or PORT_READY 0, an unknown event) is reported and
+ *   ignored, as QEMU's handle_control_message does with error_report() and
+ *   return: the device keeps running. The guest's PORT_OPEN 0 for a port
+ *   the host just unplugged (the guest closed it before it saw PORT_REMOVE)
+ *   is the everyday case.
  * - C1/C2: emergency writes go to the first host-connected console, even
  *   before the driver is set up. C3/C4: PORT_ADD at most once per port and
  *   reset, PORT_REMOVE only after PORT_ADD. C5: wrong-direction buffers are
@@ -33,7 +39,8 @@
  *   (VERSION_1 is required, see VirtioDevice.checkFeatures).
  *
  * Policies where QEMU 7.2 does something else (options, QEMU noted):
- * - malformedControl 'needs-reset' (D9) vs 'ignore' (QEMU: error_report and go on);
+ * - malformedControl 'ignore' is QEMU's (the default); 'needs-reset' is a
+ *   vmchan extra for teaching, which stops the device naming M11;
  * - controlRxExhausted 'wait' (messages wait for control receive buffers) vs
  *   'drop' (QEMU: "host to guest notifications can get dropped") vs
  *   'needs-reset' (M12 taken strictly);
@@ -185,7 +192,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     this.codec = { ...DEFAULT_CONTROL_CODEC, ...options.codec };
     this.consoleSize = options.consoleSize ?? null;
     this.consoleBackpressure = options.consoleBackpressure ?? 'drop';
-    this.malformedPolicy = options.malformedControl ?? 'needs-reset';
+    this.malformedPolicy = options.malformedControl ?? 'ignore';
     this.exhaustedPolicy = options.controlRxExhausted ?? 'wait';
     this.backlog = Math.max(1, options.controlBacklog ?? 4096);
     this.portsMap = new Uint32Array(Math.ceil(this.maxPorts / 32));
@@ -452,7 +459,8 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
   private handleControl(bytes: Uint8Array): void {
     const msg = decodeControl(bytes, this.codec);
     if (isFault(msg)) {
-      this.malformed(msg);
+      // QEMU: "The guest sent an invalid control packet", returned without a word.
+      this.malformed(msg, null);
       return;
     }
     this.stats.controlToDevice++;
@@ -472,6 +480,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
             'M11',
             `DEVICE_READY with value 0: guest failure in adding device ${this.bus}`,
           ),
+          `virtio-serial-bus: Guest failure in adding device ${this.bus}`,
         );
         return;
       }
@@ -488,6 +497,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
           `unexpected port id ${msg.id} in ${msg.eventName} for device ${this.bus}`,
           { index: msg.id },
         ),
+        `virtio-serial-bus: Unexpected port id ${msg.id} for device ${this.bus}`,
       );
       return;
     }
@@ -501,6 +511,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
               `PORT_READY with value 0: guest failure in adding port ${port.nr} for device ${this.bus}`,
               { index: port.nr },
             ),
+            `virtio-serial-bus: Guest failure in adding port ${port.nr} for device ${this.bus}`,
           );
           return;
         }
@@ -524,6 +535,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
             `unknown event ${msg.event} (${msg.eventName}) from the driver for port ${port.nr}`,
             { index: msg.event },
           ),
+          null, // QEMU's switch has no default: silently ignored
         );
     }
   }
@@ -536,13 +548,25 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     if (open) this.frontends.get(port)?.guestWritable();
   }
 
-  private malformed(problem: VirtioFault): void {
+  /**
+   * A control message QEMU cannot act on (D10, M11). `qemuReport` is the line
+   * QEMU's error_report() prints for it (null: QEMU ignores it silently).
+   */
+  private malformed(problem: VirtioFault, qemuReport: string | null): void {
     if (this.malformedPolicy === 'needs-reset') {
       this.fail(problem);
       return;
     }
-    // QEMU 7.2: error_report() and carry on.
+    // QEMU 7.2: error_report() (or nothing) and carry on.
     this.stats.controlIgnored++;
+    if (this.events.has('control-ignored')) {
+      this.events.emit('control-ignored', {
+        device: this.name,
+        rule: problem.rule,
+        qemuReport,
+        text: problem.message,
+      });
+    }
     if (this.tracer.active) {
       this.tracer.emit({
         op: 'fault',

@@ -40,7 +40,12 @@ export type DropReason =
   /** L3: unread data discarded at close (and L10: at unplug). */
   | 'closed-unread'
   /** Host bytes still queued in the backend when the host hung up. */
-  | 'host-hung-up';
+  | 'host-hung-up'
+  /**
+   * H4: host bytes QEMU never read because the port was not taking data when
+   * a unix socket host hung up (the socket's HUP watch disconnects at once).
+   */
+  | 'hangup-unread';
 
 export interface EngineEvents {
   /** A port was plugged into a device (at start or hot-plug, D8). */
@@ -79,6 +84,12 @@ export interface EngineEvents {
     /** The chardev, for drops in a backend. */
     chardev?: string;
   };
+  /**
+   * D10 (M11): the device ignored a control message it cannot act on, as QEMU
+   * does. `qemuReport` is QEMU's error_report() line for it (null when QEMU
+   * says nothing); `text` is vmchan's description.
+   */
+  'control-ignored': { device: string; rule: string; qemuReport: string | null; text: string };
   /** G3/D9: a device entered NEEDS_RESET; `rule` names the broken rule. */
   'needs-reset': { device: string; rule: string; fault: VirtioFault };
   /** C1/C2: a byte written to emerg_wr, and the console port it went to (null: none). */

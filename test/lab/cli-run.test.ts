@@ -138,7 +138,9 @@ describe('vmchan run', () => {
       ],
       tmp,
     );
-    expect(run.out()).toContain('ignored (not part of the virtio-serial topology): -m 512');
+    // D11: -m sizes the guest's RAM; it is read, not listed as ignored.
+    expect(run.out()).toContain('guest RAM: 512 MiB');
+    expect(run.out()).not.toContain('ignored (not part of the virtio-serial topology)');
     expect(run.out()).toContain(`capturing to ${pcap}`);
     expect(fs.readdirSync(guest)).toEqual(['org.fedoraproject.port.0']);
     const c = new Collector(await connectUnix(sock));
@@ -189,6 +191,8 @@ describe('vmchan run', () => {
 /** [arguments, what stderr must say] — each refused with exit status 2. */
 const REFUSED: [string[], string][] = [
   [['-foo'], 'vmchan: -foo: invalid option'],
+  // Q5: the QMP event mode is 'qemu' (rate-limited, the default) or 'all'.
+  [['--qmp-events', 'bogus'], "argument 'bogus' is invalid. Allowed choices are qemu, all"],
   [['-chardev'], 'vmchan: -chardev: requires an argument'],
   [['-chardev', 'socket,id=x,server=maybe'], "Parameter 'server' expects 'on' or 'off'"],
   [['-chardev', 'bogus,id=x'], "'bogus' is not a valid char driver name"],

@@ -10,6 +10,7 @@ import { isVmchanError } from '../../core/base/error.js';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LabSession } from '../../core/api/lab-session.js';
+import { DEFAULT_RAM_MIB } from '../../core/machine/guest-ram.js';
 import { deviceMemoryBytes, memoryMiBFor } from '../../core/machine/machine.js';
 import { defaultDevice, type Topology } from '../../core/machine/topology.js';
 import {
@@ -98,19 +99,26 @@ describe('D8 Q2 device_add of a second virtio-serial-pci', () => {
     );
     expect(rig.machine.topology().devices.map((d) => d.id)).toEqual(['vser0']);
 
-    // Sized at start for one more default device (max_ports=31): that one fits ...
-    const mib = memoryMiBFor([{ maxPorts: 8 }]);
+    // D11: QEMU's default 128 MiB of RAM (no -m): three more default devices fit ...
+    const mib = Math.max(DEFAULT_RAM_MIB, memoryMiBFor([{ maxPorts: 8 }]));
     expect(rig.machine.lab.memory.layout.reduce((n, r) => n + r.size, 0)).toBe(mib * 1024 * 1024);
-    expect(await desc({ driver: 'virtio-serial-pci', id: 'vser1' })).toBe(undefined);
+    for (const id of ['vser1', 'vser2', 'vser3']) {
+      expect(await desc({ driver: 'virtio-serial-pci', id })).toBe(undefined);
+    }
     // ... the next is refused, naming what it needs and the fixed size.
-    const refused = await desc({ driver: 'virtio-serial-pci', id: 'vser2', max_ports: 1 });
-    expect(refused).toMatch(/^cannot allocate the rings of 'vser2': max_ports=1 needs \d+ MiB/);
+    const refused = await desc({ driver: 'virtio-serial-pci', id: 'vser4' });
+    expect(refused).toMatch(/^cannot allocate the rings of 'vser4': max_ports=31 needs \d+ MiB/);
     expect(refused).toContain(`of the guest's ${mib} MiB are free`);
-    expect(refused).toContain('guest memory is fixed at start');
-    expect(rig.machine.topology().devices.map((d) => d.id)).toEqual(['vser0', 'vser1']);
+    expect(refused).toContain('-m gives the guest more');
+    expect(rig.machine.topology().devices.map((d) => d.id)).toEqual([
+      'vser0',
+      'vser1',
+      'vser2',
+      'vser3',
+    ]);
     // Unplugging gives the room back.
     expect(await q.execute('device_del', { id: 'vser1' })).toMatchObject({ return: {} });
-    expect(await desc({ driver: 'virtio-serial-pci', id: 'vser2', max_ports: 1 })).toBe(undefined);
+    expect(await desc({ driver: 'virtio-serial-pci', id: 'vser4' })).toBe(undefined);
   });
 
   it('the rule: 32 MiB, plus what every device can claim, plus one more default device', () => {

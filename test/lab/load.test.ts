@@ -1,5 +1,5 @@
 /**
- * L11 D5 D6 under load (issue 13): 31 ports stream 8 MiB each way at once
+ * L12 D5 D6 under load (issue 13): 31 ports stream 8 MiB each way at once
  * through real unix sockets (host socket <-> lab <-> guest-dir socket);
  * every stream's sha1 matches, nothing waits for guest memory forever, the
  * peak RSS is printed, and a port whose guest reader never reads does not

@@ -230,10 +230,12 @@ describe('L10 hot-unplug seen from the guest', () => {
       '/dev/vport0p1',
       '/dev/virtio-ports/test1',
       '/sys/class/virtio-ports/vport0p1',
-      '/dev/hvc0',
     ]) {
       expect(ns.exists(p)).toBe(false);
     }
+    // L11: hvc0 is a static tty minor; it stays, and opens ENODEV now.
+    const hvc = await files.open('/dev/hvc0');
+    expect(isErrno(hvc) && hvc.code).toBe('ENODEV');
     expect(ns.list('/dev/virtio-ports')).toEqual([]);
     const reopen = await files.open('/dev/virtio-ports/test2');
     expect(isErrno(reopen) && reopen.code).toBe('ENOENT');

@@ -1,5 +1,5 @@
 /**
- * L11: a guest write that finds guest memory short waits for memory, as
+ * L12: a guest write that finds guest memory short waits for memory, as
  * Linux's GFP_KERNEL allocation in alloc_buf retries reclaim instead of
  * failing: EAGAIN with O_NONBLOCK (and poll shows no POLLOUT), a blocking
  * write sleeps until the device has used transmit buffers, never ENOMEM.
@@ -28,9 +28,9 @@ function hog(lab: Awaited<ReturnType<typeof bootLab>>, leave: number): void {
   }
 }
 
-describe('L11 a write waits for guest memory', () => {
+describe('L12 a write waits for guest memory', () => {
   for (const ring of RINGS) {
-    it(`L11 EAGAIN without POLLOUT when memory is short, a blocking write resumes as the host drains (${ring})`, async () => {
+    it(`L12 EAGAIN without POLLOUT when memory is short, a blocking write resumes as the host drains (${ring})`, async () => {
       const t = caseStudy(ring);
       t.chardevs = [{ id: 'test1', capacity: 64 * 1024 }];
       const lab = await bootLab(t);

@@ -28,7 +28,8 @@ import type { Interrupt, VirtioTransport } from '../../virtio/device-transport.j
 import { fault, isFault, type VirtioFault } from '../../virtio/fault.js';
 import { bit, Feature, has } from '../../virtio/features.js';
 import type { GuestMemory } from '../../virtio/memory.js';
-import type { DriverQueue } from '../../virtio/queue.js';
+import { releaseRings } from '../../virtio/device-rings.js';
+import type { DriverQueue, QueueLayout } from '../../virtio/queue.js';
 import { Status } from '../../virtio/status.js';
 import type { RingTracer } from '../../virtio/trace.js';
 import {
@@ -51,7 +52,7 @@ import {
   rxQueueOf,
   txQueueOf,
 } from '../layout.js';
-import type { GuestNamespace } from './namespace.js';
+import type { CharDevice, GuestNamespace } from './namespace.js';
 import type { WaitQueue } from './waitqueue.js';
 import { HvcDevice, VportDevice, type PortFileHost } from './port-files.js';
 import { GuestPort, type PortHost, type RxBuffer, type TxBuffer } from './port.js';
@@ -73,22 +74,25 @@ export interface GuestKernel {
   readonly post: PostTask;
   readonly events: Emitter<EngineEvents>;
   readonly namespace: GuestNamespace;
-  /** Writers waiting for guest memory (L11), woken when a transmit buffer is freed. */
+  /** Writers waiting for guest memory (L12), woken when a transmit buffer is freed. */
   readonly memoryWait: WaitQueue;
-  /** A write found memory short and none came back since (L11). */
+  /** A write found memory short and none came back since (L12). */
   memoryShort: boolean;
   /** Wake every port's waiters (memory came back: writers look again). */
   wakeAllPorts(): void;
   /** Free the used transmit buffers of every port of every device (reclaim under memory pressure). */
   reclaimTransmitBuffers(): void;
-  /** The lowest free hvc index (hvc_alloc). */
-  allocHvc(): number;
+  /** hvc_alloc: the lowest free hvc index, now served by `console` (L11). */
+  allocHvc(console: CharDevice): number;
+  /** hvc_remove: the index has no console any more; its node stays (L11). */
   freeHvc(index: number): void;
 }
 
 interface ControlSend {
   bytes: Uint8Array;
   resolve: () => void;
+  /** The port it is about (null: DEVICE_READY): nothing goes out for it once unplugged. */
+  port: GuestPort | null;
 }
 
 export interface ConsoleDriverStats {
@@ -120,6 +124,8 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
   private readonly sendQueue: ControlSend[] = [];
   private sending: { send: ControlSend; addr: number } | null = null;
   private readonly acceptPacked: boolean;
+  /** Ring memory of every queue set up, given back at remove. */
+  private readonly rings: QueueLayout[] = [];
 
   constructor(
     private readonly kernel: GuestKernel,
@@ -210,7 +216,11 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
     return null;
   }
 
-  /** virtcons_remove: the device is going away. */
+  /**
+   * virtcons_remove: the device is going away. Every buffer and ring goes
+   * back to the guest's allocator (remove_vqs, vp_del_vqs), so a controller
+   * can be plugged and unplugged forever (D11).
+   */
   remove(): void {
     for (const port of [...this.ports.values()]) this.unplugPort(port);
     this.transport.setInterruptHandler(null);
@@ -221,6 +231,10 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
     for (const q of this.txQueues) {
       for (const buf of q?.detachUnused() ?? []) this.allocator.release(buf.addr);
     }
+    // The control message in flight is among controlTx's tokens, but its bytes are ours.
+    if (this.sending !== null) this.allocator.release(this.sending.addr);
+    this.controlTx?.detachUnused();
+    for (const layout of this.rings.splice(0)) releaseRings(this.allocator, layout);
     this.markBroken(fault('DeviceNeedsReset', 'G3', 'the device was removed'));
   }
 
@@ -232,6 +246,7 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
       this.memory,
       this.allocator,
       this.tracer,
+      this.rings,
     );
   }
 
@@ -454,13 +469,9 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
 
   /** init_port_console (C7): hvcK, guest-connected, PORT_OPEN 1. */
   private initConsole(port: GuestPort): void {
-    const hvc = this.kernel.allocHvc();
+    const hvc = this.kernel.allocHvc(new HvcDevice(this, port));
     const size = port.id === 0 && this.configSize !== null ? this.configSize : { cols: 0, rows: 0 };
     port.console = { hvc, cols: size.cols, rows: size.rows };
-    this.kernel.namespace.add(`/dev/hvc${hvc}`, {
-      kind: 'chardev',
-      device: new HvcDevice(this, port),
-    });
     port.guestConnected = true;
     void this.sendControl(port, ControlEvent.PORT_OPEN, 1);
   }
@@ -498,10 +509,8 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
       port.wake();
     }
     const ns = this.kernel.namespace;
-    if (port.console !== null) {
-      ns.remove(`/dev/hvc${port.console.hvc}`);
-      this.kernel.freeHvc(port.console.hvc);
-    }
+    // hvc_remove: /dev/hvcK stays (a static tty minor); opening it now fails ENODEV.
+    if (port.console !== null) this.kernel.freeHvc(port.console.hvc);
     // remove_port_data: unread data goes, consumed buffers come back.
     port.discardData('closed-unread');
     port.reclaimConsumed();
@@ -518,16 +527,20 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
 
   // ---------------------------------------------------------- control: send
 
-  /** send_control_msg for a port: nothing once the port is gone or without MULTIPORT. */
+  /**
+   * send_control_msg for a port: nothing once the port is gone (Linux:
+   * unplug_port clears port->portdev, so a later release sends no PORT_OPEN 0)
+   * or without MULTIPORT.
+   */
   sendControl(port: GuestPort, event: number, value: number): Promise<void> {
     if (port.unplugged || !this.multiport || this.broken) return Promise.resolve();
-    return this.sendControlMessage(controlMessage(port.id, event, value));
+    return this.sendControlMessage(controlMessage(port.id, event, value), port);
   }
 
-  private sendControlMessage(msg: ControlMessage): Promise<void> {
+  private sendControlMessage(msg: ControlMessage, port: GuestPort | null = null): Promise<void> {
     if (this.broken || this.controlTx === null) return Promise.resolve();
     return new Promise((resolve) => {
-      this.sendQueue.push({ bytes: encodeControl(msg, this.codec), resolve });
+      this.sendQueue.push({ bytes: encodeControl(msg, this.codec), resolve, port });
       this.pumpControl();
     });
   }
@@ -538,7 +551,9 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
     if (this.sending !== null || q === null) return;
     const next = this.sendQueue.shift();
     if (next === undefined) return;
-    if (this.broken) {
+    // Linux sends each message at once, under the port's portdev; here it may
+    // have waited behind another, so a port unplugged meanwhile gets nothing.
+    if (this.broken || next.port?.unplugged === true) {
       next.resolve();
       this.pumpControl();
       return;

@@ -22,9 +22,32 @@ import {
   type GuestKernel,
 } from './console-driver.js';
 import { GuestFiles } from './files.js';
-import { GuestNamespace } from './namespace.js';
+import { GuestNamespace, type CharDevice, type FileOps } from './namespace.js';
+import { errno, type Errno } from './errno.js';
 import type { GuestPort } from './port.js';
 import { WaitQueue } from './waitqueue.js';
+
+/** HVC_ALLOC_TTY_ADAPTERS: the minors hvc_init registers (/dev/hvc0 to /dev/hvc7). */
+export const HVC_TTY_MINORS = 8;
+
+/** /dev/hvcK: opens whatever console has index K now; none is ENODEV (hvc_install). */
+class HvcSlot implements CharDevice {
+  constructor(
+    private readonly consoles: ReadonlyMap<number, CharDevice>,
+    private readonly index: number,
+  ) {}
+
+  get label(): string {
+    return `hvc${this.index}`;
+  }
+
+  open(flags: number): Promise<FileOps | Errno> {
+    const console = this.consoles.get(this.index);
+    if (console === undefined)
+      return Promise.resolve(errno('ENODEV', `open /dev/hvc${this.index}`));
+    return console.open(flags);
+  }
+}
 
 export interface GuestOptions {
   memory: GuestMemory;
@@ -54,9 +77,11 @@ export class Guest implements GuestKernel {
   private readonly driverList: VirtioConsoleDriver[] = [];
   private readonly consoleDefaults: ConsoleDriverOptions;
   private nextVirtioIndex: number;
-  private readonly hvcInUse = new Set<number>();
   readonly memoryWait = new WaitQueue();
   memoryShort = false;
+  /** hvc index -> the console behind it (hvc_struct by index). */
+  private readonly hvc = new Map<number, CharDevice>();
+  private hvcRegistered = false;
 
   constructor(options: GuestOptions) {
     this.memory = options.memory;
@@ -125,14 +150,26 @@ export class Guest implements GuestKernel {
     for (const driver of this.driverList) driver.wakePorts();
   }
 
-  allocHvc(): number {
+  /**
+   * hvc_alloc. The first console registers the hvc tty driver (hvc_init),
+   * which creates /dev/hvc0 to /dev/hvc7 at once (L11); an index from 8 up
+   * has a console but no node, as in Linux (8 tty minors).
+   */
+  allocHvc(console: CharDevice): number {
+    if (!this.hvcRegistered) {
+      this.hvcRegistered = true;
+      for (let k = 0; k < HVC_TTY_MINORS; k++) {
+        this.namespace.add(`/dev/hvc${k}`, { kind: 'chardev', device: new HvcSlot(this.hvc, k) });
+      }
+    }
     let k = 0;
-    while (this.hvcInUse.has(k)) k++;
-    this.hvcInUse.add(k);
+    while (this.hvc.has(k)) k++;
+    this.hvc.set(k, console);
     return k;
   }
 
+  /** hvc_remove: the index is free again; its node stays. */
   freeHvc(index: number): void {
-    this.hvcInUse.delete(index);
+    this.hvc.delete(index);
   }
 }

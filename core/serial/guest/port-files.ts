@@ -38,7 +38,7 @@ export interface PortFileHost {
   readonly rxBufferSize: number;
   /** Send a control message for `port`; resolves once the device used it (or it cannot be sent). */
   sendControl(port: GuestPort, event: number, value: number): Promise<void>;
-  /** Run `retry` as a guest task once guest memory may have come back (L11). */
+  /** Run `retry` as a guest task once guest memory may have come back (L12). */
   waitForMemory(what: string, retry: () => void): void;
 }
 
@@ -114,7 +114,7 @@ class VportFile implements FileOps {
         if (!port.guestConnected) return resolve(errno('ENODEV'));
         const sent = port.send(data.subarray(0, Math.min(MAX_WRITE, data.length)));
         if (sent !== NO_MEMORY) return resolve(sent);
-        // L11: memory is short; Linux's allocation waits for reclaim, O_NONBLOCK does not wait.
+        // L12: memory is short; Linux's allocation waits for reclaim, O_NONBLOCK does not wait.
         if (nonblock) return resolve(errno('EAGAIN'));
         host.waitForMemory(`${port.devName}: write`, go);
       };

@@ -16,7 +16,7 @@
  *   counted in bytes_discarded, as is unread data at close (L3);
  * - a write that finds guest memory short waits for memory (or EAGAIN with
  *   O_NONBLOCK) instead of failing: Linux's GFP_KERNEL allocation in
- *   alloc_buf retries reclaim rather than return ENOMEM (L11). Used transmit
+ *   alloc_buf retries reclaim rather than return ENOMEM (L12). Used transmit
  *   buffers of every port are reclaimed when someone waits for memory.
  */
 import type { DropReason } from '../events.js';
@@ -244,7 +244,7 @@ export class GuestPort {
     if (!this.guestConnected) return false; // unplugged: let the caller see ENODEV
     if (!this.hostConnected) return true;
     this.reclaimConsumed();
-    // L11: a write would wait for memory; reclaim first, as the allocator would.
+    // L12: a write would wait for memory; reclaim first, as the allocator would.
     if (this.host.memoryShort) this.host.reclaimTransmitBuffers();
     return this.outvqFull || this.host.memoryShort;
   }

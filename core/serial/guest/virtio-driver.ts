@@ -15,7 +15,7 @@ import type { VirtioTransport } from '../../virtio/device-transport.js';
 import { fault, isFault, type VirtioFault } from '../../virtio/fault.js';
 import { bit, Feature } from '../../virtio/features.js';
 import type { GuestMemory } from '../../virtio/memory.js';
-import type { DriverQueue, QueueFormat, RingFeatures } from '../../virtio/queue.js';
+import type { DriverQueue, QueueFormat, QueueLayout, RingFeatures } from '../../virtio/queue.js';
 import { Status } from '../../virtio/status.js';
 import type { RingTracer } from '../../virtio/trace.js';
 
@@ -66,6 +66,8 @@ export function setupQueue<T>(
   memory: GuestMemory,
   allocator: GuestAllocator,
   tracer: RingTracer | null,
+  /** Told the rings' layout, so the caller can give them back (vp_del_vqs at remove). */
+  rings?: QueueLayout[],
 ): DriverQueue<T> | VirtioFault {
   const size = transport.queueMaxSize(index);
   if (size === 0) {
@@ -84,9 +86,12 @@ export function setupQueue<T>(
     releaseRings(allocator, layout);
     return e;
   }
-  return createDriverQueue<T>(
+  const queue = createDriverQueue<T>(
     { index, layout, features: negotiated.ring, tracer },
     memory,
     allocator,
   );
+  if (isFault(queue)) releaseRings(allocator, layout);
+  else rings?.push(layout);
+  return queue;
 }
