@@ -47,6 +47,7 @@ import {
   type ChardevSpec,
   type DeviceSnapshot,
   type EngineState,
+  type PortRef,
   type PortSnapshot,
   type Result,
   type TapState,
@@ -58,6 +59,7 @@ import {
   type Capability,
   type CaptureSwitches,
   type CommandTable,
+  type HostSocket,
   type PortTotals,
   type Recorder,
   type Session,
@@ -122,11 +124,7 @@ export const ATTACHED_CAPABILITIES: Capabilities = {
     can: false,
     reason: 'the demo workloads belong to the emulated lab (Detach to return)',
   },
-  hostTerminal: {
-    can: false,
-    reason:
-      'the app’s terminals are the emulated lab’s: connect socat or your program to the chardev socket',
-  },
+  hostTerminal: { can: true },
   guestTerminal: {
     can: false,
     reason: 'terminals on the guest side need the emulated lab: a real guest’s side is its own',
@@ -270,6 +268,31 @@ export class AttachSession implements Session {
         });
     }
     return totals;
+  }
+
+  /** A host terminal is an application of the port's tap (so what it types is captured too). */
+  hostSocket(ref: PortRef): HostSocket | string {
+    const p = this.machine.ports.find(
+      (x) =>
+        x.nr === ref.nr &&
+        this.machine.devices.some(
+          (d) =>
+            d.name === x.device &&
+            (d.name === ref.device || d.id === ref.device || d.bus === ref.device),
+        ),
+    );
+    if (p === undefined) return `${ref.device} has no port ${ref.nr}`;
+    const t = p.chardev === null ? undefined : this.taps.get(p.chardev);
+    if (t === undefined)
+      return `${p.label}: a host terminal on a real QEMU goes through a tap: tap chardev ${p.chardev ?? '(none)'} first`;
+    const spec = t.chardevTap.listenSpec;
+    return {
+      label: p.label,
+      address:
+        spec.transport === 'unix'
+          ? { type: 'unix', path: spec.path }
+          : { type: 'tcp', host: spec.host, port: spec.port },
+    };
   }
 
   /** The tap on a chardev as the contract shows it. */

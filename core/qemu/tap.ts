@@ -206,6 +206,11 @@ export class ChardevTap {
     return this.listening.address;
   }
 
+  /** The same, as a socket address. */
+  get listenSpec(): ListenSpec {
+    return this.listening.spec;
+  }
+
   get chardev(): string {
     return this.options.chardev;
   }
