@@ -25,7 +25,7 @@ import { AttachedMachine } from '../qemu/attach.js';
 import { isAttachError, isAttachFailure, type AttachFailure } from '../qemu/attach-error.js';
 import { InPlaceTap } from '../qemu/inplace-tap.js';
 import { tapChardev, type ChardevTap } from '../qemu/tap.js';
-import type { TapJournal } from '../qemu/tap-journal.js';
+import { recoverMoves, type TapJournal } from '../qemu/tap-journal.js';
 import { AttachCapture } from './attach-capture.js';
 import {
   queueRoleText,
@@ -226,7 +226,10 @@ export class AttachSession implements Session {
     });
     if (isQmpError(machine)) return machine;
     fs.mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
-    return new AttachSession(machine, address, runtimeDir, hooks, options);
+    const session = new AttachSession(machine, address, runtimeDir, hooks, options);
+    // A vmchan that died while tapping in place left QEMU's paths moved: give them back first.
+    for (const line of recoverMoves(options.journal)) session.note(`after a crash: ${line}`);
+    return session;
   }
 
   // ------------------------------------------------------------ snapshots
