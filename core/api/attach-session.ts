@@ -24,6 +24,7 @@ import type { CaptureInterface } from '../capture/record.js';
 import { AttachedMachine } from '../qemu/attach.js';
 import { isAttachError, isAttachFailure, type AttachFailure } from '../qemu/attach-error.js';
 import { InPlaceTap } from '../qemu/inplace-tap.js';
+import { ReverseTap } from '../qemu/reverse-tap.js';
 import { tapChardev, type ChardevTap } from '../qemu/tap.js';
 import { recoverMoves, type TapJournal } from '../qemu/tap-journal.js';
 import { AttachCapture } from './attach-capture.js';
@@ -33,6 +34,7 @@ import {
   type AttachedDevice,
   type AttachedPort,
   type AttachEvent,
+  type SocketSpec,
 } from '../qemu/attach-model.js';
 import { isQmpError } from '../qemu/qmp-error.js';
 import { chardevBackend, type ChardevBackend } from '../qemu/qmp-types.js';
@@ -174,13 +176,15 @@ const RUNNING: EngineState = { mode: 'running', pending: 0, executed: 0, booted:
 
 type Answer = Result<unknown>;
 
-type TapMode = 'in-place' | 'new-socket';
+type TapMode = 'in-place' | 'new-socket' | 'reverse';
 
 interface LiveTap {
   mode: TapMode;
   chardevTap: ChardevTap;
   /** The in-place tap that moved QEMU's node (null: a new socket). */
   inPlace: InPlaceTap | null;
+  /** The reverse tap that re-pointed QEMU's chardev (null otherwise). */
+  reverse?: ReverseTap;
   off?: () => void;
 }
 
@@ -331,6 +335,7 @@ export class AttachSession implements Session {
     id: string,
     mode: TapMode | undefined,
     listen: string | undefined,
+    consent: boolean,
   ): Promise<Answer> {
     if (this.taps.has(id))
       return fail(
@@ -339,14 +344,15 @@ export class AttachSession implements Session {
       );
     const chardev = this.machine.chardev(id);
     if (chardev === undefined) return fail('NotFound', `Chardev '${id}' not found`);
-    const socket = chardev.socket;
+    const socket = chardev.socket ?? (await this.clientAddress(id, chardev.kind));
     if (socket === null)
       return fail(
         'Unsupported',
         `chardev ${id} is a ${chardev.kind} backend (${chardev.filename}); only socket chardevs can be tapped`,
       );
     const chosen: TapMode =
-      mode ?? (socket.transport === 'unix' && socket.server ? 'in-place' : 'new-socket');
+      mode ??
+      (!socket.server ? 'reverse' : socket.transport === 'unix' ? 'in-place' : 'new-socket');
     const port = this.machine.ports.find((p) => p.chardev === id);
     const tapPort =
       port === undefined
@@ -358,7 +364,22 @@ export class AttachSession implements Session {
             kind: port.kind,
             name: port.name,
           };
-    if (chosen === 'in-place') {
+    if (chosen === 'reverse') {
+      const t = await ReverseTap.start({
+        qmp: this.machine.qmp,
+        chardev: id,
+        target: socket,
+        listen: listen ?? path.join(this.runtimeDir, `${id}-rtap.sock`),
+        consent,
+        ...(tapPort !== undefined ? { port: tapPort } : {}),
+        sink: this.capture.sink,
+      });
+      if (!(t instanceof ReverseTap)) return failure(t);
+      this.adoptTap(id, { mode: chosen, chardevTap: t.tap, inPlace: null, reverse: t });
+      this.note(
+        `chardev ${id} re-pointed at vmchan (chardev-change) with your consent: QEMU connects to ${t.tap.address}, vmchan on to ${socket.transport === 'unix' ? socket.path : `${socket.host}:${socket.port}`}; changed back on detach`,
+      );
+    } else if (chosen === 'in-place') {
       const t = await InPlaceTap.start({
         chardev: id,
         target: socket,
@@ -390,6 +411,29 @@ export class AttachSession implements Session {
     return ok(this.tapState(id)!);
   }
 
+  /**
+   * A client socket chardev shows no path in query-chardev (`unix:`, the
+   * unnamed local end): its QOM `addr` property has the address it connects to.
+   */
+  private async clientAddress(id: string, kind: string): Promise<SocketSpec | null> {
+    if (kind !== 'unix' && kind !== 'tcp') return null;
+    const addr = await this.machine.qmp.qomGet(`/chardevs/${id}`, 'addr');
+    if (isQmpError(addr) || typeof addr !== 'object' || addr === null) return null;
+    const a = addr as {
+      type?: string;
+      path?: string;
+      host?: string;
+      port?: string;
+      data?: unknown;
+    };
+    const flat = (a.data ?? a) as { path?: string; host?: string; port?: string };
+    if (a.type === 'unix' && typeof flat.path === 'string')
+      return { transport: 'unix', path: flat.path, server: false };
+    if (a.type === 'inet' && typeof flat.host === 'string' && flat.port !== undefined)
+      return { transport: 'tcp', host: flat.host, port: Number(flat.port), server: false };
+    return null;
+  }
+
   private adoptTap(id: string, t: LiveTap): void {
     this.taps.set(id, t);
     t.off = t.chardevTap.onEvent((e) => {
@@ -403,6 +447,7 @@ export class AttachSession implements Session {
     this.taps.delete(id);
     t.off?.();
     if (t.inPlace !== null) this.note(await t.inPlace.close());
+    else if (t.reverse !== undefined) this.note(await t.reverse.close());
     else await t.chardevTap.close();
     this.hooks.changed();
     return ok({});
@@ -467,7 +512,7 @@ export class AttachSession implements Session {
     writeGuest: refusal('writeGuest'),
     setWorkload: refusal('workloads'),
     exportConfig: refusal('exportConfig'),
-    tapChardev: (c) => this.tap(c.id, c.mode, c.listen),
+    tapChardev: (c) => this.tap(c.id, c.mode, c.listen, c.consent ?? false),
     untapChardev: (c) => this.untap(c.id),
     createChardev: async (c) => {
       const backend = this.backendOf(c.chardev);

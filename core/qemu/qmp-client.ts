@@ -248,6 +248,15 @@ export class QmpClient {
     return this.typed('chardev-add', { id, backend }, chardevReturnSchema, options);
   }
 
+  /** chardev-change: re-point a chardev its frontend keeps (virtio-serial ports support it). */
+  chardevChange(
+    id: string,
+    backend: ChardevBackend,
+    options?: QmpCommandOptions,
+  ): Promise<ChardevReturn | QmpError> {
+    return this.typed('chardev-change', { id, backend }, chardevReturnSchema, options);
+  }
+
   chardevRemove(id: string, options?: QmpCommandOptions): Promise<QmpError | undefined> {
     return this.noValue('chardev-remove', { id }, options);
   }

@@ -8,6 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -39,6 +40,10 @@ describeRealGuest('in-place tap on a real QEMU', 'in-place tap tests on a real Q
   let runDir: string;
   let appQmp: string;
   let r: Rig | undefined;
+  /** The host application of the reverse chardev: it listens, QEMU connects (server=off). */
+  let appServer: net.Server;
+  const appConns: { socket: net.Socket; got: string }[] = [];
+  let revPath: string;
 
   const sh = guestShell(() => guest);
   const until = poller(15_000, 50);
@@ -48,10 +53,23 @@ describeRealGuest('in-place tap on a real QEMU', 'in-place tap tests on a real Q
     requirePrerequisites('the in-place tap tests');
     runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-inplace-real-'));
     appQmp = path.join(runDir, 'app-qmp.sock');
+    revPath = path.join(runDir, 'rev-app.sock');
+    appServer = net.createServer((socket) => {
+      const c = { socket, got: '' };
+      appConns.push(c);
+      socket.on('data', (d: Buffer) => (c.got += d.toString()));
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((res) => appServer.listen(revPath, res));
+    // prettier-ignore
     const g = await startGuest({
       runDir,
       ports: [{ id: 'port1', name: 'org.test.port.1' }],
-      extraArgs: ['-qmp', `unix:${appQmp},server=on,wait=off`],
+      extraArgs: [
+        '-qmp', `unix:${appQmp},server=on,wait=off`,
+        '-chardev', `socket,id=rc,path=${revPath},server=off`,
+        '-device', 'virtserialport,bus=vser0.0,chardev=rc,id=rport,name=org.test.rev',
+      ],
     });
     if (isGuestError(g)) throw new Error(g.toString());
     guest = g;
@@ -62,6 +80,8 @@ describeRealGuest('in-place tap on a real QEMU', 'in-place tap tests on a real Q
 
   afterAll(async () => {
     await r?.close();
+    for (const c of appConns) c.socket.destroy();
+    await new Promise<void>((res) => (appServer ? appServer.close(() => res()) : res()));
     await qmp?.close();
     await guest?.stop();
     if (runDir) fs.rmSync(runDir, { recursive: true, force: true });
@@ -162,5 +182,74 @@ describeRealGuest('in-place tap on a real QEMU', 'in-place tap tests on a real Q
       (c) => !c.filename.startsWith('disconnected:'),
     );
     direct.end();
+  }, 120_000);
+
+  it('reverse tap (QEMU is the client): only with consent, chardev-change to vmchan and back on detach, both directions captured', async () => {
+    await until(
+      'QEMU connected to the application at start',
+      () => appConns.length,
+      (n) => n >= 1,
+    );
+    r ??= await rig({ attach: { pollIntervalMs: 500 } });
+    await r.must({ cmd: 'attach', address: appQmp });
+    const refused = await r.run({ cmd: 'tapChardev', id: 'rc' });
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) expect(refused.error.message).toMatch(/chardev-change.*consent/);
+    const capPath = path.join(runDir, 'reverse.pcapng');
+    await r.must({ cmd: 'startCapture', path: capPath });
+    const before = appConns.length;
+    const tap = await r.must<TapState>({ cmd: 'tapChardev', id: 'rc', consent: true });
+    expect(tap.mode).toBe('reverse');
+    // a client chardev's path is not in query-chardev's filename ('unix:'): its QOM addr has it
+    const addr = async (): Promise<string> =>
+      JSON.stringify(await qmp.qomGet('/chardevs/rc', 'addr'));
+    expect(await addr()).toContain(tap.address);
+    // QEMU connects to vmchan, vmchan on to the application: a new connection arrives
+    await until(
+      'vmchan connects to the application',
+      () => appConns.length,
+      (n) => n > before,
+    );
+    const through = appConns[appConns.length - 1]!;
+
+    await sh('printf hello-rev > /dev/virtio-ports/org.test.rev', 30_000);
+    await until(
+      'the application reads the guest',
+      () => through.got,
+      (v) => v === 'hello-rev',
+    );
+    const reading = guest.shell.run('head -c 5 /dev/virtio-ports/org.test.rev', {
+      timeoutMs: 30_000,
+    });
+    await until(
+      'guest opened the port',
+      () => chardev('rc'),
+      (c) => c['frontend-open'],
+    );
+    through.socket.write('ping!');
+    const read = await reading;
+    if (isGuestError(read)) throw new Error(read.toString());
+    expect(read.output).toContain('ping!');
+    await r.must({ cmd: 'stopCapture' });
+    const reader = openCaptureSync(capPath);
+    if (reader instanceof CaptureError) throw new Error(reader.toString());
+    try {
+      const stream = followCapture(reader, { port: 'org.test.rev' });
+      if (stream instanceof CaptureError) throw new Error(stream.toString());
+      expect(Buffer.from(followRaw(stream, 'guest-to-host')).toString()).toBe('hello-rev');
+      expect(Buffer.from(followRaw(stream, 'host-to-guest')).toString()).toBe('ping!');
+    } finally {
+      reader.close();
+    }
+
+    // detach: chardev-change back; QEMU connects to the application directly again
+    const n = appConns.length;
+    await r.must({ cmd: 'detach' });
+    await until(
+      'QEMU reconnects to the application itself',
+      () => appConns.length,
+      (k) => k > n,
+    );
+    expect(await addr()).toContain(revPath);
   }, 120_000);
 });
