@@ -24,6 +24,7 @@ import type { CaptureInterface } from '../capture/record.js';
 import { AttachedMachine } from '../qemu/attach.js';
 import { isAttachError, isAttachFailure, type AttachFailure } from '../qemu/attach-error.js';
 import { InPlaceTap } from '../qemu/inplace-tap.js';
+import { parseLibvirtAddress, QmpProxy } from '../qemu/libvirt.js';
 import { ReverseTap } from '../qemu/reverse-tap.js';
 import { tapChardev, type ChardevTap } from '../qemu/tap.js';
 import { recoverMoves, type TapJournal } from '../qemu/tap-journal.js';
@@ -192,6 +193,8 @@ export class AttachSession implements Session {
   readonly kind = 'attached';
   /** Taps by chardev id. */
   private readonly taps = new Map<string, LiveTap>();
+  /** The libvirt QMP proxy this session started (a domain), stopped on close. */
+  private proxy: QmpProxy | null = null;
   /** Every tap's bytes and QEMU's events, into a file while recording. */
   private readonly capture = new AttachCapture();
   private readonly pollers = new Map<string, VringPoller>();
@@ -219,18 +222,37 @@ export class AttachSession implements Session {
     hooks: AttachHooks,
     options: AttachSessionOptions = {},
   ): Promise<AttachSession | AttachFailure> {
-    const machine = await AttachedMachine.connect(address, {
+    // A libvirt domain: libvirtd holds its monitor; QMP goes through virt-qemu-qmp-proxy (libvirt.ts).
+    const domain = parseLibvirtAddress(address);
+    let proxy: QmpProxy | null = null;
+    let qmpAddress = address;
+    if (domain !== null) {
+      fs.mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
+      const started = await QmpProxy.start(domain, path.join(runtimeDir, 'qmp-proxy.sock'));
+      if (isAttachError(started)) {
+        fs.rmSync(runtimeDir, { recursive: true, force: true });
+        return started;
+      }
+      proxy = started;
+      qmpAddress = started.socketPath;
+    }
+    const machine = await AttachedMachine.connect(qmpAddress, {
       ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
       qmp: {
         ...(options.greetingTimeoutMs !== undefined
           ? { greetingTimeoutMs: options.greetingTimeoutMs }
           : {}),
         reconnect: false,
+        ...(proxy !== null ? { oneAtATime: true } : {}),
       },
     });
-    if (isQmpError(machine)) return machine;
+    if (isQmpError(machine)) {
+      await proxy?.stop();
+      return machine;
+    }
     fs.mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
     const session = new AttachSession(machine, address, runtimeDir, hooks, options);
+    session.proxy = proxy;
     // A vmchan that died while tapping in place left QEMU's paths moved: give them back first.
     for (const line of recoverMoves(options.journal)) session.note(`after a crash: ${line}`);
     return session;
@@ -703,6 +725,7 @@ export class AttachSession implements Session {
     for (const p of this.pollers.values()) p.stop();
     this.pollers.clear();
     await this.machine.close();
+    await this.proxy?.stop();
     fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 }
