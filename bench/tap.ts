@@ -21,7 +21,9 @@ import { PcapngWriter } from '../core/capture/pcapng-writer.js';
 import { CaptureError } from '../core/capture/error.js';
 import { isAttachFailure } from '../core/qemu/attach-error.js';
 import { LaunchedQemu } from '../core/qemu/launch.js';
+import { InPlaceTap } from '../core/qemu/inplace-tap.js';
 import { ChardevTap } from '../core/qemu/tap.js';
+import { TapJournal } from '../core/qemu/tap-journal.js';
 
 type Report = (name: string, value: number, baseline: number, unit: string) => void;
 
@@ -155,9 +157,50 @@ export async function benchTap(report: Report): Promise<void> {
       }
       await server.close();
     }
+    await benchInPlace(report, dir);
     if (process.env['VMCHAN_BENCH_QEMU'] === '1') await benchAgainstQemu(report, dir);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The in-place tap (core/qemu/inplace-tap.ts): the application connects to
+ * the same path in both rounds; in the tapped round vmchan holds it and
+ * QEMU's node waits aside. Each round puts the tap in place and takes it
+ * away again, so the direct and tapped figures interleave.
+ */
+async function benchInPlace(report: Report, dir: string): Promise<void> {
+  const journal = new TapJournal(path.join(dir, 'journal'));
+  for (const direction of ['to-qemu', 'from-qemu'] as const) {
+    const server = await standIn(dir, direction);
+    const sink = PcapngWriter.create(path.join(dir, 'inplace.pcapng'));
+    if (sink instanceof CaptureError) throw new Error(sink.message);
+    let direct = 0;
+    let tapped = 0;
+    for (let i = 0; i < ROUNDS; i++) {
+      direct = Math.max(direct, await transfer(server.path, direction, server));
+      const tap = await InPlaceTap.start({
+        chardev: 'bench',
+        target: { transport: 'unix', path: server.path, server: true },
+        port: { device: 'vser0', nr: 1, kind: 'virtserialport', name: 'bench' },
+        sink,
+        journal,
+      });
+      if (isAttachFailure(tap)) throw new Error(tap.message);
+      tapped = Math.max(tapped, await transfer(server.path, direction, server));
+      await tap.tap.whenIdle();
+      await tap.close();
+    }
+    sink.close();
+    const way = direction === 'to-qemu' ? 'app->QEMU' : 'QEMU->app';
+    report(
+      `in-place tap ${way} with pcapng capture, same path (unix stand-in)`,
+      tapped,
+      direct,
+      'B/s',
+    );
+    await server.close();
   }
 }
 

@@ -24,8 +24,10 @@ import type { CaptureInterface } from '../capture/record.js';
 import { AttachedMachine } from '../qemu/attach.js';
 import { isAttachError, isAttachFailure, type AttachFailure } from '../qemu/attach-error.js';
 import { InPlaceTap } from '../qemu/inplace-tap.js';
+import { parseLibvirtAddress, QmpProxy } from '../qemu/libvirt.js';
+import { ReverseTap } from '../qemu/reverse-tap.js';
 import { tapChardev, type ChardevTap } from '../qemu/tap.js';
-import type { TapJournal } from '../qemu/tap-journal.js';
+import { recoverMoves, type TapJournal } from '../qemu/tap-journal.js';
 import { AttachCapture } from './attach-capture.js';
 import {
   queueRoleText,
@@ -33,6 +35,7 @@ import {
   type AttachedDevice,
   type AttachedPort,
   type AttachEvent,
+  type SocketSpec,
 } from '../qemu/attach-model.js';
 import { isQmpError } from '../qemu/qmp-error.js';
 import { chardevBackend, type ChardevBackend } from '../qemu/qmp-types.js';
@@ -47,6 +50,7 @@ import {
   type ChardevSpec,
   type DeviceSnapshot,
   type EngineState,
+  type PortRef,
   type PortSnapshot,
   type Result,
   type TapState,
@@ -58,6 +62,7 @@ import {
   type Capability,
   type CaptureSwitches,
   type CommandTable,
+  type HostSocket,
   type PortTotals,
   type Recorder,
   type Session,
@@ -122,11 +127,7 @@ export const ATTACHED_CAPABILITIES: Capabilities = {
     can: false,
     reason: 'the demo workloads belong to the emulated lab (Detach to return)',
   },
-  hostTerminal: {
-    can: false,
-    reason:
-      'the app’s terminals are the emulated lab’s: connect socat or your program to the chardev socket',
-  },
+  hostTerminal: { can: true },
   guestTerminal: {
     can: false,
     reason: 'terminals on the guest side need the emulated lab: a real guest’s side is its own',
@@ -176,13 +177,15 @@ const RUNNING: EngineState = { mode: 'running', pending: 0, executed: 0, booted:
 
 type Answer = Result<unknown>;
 
-type TapMode = 'in-place' | 'new-socket';
+type TapMode = 'in-place' | 'new-socket' | 'reverse';
 
 interface LiveTap {
   mode: TapMode;
   chardevTap: ChardevTap;
   /** The in-place tap that moved QEMU's node (null: a new socket). */
   inPlace: InPlaceTap | null;
+  /** The reverse tap that re-pointed QEMU's chardev (null otherwise). */
+  reverse?: ReverseTap;
   off?: () => void;
 }
 
@@ -190,6 +193,8 @@ export class AttachSession implements Session {
   readonly kind = 'attached';
   /** Taps by chardev id. */
   private readonly taps = new Map<string, LiveTap>();
+  /** The libvirt QMP proxy this session started (a domain), stopped on close. */
+  private proxy: QmpProxy | null = null;
   /** Every tap's bytes and QEMU's events, into a file while recording. */
   private readonly capture = new AttachCapture();
   private readonly pollers = new Map<string, VringPoller>();
@@ -217,18 +222,40 @@ export class AttachSession implements Session {
     hooks: AttachHooks,
     options: AttachSessionOptions = {},
   ): Promise<AttachSession | AttachFailure> {
-    const machine = await AttachedMachine.connect(address, {
+    // A libvirt domain: libvirtd holds its monitor; QMP goes through virt-qemu-qmp-proxy (libvirt.ts).
+    const domain = parseLibvirtAddress(address);
+    let proxy: QmpProxy | null = null;
+    let qmpAddress = address;
+    if (domain !== null) {
+      fs.mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
+      const started = await QmpProxy.start(domain, path.join(runtimeDir, 'qmp-proxy.sock'));
+      if (isAttachError(started)) {
+        fs.rmSync(runtimeDir, { recursive: true, force: true });
+        return started;
+      }
+      proxy = started;
+      qmpAddress = started.socketPath;
+    }
+    const machine = await AttachedMachine.connect(qmpAddress, {
       ...(options.pollIntervalMs !== undefined ? { pollIntervalMs: options.pollIntervalMs } : {}),
       qmp: {
         ...(options.greetingTimeoutMs !== undefined
           ? { greetingTimeoutMs: options.greetingTimeoutMs }
           : {}),
         reconnect: false,
+        ...(proxy !== null ? { oneAtATime: true } : {}),
       },
     });
-    if (isQmpError(machine)) return machine;
+    if (isQmpError(machine)) {
+      await proxy?.stop();
+      return machine;
+    }
     fs.mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
-    return new AttachSession(machine, address, runtimeDir, hooks, options);
+    const session = new AttachSession(machine, address, runtimeDir, hooks, options);
+    session.proxy = proxy;
+    // A vmchan that died while tapping in place left QEMU's paths moved: give them back first.
+    for (const line of recoverMoves(options.journal)) session.note(`after a crash: ${line}`);
+    return session;
   }
 
   // ------------------------------------------------------------ snapshots
@@ -272,6 +299,31 @@ export class AttachSession implements Session {
     return totals;
   }
 
+  /** A host terminal is an application of the port's tap (so what it types is captured too). */
+  hostSocket(ref: PortRef): HostSocket | string {
+    const p = this.machine.ports.find(
+      (x) =>
+        x.nr === ref.nr &&
+        this.machine.devices.some(
+          (d) =>
+            d.name === x.device &&
+            (d.name === ref.device || d.id === ref.device || d.bus === ref.device),
+        ),
+    );
+    if (p === undefined) return `${ref.device} has no port ${ref.nr}`;
+    const t = p.chardev === null ? undefined : this.taps.get(p.chardev);
+    if (t === undefined)
+      return `${p.label}: a host terminal on a real QEMU goes through a tap: tap chardev ${p.chardev ?? '(none)'} first`;
+    const spec = t.chardevTap.listenSpec;
+    return {
+      label: p.label,
+      address:
+        spec.transport === 'unix'
+          ? { type: 'unix', path: spec.path }
+          : { type: 'tcp', host: spec.host, port: spec.port },
+    };
+  }
+
   /** The tap on a chardev as the contract shows it. */
   private tapState(id: string): TapState | null {
     const t = this.taps.get(id);
@@ -305,6 +357,7 @@ export class AttachSession implements Session {
     id: string,
     mode: TapMode | undefined,
     listen: string | undefined,
+    consent: boolean,
   ): Promise<Answer> {
     if (this.taps.has(id))
       return fail(
@@ -313,14 +366,15 @@ export class AttachSession implements Session {
       );
     const chardev = this.machine.chardev(id);
     if (chardev === undefined) return fail('NotFound', `Chardev '${id}' not found`);
-    const socket = chardev.socket;
+    const socket = chardev.socket ?? (await this.clientAddress(id, chardev.kind));
     if (socket === null)
       return fail(
         'Unsupported',
         `chardev ${id} is a ${chardev.kind} backend (${chardev.filename}); only socket chardevs can be tapped`,
       );
     const chosen: TapMode =
-      mode ?? (socket.transport === 'unix' && socket.server ? 'in-place' : 'new-socket');
+      mode ??
+      (!socket.server ? 'reverse' : socket.transport === 'unix' ? 'in-place' : 'new-socket');
     const port = this.machine.ports.find((p) => p.chardev === id);
     const tapPort =
       port === undefined
@@ -332,7 +386,22 @@ export class AttachSession implements Session {
             kind: port.kind,
             name: port.name,
           };
-    if (chosen === 'in-place') {
+    if (chosen === 'reverse') {
+      const t = await ReverseTap.start({
+        qmp: this.machine.qmp,
+        chardev: id,
+        target: socket,
+        listen: listen ?? path.join(this.runtimeDir, `${id}-rtap.sock`),
+        consent,
+        ...(tapPort !== undefined ? { port: tapPort } : {}),
+        sink: this.capture.sink,
+      });
+      if (!(t instanceof ReverseTap)) return failure(t);
+      this.adoptTap(id, { mode: chosen, chardevTap: t.tap, inPlace: null, reverse: t });
+      this.note(
+        `chardev ${id} re-pointed at vmchan (chardev-change) with your consent: QEMU connects to ${t.tap.address}, vmchan on to ${socket.transport === 'unix' ? socket.path : `${socket.host}:${socket.port}`}; changed back on detach`,
+      );
+    } else if (chosen === 'in-place') {
       const t = await InPlaceTap.start({
         chardev: id,
         target: socket,
@@ -364,6 +433,29 @@ export class AttachSession implements Session {
     return ok(this.tapState(id)!);
   }
 
+  /**
+   * A client socket chardev shows no path in query-chardev (`unix:`, the
+   * unnamed local end): its QOM `addr` property has the address it connects to.
+   */
+  private async clientAddress(id: string, kind: string): Promise<SocketSpec | null> {
+    if (kind !== 'unix' && kind !== 'tcp') return null;
+    const addr = await this.machine.qmp.qomGet(`/chardevs/${id}`, 'addr');
+    if (isQmpError(addr) || typeof addr !== 'object' || addr === null) return null;
+    const a = addr as {
+      type?: string;
+      path?: string;
+      host?: string;
+      port?: string;
+      data?: unknown;
+    };
+    const flat = (a.data ?? a) as { path?: string; host?: string; port?: string };
+    if (a.type === 'unix' && typeof flat.path === 'string')
+      return { transport: 'unix', path: flat.path, server: false };
+    if (a.type === 'inet' && typeof flat.host === 'string' && flat.port !== undefined)
+      return { transport: 'tcp', host: flat.host, port: Number(flat.port), server: false };
+    return null;
+  }
+
   private adoptTap(id: string, t: LiveTap): void {
     this.taps.set(id, t);
     t.off = t.chardevTap.onEvent((e) => {
@@ -377,6 +469,7 @@ export class AttachSession implements Session {
     this.taps.delete(id);
     t.off?.();
     if (t.inPlace !== null) this.note(await t.inPlace.close());
+    else if (t.reverse !== undefined) this.note(await t.reverse.close());
     else await t.chardevTap.close();
     this.hooks.changed();
     return ok({});
@@ -441,7 +534,7 @@ export class AttachSession implements Session {
     writeGuest: refusal('writeGuest'),
     setWorkload: refusal('workloads'),
     exportConfig: refusal('exportConfig'),
-    tapChardev: (c) => this.tap(c.id, c.mode, c.listen),
+    tapChardev: (c) => this.tap(c.id, c.mode, c.listen, c.consent ?? false),
     untapChardev: (c) => this.untap(c.id),
     createChardev: async (c) => {
       const backend = this.backendOf(c.chardev);
@@ -632,6 +725,7 @@ export class AttachSession implements Session {
     for (const p of this.pollers.values()) p.stop();
     this.pollers.clear();
     await this.machine.close();
+    await this.proxy?.stop();
     fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 }

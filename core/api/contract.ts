@@ -205,9 +205,11 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   z.object({
     cmd: z.literal('tapChardev'),
     id: Id,
-    mode: z.enum(['in-place', 'new-socket']).optional(),
+    mode: z.enum(['in-place', 'new-socket', 'reverse']).optional(),
     /** new-socket: where applications connect (default: a socket in the runtime directory). */
     listen: z.string().min(1).max(4096).optional(),
+    /** reverse (QEMU is the client): yes, re-point QEMU's chardev with chardev-change until detach. */
+    consent: z.boolean().optional(),
   }),
   /** Remove a tap; an in-place tap gives QEMU's path back. */
   z.object({ cmd: z.literal('untapChardev'), id: Id }),
@@ -374,7 +376,7 @@ export type CaptureState = z.infer<typeof CaptureStateSchema>;
 /** A tap on an attached QEMU's chardev (core/qemu/tap.ts, inplace-tap.ts). */
 export const TapStateSchema = z.object({
   chardev: z.string(),
-  mode: z.enum(['in-place', 'new-socket']),
+  mode: z.enum(['in-place', 'new-socket', 'reverse']),
   /** Where host applications connect (QEMU's own path for an in-place tap). */
   address: z.string(),
   /** In place: a client from before the tap still talks to QEMU directly until it reconnects. */

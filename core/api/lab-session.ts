@@ -173,6 +173,11 @@ export class LabSession implements Session {
     return null;
   }
 
+  /** The lab's terminals reach its chardevs themselves (terminal-service.ts). */
+  hostSocket(): null {
+    return null;
+  }
+
   /** The engine's events of every port into `file` (recorder.ts). */
   record(file: string, switches: CaptureSwitches): Recorder | CaptureError {
     return CaptureRecorder.start(this.lab, file, (d, nr) => this.captureInterface(d, nr), switches);

@@ -100,6 +100,7 @@ export class ApiService {
   /** Terminal sessions and HMP consoles, their output in each screen's batches (terminal-service.ts). */
   private readonly terminals = new TerminalService({
     session: () => this.lab,
+    hostSocket: (ref) => this.current.hostSocket(ref),
     changed: () => this.topologyChanged(),
   });
   private unsubscribe: (() => void)[] = [];

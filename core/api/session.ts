@@ -18,6 +18,7 @@ import {
   type Command,
   type DeviceSnapshot,
   type EngineState,
+  type PortRef,
   type PortSnapshot,
   type Result,
 } from './contract.js';
@@ -200,6 +201,13 @@ export interface Recorder {
   stop(): CaptureError | null;
 }
 
+/** Where a host terminal connects to be a port's host application (an attached QEMU's tap). */
+export interface HostSocket {
+  /** The port's label, for the terminal's title. */
+  label: string;
+  address: { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
+}
+
 export interface Session {
   /** 'lab': the emulated machine; 'attached': a real QEMU over QMP. */
   readonly kind: 'lab' | 'attached';
@@ -217,6 +225,11 @@ export interface Session {
   info(): AttachedInfo | null;
   /** Byte totals by port key (`device:nr`), for the throughput chart. */
   portTotals(): Map<string, PortTotals>;
+  /**
+   * Where the app connects as the host application of a port: null where
+   * the session's own terminals do it (the lab), or why it cannot.
+   */
+  hostSocket(ref: PortRef): HostSocket | string | null;
   /** Start a live capture into `file`; the file's error, or why this session cannot. */
   record(file: string, switches: CaptureSwitches): Recorder | CaptureError | Refusal;
 }

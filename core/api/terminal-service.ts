@@ -29,6 +29,7 @@ import { PortStream } from '../workloads/port-stream.js';
 import { socketOf } from './chardev-hosts.js';
 import { fail, ok, type PortRef, type Result } from './contract.js';
 import type { LabSession } from './lab-session.js';
+import type { HostSocket } from './session.js';
 import { portLabel } from './lab-session.js';
 import {
   TERMINAL_BATCH_BYTES,
@@ -46,6 +47,11 @@ const OPEN_TIMEOUT_MS = 3000;
 export interface TerminalHost {
   /** The lab the sessions run on now. */
   session(): LabSession;
+  /**
+   * Where a host terminal connects when what is served is not the lab (an
+   * attached QEMU's tap), or why it cannot; null: the lab's own way.
+   */
+  hostSocket?(ref: PortRef): HostSocket | string | null;
   /** Something the topology shows changed (a guest open, a monitor's hot-plug). */
   changed(): void;
 }
@@ -261,6 +267,9 @@ export class TerminalService {
   // ------------------------------------------------------------- ports
 
   private async openPort(ref: PortRef, side: TerminalSide): Promise<Result<unknown>> {
+    const served = side === 'host' ? (this.host.hostSocket?.(ref) ?? null) : null;
+    if (typeof served === 'string') return fail('Refused', served);
+    if (served !== null) return this.openSocket(ref, served);
     const lab = this.host.session();
     const found = lab.port(ref);
     if (isVmchanError(found)) return failWith(found);
@@ -423,6 +432,42 @@ export class TerminalService {
       port: ref,
       title: `${label} · host`,
       path: address.type === 'unix' ? `unix:${address.path}` : `tcp:${where}`,
+    });
+    if (typeof info === 'string') {
+      socket.destroy();
+      return fail('Refused', info);
+    }
+    this.sessions.get(info.id)!.program = this.socketProgram(info.id, socket, where);
+    this.host.changed();
+    return ok(info);
+  }
+
+  /** A host terminal as a client of `target` (an attached QEMU's tap). */
+  private async openSocket(ref: PortRef, target: HostSocket): Promise<Result<unknown>> {
+    const a = target.address;
+    const where = a.type === 'unix' ? a.path : `${a.host}:${a.port}`;
+    const socket =
+      a.type === 'unix'
+        ? net.createConnection({ path: a.path })
+        : net.createConnection({ host: a.host, port: a.port });
+    const connected = await within(
+      new Promise<string | null>((resolve) => {
+        socket.once('connect', () => resolve(null));
+        socket.once('error', (e) => resolve(e.message));
+      }),
+      OPEN_TIMEOUT_MS,
+      'no answer',
+    );
+    if (connected !== null) {
+      socket.destroy();
+      return fail('IoError', `cannot connect to ${where}: ${connected}`);
+    }
+    socket.on('error', () => {});
+    const info = this.register({
+      kind: 'host',
+      port: ref,
+      title: `${target.label} · host`,
+      path: a.type === 'unix' ? `unix:${a.path}` : `tcp:${where}`,
     });
     if (typeof info === 'string') {
       socket.destroy();

@@ -379,7 +379,21 @@ export class AttachedMachine {
       );
     });
     const r = await this.qmp.deviceDel(target);
-    const e = isQmpError(r) ? r : await deleted;
+    // A QMP proxy that forwards no events (libvirt.ts) must not hide a removal:
+    // the device's QOM path going away says the same as DEVICE_DELETED.
+    let watching = !isQmpError(r);
+    const gone = (async (): Promise<true | AttachFailure> => {
+      while (watching) {
+        await new Promise((res) => setTimeout(res, 1000).unref());
+        if (!watching) break;
+        const q = await this.qmp.qomList(port.path);
+        if (isQmpError(q) && q.kind === 'CommandFailed' && q.errorClass === 'DeviceNotFound')
+          return true;
+      }
+      return attachError('Closed', 'no longer watched');
+    })();
+    const e = isQmpError(r) ? r : await Promise.race([deleted, gone]);
+    watching = false;
     off();
     clearTimeout(timer);
     if (e !== true) return e;

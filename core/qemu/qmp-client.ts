@@ -69,6 +69,12 @@ export interface QmpClientOptions {
   /** Capabilities to enable in qmp_capabilities, when the server offers them (default none). */
   capabilities?: string[];
   /**
+   * Send the next command only after the last one's reply (default false:
+   * pipelined, as QEMU allows). virt-qemu-qmp-proxy (libvirt.ts) reads one
+   * whole JSON document per socket read and stalls on two.
+   */
+  oneAtATime?: boolean;
+  /**
    * Reconnect after the connection drops (not after close() or quit):
    * true for the defaults, or tuning. Commands issued while reconnecting
    * fail at once with Disconnected rather than wait in a queue.
@@ -181,6 +187,23 @@ export class QmpClient {
     args?: Record<string, unknown>,
     options: QmpCommandOptions = {},
   ): Promise<JsonValue | QmpError> {
+    if (this.options.oneAtATime !== true) return this.send(command, args, options);
+    const next = this.inFlight.then(() => this.send(command, args, options));
+    this.inFlight = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
+
+  /** The last command sent, settled (oneAtATime). */
+  private inFlight: Promise<void> = Promise.resolve();
+
+  private send(
+    command: string,
+    args: Record<string, unknown> | undefined,
+    options: QmpCommandOptions,
+  ): Promise<JsonValue | QmpError> {
     const link = this.link;
     if (this.currentState === 'closed' || !link || link.closed) {
       return Promise.resolve(
@@ -246,6 +269,15 @@ export class QmpClient {
     options?: QmpCommandOptions,
   ): Promise<ChardevReturn | QmpError> {
     return this.typed('chardev-add', { id, backend }, chardevReturnSchema, options);
+  }
+
+  /** chardev-change: re-point a chardev its frontend keeps (virtio-serial ports support it). */
+  chardevChange(
+    id: string,
+    backend: ChardevBackend,
+    options?: QmpCommandOptions,
+  ): Promise<ChardevReturn | QmpError> {
+    return this.typed('chardev-change', { id, backend }, chardevReturnSchema, options);
   }
 
   chardevRemove(id: string, options?: QmpCommandOptions): Promise<QmpError | undefined> {

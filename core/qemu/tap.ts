@@ -8,11 +8,11 @@
  *
  * Supported: chardevs on which QEMU listens (`-chardev socket,...,server=on`,
  * unix or tcp): vmchan connects to QEMU as the client and offers a new
- * listening socket to the application (mode A). Not supported: the reverse
- * (QEMU as the client, `server=off`, the application listening): the only
- * way in would be to re-point QEMU's chardev at the tap with chardev-change,
- * rewriting the user's machine for the length of the capture; start QEMU
- * with server=on, or put socat in front of the application, instead.
+ * listening socket to the application (mode A), or takes QEMU's own unix
+ * path (inplace-tap.ts). The reverse (QEMU as the client, `server=off`, the
+ * application listening) is reverse-tap.ts: with the user's consent QEMU's
+ * chardev is re-pointed at the tap with chardev-change (`reverse` here
+ * flips the directions) and changed back on close.
  *
  * Transparent proxy semantics. The guest can tell whether a host is
  * connected (QEMU sends it PORT_OPEN when a client connects; a guest read
@@ -93,6 +93,12 @@ export interface TapOptions {
   highWaterMark?: number;
   /** Time allowed to connect to QEMU's chardev (default 3 s). */
   connectTimeoutMs?: number;
+  /**
+   * The reverse tap (reverse-tap.ts): QEMU is the one that connects to the
+   * tap (its chardev re-pointed with chardev-change) and `target` is the
+   * host application's own listening socket; directions flip accordingly.
+   */
+  reverse?: boolean;
 }
 
 export type TapEventKind =
@@ -152,7 +158,14 @@ export class ChardevTap {
 
   /** Listen for applications; connects to QEMU when one comes. */
   static async start(options: TapOptions): Promise<ChardevTap | AttachError> {
-    if (!options.target.server) {
+    if (options.reverse === true) {
+      if (options.target.server) {
+        return attachError(
+          'InvalidArgument',
+          `chardev ${options.chardev}: a reverse tap is for a chardev QEMU connects out with (server=off)`,
+        );
+      }
+    } else if (!options.target.server) {
       return attachError(
         'Unsupported',
         `chardev ${options.chardev}: QEMU connects out to ${formatSocketSpec(options.target)} (server=off); ` +
@@ -204,6 +217,11 @@ export class ChardevTap {
   /** Where applications connect (a path, or HOST:PORT with the real port). */
   get address(): string {
     return this.listening.address;
+  }
+
+  /** The same, as a socket address. */
+  get listenSpec(): ListenSpec {
+    return this.listening.spec;
   }
 
   get chardev(): string {
@@ -314,8 +332,10 @@ export class ChardevTap {
         id,
         `session ${id}: ${peer} connected; tap connected to QEMU's chardev ${this.options.chardev} at ${formatSocketSpec(t)}`,
       );
-      this.forward(session, app, qemu, 'host-to-guest');
-      this.forward(session, qemu, app, 'guest-to-host');
+      // reverse: the accepted side is QEMU, the connected one the host application
+      const reverse = this.options.reverse === true;
+      this.forward(session, app, qemu, reverse ? 'guest-to-host' : 'host-to-guest');
+      this.forward(session, qemu, app, reverse ? 'host-to-guest' : 'guest-to-host');
       app.resume();
       qemu.resume();
     });

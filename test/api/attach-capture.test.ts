@@ -128,6 +128,43 @@ describe('capture of an attached QEMU through an in-place tap', () => {
       .map((x) => x.kind === 'event' && x.event);
     expect(events).toEqual(expect.arrayContaining(['host-open', 'guest-open', 'host-close']));
 
+    // a host console on the tapped port: the app is the host application, through the tap
+    const term = await r.must<{ id: string }>({
+      cmd: 'openTerminal',
+      port: { device: 'vser0', nr: 1 },
+      side: 'host',
+    });
+    await r.must({ cmd: 'terminalInput', session: term.id, data: 'typed' });
+    await until(
+      'QEMU reads what was typed',
+      () => qemuGot,
+      (v) => v.endsWith('typed'),
+    );
+    await until(
+      'QEMU has the console as its client',
+      () => qemuClient?.destroyed === false,
+      (v) => v,
+    );
+    qemuClient!.write('shown');
+    await until(
+      'the console shows what the guest sent',
+      () =>
+        r!.batches
+          .flatMap((b) => b.terminals ?? [])
+          .filter((t) => t.session === term.id)
+          .map((t) => Buffer.from(t.data, 'base64').toString())
+          .join(''),
+      (v) => v === 'shown',
+    );
+    // without a tap there is no way in: the reason says what to do
+    const untapped = await r.run({
+      cmd: 'openTerminal',
+      port: { device: 'vser0', nr: 2 },
+      side: 'host',
+    });
+    expect(untapped.ok).toBe(false);
+    if (!untapped.ok) expect(untapped.error.message).toMatch(/tap chardev c2 first/);
+
     // detach: QEMU's own socket is back at the path
     await r.must({ cmd: 'detach' });
     expect(fs.statSync(sock).ino).toBe(qemuIno);

@@ -115,6 +115,14 @@ export function fakeQemuModel(): FakeQemuModel {
           ],
         };
       }
+      // a port's own object, while it exists (device_del's watcher looks for it going away)
+      if (ports.some((p) => p.path === path))
+        return {
+          return: [
+            { name: 'type', type: 'string' },
+            { name: 'nr', type: 'uint32' },
+          ],
+        };
       return notFound(path);
     },
     'qom-get': (a) => {

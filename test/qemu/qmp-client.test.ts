@@ -596,7 +596,12 @@ describe('QmpClient: events (Q3)', () => {
       match: (e) => e.data.device === 'port2',
     });
     server.sendEvent('DEVICE_DELETED', { device: 'other', path: '/machine/peripheral/other' });
-    server.sendEvent('DEVICE_DELETED', { device: 'port2', path: '/machine/peripheral/port2' });
+    server.sendEvent(
+      'DEVICE_DELETED',
+      { device: 'port2', path: '/machine/peripheral/port2' },
+      1795254502,
+      268927,
+    );
     const e = await waiting;
     if (isQmpError(e)) throw new Error(e.message);
     expect(e.data).toEqual({ device: 'port2', path: '/machine/peripheral/port2' });
