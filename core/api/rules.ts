@@ -971,6 +971,19 @@ const LINUX = family('L', [
     source: `${LINUX_CONSOLE} (unplug_port)`,
     seeAlso: ['C4', 'D8', 'L4', 'L7'],
   },
+  {
+    id: 'L11',
+    title: 'A write waits for guest memory',
+    summary:
+      'A write that finds guest memory short waits until transmit buffers come back (EAGAIN with O_NONBLOCK); it never fails with ENOMEM.',
+    explanation:
+      'Each write copies its bytes into a freshly allocated buffer. Linux allocates it with GFP_KERNEL, which reclaims and retries rather than fail, so a program never sees ENOMEM from a busy port. ' +
+      'vmchan does the same: used transmit buffers of every port are freed, and the writer sleeps until the device has used more of them; poll shows no POLLOUT meanwhile. ' +
+      'Guest memory is sized so that every possible port can have a full transmit queue of 32 KiB writes in flight, so this happens only when memory is set small on purpose. ' +
+      'In the vring view the writer waits while the transmit queues still hold used buffers to reclaim.',
+    source: `${LINUX_CONSOLE} (alloc_buf, reclaim_consumed_buffers)`,
+    seeAlso: ['L5', 'L6', 'D5'],
+  },
 ]);
 
 const HOST = family('H', [

@@ -42,6 +42,19 @@ export type DropReason =
   /** Host bytes still queued in the backend when the host hung up. */
   | 'host-hung-up';
 
+export type DropDirection = 'to-guest' | 'to-host';
+
+/** The way a reason's bytes go, for reasons that have one way only. */
+export const DROP_DIRECTION: Partial<Record<DropReason, DropDirection>> = {
+  'host-disconnected': 'to-host',
+  'console-backpressure': 'to-host',
+  'no-port': 'to-host',
+  'guest-closed': 'to-guest',
+  'port-not-open': 'to-guest',
+  'closed-unread': 'to-guest',
+  'host-hung-up': 'to-guest',
+};
+
 export interface EngineEvents {
   /** A port was plugged into a device (at start or hot-plug, D8). */
   'port-added': PortRef & {
@@ -76,6 +89,11 @@ export interface EngineEvents {
     side: 'device' | 'guest' | 'backend';
     bytes: number;
     reason: DropReason;
+    /**
+     * Which way the bytes were going: host to guest or guest to host.
+     * Absent only for bytes of no port's stream (control messages, emergency writes).
+     */
+    direction?: DropDirection;
     /** The chardev, for drops in a backend. */
     chardev?: string;
   };

@@ -613,6 +613,7 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
         side: 'guest',
         bytes,
         reason,
+        direction: 'to-guest',
       });
     }
   }
