@@ -165,6 +165,9 @@ export const serialFuzzCaseArb: fc.Arbitrary<SerialFuzzCase> = fc.record({
   ops: fc.array(opArb, { minLength: 1, maxLength: 24 }),
 });
 
+let sharedMemory: GuestMemory | null = null;
+const ZEROES = new Uint8Array(MEMORY_SIZE);
+
 /** Why a case broke an invariant (thrown, so fast-check shrinks and reports it). */
 export class SerialFuzzViolation extends Error {
   override name = 'SerialFuzzViolation';
@@ -178,7 +181,9 @@ export interface SerialFuzzOutcome {
 
 /** Run one case; throws SerialFuzzViolation when an invariant breaks. */
 export function runSerialFuzzCase(c: SerialFuzzCase): SerialFuzzOutcome {
-  const memory = GuestMemory.linear(MEMORY_SIZE);
+  // One guest memory for every case, zeroed: a fresh buffer per case is mostly GC work.
+  const memory = (sharedMemory ??= GuestMemory.linear(MEMORY_SIZE));
+  memory.writeBytes(0, ZEROES);
   const allocator = new GuestAllocator(memory);
   const tasks: (() => void)[] = [];
   const post: PostTask = (_kind, _label, run) => {
