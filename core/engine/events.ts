@@ -40,7 +40,9 @@ export type DropReason =
   /** L3: unread data discarded at close (and L10: at unplug). */
   | 'closed-unread'
   /** Host bytes still queued in the backend when the host hung up. */
-  | 'host-hung-up';
+  | 'host-hung-up'
+  /** Guest bytes a guest-dir bridge read from the port that its socket client never took (it left, or the port went). */
+  | 'guest-client-gone';
 
 export type DropDirection = 'to-guest' | 'to-host';
 
@@ -53,6 +55,7 @@ export const DROP_DIRECTION: Partial<Record<DropReason, DropDirection>> = {
   'port-not-open': 'to-guest',
   'closed-unread': 'to-guest',
   'host-hung-up': 'to-guest',
+  'guest-client-gone': 'to-host',
 };
 
 export interface EngineEvents {
