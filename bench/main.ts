@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: runs every benchmark group and prints each figure as a
  * ratio to a baseline measured in the same run. `npm run bench -- virtio`
- * runs only the groups whose names contain the word.
+ * runs only the groups whose names contain the word. `fuzz` (10,000,000
+ * virtio-serial fuzz cases) and `load` (31 ports x 64 MiB each way) are long.
  */
 import { ResultTable, type Report } from './harness.js';
 
@@ -16,6 +17,7 @@ const groups: Group[] = [
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
   { name: 'lab', load: async () => (await import('./lab.js')).benchLab },
   { name: 'tap', load: async () => (await import('./tap.js')).benchTap },
+  { name: 'fuzz', load: async () => (await import('./fuzz.js')).benchFuzz },
   { name: 'load', load: async () => (await import('./load.js')).benchLoad },
   {
     name: 'capture-lab',

@@ -344,6 +344,14 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
       throw new Error(machine.message);
     }
     cleanup.push(() => machine.close());
+    // Every lost byte is shown: one summary line on SIGUSR1 and when the lab stops.
+    const dropsLine = (): string => `vmchan run: ${machine.lab.drops.summary()}`;
+    const onUsr1 = (): void => void out.write(`${dropsLine()}\n`);
+    process.on('SIGUSR1', onUsr1);
+    cleanup.push(() => {
+      process.off('SIGUSR1', onUsr1);
+      if (!options.quiet || machine.lab.drops.total > 0) out.write(`${dropsLine()}\n`);
+    });
     if (tap !== null) {
       const t: LabTap = tap;
       cleanup.push(() => t.stop());

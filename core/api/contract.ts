@@ -299,7 +299,19 @@ export const PortSnapshotSchema = z.object({
   /** Bytes host to guest (written into guest buffers) and guest to host (taken by the backend). */
   toGuest: z.number(),
   toHost: z.number(),
+  /** Bytes of this port lost on the way, whoever dropped them (device, guest driver, backend). */
   dropped: z.number(),
+  /** The same bytes by direction and reason (the lab; absent when attached to a real QEMU). */
+  drops: z
+    .array(
+      z.object({
+        direction: z.enum(['to-guest', 'to-host']).nullable(),
+        side: z.enum(['device', 'guest', 'backend']),
+        reason: z.string(),
+        bytes: z.number(),
+      }),
+    )
+    .optional(),
   chardev: z.string().nullable(),
   /** Who is at each end, in words (`socket client`, `guest agent`, ...). */
   hostApp: z.string().nullable(),

@@ -428,6 +428,7 @@ export class LabSession implements Session {
         side: 'backend',
         bytes,
         reason,
+        direction: reason === 'host-hung-up' ? 'to-guest' : 'to-host',
         chardev: id,
       });
     };
@@ -556,8 +557,12 @@ export class LabSession implements Session {
     if (guestApp === null && this.terminals.has(key)) guestApp = 'vmchan terminal';
     if (guestApp === null && p.guestConnected)
       guestApp = p.isConsole ? 'hvc console' : 'a guest program';
-    let dropped = 0;
-    for (const n of Object.values(p.stats.dropped)) dropped += n ?? 0;
+    // The lab's ledger: the device's drops and the guest's and backends' for this port.
+    const drops = this.lab.drops
+      .list()
+      .filter((c) => c.device === device.name && c.nr === p.nr)
+      .map((c) => ({ direction: c.direction, side: c.side, reason: c.reason, bytes: c.bytes }));
+    const dropped = drops.reduce((n, c) => n + c.bytes, 0);
     return {
       key,
       device: device.name,
@@ -574,6 +579,7 @@ export class LabSession implements Session {
       toGuest: p.stats.toGuest,
       toHost: p.stats.toHost,
       dropped,
+      drops,
       chardev: p.chardev,
       hostApp,
       guestApp,

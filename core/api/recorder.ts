@@ -35,10 +35,15 @@ const TO_HOST_DROPS: ReadonlySet<DropReason> = new Set<DropReason>([
   'device-reset',
   'no-port',
   'emergency-no-console',
+  'guest-client-gone',
 ]);
 
-/** Which way the bytes of a drop were going. */
-export function dropDirection(reason: DropReason): 'guest-to-host' | 'host-to-guest' {
+/** Which way the bytes of a drop were going: the event's own direction, else the reason's. */
+export function dropDirection(
+  reason: DropReason,
+  direction?: 'to-guest' | 'to-host',
+): 'guest-to-host' | 'host-to-guest' {
+  if (direction !== undefined) return direction === 'to-host' ? 'guest-to-host' : 'host-to-guest';
   return TO_HOST_DROPS.has(reason) ? 'guest-to-host' : 'host-to-guest';
 }
 
@@ -171,7 +176,7 @@ export class CaptureRecorder implements Recorder {
             portName: this.portName(e.device, e.nr),
             event: 'drop',
             count: e.bytes,
-            direction: dropDirection(e.reason),
+            direction: dropDirection(e.reason, e.direction),
             reason: `${e.reason}, by the ${e.side}`,
           }),
         );

@@ -1012,15 +1012,16 @@ const LINUX = family('L', [
   },
   {
     id: 'L12',
-    title: 'A write short of memory waits',
+    title: 'A write waits for guest memory',
     summary:
-      'When guest memory for a transmit buffer is short, write(2) waits for memory (EAGAIN with O_NONBLOCK, and poll shows no POLLOUT) instead of failing with ENOMEM.',
+      'A write that finds guest memory short waits until transmit buffers come back (EAGAIN with O_NONBLOCK); it never fails with ENOMEM.',
     explanation:
-      'The driver copies each write into a freshly allocated buffer before it adds it to the transmit queue. ' +
-      'The kernel allocator retries and reclaims before it gives up, so a program streaming on many ports at once slows down rather than seeing ENOMEM. ' +
-      'vmchan frees used transmit buffers first, then parks the writer until memory comes back; the guest RAM is sized so that every possible port can hold a full transmit queue.',
-    source: `${LINUX_CONSOLE} (port_fops_write, alloc_buf, reclaim_consumed_buffers)`,
-    seeAlso: ['L3', 'D5'],
+      'Each write copies its bytes into a freshly allocated buffer. Linux allocates it with GFP_KERNEL, which reclaims and retries rather than fail, so a program never sees ENOMEM from a busy port. ' +
+      'vmchan does the same: used transmit buffers of every port are freed, and the writer sleeps until the device has used more of them; poll shows no POLLOUT meanwhile. ' +
+      'Guest memory is sized so that every possible port can have a full transmit queue of 32 KiB writes in flight, so this happens only when memory is set small on purpose. ' +
+      'In the vring view the writer waits while the transmit queues still hold used buffers to reclaim.',
+    source: `${LINUX_CONSOLE} (alloc_buf, reclaim_consumed_buffers)`,
+    seeAlso: ['L5', 'L6', 'D5'],
   },
 ]);
 

@@ -749,7 +749,7 @@ export class ApiService {
           device: e.device,
           nr: e.nr,
           port: label,
-          direction: dropDirection(e.reason),
+          direction: dropDirection(e.reason, e.direction),
           bytes: e.bytes,
           rule: null,
           text:

@@ -46,6 +46,11 @@ export class Emitter<M extends object> {
     return this.anyListeners.length > 0 || this.listeners.has(type);
   }
 
+  /** How many listeners `type` has (any-listeners included). */
+  listenerCount<K extends keyof M>(type: K): number {
+    return this.anyListeners.length + (this.listeners.get(type)?.length ?? 0);
+  }
+
   emit<K extends keyof M>(type: K, event: M[K]): void {
     const list = this.listeners.get(type) as Listener<M[K]>[] | undefined;
     if (list === undefined && this.anyListeners.length === 0) return;

@@ -98,6 +98,7 @@ const DROP_DIRECTION: Record<DropReason, Direction | undefined> = {
   'closed-unread': 'host-to-guest',
   'host-hung-up': 'host-to-guest',
   'hangup-unread': 'host-to-guest',
+  'guest-client-gone': 'guest-to-host',
 };
 
 /** A Capture that says when a switch or a sink changed, so the tap can (un)subscribe. */
@@ -265,7 +266,13 @@ export function tapLab(lab: Lab, sink: CaptureSink | null, options: LabTapOption
     const where =
       e.side === 'backend' ? `in chardev ${e.chardev ?? '(unknown)'}` : `by the ${e.side}`;
     portEvent(e.device, e.nr ?? undefined, 'drop', {
-      direction: DROP_DIRECTION[e.reason],
+      // The event's own direction when it has one (unplug and reset drop both ways).
+      direction:
+        e.direction === undefined
+          ? DROP_DIRECTION[e.reason]
+          : e.direction === 'to-host'
+            ? 'guest-to-host'
+            : 'host-to-guest',
       count: e.bytes,
       reason: `${e.reason}, ${where}`,
     });

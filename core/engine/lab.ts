@@ -29,6 +29,7 @@ import type { SerialPort } from '../serial/port.js';
 import { QemuError, isQemuError } from '../base/qemu-error.js';
 import { Guest } from '../serial/guest/guest.js';
 import { isFault } from '../virtio/fault.js';
+import { DropLedger } from './drop-ledger.js';
 import { GuestAllocator } from '../virtio/allocator.js';
 import { GuestMemory } from '../virtio/memory.js';
 import { splitRingSizes } from '../virtio/queue.js';
@@ -134,6 +135,8 @@ function guestMemory(size: number): GuestMemory {
 export class Lab {
   readonly scheduler: Scheduler;
   readonly events: Emitter<EngineEvents>;
+  /** Every dropped byte of this lab, counted by port, reason and direction. */
+  readonly drops: DropLedger;
   readonly memory: GuestMemory;
   readonly allocator: GuestAllocator;
   readonly registry: SerialRegistry;
@@ -144,6 +147,7 @@ export class Lab {
 
   private constructor(topology: z.output<typeof TopologySchema>) {
     this.events = new Emitter<EngineEvents>();
+    this.drops = new DropLedger(this.events);
     this.scheduler = new Scheduler({
       mode: topology.mode,
       batchSize: topology.batchSize,
@@ -350,6 +354,7 @@ export class Lab {
       side: 'backend',
       bytes,
       reason: direction === 'from-host' ? 'host-hung-up' : 'host-disconnected',
+      direction: direction === 'from-host' ? 'to-guest' : 'to-host',
       chardev,
     });
   }

@@ -23,6 +23,9 @@
  *   over at once (guest-dir.ts), so a client that left never stands in the
  *   way of the next.
  * - the port is unplugged (ENODEV): the client gets end of file.
+ * - bytes read from the port that the client never took (its socket is
+ *   destroyed with them still buffered) are reported to `onLost`, so the
+ *   lab counts them (no silent drops).
  */
 import type net from 'node:net';
 import { isErrno } from '../serial/guest/errno.js';
@@ -48,6 +51,7 @@ export class ClientBridge {
   constructor(
     private readonly stream: PortStream,
     private readonly socket: net.Socket,
+    private readonly onLost: (bytes: number) => void = () => {},
   ) {
     this.done = new Promise((resolve) => (this.finish = resolve));
     socket.on('data', (chunk: Buffer) => {
@@ -70,7 +74,9 @@ export class ClientBridge {
     if (this.stopped) return this.done;
     this.stopped = true;
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    const unsent = this.socket.destroyed ? 0 : this.socket.writableLength;
     this.socket.destroy();
+    if (unsent > 0) this.onLost(unsent);
     await this.stream.close();
     this.finish();
     return this.done;

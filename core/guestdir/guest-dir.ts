@@ -252,7 +252,19 @@ export class GuestDir {
       await stream.close();
       return;
     }
-    const bridge = new ClientBridge(stream, socket);
+    const entry = x.entry;
+    const bridge = new ClientBridge(stream, socket, (bytes) => {
+      const events = this.lab.events;
+      if (!events.has('drop')) return;
+      events.emit('drop', {
+        device: entry.device,
+        nr: entry.nr,
+        side: 'guest',
+        bytes,
+        reason: 'guest-client-gone',
+        direction: 'to-host',
+      });
+    });
     x.client = bridge;
     void bridge.done.then(() => {
       if (x.client === bridge) x.client = null;

@@ -164,6 +164,20 @@ const COMMANDS: QmpCommand[] = [
     },
   },
   {
+    // vmchan's extension: every dropped byte of the lab by port, direction and reason.
+    name: 'x-vmchan-query-drops',
+    args: none,
+    run: ({ machine }) =>
+      machine.lab.drops.list().map((c) => ({
+        device: c.device,
+        ...(c.nr === null ? {} : { port: c.nr }),
+        ...(c.direction === null ? {} : { direction: c.direction }),
+        side: c.side,
+        reason: c.reason,
+        bytes: c.bytes,
+      })),
+  },
+  {
     name: 'x-query-virtio',
     args: none,
     run: ({ machine }) => queryVirtio(machine),

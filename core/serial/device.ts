@@ -48,7 +48,12 @@
  *   with len 0 (QEMU detaches it without returning it, leaking a descriptor).
  */
 import type { Emitter } from '../base/emitter.js';
-import type { DropReason, EngineEvents } from './events.js';
+import {
+  DROP_DIRECTION,
+  type DropDirection,
+  type DropReason,
+  type EngineEvents,
+} from './events.js';
 import type { DescriptorChain } from '../virtio/chain.js';
 import { gather, scatter } from '../virtio/chain.js';
 import { VirtioDevice, type PostTask } from '../virtio/device.js';
@@ -438,17 +443,25 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     }
   }
 
-  drop(port: SerialPort | null, reason: DropReason, bytes: number): void {
+  drop(
+    port: SerialPort | null,
+    reason: DropReason,
+    bytes: number,
+    direction: DropDirection | undefined = DROP_DIRECTION[reason],
+    /** The port number for bytes of a queue whose port is gone. */
+    nr: number | null = null,
+  ): void {
     if (bytes <= 0) return;
     if (port) port.countDrop(reason, bytes);
     else this.stats.dropped[reason] = (this.stats.dropped[reason] ?? 0) + bytes;
     if (this.events.has('drop')) {
       this.events.emit('drop', {
         device: this.name,
-        nr: port?.nr ?? null,
+        nr: port?.nr ?? nr,
         side: 'device',
         bytes,
         reason,
+        ...(direction ? { direction } : {}),
       });
     }
   }
@@ -688,7 +701,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
   /** do_flush_queued_data, one element per step (D5, D7). */
   private stepTx(nr: number, queue: number): boolean {
     const port = this.byNr.get(nr);
-    if (port === undefined) return this.discardOneTx(queue, null, 'no-port');
+    if (port === undefined) return this.discardOneTx(queue, null, 'no-port', nr);
     if (!port.hostConnected) return this.discardOneTx(queue, port, 'host-disconnected');
     if (port.throttled) return false;
     let chain = port.pendingTx;
@@ -733,11 +746,17 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
   }
 
   /** discard_vq_data, one chain: used with len 0, bytes counted (D7, D8). */
-  private discardOneTx(queue: number, port: SerialPort | null, reason: DropReason): boolean {
+  private discardOneTx(
+    queue: number,
+    port: SerialPort | null,
+    reason: DropReason,
+    /** The queue's port number when no port holds it any more ('no-port'). */
+    nr: number | null = null,
+  ): boolean {
     const chain = this.pop(queue);
     if (chain === null) return false;
     if (!this.checkDirection(chain, queue, 'transmit')) return false;
-    this.drop(port, reason, chain.readableLength);
+    this.drop(port, reason, chain.readableLength, 'to-host', nr);
     if (!this.push(queue, chain, 0)) return false;
     this.signalQueue(queue);
     return true;
@@ -748,7 +767,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     const chain = port.pendingTx;
     if (chain === null) return;
     port.pendingTx = null;
-    this.drop(port, reason, chain.readableLength - port.pendingTxOffset);
+    this.drop(port, reason, chain.readableLength - port.pendingTxOffset, 'to-host');
     port.pendingTxOffset = 0;
     // Returned with len 0 so the guest gets its descriptor back (QEMU detaches it).
     if (this.running && this.push(port.txQueue, chain, 0)) this.signalQueue(port.txQueue);
@@ -811,7 +830,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
 
   private dropInbound(port: SerialPort, reason: DropReason): void {
     if (port.inboundBytes === 0) return;
-    this.drop(port, reason, port.inboundBytes);
+    this.drop(port, reason, port.inboundBytes, 'to-guest');
     port.inbound = [];
     port.inboundBytes = 0;
   }
@@ -843,7 +862,12 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
   private guestReset(): void {
     for (const port of this.portList) {
       if (port.pendingTx !== null) {
-        this.drop(port, 'device-reset', port.pendingTx.readableLength - port.pendingTxOffset);
+        this.drop(
+          port,
+          'device-reset',
+          port.pendingTx.readableLength - port.pendingTxOffset,
+          'to-host',
+        );
         port.pendingTx = null;
         port.pendingTxOffset = 0;
       }

@@ -45,7 +45,24 @@ export type DropReason =
    * H4: host bytes QEMU never read because the port was not taking data when
    * a unix socket host hung up (the socket's HUP watch disconnects at once).
    */
-  | 'hangup-unread';
+  | 'hangup-unread'
+  /** Guest bytes a guest-dir bridge read from the port that its socket client never took (it left, or the port went). */
+  | 'guest-client-gone';
+
+export type DropDirection = 'to-guest' | 'to-host';
+
+/** The way a reason's bytes go, for reasons that have one way only. */
+export const DROP_DIRECTION: Partial<Record<DropReason, DropDirection>> = {
+  'host-disconnected': 'to-host',
+  'console-backpressure': 'to-host',
+  'no-port': 'to-host',
+  'guest-closed': 'to-guest',
+  'port-not-open': 'to-guest',
+  'closed-unread': 'to-guest',
+  'host-hung-up': 'to-guest',
+  'guest-client-gone': 'to-host',
+  'hangup-unread': 'to-guest',
+};
 
 export interface EngineEvents {
   /** A port was plugged into a device (at start or hot-plug, D8). */
@@ -81,6 +98,11 @@ export interface EngineEvents {
     side: 'device' | 'guest' | 'backend';
     bytes: number;
     reason: DropReason;
+    /**
+     * Which way the bytes were going: host to guest or guest to host.
+     * Absent only for bytes of no port's stream (control messages, emergency writes).
+     */
+    direction?: DropDirection;
     /** The chardev, for drops in a backend. */
     chardev?: string;
   };

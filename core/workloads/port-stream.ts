@@ -144,7 +144,8 @@ export class PortStream {
         done += n;
         continue;
       }
-      if (n.code !== 'EAGAIN') return n;
+      // EAGAIN: queue full, host away or guest memory short (L12); ENOMEM is as transient.
+      if (n.code !== 'EAGAIN' && n.code !== 'ENOMEM') return n;
       const mask = this.files.pollNow(this.fd);
       if (isErrno(mask)) return mask;
       if (mask & POLLOUT) continue;

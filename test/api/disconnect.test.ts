@@ -69,7 +69,8 @@ describe('disconnectHost hangs up an outside client (core/chardev hangUp)', () =
     const drop = await lab.waitEvent((e) => e.kind === 'drop' && e.nr === port.nr);
     expect(drop).toMatchObject({ bytes: 10, direction: 'host-to-guest' });
     expect(drop.text).toBe('outside: 10 bytes dropped by the backend (host-hung-up)');
-    expect((await state()).dropped).toBe(0); // the port's own counters: the device dropped nothing
+    // the port's count is the lab's ledger: the backend's drop is the port's too (issue 13 item 14)
+    expect((await state()).dropped).toBe(10);
 
     // The socket still listens: a second client is the host application now.
     const second = await client(where);

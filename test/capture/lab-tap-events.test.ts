@@ -49,7 +49,8 @@ function tapped(lab: Lab): Record<string, boolean> {
   return {
     data: lab.events.has('data'),
     control: lab.events.has('control'),
-    drop: lab.events.has('drop'),
+    // the lab's own drop ledger (core/engine/drop-ledger.ts) always listens: the tap is the second
+    drop: lab.events.listenerCount('drop') > 1,
     tracer: lab.device('vser0')!.tracer.active,
   };
 }

@@ -113,6 +113,17 @@ describe('vmchan run', () => {
     expect(run.out()).toMatch(/workload test1 echo \(stopped\): 11 B in, 11 B out/);
   });
 
+  it('prints the lost-bytes summary line on SIGUSR1 and when it stops (issue 13 item 14)', async () => {
+    const tmp = tempDir('cli');
+    const run = await startRun([], tmp);
+    const summary = /^vmchan run: dropped \d+ bytes(: .+)?$/gm;
+    run.child.kill('SIGUSR1');
+    await waitUntil(() => (run.out().match(summary) ?? []).length === 1, 'the summary line');
+    run.child.kill('SIGTERM');
+    expect(await run.exit).toBe(0);
+    expect(run.out().match(summary)).toHaveLength(2);
+  });
+
   it('H2: the Fedora command line with a guest dir, a workload and a capture file', async () => {
     const tmp = tempDir('cli2');
     const sock = path.join(tmp, 'foo');

@@ -160,7 +160,14 @@ describe('D7 on udp, at the rings (as QEMU: no host connected, used len 0, count
     await raw.settle();
     expect(raw.used(txQueueOf(1))).toEqual([{ token: toPort, len: 0, bytes: new Uint8Array(0) }]);
     expect(drops).toEqual([
-      { device: 'vser0', nr: 1, side: 'device', bytes: 123, reason: 'host-disconnected' },
+      {
+        device: 'vser0',
+        nr: 1,
+        side: 'device',
+        bytes: 123,
+        reason: 'host-disconnected',
+        direction: 'to-host',
+      },
     ]);
 
     const toConsole = raw.add(txQueueOf(0), [new TextEncoder().encode('console line\n')], []);

@@ -132,7 +132,14 @@ describe('D4 control flow', () => {
       expect(port.pendingTx).toBe(null);
       expect(port.throttled).toBe(false);
       expect(drops).toEqual([
-        { device: 'vser0', nr: 1, side: 'device', bytes: 900, reason: 'device-reset' },
+        {
+          device: 'vser0',
+          nr: 1,
+          side: 'device',
+          bytes: 900,
+          reason: 'device-reset',
+          direction: 'to-host',
+        },
       ]);
       expect(changes.at(-1)).toEqual({ id: 'port1', open: false });
     }

@@ -86,7 +86,14 @@ describe('D5 guest -> host: push with backpressure', () => {
     await dropping.settle();
     expect(dropping.host('test0').available).toBe(100);
     expect(drops).toEqual([
-      { device: 'vser0', nr: 0, side: 'device', bytes: 900, reason: 'console-backpressure' },
+      {
+        device: 'vser0',
+        nr: 0,
+        side: 'device',
+        bytes: 900,
+        reason: 'console-backpressure',
+        direction: 'to-host',
+      },
     ]);
     expect(dropping.port('console.0')!.port.stats.dropped).toEqual({ 'console-backpressure': 900 });
 
@@ -155,6 +162,7 @@ describe('D7 transmit buffers while no host is connected', () => {
         side: 'backend',
         bytes: 777,
         reason: 'host-hung-up',
+        direction: 'to-guest',
         chardev: 'test1',
       },
     ]);
@@ -174,7 +182,14 @@ describe('D7 transmit buffers while no host is connected', () => {
     await raw.settle();
     expect(raw.used(txQueueOf(1))).toEqual([{ token, len: 0, bytes: new Uint8Array(0) }]);
     expect(drops).toEqual([
-      { device: 'vser0', nr: 1, side: 'device', bytes: 123, reason: 'host-disconnected' },
+      {
+        device: 'vser0',
+        nr: 1,
+        side: 'device',
+        bytes: 123,
+        reason: 'host-disconnected',
+        direction: 'to-host',
+      },
     ]);
   });
 

@@ -184,7 +184,14 @@ describe('L9 data for a port the guest has not opened', () => {
     device.writeToGuest(port, pattern(300));
     await lab.settle();
     expect(drops).toEqual([
-      { device: 'vser0', nr: 1, side: 'guest', bytes: 300, reason: 'port-not-open' },
+      {
+        device: 'vser0',
+        nr: 1,
+        side: 'guest',
+        bytes: 300,
+        reason: 'port-not-open',
+        direction: 'to-guest',
+      },
     ]);
     expect(lab.guest.drivers[0]!.port(1)!.stats.bytesDiscarded).toBe(300);
     expect(device.queueStatus(4)?.lastAvailIdx).toBe(1);

@@ -73,7 +73,14 @@ describe('L3 open and close', () => {
     await lab.settle();
     await files.close(fd);
     expect(drops).toEqual([
-      { device: 'vser0', nr: 1, side: 'guest', bytes: 5000, reason: 'closed-unread' },
+      {
+        device: 'vser0',
+        nr: 1,
+        side: 'guest',
+        bytes: 5000,
+        reason: 'closed-unread',
+        direction: 'to-guest',
+      },
     ]);
     const again = must(await files.open(TEST1));
     await files.setFlags(again, O_NONBLOCK);

@@ -628,6 +628,7 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
         side: 'guest',
         bytes,
         reason,
+        direction: 'to-guest',
       });
     }
   }
