@@ -17,6 +17,10 @@ const groups: Group[] = [
   { name: 'lab', load: async () => (await import('./lab.js')).benchLab },
   { name: 'tap', load: async () => (await import('./tap.js')).benchTap },
   {
+    name: 'capture-extcap',
+    load: async () => (await import('./capture-extcap.js')).benchCaptureExtcap,
+  },
+  {
     name: 'capture-lab',
     load: async () => (await import('./capture-lab.js')).benchCaptureLab,
   },
