@@ -16,6 +16,7 @@ import type { DropReason } from '../engine/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
 import { PcapngWriter } from '../capture/pcapng-writer.js';
+import { isRing, RingCaptureWriter, type RingOptions } from '../capture/ring-writer.js';
 import {
   Capture,
   controlRecord,
@@ -47,12 +48,17 @@ export interface CaptureSwitches {
   all?: boolean;
   /** Ports with a switch of their own. */
   ports?: readonly { device: string; nr: number; on: boolean }[];
+  /** dumpcap's ring buffer and stop conditions (core/capture/ring-writer.ts). */
+  ring?: RingOptions;
+  /** Told once when a stop condition ends the capture. */
+  onStop?: (reason: string) => void;
 }
 
 export class CaptureRecorder {
   private readonly capture = new Capture();
   private readonly stops: (() => void)[] = [];
   private failure: CaptureError | null = null;
+  private sizeOf: () => number = () => 0;
 
   private constructor(
     private readonly lab: Lab,
@@ -67,9 +73,19 @@ export class CaptureRecorder {
     describe: (device: string, nr: number) => CaptureInterface | null,
     switches: CaptureSwitches = {},
   ): CaptureRecorder | CaptureError {
-    const writer = PcapngWriter.create(path, { comment: 'vmchan live capture' });
+    const ring = switches.ring ?? {};
+    const plain = !isRing(ring) && Object.keys(ring).length === 0;
+    const writer = plain
+      ? PcapngWriter.create(path, { comment: 'vmchan live capture' })
+      : RingCaptureWriter.create(
+          path,
+          ring,
+          { comment: 'vmchan live capture' },
+          switches.onStop ? { onStop: switches.onStop } : {},
+        );
     if (writer instanceof CaptureError) return writer;
     const r = new CaptureRecorder(lab, path, describe);
+    r.sizeOf = writer instanceof PcapngWriter ? () => writer.size : () => writer.currentSize;
     r.capture.onError((err) => {
       r.failure = err;
     });
@@ -104,6 +120,11 @@ export class CaptureRecorder {
   /** Records written so far. */
   get records(): number {
     return this.capture.written;
+  }
+
+  /** Bytes of the (current) capture file, flushed or about to be. */
+  get bytes(): number {
+    return this.sizeOf();
   }
 
   /** The sink's first error (a full disk), if any. */
