@@ -36,13 +36,13 @@ const ROUNDS = 4;
 
 type Setting = 'no tap' | 'off' | 'null' | 'on';
 
-interface Machine {
+export interface Machine {
   lab: Lab;
   fd: number;
   received: () => number;
 }
 
-async function machine(): Promise<Machine> {
+export async function machine(): Promise<Machine> {
   const lab = Lab.create({
     devices: [{ id: 'vser0', ports: [{ driver: 'virtserialport', name: 'bench', chardev: 'c' }] }],
   });
@@ -58,7 +58,7 @@ async function machine(): Promise<Machine> {
   return { lab, fd, received: () => received };
 }
 
-function pattern(n: number): Uint8Array {
+export function pattern(n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i++) out[i] = (i * 131 + (i >> 9)) & 0xff;
   return out;
@@ -76,7 +76,7 @@ function cpuSeconds(since: NodeJS.CpuUsage): number {
 }
 
 /** CPU seconds to move `data` host -> guest (the guest reads it all). */
-async function hostToGuest(m: Machine, data: Uint8Array): Promise<number> {
+export async function hostToGuest(m: Machine, data: Uint8Array): Promise<number> {
   const start = process.cpuUsage();
   m.lab.host('c').write(data);
   let got = 0;
@@ -89,7 +89,7 @@ async function hostToGuest(m: Machine, data: Uint8Array): Promise<number> {
 }
 
 /** CPU seconds to move `data` guest -> host (the host has it all). */
-async function guestToHost(m: Machine, data: Uint8Array): Promise<number> {
+export async function guestToHost(m: Machine, data: Uint8Array): Promise<number> {
   const before = m.received();
   const start = process.cpuUsage();
   const w = await m.lab.guest.files.writeAll(m.fd, data);
@@ -100,7 +100,7 @@ async function guestToHost(m: Machine, data: Uint8Array): Promise<number> {
 }
 
 /** Collect garbage between timed transfers when node runs with --expose-gc (npm run bench does). */
-function gc(): void {
+export function gc(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 

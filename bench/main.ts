@@ -20,6 +20,10 @@ const groups: Group[] = [
   { name: 'fuzz', load: async () => (await import('./fuzz.js')).benchFuzz },
   { name: 'load', load: async () => (await import('./load.js')).benchLoad },
   {
+    name: 'capture-extcap',
+    load: async () => (await import('./capture-extcap.js')).benchCaptureExtcap,
+  },
+  {
     name: 'capture-lab',
     load: async () => (await import('./capture-lab.js')).benchCaptureLab,
   },

@@ -9,6 +9,7 @@
 import type { Command } from 'commander';
 import { CaptureError } from '../core/capture/error.js';
 import { PcapngWriter } from '../core/capture/pcapng-writer.js';
+import { parseRingOptions, RingCaptureWriter } from '../core/capture/ring-writer.js';
 import { publishSession, type PublishedSession } from '../core/capture/live-session.js';
 import {
   Capture,
@@ -40,6 +41,9 @@ export interface SessionOptions {
   vring?: boolean;
   json?: boolean;
   poll?: string;
+  /** dumpcap's -b (ring buffer) and -a (stop conditions) for -w. */
+  ringBuffer?: string[];
+  autostop?: string[];
   /** One more sink for the capture (vmchan extcap's fifo). */
   extraSink?: CaptureSink;
   /** Publish the session for live capture (`vmchan extcap`); default true. */
@@ -90,6 +94,16 @@ export function addSessionOptions(cmd: Command, options: { watch: boolean }): Co
       collect,
     )
     .option('-w, --write <file>', 'write a pcapng capture: tapped bytes both ways and port events')
+    .option(
+      '-b, --ring-buffer <key:value>',
+      'with -w, a ring of files as dumpcap: filesize:KB, duration:S, files:N (repeatable)',
+      collect,
+    )
+    .option(
+      '-a, --autostop <key:value>',
+      'with -w, stop capturing at filesize:KB, duration:S or packets:N (repeatable)',
+      collect,
+    )
     .option('--vring', "while watching: print the indices of the ports' virtqueues when they move")
     .option('--json', 'print the topology and events as JSON lines instead of text')
     .option('--poll <ms>', 'query-chardev polling period in ms (0: events only)', '1000');
@@ -234,9 +248,25 @@ export async function runSession(
   // One capture feeds the file, an extcap's fifo and live clients (vmchan extcap).
   const capture = new Capture();
   capture.setAll(true);
-  let file: PcapngWriter | undefined;
+  let file: PcapngWriter | RingCaptureWriter | undefined;
+  const ringWords = options.ringBuffer ?? [];
+  const stopWords = options.autostop ?? [];
+  if (options.write === undefined && ringWords.length + stopWords.length > 0)
+    throw new UsageError('-b and -a shape a capture file: give -w FILE too');
   if (options.write !== undefined) {
-    const w = PcapngWriter.create(options.write);
+    const ring = parseRingOptions(ringWords, stopWords);
+    if (typeof ring === 'string') throw new UsageError(ring);
+    const w =
+      ringWords.length + stopWords.length === 0
+        ? PcapngWriter.create(options.write)
+        : RingCaptureWriter.create(
+            options.write,
+            ring,
+            {},
+            {
+              onStop: (reason) => io.err(`vmchan: capture stopped at ${reason}\n`),
+            },
+          );
     if (w instanceof CaptureError) throw new Error(w.message);
     file = w;
     capture.attach(w);

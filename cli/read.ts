@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { openCapture } from '../core/capture/pcapng-reader.js';
 import { isFilterError, parseFilter } from '../core/capture/filter.js';
-import { hexDump, summaryLine } from '../core/capture/format.js';
+import { detailTree, hexDump, summaryLine } from '../core/capture/format.js';
 import { CaptureError } from '../core/capture/error.js';
 import { UsageError } from './errors.js';
 import { writeOut } from './output.js';
@@ -13,6 +13,7 @@ import { writeOut } from './output.js';
 interface ReadOptions {
   displayFilter?: string;
   hex?: boolean;
+  verbose?: boolean;
   ascii?: boolean;
   count?: string;
 }
@@ -29,6 +30,10 @@ export function registerRead(program: Command): void {
       "show only records matching a filter, e.g. 'port == test1 and dir == g2h'",
     )
     .option('-x, --hex', "add a hex and ASCII dump of each record's bytes")
+    .option(
+      '-V, --verbose',
+      'print the detail tree of each record, with the decoded channel protocol (as tshark -V)',
+    )
     .option('--ascii', 'use ASCII arrows (H->G, G->H) instead of H→G, G→H')
     .option('-c, --count <n>', 'stop after n records are printed')
     .addHelpText(
@@ -38,6 +43,8 @@ Filter language (the same as the app's filter bar):
   port == test1 | port == 2     dir == h2g | dir == g2h     kind == data|control|event
   len > 100                      contains "hello" | contains 01:02:ff
   time >= 1.5 (seconds since the first record)             device == vser0
+  decoded channel protocols: proto == qga, qga.command == "guest-sync", qga.error.class,
+  vdagent.type == CLIPBOARD, guestfs.proc == 1, text.line == "hello"
   combine with and/or/not (&&, ||, !) and parentheses
 
 Direction: host-to-guest is "inbound" (H→G), guest-to-host "outbound" (G→H).
@@ -78,8 +85,10 @@ async function readCapture(file: string, options: ReadOptions): Promise<void> {
       const n = numbers ? numbers[i]! : i;
       const record = reader.record(n);
       if (record instanceof CaptureError) throw new Error(record.toString());
-      let text =
-        summaryLine(n + 1, reader.relativeNs(n) / 1e9, record, { ascii: options.ascii }) + '\n';
+      const rel = reader.relativeNs(n) / 1e9;
+      let text = options.verbose
+        ? detailTree(n + 1, rel, record, { ascii: options.ascii }) + '\n\n'
+        : summaryLine(n + 1, rel, record, { ascii: options.ascii }) + '\n';
       if (options.hex && record.bytes.length > 0) text += hexDump(record.bytes) + '\n\n';
       if (!(await writeOut(text))) return; // the reader went away (vmchan read | head)
       printed++;

@@ -17,6 +17,8 @@ import { Option, type Command } from 'commander';
 import { tapLab, type LabTap } from '../core/capture/lab-tap.js';
 import { isCaptureError } from '../core/capture/error.js';
 import { PcapngWriter } from '../core/capture/pcapng-writer.js';
+import { parseRingOptions, RingCaptureWriter } from '../core/capture/ring-writer.js';
+import type { CaptureSink } from '../core/capture/record.js';
 import { publishSession } from '../core/capture/live-session.js';
 import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { hostEndpoints } from '../core/machine/endpoints.js';
@@ -44,6 +46,8 @@ interface RunOptions {
   workload?: string[];
   ring?: 'split' | 'packed';
   write?: string;
+  ringBuffer?: string[];
+  autostop?: string[];
   quiet?: boolean;
   /** false with --no-agent. */
   agent?: boolean;
@@ -149,6 +153,16 @@ export function registerRun(program: Command): void {
         .default('qemu'),
     )
     .option('-w, --write <file>', 'capture everything to a pcapng file (vmchan read, Wireshark)')
+    .option(
+      '-b, --ring-buffer <key:value>',
+      'with -w, a ring of files as dumpcap: filesize:KB, duration:S, files:N (repeatable)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option(
+      '-a, --autostop <key:value>',
+      'with -w, stop capturing at filesize:KB, duration:S or packets:N (repeatable)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
     .option('--no-agent', `no guest agent on a port named ${AGENT_PORT_NAME}`)
     .option('--quiet', 'print only the ready line (and problems)')
     .helpOption('--help', 'show this help')
@@ -173,6 +187,22 @@ export function registerRun(program: Command): void {
 function reclaimQemuOption(command: Command, qemuArgs: string[], options: RunOptions): string[] {
   // commander keeps the words it was given on the program (not in its typings).
   const raw = (command.parent as { rawArgs?: string[] } | null)?.rawArgs ?? [];
+  // -boot and -audio... read as -b oot / -a udio in the same way.
+  for (const [flag, key] of [
+    ['-b', 'ringBuffer'],
+    ['-a', 'autostop'],
+  ] as const) {
+    const values = options[key];
+    const first = values?.[0];
+    if (
+      first !== undefined &&
+      raw.includes(`${flag}${first}`) &&
+      QEMU_OPTIONS.has(`${flag}${first}`)
+    ) {
+      options[key] = values!.slice(1);
+      qemuArgs = [`${flag}${first}`, ...qemuArgs];
+    }
+  }
   if (options.write === undefined) return qemuArgs;
   const joined = `-w${options.write}`;
   if (raw.includes(joined) && QEMU_OPTIONS.has(joined)) {
@@ -315,9 +345,26 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
 
     // The capture file first, so the tap sees the whole boot.
     let tap: LabTap | null = null;
-    let writer: PcapngWriter | null = null;
+    let writer: CaptureSink | null = null;
+    const ringWords = options.ringBuffer ?? [];
+    const stopWords = options.autostop ?? [];
+    if (options.write === undefined && ringWords.length + stopWords.length > 0)
+      throw new UsageError('-b and -a shape a capture file: give -w FILE too');
     if (options.write !== undefined) {
-      const created = PcapngWriter.create(path.resolve(options.write));
+      const ring = parseRingOptions(ringWords, stopWords);
+      if (typeof ring === 'string') throw new UsageError(ring);
+      const file = path.resolve(options.write);
+      const created =
+        ringWords.length + stopWords.length === 0
+          ? PcapngWriter.create(file)
+          : RingCaptureWriter.create(
+              file,
+              ring,
+              {},
+              {
+                onStop: (reason) => notice(`capture stopped at ${reason}`),
+              },
+            );
       if (isCaptureError(created)) throw new Error(created.toString());
       writer = created;
     }

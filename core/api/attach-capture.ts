@@ -13,7 +13,7 @@
  * check per chunk when nobody captures.
  */
 import { CaptureError } from '../capture/error.js';
-import { PcapngWriter } from '../capture/pcapng-writer.js';
+import { openCaptureFile } from '../capture/ring-writer.js';
 import {
   Capture,
   eventRecord,
@@ -83,8 +83,14 @@ export class AttachCapture {
 
   /** Start writing `file`: every record from now on, by the switches. */
   record(file: string, switches: CaptureSwitches): Recorder | CaptureError {
-    const writer = PcapngWriter.create(file, { comment: 'vmchan live capture (attached QEMU)' });
-    if (writer instanceof CaptureError) return writer;
+    const opened = openCaptureFile(
+      file,
+      switches.ring ?? {},
+      { comment: 'vmchan live capture (attached QEMU)' },
+      switches.onStop,
+    );
+    if (opened instanceof CaptureError) return opened;
+    const writer = opened.sink;
     this.failure = null;
     const start = this.capture.written;
     const detach = this.capture.attach(writer);
@@ -96,6 +102,9 @@ export class AttachCapture {
       path: file,
       get records() {
         return capture.written - start;
+      },
+      get bytes() {
+        return opened.size();
       },
       setAll: (on) => capture.setAll(on),
       setPort: (device, nr, on) => capture.setPort(device, nr, on),

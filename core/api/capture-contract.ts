@@ -114,6 +114,8 @@ export const CaptureListRowSchema = z.object({
   direction: Direction.nullable(),
   length: z.number().int(),
   summary: z.string(),
+  /** The Protocol column: the channel protocol a data record decodes as (qga, text...), else the kind. */
+  protocol: z.string().optional(),
 });
 export type CaptureListRow = z.infer<typeof CaptureListRowSchema>;
 
@@ -164,6 +166,16 @@ export const CaptureRecordDetailSchema = z.object({
   bytes: z.string(),
   captured: z.number().int(),
   hexTruncated: z.boolean(),
+  /** The channel protocol's subtree of the detail pane (as tshark -V and vmchan read -V show it). */
+  decoded: z
+    .object({
+      protocol: z.string(),
+      title: z.string(),
+      summary: z.string(),
+      fields: z.array(z.object({ name: z.string(), label: z.string(), value: z.string() })),
+    })
+    .nullable()
+    .optional(),
 });
 export type CaptureRecordDetail = z.infer<typeof CaptureRecordDetailSchema>;
 

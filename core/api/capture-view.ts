@@ -35,9 +35,12 @@ import {
   portColumn,
   printable,
   recordSummary,
+  protocolColumn,
+  fieldText,
 } from '../capture/format.js';
 import { openCapture, type CaptureReader } from '../capture/pcapng-reader.js';
 import { BLOCK_EPB } from '../capture/pcapng-writer.js';
+import { decodePayload } from '../capture/protocols.js';
 import type { CaptureRecord } from '../capture/record.js';
 import {
   MAX_DETAIL_BYTES,
@@ -267,6 +270,7 @@ export class CaptureView {
         direction: rec.direction ?? null,
         length: rec.length,
         summary: recordSummary(rec),
+        protocol: protocolColumn(rec),
       });
     }
     return {
@@ -313,6 +317,7 @@ export class CaptureView {
       bytes: Buffer.from(shown.buffer, shown.byteOffset, shown.byteLength).toString('base64'),
       captured: rec.bytes.length,
       hexTruncated: rec.bytes.length > shown.length,
+      decoded: decodedTree(rec),
     };
   }
 
@@ -577,4 +582,17 @@ export function viewAnswer(view: CaptureView | null, c: ViewCommand): Result<unk
       break;
   }
   return isViewError(r) ? fail(r.kind, r.message) : ok(r);
+}
+
+/** The channel protocol subtree of a data record's detail, or null. */
+function decodedTree(rec: CaptureRecord): CaptureRecordDetail['decoded'] {
+  if (rec.kind !== 'data') return null;
+  const d = decodePayload(rec.portName, rec.bytes);
+  if (d === undefined) return null;
+  return {
+    protocol: d.protocol,
+    title: d.title,
+    summary: d.summary,
+    fields: d.fields.map((f) => ({ name: f.name, label: f.label, value: fieldText(f.value) })),
+  };
 }

@@ -236,7 +236,16 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   }),
   /** Take the host application away: the socket client (or in-app peer) hangs up. */
   z.object({ cmd: z.literal('disconnectHost'), port: PortRefSchema }),
-  z.object({ cmd: z.literal('startCapture'), path: z.string().max(4096).optional() }),
+  z.object({
+    cmd: z.literal('startCapture'),
+    path: z.string().max(4096).optional(),
+    /** dumpcap's -b words: filesize:KB, duration:S, files:N. */
+    ring: z.array(z.string().max(64)).max(8).optional(),
+    /** dumpcap's -a words: filesize:KB, duration:S, packets:N. */
+    autostop: z.array(z.string().max(64)).max(8).optional(),
+    /** Warn once the file passes this many bytes (default 1 GiB). */
+    warnBytes: z.number().int().positive().optional(),
+  }),
   z.object({ cmd: z.literal('stopCapture') }),
   /** Copy the last capture file to `path`. */
   z.object({
@@ -382,6 +391,12 @@ export const CaptureStateSchema = z.object({
   view: CaptureViewStateSchema.nullable().optional(),
   /** The global switch: ports without a switch of their own are captured. */
   all: z.boolean().optional(),
+  /** Size of the capture file now (it grows while the capture runs). */
+  bytes: z.number().optional(),
+  /** The size the user is warned at (default 1 GiB). */
+  warnBytes: z.number().optional(),
+  /** Set once the file passed warnBytes. */
+  warning: z.string().nullable().optional(),
 });
 export type CaptureState = z.infer<typeof CaptureStateSchema>;
 

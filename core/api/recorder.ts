@@ -15,7 +15,7 @@
 import type { DropReason } from '../serial/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
-import { PcapngWriter } from '../capture/pcapng-writer.js';
+import { openCaptureFile } from '../capture/ring-writer.js';
 import {
   Capture,
   controlRecord,
@@ -53,6 +53,7 @@ export class CaptureRecorder implements Recorder {
   private readonly capture = new Capture();
   private readonly stops: (() => void)[] = [];
   private failure: CaptureError | null = null;
+  private sizeOf: () => number = () => 0;
 
   private constructor(
     private readonly lab: Lab,
@@ -67,9 +68,16 @@ export class CaptureRecorder implements Recorder {
     describe: (device: string, nr: number) => CaptureInterface | null,
     switches: CaptureSwitches = {},
   ): CaptureRecorder | CaptureError {
-    const writer = PcapngWriter.create(path, { comment: 'vmchan live capture' });
-    if (writer instanceof CaptureError) return writer;
+    const file = openCaptureFile(
+      path,
+      switches.ring ?? {},
+      { comment: 'vmchan live capture' },
+      switches.onStop,
+    );
+    if (file instanceof CaptureError) return file;
+    const writer = file.sink;
     const r = new CaptureRecorder(lab, path, describe);
+    r.sizeOf = file.size;
     r.capture.onError((err) => {
       r.failure = err;
     });
@@ -104,6 +112,11 @@ export class CaptureRecorder implements Recorder {
   /** Records written so far. */
   get records(): number {
     return this.capture.written;
+  }
+
+  /** Bytes of the (current) capture file, flushed or about to be. */
+  get bytes(): number {
+    return this.sizeOf();
   }
 
   /** The sink's first error (a full disk), if any. */

@@ -56,6 +56,12 @@ import {
   type Recorder,
   type Session,
 } from './session.js';
+import {
+  captureDataDir,
+  DEFAULT_CAPTURE_WARN_BYTES,
+  ensureCaptureDataDir,
+} from '../capture/data-dir.js';
+import { parseRingOptions } from '../capture/ring-writer.js';
 import { TerminalService } from './terminal-service.js';
 import { CaptureView, viewAnswer } from './capture-view.js';
 import { VringService } from './vring-service.js';
@@ -70,6 +76,8 @@ export interface ApiServiceOptions {
   attach?: AttachSessionOptions;
   /** Directory under which the runtime directory is made (default $XDG_RUNTIME_DIR or the temp dir). */
   runtimeBase?: string;
+  /** Where the app's captures go by default (default: the user's data directory). */
+  captureDir?: string;
   /** Throughput sample period (ms). */
   sampleMs?: number;
   maxEvents?: number;
@@ -198,7 +206,7 @@ export class ApiService {
         await this.leaveAttached();
         return this.importConfig(c.format, c.text);
       case 'startCapture':
-        return this.startCapture(c.path);
+        return this.startCapture(c.path, c.ring, c.autostop, c.warnBytes);
       case 'stopCapture':
         return this.stopCapture();
       case 'saveCapture':
@@ -399,7 +407,21 @@ export class ApiService {
       last: this.lastCapture,
       view: this.captureView?.state(this.recorder?.path ?? null) ?? null,
       all: this.captureAll,
+      bytes: this.recorder?.bytes ?? 0,
+      warnBytes: this.captureWarnBytes,
+      warning: this.captureWarning,
     };
+  }
+
+  private captureWarnBytes = DEFAULT_CAPTURE_WARN_BYTES;
+  private captureWarning: string | null = null;
+
+  /** Warn once when the capture file passes the size the user set. */
+  private checkCaptureSize(): void {
+    const r = this.recorder;
+    if (r === null || this.captureWarning !== null || r.bytes < this.captureWarnBytes) return;
+    this.captureWarning = `capture file ${r.path} passed ${this.captureWarnBytes} bytes`;
+    this.note(this.captureWarning);
   }
 
   private setPortCapture(ref: PortRef, on: boolean | null): Answer {
@@ -433,17 +455,38 @@ export class ApiService {
     return { own, on: own ?? this.captureAll };
   }
 
-  private startCapture(requested: string | undefined): Answer {
+  private startCapture(
+    requested: string | undefined,
+    ringWords: string[] = [],
+    stopWords: string[] = [],
+    warnBytes = DEFAULT_CAPTURE_WARN_BYTES,
+  ): Answer {
     if (this.recorder !== null)
       return fail('Refused', `already capturing to ${this.recorder.path}`);
+    const ring = parseRingOptions(ringWords, stopWords);
+    if (typeof ring === 'string') return fail('InvalidRequest', ring);
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const file =
-      requested === undefined || requested === ''
-        ? path.join(this.runtimeDir, `capture-${stamp}.pcapng`)
-        : path.resolve(requested);
+    let file: string;
+    if (requested === undefined || requested === '') {
+      // The user's data directory: the capture outlives the app (exit or crash).
+      const dir = ensureCaptureDataDir(this.options.captureDir ?? captureDataDir());
+      if (typeof dir !== 'string') return fail('IoError', dir.problem);
+      file = path.join(dir, `capture-${stamp}.pcapng`);
+    } else file = path.resolve(requested);
+    this.captureWarnBytes = warnBytes;
+    this.captureWarning = null;
     const r = this.current.record(file, {
       all: this.captureAll,
       ports: [...this.portCapture.values()],
+      ring,
+      // Outside the record write that met the condition.
+      onStop: (reason) =>
+        queueMicrotask(() => {
+          if (this.recorder !== r) return;
+          this.note(`capture stopped at ${reason}`);
+          this.stopRecorder();
+          this.topologyChanged();
+        }),
     });
     if (isRefusal(r)) return r.answer();
     if (r instanceof CaptureError) return fail('IoError', r.message);
@@ -655,7 +698,10 @@ export class ApiService {
     for (const b of this.screens) b.pushSample(sample);
     // the capture view follows a file still growing (the live capture: its count moves below)
     if (this.captureView?.refresh() === true && this.recorder === null) this.topologyChanged();
-    if (this.recorder !== null) this.topologyChanged(); // the record count moves
+    if (this.recorder !== null) {
+      this.checkCaptureSize();
+      this.topologyChanged(); // the record count and the file size move
+    }
   }
 
   // ------------------------------------------------------------- events

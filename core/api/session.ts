@@ -10,6 +10,7 @@
  */
 import { VmchanError } from '../base/error.js';
 import type { CaptureError } from '../capture/error.js';
+import type { RingOptions } from '../capture/ring-writer.js';
 import {
   fail,
   type ApiErrorKind,
@@ -189,12 +190,18 @@ export interface CaptureSwitches {
   all?: boolean;
   /** Ports with a switch of their own. */
   ports?: readonly { device: string; nr: number; on: boolean }[];
+  /** dumpcap's ring buffer and stop conditions (core/capture/ring-writer.ts). */
+  ring?: RingOptions;
+  /** Told once when a stop condition ends the capture. */
+  onStop?: (reason: string) => void;
 }
 
 /** A live capture into one pcapng file, whatever feeds it (the engine's events, a tap's bytes). */
 export interface Recorder {
   readonly path: string;
   readonly records: number;
+  /** Bytes of the (current) capture file, flushed or about to be. */
+  readonly bytes: number;
   setAll(on: boolean): void;
   setPort(device: string, nr: number, on: boolean | undefined): void;
   /** Flush and close the file; the write error, if there was one. */

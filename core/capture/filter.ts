@@ -25,6 +25,7 @@
 import { VmchanError } from '../base/error.js';
 
 import type { CaptureRecord, Direction, RecordKind } from './record.js';
+import { decodePayload, type DecodedPayload } from './protocols.js';
 
 export type FilterField = 'port' | 'dir' | 'kind' | 'len' | 'time' | 'device';
 export type CompareOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
@@ -35,7 +36,12 @@ export type FilterNode =
   | { type: 'not'; expr: FilterNode }
   | { type: 'compare'; field: FilterField; op: CompareOp; value: number | string }
   | { type: 'contains'; bytes: Uint8Array; text: string | undefined }
+  /** A decoded protocol field (`qga.command == "guest-sync"`), or `proto == qga`. */
+  | { type: 'decoded'; name: string; op: CompareOp; value: number | string }
   | { type: 'all' };
+
+/** Protocol prefixes of decoded fields (core/capture/protocols.ts). */
+const DECODED_PREFIXES = ['qga.', 'vdagent.', 'guestfs.', 'json.', 'text.'];
 
 /** What a filter looks at; callers may reuse one object for all records. */
 export interface FilterSubject {
@@ -348,6 +354,14 @@ class Parser {
         this.next();
         return this.contains(t);
       }
+      if (
+        lower === 'proto' ||
+        lower === 'protocol' ||
+        DECODED_PREFIXES.some((p) => lower.startsWith(p))
+      ) {
+        this.next();
+        return this.decoded(t);
+      }
       const field = FIELD_ALIASES[lower];
       if (!field) {
         return new Fail(
@@ -361,6 +375,24 @@ class Parser {
     const what = after ? `after '${after.text}'` : 'here';
     if (t.type === 'end') return new Fail(t.pos, `expected a condition ${what}`);
     return new Fail(t.pos, `expected a condition ${what}, found ${describe(t)}`);
+  }
+
+  private decoded(ft: Token): FilterNode | Fail {
+    const opTok = this.next();
+    if (opTok.type !== 'op') {
+      return new Fail(
+        opTok.pos,
+        `expected an operator (==, !=, <, <=, >, >=) after '${ft.text}'` +
+          (opTok.type === 'end' ? '' : `, found ${describe(opTok)}`),
+      );
+    }
+    const v = this.next();
+    if (v.type !== 'word' && v.type !== 'string')
+      return new Fail(v.pos, `expected a value after '${opTok.text}'`);
+    const lower = ft.text.toLowerCase();
+    const name = lower === 'protocol' ? 'proto' : lower;
+    const value = v.type === 'word' && NUMBER.test(v.text) ? Number(v.text) : v.text;
+    return { type: 'decoded', name, op: opTok.text as CompareOp, value };
   }
 
   private contains(kw: Token): FilterNode | Fail {
@@ -498,7 +530,44 @@ function compile(node: FilterNode): FilterPredicate {
     }
     case 'compare':
       return compileCompare(node.field, node.op, node.value);
+    case 'decoded':
+      return compileDecoded(node.name, node.op, node.value);
   }
+}
+
+/** The decoded payload of a data record, for filters on protocol fields. */
+function decodedOf(s: FilterSubject): DecodedPayload | undefined {
+  if (s.kind !== 'data') return undefined;
+  return decodePayload(s.portName ?? s.portLabel, s.payload());
+}
+
+function compileDecoded(name: string, op: CompareOp, value: number | string): FilterPredicate {
+  const test = (x: string | number | boolean): boolean => {
+    const a = typeof x === 'boolean' ? (x ? 1 : 0) : x;
+    const b = typeof a === 'number' && typeof value === 'string' ? Number(value) : value;
+    const left = typeof b === 'string' ? String(a) : a;
+    switch (op) {
+      case '==':
+        return left === b;
+      case '!=':
+        return left !== b;
+      case '<':
+        return left < b;
+      case '<=':
+        return left <= b;
+      case '>':
+        return left > b;
+      case '>=':
+        return left >= b;
+    }
+  };
+  return (s) => {
+    const d = decodedOf(s);
+    if (d === undefined) return op === '!=' && name === 'proto';
+    if (name === 'proto') return test(d.protocol);
+    const f = d.fields.find((x) => x.name === name);
+    return f !== undefined && test(f.value);
+  };
 }
 
 function compileCompare(
@@ -576,6 +645,7 @@ export function indexOfBytes(hay: Uint8Array, needle: Uint8Array): number {
 function usesPayload(node: FilterNode): boolean {
   switch (node.type) {
     case 'contains':
+    case 'decoded':
       return true;
     case 'and':
     case 'or':
@@ -609,6 +679,8 @@ export function formatFilter(node: FilterNode): string {
       return `not ${wrap(node.expr, 'not', 'right')}`;
     case 'contains':
       return `contains ${[...node.bytes].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+    case 'decoded':
+      return `${node.name} ${node.op} ${typeof node.value === 'number' ? String(node.value) : `"${node.value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`}`;
     case 'compare': {
       let v: string;
       if (node.field === 'dir') v = node.value === 'host-to-guest' ? 'h2g' : 'g2h';

@@ -8,6 +8,7 @@
  *
  * Pure functions without node:*, usable from the CLI and the app.
  */
+import { decodePayload } from './protocols.js';
 import { controlSummary, type CaptureRecord, type Direction } from './record.js';
 
 export interface FormatOptions {
@@ -61,6 +62,12 @@ export function recordSummary(record: CaptureRecord, options: FormatOptions = {}
   }
 }
 
+/** The Protocol column: the decoded protocol of a data record, else the record kind. */
+export function protocolColumn(record: CaptureRecord): string {
+  if (record.kind !== 'data') return record.kind;
+  return decodePayload(record.portName, record.bytes)?.protocol ?? 'data';
+}
+
 /**
  * One line per record, tshark style: number (1-based, as tshark's
  * frame.number), seconds since the first record, port, direction, length,
@@ -93,6 +100,46 @@ export function hexDump(bytes: Uint8Array): string {
     const hex = [...row].map((b) => b.toString(16).padStart(2, '0')).join(' ');
     const offset = off.toString(16).padStart(off >= 0x10000 ? 8 : 4, '0');
     lines.push(`${offset}  ${hex.padEnd(47)}   ${printable(row)}`);
+  }
+  return lines.join('\n');
+}
+
+/** A decoded field's value as tshark -V prints it (booleans as True/False). */
+export function fieldText(value: string | number | boolean): string {
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  return String(value);
+}
+
+/**
+ * `vmchan read -V`: the record's detail tree, shaped like `tshark -V` with
+ * the dissector (a line per subtree, four spaces per level), so the decoded
+ * protocol's lines read the same in both.
+ */
+export function detailTree(
+  number: number,
+  relativeSeconds: number,
+  record: CaptureRecord,
+  options: FormatOptions = {},
+): string {
+  const lines = [
+    `Frame ${number}: ${record.length} bytes, ${portColumn(record)} ${directionArrow(record.direction, options.ascii).trim()} at ${relativeSeconds.toFixed(9)} s`,
+    `vmchan ${record.kind}`,
+    `    Kind: ${record.kind}`,
+  ];
+  if (record.device) lines.push(`    Device: ${record.device}`);
+  if (record.direction !== undefined)
+    lines.push(
+      `    Direction: ${record.direction === 'host-to-guest' ? 'h2g (host-to-guest)' : 'g2h (guest-to-host)'}`,
+    );
+  if (record.port !== undefined) lines.push(`    Port number: ${record.port}`);
+  if (record.portName !== undefined) lines.push(`    Port: ${record.portName}`);
+  lines.push(`    Summary: ${recordSummary(record, options)}`);
+  if (record.kind === 'data') {
+    const decoded = decodePayload(record.portName, record.bytes);
+    if (decoded !== undefined) {
+      lines.push(decoded.title);
+      for (const f of decoded.fields) lines.push(`    ${f.label}: ${fieldText(f.value)}`);
+    }
   }
   return lines.join('\n');
 }

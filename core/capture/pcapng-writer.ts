@@ -221,6 +221,11 @@ export class PcapngWriter implements CaptureSink {
   /** Bytes handed to the output (the file size once flushed). */
   bytesWritten = 0;
 
+  /** The file's size once everything written so far is flushed. */
+  get size(): number {
+    return this.bytesWritten + this.used;
+  }
+
   /** Create (truncate) a capture file and write its section header. */
   static create(path: string, options: PcapngWriterOptions = {}): PcapngWriter | CaptureError {
     let fd: number;

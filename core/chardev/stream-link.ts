@@ -3,11 +3,13 @@
  * (one readable, one writable), or stdin/stdout. It turns stream events into
  * the calls a BackendEndpoint expects and keeps the write side bounded.
  *
- * Writes never queue more than the stream's own writableHighWaterMark
- * (16 KiB for a socket in Node 20): write() takes what fits and returns the
- * count, the stream's 'drain' reports room again. A Node stream would accept
- * any amount and buffer it; this is what keeps a slow host reader from
- * growing the process.
+ * Writes are bounded by the stream's own writableHighWaterMark (16 KiB for
+ * a socket in Node 20): while the stream is under it, write() takes a whole
+ * buffer (up to MAX_WHOLE_WRITE), as QEMU hands the guest's whole buffer to
+ * the chardev, so one guest buffer stays one write (and one capture
+ * record); once over it, write() takes nothing until 'drain'. What waits is
+ * at most the high-water mark plus one buffer: a slow host reader cannot
+ * grow the process.
  */
 import type { Readable, Writable } from 'node:stream';
 
@@ -31,6 +33,9 @@ export interface StreamLinkOptions {
    */
   owned: boolean;
 }
+
+/** The largest buffer taken whole (a Linux guest writes at most 32 KiB at once). */
+export const MAX_WHOLE_WRITE = 1024 * 1024;
 
 export class StreamLink {
   private readonly input: Readable | null;
@@ -70,9 +75,8 @@ export class StreamLink {
   write(bytes: Uint8Array): number {
     const out = this.output;
     if (out === null || this.isGone || out.writableEnded || out.destroyed) return 0;
-    const room = this.room();
-    if (room <= 0) return 0;
-    const n = Math.min(room, bytes.length);
+    if (this.room() <= 0) return 0;
+    const n = Math.min(MAX_WHOLE_WRITE, bytes.length);
     // Buffer.from copies: the caller's view (guest memory) may change after we return.
     out.write(Buffer.from(bytes.subarray(0, n)));
     return n;

@@ -1,5 +1,8 @@
 /** Helpers for the API tests: a service with a screen that acks every batch, and a socket client. */
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { ApiService, type ApiServiceOptions } from '../../core/api/service.js';
 import { until as waitUntil } from '../until.js';
 import type {
@@ -25,7 +28,15 @@ export interface Rig {
 }
 
 export async function rig(options: Partial<ApiServiceOptions> = {}): Promise<Rig> {
-  const service = await ApiService.create({ face: 'web', lab: 'empty', sampleMs: 50, ...options });
+  // Default captures go to the user's data directory: a temp one here, removed at close.
+  const captureDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-test-captures-'));
+  const service = await ApiService.create({
+    face: 'web',
+    lab: 'empty',
+    sampleMs: 50,
+    captureDir,
+    ...options,
+  });
   const batches: Batch[] = [];
   const events: ApiEvent[] = [];
   const waiters: { test: (e: ApiEvent) => boolean; resolve: (e: ApiEvent) => void }[] = [];
@@ -73,6 +84,7 @@ export async function rig(options: Partial<ApiServiceOptions> = {}): Promise<Rig
     close: async () => {
       screen.close();
       await service.close();
+      fs.rmSync(captureDir, { recursive: true, force: true });
     },
   };
 }

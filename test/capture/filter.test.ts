@@ -298,6 +298,8 @@ function evaluate(node: FilterNode, s: FilterSubject): boolean {
       return evaluate(node.left, s) || evaluate(node.right, s);
     case 'not':
       return !evaluate(node.expr, s);
+    case 'decoded':
+      throw new Error('decoded fields are not generated here (see protocols.test.ts)');
     case 'contains':
       return Buffer.from(s.payload()).includes(Buffer.from(node.bytes));
     case 'compare': {

@@ -1,0 +1,284 @@
+/**
+ * Capture files that never fill the disk: dumpcap's ring buffer and stop
+ * conditions for vmchan's pcapng writer.
+ *
+ *   -b filesize:N   switch to the next file before a file passes N kB (1 kB = 1000 bytes)
+ *   -b duration:S   switch to the next file every S seconds
+ *   -b files:N      keep only the newest N files (needs filesize or duration)
+ *   -a filesize:N   stop when the current file would pass N kB
+ *   -a duration:S   stop S seconds after the start
+ *   -a packets:N    stop after N records
+ *
+ * With a ring buffer the files are named as dumpcap names them:
+ * `<name>_<5-digit number>_<YYYYmmddHHMMSS>.<ext>`. Each file is whole on
+ * its own (section header, every interface again, then its records), so
+ * each opens in Wireshark alone. A file never passes the set size: a record
+ * that would cross it opens the next file first (a single record larger than
+ * the whole size still goes into a file of its own).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CaptureError } from './error.js';
+import { PcapngWriter, type PcapngWriterOptions } from './pcapng-writer.js';
+import type { CaptureInterface, CaptureRecord, CaptureSink } from './record.js';
+
+export interface RingOptions {
+  /** -b filesize, in bytes. */
+  fileSize?: number;
+  /** -b duration, in seconds. */
+  fileDuration?: number;
+  /** -b files. */
+  files?: number;
+  /** -a filesize, in bytes. */
+  stopFileSize?: number;
+  /** -a duration, in seconds. */
+  stopDuration?: number;
+  /** -a packets. */
+  stopPackets?: number;
+}
+
+/** Parse dumpcap's `-b KEY:VALUE` and `-a KEY:VALUE` words; a one-line problem on bad input. */
+export function parseRingOptions(
+  ring: readonly string[],
+  stop: readonly string[],
+): RingOptions | string {
+  const out: RingOptions = {};
+  const num = (flag: string, word: string): number | string => {
+    const m = /^([a-z]+):(\d+(?:\.\d+)?)$/.exec(word);
+    if (!m) return `${flag} expects KEY:NUMBER (e.g. filesize:1000), got '${word}'`;
+    const n = Number(m[2]);
+    if (!(n > 0)) return `${flag} ${m[1]} must be above 0, got '${word}'`;
+    return n;
+  };
+  for (const word of ring) {
+    const n = num('-b', word);
+    if (typeof n === 'string') return n;
+    const key = word.split(':')[0];
+    if (key === 'filesize') out.fileSize = Math.floor(n * 1000);
+    else if (key === 'duration') out.fileDuration = n;
+    else if (key === 'files') out.files = Math.floor(n);
+    else return `-b knows filesize, duration and files, not '${key}'`;
+  }
+  for (const word of stop) {
+    const n = num('-a', word);
+    if (typeof n === 'string') return n;
+    const key = word.split(':')[0];
+    if (key === 'filesize') out.stopFileSize = Math.floor(n * 1000);
+    else if (key === 'duration') out.stopDuration = n;
+    else if (key === 'packets') out.stopPackets = Math.floor(n);
+    else return `-a knows filesize, duration and packets, not '${key}'`;
+  }
+  if (out.files !== undefined && out.fileSize === undefined && out.fileDuration === undefined)
+    return '-b files:N needs -b filesize:N or -b duration:S (when to switch files)';
+  return out;
+}
+
+export function isRing(o: RingOptions): boolean {
+  return o.fileSize !== undefined || o.fileDuration !== undefined;
+}
+
+const pad4 = (n: number): number => (n + 3) & ~3;
+
+/** An upper bound of the bytes a record takes in a file (its block, plus a first interface block). */
+function blockBound(record: CaptureRecord): number {
+  const text = record.kind === 'event' || record.kind === 'ring' ? record.text : '';
+  const extra = record.kind === 'event' || record.kind === 'ring' ? 64 + 3 * text.length : 0;
+  return 48 + pad4(record.bytes.length) + extra + 512;
+}
+
+function stamp(d: Date): string {
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+export interface RingWriterHooks {
+  /** A stop condition was met (the writer is closed); reason as one line. */
+  onStop?: (reason: string) => void;
+  /** Clock in ms (tests); default Date.now. */
+  clock?: () => number;
+}
+
+export class RingCaptureWriter implements CaptureSink {
+  private writer: PcapngWriter;
+  private readonly interfaces = new Map<string, CaptureInterface>();
+  private number = 1;
+  private readonly kept: string[] = [];
+  private readonly started: number;
+  private fileStarted: number;
+  private stopped = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly clock: () => number;
+  /** Records written across all files. */
+  records = 0;
+
+  private constructor(
+    private readonly base: string,
+    private readonly options: RingOptions,
+    private readonly writerOptions: PcapngWriterOptions,
+    private readonly hooks: RingWriterHooks,
+    first: PcapngWriter,
+    firstPath: string,
+  ) {
+    this.clock = hooks.clock ?? Date.now;
+    this.writer = first;
+    this.kept.push(firstPath);
+    this.started = this.fileStarted = this.clock();
+    if (options.stopDuration !== undefined) {
+      const t = setTimeout(
+        () => this.stop(`-a duration:${options.stopDuration}`),
+        options.stopDuration * 1000,
+      );
+      t.unref();
+      this.timers.push(t);
+    }
+    if (options.fileDuration !== undefined) {
+      const t = setInterval(() => this.rotate(), options.fileDuration * 1000);
+      t.unref();
+      this.timers.push(t);
+    }
+  }
+
+  static create(
+    file: string,
+    options: RingOptions,
+    writerOptions: PcapngWriterOptions = {},
+    hooks: RingWriterHooks = {},
+  ): RingCaptureWriter | CaptureError {
+    const clock = hooks.clock ?? Date.now;
+    const first = isRing(options) ? ringName(file, 1, new Date(clock())) : file;
+    const w = PcapngWriter.create(first, writerOptions);
+    if (w instanceof CaptureError) return w;
+    return new RingCaptureWriter(file, options, writerOptions, hooks, w, first);
+  }
+
+  /** The files written and still kept, oldest first. */
+  get files(): readonly string[] {
+    return this.kept;
+  }
+
+  /** Bytes of the current file (flushed or not). */
+  get currentSize(): number {
+    return this.writer.size;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  addInterface(iface: CaptureInterface): CaptureError | undefined {
+    this.interfaces.set(`${iface.device}\u0000${iface.port}`, iface);
+    if (this.stopped) return undefined;
+    return this.writer.addInterface(iface);
+  }
+
+  write(record: CaptureRecord): CaptureError | undefined {
+    if (this.stopped) return undefined;
+    const now = this.clock();
+    if (
+      this.options.stopDuration !== undefined &&
+      now - this.started >= this.options.stopDuration * 1000
+    ) {
+      this.stop(`-a duration:${this.options.stopDuration}`);
+      return undefined;
+    }
+    const bound = blockBound(record);
+    const size = this.writer.size;
+    if (this.options.stopFileSize !== undefined && size + bound > this.options.stopFileSize) {
+      this.stop(`-a filesize:${this.options.stopFileSize / 1000}`);
+      return undefined;
+    }
+    const rotateBySize =
+      this.options.fileSize !== undefined &&
+      this.writer.records > 0 &&
+      size + bound > this.options.fileSize;
+    const rotateByTime =
+      this.options.fileDuration !== undefined &&
+      now - this.fileStarted >= this.options.fileDuration * 1000;
+    if (rotateBySize || rotateByTime) {
+      const err = this.rotate();
+      if (err) return err;
+    }
+    const err = this.writer.write(record);
+    if (err) return err;
+    this.records++;
+    if (this.options.stopPackets !== undefined && this.records >= this.options.stopPackets)
+      this.stop(`-a packets:${this.options.stopPackets}`);
+    return undefined;
+  }
+
+  flush(): CaptureError | undefined {
+    return this.stopped ? undefined : this.writer.flush();
+  }
+
+  close(): CaptureError | undefined {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.length = 0;
+    this.stopped = true;
+    return this.writer.close();
+  }
+
+  private stop(reason: string): void {
+    if (this.stopped) return;
+    this.close();
+    this.hooks.onStop?.(reason);
+  }
+
+  /** Close this file and open the next, with every interface again; drop files past -b files. */
+  private rotate(): CaptureError | undefined {
+    if (this.stopped || !isRing(this.options)) return undefined;
+    if (this.writer.records === 0) return undefined;
+    const closeErr = this.writer.close();
+    if (closeErr) return closeErr;
+    this.number++;
+    const next = ringName(this.base, this.number, new Date(this.clock()));
+    const w = PcapngWriter.create(next, this.writerOptions);
+    if (w instanceof CaptureError) {
+      this.stopped = true;
+      return w;
+    }
+    this.writer = w;
+    this.fileStarted = this.clock();
+    for (const iface of this.interfaces.values()) w.addInterface(iface);
+    this.kept.push(next);
+    const max = this.options.files;
+    while (max !== undefined && this.kept.length > max) {
+      const old = this.kept.shift()!;
+      fs.rmSync(old, { force: true });
+    }
+    return undefined;
+  }
+}
+
+/** `dir/name_00001_20261207043100.pcapng`, dumpcap's ring file names. */
+export function ringName(file: string, n: number, when: Date): string {
+  const ext = path.extname(file);
+  const stem = ext === '' ? file : file.slice(0, -ext.length);
+  return `${stem}_${String(n).padStart(5, '0')}_${stamp(when)}${ext || '.pcapng'}`;
+}
+
+/** A capture's file sink: bytes written so far, for the app's growing size. */
+export interface SizedCaptureSink {
+  readonly sink: PcapngWriter | RingCaptureWriter;
+  size(): number;
+}
+
+/**
+ * The writer a capture of `path` needs: one pcapng file, or dumpcap's ring
+ * of files and stop conditions when `ring` sets any. The lab's recorder and
+ * an attached QEMU's both open their files here, so both honour the same
+ * options.
+ */
+export function openCaptureFile(
+  path: string,
+  ring: RingOptions,
+  writerOptions: PcapngWriterOptions,
+  onStop?: (reason: string) => void,
+): SizedCaptureSink | CaptureError {
+  const plain = !isRing(ring) && Object.keys(ring).length === 0;
+  if (plain) {
+    const w = PcapngWriter.create(path, writerOptions);
+    return w instanceof CaptureError ? w : { sink: w, size: () => w.size };
+  }
+  const w = RingCaptureWriter.create(path, ring, writerOptions, onStop ? { onStop } : {});
+  return w instanceof CaptureError ? w : { sink: w, size: () => w.currentSize };
+}
