@@ -18,7 +18,6 @@ import type { Emitter } from '../base/emitter.js';
 import type { EngineEvents } from '../serial/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
-import { portColumn, recordSummary } from '../capture/format.js';
 import { topologyFromLibvirtXml, topologyToLibvirtXml } from '../machine/libvirt-xml.js';
 import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
 import { printQemuArgs } from '../machine/qemu-print.js';
@@ -34,7 +33,6 @@ import {
   parseCommand,
   type ApiEvent,
   type Batch,
-  type CaptureRow,
   type CaptureState,
   type Command,
   type CommandName,
@@ -79,7 +77,6 @@ export interface Screen {
 
 type Answer = Result<unknown>;
 
-const CAPTURE_ROWS = 2000;
 /** Events a screen that attaches gets from before it came. */
 const RECENT_EVENTS = 200;
 
@@ -594,30 +591,13 @@ export class ApiService {
   }
 
   private async openCapture(file: string): Promise<Answer> {
-    // The view keeps the file open (the list asks for windows of it); the first rows come along.
+    // The view keeps the file open; the list asks for the windows it shows (getCaptureRows).
     const view = await CaptureView.open(path.resolve(file));
     if ('kind' in view) return fail(view.kind, view.message);
     this.captureView?.close();
     this.captureView = view;
     this.topologyChanged();
-    const reader = view.reader;
-    {
-      const rows: CaptureRow[] = [];
-      const n = Math.min(reader.count, CAPTURE_ROWS);
-      for (let i = 0; i < n; i++) {
-        const rec = reader.record(i);
-        if (rec instanceof CaptureError) return fail('IoError', rec.message);
-        rows.push({
-          time: Number(rec.time / 1_000_000n),
-          kind: rec.kind,
-          port: portColumn(rec),
-          direction: rec.direction ?? null,
-          length: rec.length,
-          summary: recordSummary(rec),
-        });
-      }
-      return ok({ path: file, records: reader.count, rows, truncated: reader.count > n });
-    }
+    return ok({ path: file, records: view.reader.count });
   }
 
   // ------------------------------------------------------------ screens
