@@ -46,7 +46,8 @@ import {
 } from './contract.js';
 import { demoTopology } from './demo.js';
 import { AttachSession, failure, LAB_ONLY, type AttachSessionOptions } from './attach-session.js';
-import { LabSession, makeRuntimeDir, portLabel, type SessionNote } from './lab-session.js';
+import { makeRuntimeDir } from '../base/runtime-dir.js';
+import { LabSession, portLabel, type SessionNote } from './lab-session.js';
 import { CaptureRecorder, dropDirection } from './recorder.js';
 import { TerminalService } from './terminal-service.js';
 import { CaptureView, viewAnswer } from './capture-view.js';
