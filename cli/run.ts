@@ -10,8 +10,8 @@
  * then a line `ready`. It runs until SIGINT, SIGTERM or SIGHUP, then stops
  * everything, removes the runtime directory and exits 0.
  */
+import { makeRuntimeDir } from '../core/base/runtime-dir.js';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { tapLab, type LabTap } from '../core/capture/lab-tap.js';
@@ -213,22 +213,6 @@ function reclaimQemuOption(command: Command, qemuArgs: string[], options: RunOpt
 }
 
 // ------------------------------------------------------------------ helpers
-
-/** A fresh 0700 directory under $XDG_RUNTIME_DIR (else the temp dir). */
-function makeRuntimeDir(): string {
-  const bases = [process.env.XDG_RUNTIME_DIR, os.tmpdir()].filter(
-    (d): d is string => d !== undefined && d !== '',
-  );
-  let last: unknown = null;
-  for (const base of bases) {
-    try {
-      return fs.mkdtempSync(path.join(base, 'vmchan-'));
-    } catch (error) {
-      last = error;
-    }
-  }
-  throw new Error(`cannot create a runtime directory: ${(last as Error | null)?.message ?? ''}`);
-}
 
 /** The demo: seed 002's case study plus a guest agent port, on sockets in `dir`. */
 function demoArgs(dir: string): string[] {

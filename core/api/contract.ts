@@ -586,16 +586,6 @@ const Empty = z.object({});
 
 export const ConfigNoteSchema = z.object({ kind: z.string(), message: z.string() });
 
-export const CaptureRowSchema = z.object({
-  time: z.number(),
-  kind: z.string(),
-  port: z.string().nullable(),
-  direction: DirectionSchema.nullable(),
-  length: z.number().int(),
-  summary: z.string(),
-});
-export type CaptureRow = z.infer<typeof CaptureRowSchema>;
-
 /** What each command answers with when it succeeds. */
 export const ResultSchemas = {
   hello: HelloSchema,
@@ -624,8 +614,6 @@ export const ResultSchemas = {
   openCapture: z.object({
     path: z.string(),
     records: z.number().int(),
-    rows: z.array(CaptureRowSchema),
-    truncated: z.boolean(),
   }),
   pause: EngineStateSchema,
   run: EngineStateSchema,

@@ -8,7 +8,6 @@
  * message (QEMU's words) as a string.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Lab } from '../engine/lab.js';
 import type { CaptureInterface } from '../capture/record.js';
@@ -656,11 +655,4 @@ export class LabSession implements Session {
           : { id: port.chardev, backend: spec ? chardevArg(spec) : 'memory' },
     };
   }
-}
-
-/** A fresh runtime directory for sockets: $XDG_RUNTIME_DIR/vmchan-XXXXXX or the temp dir's. */
-export function makeRuntimeDir(base?: string): string {
-  const xdg = process.env['XDG_RUNTIME_DIR'];
-  const root = base ?? (xdg !== undefined && fs.existsSync(xdg) ? xdg : os.tmpdir());
-  return fs.mkdtempSync(path.join(root, 'vmchan-'));
 }

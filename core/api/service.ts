@@ -31,7 +31,6 @@ import {
   parseCommand,
   type ApiEvent,
   type Batch,
-  type CaptureRow,
   type CaptureState,
   type Command,
   type CommandName,
@@ -45,7 +44,8 @@ import {
 } from './contract.js';
 import { demoTopology } from './demo.js';
 import { AttachSession, failure, type AttachSessionOptions } from './attach-session.js';
-import { LabSession, makeRuntimeDir, portLabel, type SessionNote } from './lab-session.js';
+import { makeRuntimeDir } from '../base/runtime-dir.js';
+import { LabSession, portLabel, type SessionNote } from './lab-session.js';
 import { dropDirection } from './recorder.js';
 import {
   isRefusal,
@@ -93,7 +93,6 @@ export interface Screen {
 
 type Answer = Result<unknown>;
 
-const CAPTURE_ROWS = 2000;
 /** Events a screen that attaches gets from before it came. */
 const RECENT_EVENTS = 200;
 
@@ -541,30 +540,13 @@ export class ApiService {
   }
 
   private async openCapture(file: string): Promise<Answer> {
-    // The view keeps the file open (the list asks for windows of it); the first rows come along.
+    // The view keeps the file open; the list asks for the windows it shows (getCaptureRows).
     const view = await CaptureView.open(path.resolve(file));
     if ('kind' in view) return fail(view.kind, view.message);
     this.captureView?.close();
     this.captureView = view;
     this.topologyChanged();
-    const reader = view.reader;
-    {
-      const rows: CaptureRow[] = [];
-      const n = Math.min(reader.count, CAPTURE_ROWS);
-      for (let i = 0; i < n; i++) {
-        const rec = reader.record(i);
-        if (rec instanceof CaptureError) return fail('IoError', rec.message);
-        rows.push({
-          time: Number(rec.time / 1_000_000n),
-          kind: rec.kind,
-          port: portColumn(rec),
-          direction: rec.direction ?? null,
-          length: rec.length,
-          summary: recordSummary(rec),
-        });
-      }
-      return ok({ path: file, records: reader.count, rows, truncated: reader.count > n });
-    }
+    return ok({ path: file, records: view.reader.count });
   }
 
   // ------------------------------------------------------------ screens
@@ -709,181 +691,23 @@ export class ApiService {
   private listen(lab: Lab): void {
     this.unsubscribe.push(this.vrings.listen(lab));
     const ev: Emitter<EngineEvents> = lab.events;
-    const labelOf = (device: string, nr: number | null): string | null => {
+    const labelOf: LabelOf = (device, nr) => {
       if (nr === null) return null;
       const p = lab.device(device)?.port(nr);
       return p === undefined ? `${device} port ${nr}` : portLabel(p, device);
     };
-    const port = (
-      kind: EventKind,
-      e: PortRef,
-      text: string,
-      extra: Partial<Pick<ApiEvent, 'direction' | 'bytes' | 'rule'>> = {},
-      label = labelOf(e.device, e.nr),
-    ): void => {
-      this.emit({
-        kind,
-        device: e.device,
-        nr: e.nr,
-        port: label,
-        direction: extra.direction ?? null,
-        bytes: extra.bytes ?? null,
-        rule: extra.rule ?? null,
-        text: `${label}: ${text}`,
+    // One subscription per row of FORWARDED: the API event, and whether the
+    // topology the screens draw changed with it.
+    const subscribe = <K extends ForwardedEvent>(type: K): (() => void) => {
+      const row = FORWARDED[type] as Forward<K>;
+      return ev.on(type, (e) => {
+        this.emit(row.event(e, labelOf));
+        if (row.topology) this.topologyChanged();
       });
     };
-    this.unsubscribe.push(
-      ev.on('port-added', (e) => {
-        port(
-          'port-added',
-          e,
-          e.hotplug ? 'port added (hot-plug)' : 'port added',
-          {},
-          portLabel(e, e.device),
-        );
-        this.topologyChanged();
-      }),
-      ev.on('port-removed', (e) => {
-        port('port-removed', e, 'port removed', {}, portLabel(e, e.device));
-        this.topologyChanged();
-      }),
-      ev.on('guest-open', (e) => {
-        port(
-          e.open ? 'guest-open' : 'guest-close',
-          e,
-          e.open ? 'guest opened the port' : 'guest closed the port',
-        );
-        this.topologyChanged();
-      }),
-      ev.on('host-open', (e) => {
-        port(
-          e.open ? 'host-open' : 'host-close',
-          e,
-          e.open ? 'host connected' : 'host disconnected',
-        );
-        this.topologyChanged();
-      }),
-      ev.on('control', (e) => {
-        const nr = e.message.id === 0xffffffff ? null : e.message.id;
-        const label = labelOf(e.device, nr);
-        this.emit({
-          kind: 'control',
-          device: e.device,
-          nr,
-          port: label,
-          direction: e.direction === 'to-guest' ? 'host-to-guest' : 'guest-to-host',
-          bytes: null,
-          rule: null,
-          text: `${e.device} ${e.direction === 'to-guest' ? '→ guest' : '→ device'}: ${e.text}`,
-        });
-      }),
-      ev.on('throttle', (e) => {
-        port(
-          e.on ? 'throttle-on' : 'throttle-off',
-          e,
-          e.on ? 'throttled (the host is not taking bytes)' : 'unthrottled',
-          {
-            direction: 'guest-to-host',
-          },
-        );
-        this.topologyChanged();
-      }),
-      ev.on('drop', (e) => {
-        const label = labelOf(e.device, e.nr);
-        this.emit({
-          kind: 'drop',
-          device: e.device,
-          nr: e.nr,
-          port: label,
-          direction: dropDirection(e.reason, e.direction),
-          bytes: e.bytes,
-          rule: null,
-          text:
-            e.reason === 'hangup-unread'
-              ? `${label ?? e.device}: QEMU discarded ${e.bytes} unread bytes when the host hung up`
-              : `${label ?? e.device}: ${e.bytes} bytes dropped by the ${e.side} (${e.reason})`,
-        });
-      }),
-      ev.on('control-ignored', (e) => {
-        // D10: QEMU's own error line when it prints one; the device goes on.
-        this.emit({
-          kind: 'error',
-          device: e.device,
-          nr: null,
-          port: null,
-          direction: null,
-          bytes: null,
-          rule: e.rule,
-          text:
-            e.qemuReport !== null
-              ? `${e.device}: ${e.qemuReport} (ignored, as QEMU does)`
-              : `${e.device}: ${e.text} (ignored silently by QEMU)`,
-        });
-      }),
-      ev.on('needs-reset', (e) => {
-        this.emit({
-          kind: 'needs-reset',
-          device: e.device,
-          nr: null,
-          port: null,
-          direction: null,
-          bytes: null,
-          rule: e.rule,
-          text: `${e.device}: NEEDS_RESET (${e.rule}): ${e.fault.message}`,
-        });
-        this.topologyChanged();
-      }),
-      ev.on('engine-error', (e) => {
-        this.emit({
-          kind: 'error',
-          device: null,
-          nr: null,
-          port: null,
-          direction: null,
-          bytes: null,
-          rule: null,
-          text: `engine task ${e.task.label} failed: ${e.message.split('\n', 1)[0]}`,
-        });
-      }),
-      ev.on('device-deleted', (e) => {
-        this.emit({
-          kind: 'device-deleted',
-          device: e.device,
-          nr: null,
-          port: null,
-          direction: null,
-          bytes: null,
-          rule: null,
-          text: `DEVICE_DELETED ${e.device ?? ''} ${e.path}`.replace('  ', ' '),
-        });
-        this.topologyChanged();
-      }),
-      ev.on('guest-node', (e) => {
-        this.emit({
-          kind: 'guest-node',
-          device: null,
-          nr: null,
-          port: null,
-          direction: null,
-          bytes: null,
-          rule: null,
-          text: `guest: ${e.action === 'add' ? 'added' : 'removed'} ${e.path}`,
-        });
-        this.topologyChanged();
-      }),
-      ev.on('emergency-write', (e) => {
-        this.emit({
-          kind: 'emergency-write',
-          device: e.device,
-          nr: e.nr,
-          port: labelOf(e.device, e.nr),
-          direction: 'guest-to-host',
-          bytes: 1,
-          rule: null,
-          text: `${e.device}: emergency write 0x${e.byte.toString(16).padStart(2, '0')}`,
-        });
-      }),
-    );
+    for (const type of Object.keys(FORWARDED) as ForwardedEvent[]) {
+      this.unsubscribe.push(subscribe(type));
+    }
   }
 
   /** Stop everything: workloads, sockets, the runtime directory. */
@@ -904,6 +728,196 @@ export class ApiService {
     fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 }
+
+// ------------------------------------------------------------ engine events
+
+type ApiEventFields = Omit<ApiEvent, 'seq' | 'time'>;
+type LabelOf = (device: string, nr: number | null) => string | null;
+
+/** An engine event as the API shows it; `topology`: the screens' picture changed too. */
+interface Forward<K extends keyof EngineEvents> {
+  event: (e: EngineEvents[K], labelOf: LabelOf) => ApiEventFields;
+  topology: boolean;
+}
+
+/** A port's event: its label first, then the text. */
+function portEvent(
+  kind: EventKind,
+  e: PortRef,
+  text: string,
+  label: string | null,
+  extra: Partial<Pick<ApiEvent, 'direction' | 'bytes' | 'rule'>> = {},
+): ApiEventFields {
+  return {
+    kind,
+    device: e.device,
+    nr: e.nr,
+    port: label,
+    direction: extra.direction ?? null,
+    bytes: extra.bytes ?? null,
+    rule: extra.rule ?? null,
+    text: `${label}: ${text}`,
+  };
+}
+
+/** An event about the machine, not a port. */
+function machineEvent(
+  kind: EventKind,
+  device: string | null,
+  text: string,
+  rule: string | null = null,
+): ApiEventFields {
+  return { kind, device, nr: null, port: null, direction: null, bytes: null, rule, text };
+}
+
+type ForwardedEvent = Exclude<keyof EngineEvents, 'data' | 'task' | 'vserport-change'>;
+
+/** Every engine event the screens see, once. */
+const FORWARDED: { [K in ForwardedEvent]: Forward<K> } = {
+  'port-added': {
+    event: (e) =>
+      portEvent(
+        'port-added',
+        e,
+        e.hotplug ? 'port added (hot-plug)' : 'port added',
+        portLabel(e, e.device),
+      ),
+    topology: true,
+  },
+  'port-removed': {
+    event: (e) => portEvent('port-removed', e, 'port removed', portLabel(e, e.device)),
+    topology: true,
+  },
+  'guest-open': {
+    event: (e, labelOf) =>
+      portEvent(
+        e.open ? 'guest-open' : 'guest-close',
+        e,
+        e.open ? 'guest opened the port' : 'guest closed the port',
+        labelOf(e.device, e.nr),
+      ),
+    topology: true,
+  },
+  'host-open': {
+    event: (e, labelOf) =>
+      portEvent(
+        e.open ? 'host-open' : 'host-close',
+        e,
+        e.open ? 'host connected' : 'host disconnected',
+        labelOf(e.device, e.nr),
+      ),
+    topology: true,
+  },
+  control: {
+    event: (e, labelOf) => {
+      const nr = e.message.id === 0xffffffff ? null : e.message.id;
+      return {
+        kind: 'control',
+        device: e.device,
+        nr,
+        port: labelOf(e.device, nr),
+        direction: e.direction === 'to-guest' ? 'host-to-guest' : 'guest-to-host',
+        bytes: null,
+        rule: null,
+        text: `${e.device} ${e.direction === 'to-guest' ? '→ guest' : '→ device'}: ${e.text}`,
+      };
+    },
+    topology: false,
+  },
+  throttle: {
+    event: (e, labelOf) =>
+      portEvent(
+        e.on ? 'throttle-on' : 'throttle-off',
+        e,
+        e.on ? 'throttled (the host is not taking bytes)' : 'unthrottled',
+        labelOf(e.device, e.nr),
+        { direction: 'guest-to-host' },
+      ),
+    topology: true,
+  },
+  drop: {
+    event: (e, labelOf) => {
+      const label = labelOf(e.device, e.nr);
+      return {
+        kind: 'drop',
+        device: e.device,
+        nr: e.nr,
+        port: label,
+        direction: dropDirection(e.reason, e.direction),
+        bytes: e.bytes,
+        rule: null,
+        text:
+          e.reason === 'hangup-unread'
+            ? `${label ?? e.device}: QEMU discarded ${e.bytes} unread bytes when the host hung up`
+            : `${label ?? e.device}: ${e.bytes} bytes dropped by the ${e.side} (${e.reason})`,
+      };
+    },
+    topology: false,
+  },
+  'control-ignored': {
+    // D10: QEMU's own error line when it prints one; the device goes on.
+    event: (e) =>
+      machineEvent(
+        'error',
+        e.device,
+        e.qemuReport !== null
+          ? `${e.device}: ${e.qemuReport} (ignored, as QEMU does)`
+          : `${e.device}: ${e.text} (ignored silently by QEMU)`,
+        e.rule,
+      ),
+    topology: false,
+  },
+  'needs-reset': {
+    event: (e) =>
+      machineEvent(
+        'needs-reset',
+        e.device,
+        `${e.device}: NEEDS_RESET (${e.rule}): ${e.fault.message}`,
+        e.rule,
+      ),
+    topology: true,
+  },
+  'engine-error': {
+    event: (e) =>
+      machineEvent(
+        'error',
+        null,
+        `engine task ${e.task.label} failed: ${e.message.split('\n', 1)[0]}`,
+      ),
+    topology: false,
+  },
+  'device-deleted': {
+    event: (e) =>
+      machineEvent(
+        'device-deleted',
+        e.device,
+        `DEVICE_DELETED ${e.device ?? ''} ${e.path}`.replace('  ', ' '),
+      ),
+    topology: true,
+  },
+  'guest-node': {
+    event: (e) =>
+      machineEvent(
+        'guest-node',
+        null,
+        `guest: ${e.action === 'add' ? 'added' : 'removed'} ${e.path}`,
+      ),
+    topology: true,
+  },
+  'emergency-write': {
+    event: (e, labelOf) => ({
+      kind: 'emergency-write',
+      device: e.device,
+      nr: e.nr,
+      port: labelOf(e.device, e.nr),
+      direction: 'guest-to-host',
+      bytes: 1,
+      rule: null,
+      text: `${e.device}: emergency write 0x${e.byte.toString(16).padStart(2, '0')}`,
+    }),
+    topology: false,
+  },
+};
 
 /** The names of the commands, for faces that list them. */
 export type { CommandName };

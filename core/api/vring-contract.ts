@@ -5,10 +5,12 @@
  * negotiation as they happened, and the faults a person can inject on
  * purpose (M2, M3, M4, M5, M8) to watch the device refuse them.
  *
- * Pure data and zod schemas, importing nothing but zod: the renderer
- * imports it, and contract.ts imports it (so it must not import contract.ts).
+ * Pure data and zod schemas, importing only zod and the list of ring
+ * operations (core/virtio/trace.ts, itself pure): the renderer imports it,
+ * and contract.ts imports it (so it must not import contract.ts).
  */
 import { z } from 'zod';
+import { RING_OPS } from '../virtio/trace.js';
 
 const Int = z.number().int();
 const DeviceName = z.string().min(1).max(128);
@@ -108,19 +110,7 @@ export type Ring = z.infer<typeof RingSchema>;
 
 // ------------------------------------------------------------ ring operations
 
-export const RingOpNameSchema = z.enum([
-  'driver-add',
-  'driver-publish',
-  'driver-notify',
-  'device-pop',
-  'device-push',
-  'device-interrupt',
-  'driver-reclaim',
-  'wrap',
-  'device-suppress',
-  'driver-suppress',
-  'fault',
-]);
+export const RingOpNameSchema = z.enum(RING_OPS);
 export type RingOpName = z.infer<typeof RingOpNameSchema>;
 
 /** One ring operation (core/virtio/trace.ts's RingTraceEvent) as the step log shows it. */

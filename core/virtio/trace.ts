@@ -7,29 +7,33 @@
  */
 import type { RuleId, VirtioFault } from './fault.js';
 
-export type RingOp =
+/** Every ring operation, once: the API's schema (core/api/vring-contract.ts) is made from it. */
+export const RING_OPS = [
   /** Driver wrote a chain's descriptors and made it available (split: avail entry; packed: AVAIL flip). */
-  | 'driver-add'
+  'driver-add',
   /** Driver published avail idx (split) — packed rings publish per head flip. */
-  | 'driver-publish'
+  'driver-publish',
   /** Driver decided whether to notify the device (kick sent or suppressed). */
-  | 'driver-notify'
+  'driver-notify',
   /** Device took an available chain and walked it. */
-  | 'device-pop'
+  'device-pop',
   /** Device returned a chain as used, with the number of bytes it wrote. */
-  | 'device-push'
+  'device-push',
   /** Device decided whether to interrupt the driver (sent or suppressed). */
-  | 'device-interrupt'
+  'device-interrupt',
   /** Driver reclaimed a used buffer. */
-  | 'driver-reclaim'
+  'driver-reclaim',
   /** An index or wrap counter wrapped around. */
-  | 'wrap'
+  'wrap',
   /** Device-side notification suppression changed (used.flags, avail_event, device event). */
-  | 'device-suppress'
+  'device-suppress',
   /** Driver-side interrupt suppression changed (avail.flags, used_event, driver event). */
-  | 'driver-suppress'
+  'driver-suppress',
   /** A malformed structure was found; the device will go NEEDS_RESET. */
-  | 'fault';
+  'fault',
+] as const;
+
+export type RingOp = (typeof RING_OPS)[number];
 
 export interface RingTraceEvent {
   op: RingOp;

@@ -6,6 +6,7 @@
  * and a drop for host bytes the guest had not taken), and the socket still
  * listens: a second client connects.
  */
+import { BackendEndpoint } from '../../core/chardev/backend-endpoint.js';
 import type * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { PortSnapshot } from '../../core/api/contract.js';
@@ -53,7 +54,11 @@ describe('disconnectHost hangs up an outside client (core/chardev hangUp)', () =
     expect((await state()).hostApp).toBe('socket client');
     // The guest has not opened the port: these bytes wait in the backend (D6).
     first.socket.write('for nobody');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // ...held in the backend, the positive sign that they arrived (10 bytes).
+    await until(() => {
+      const backend = lab.service.session.machine.backend('out');
+      return (backend instanceof BackendEndpoint && backend.pendingToGuest === 10) || undefined;
+    });
 
     const answer = await lab.run({ cmd: 'disconnectHost', port: ref });
     expect(answer.ok).toBe(true);
