@@ -858,6 +858,8 @@ export class ApiService {
           rule: null,
           text: `${label ?? e.device}: ${e.bytes} bytes dropped by the ${e.side} (${e.reason})`,
         });
+        // The port's dropped counts are in the snapshot (at most one per frame goes out).
+        this.topologyChanged();
       }),
       ev.on('needs-reset', (e) => {
         this.emit({
