@@ -18,7 +18,6 @@ import type { Emitter } from '../base/emitter.js';
 import type { EngineEvents } from '../serial/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
-import { portColumn, recordSummary } from '../capture/format.js';
 import { topologyFromLibvirtXml } from '../machine/libvirt-xml.js';
 import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
 import { emptyTopology, type Topology } from '../machine/topology.js';
@@ -852,7 +851,8 @@ const FORWARDED: { [K in ForwardedEvent]: Forward<K> } = {
             : `${label ?? e.device}: ${e.bytes} bytes dropped by the ${e.side} (${e.reason})`,
       };
     },
-    topology: false,
+    // The port's dropped counts are in the snapshot (at most one per frame goes out).
+    topology: true,
   },
   'control-ignored': {
     // D10: QEMU's own error line when it prints one; the device goes on.

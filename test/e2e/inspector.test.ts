@@ -122,4 +122,25 @@ describe.runIf(haveChromium)('the inspector in Chromium against vmchan serve', (
     await inspector.locator('[data-recording]').waitFor({ state: 'detached' });
     expect(e2e.problems).toEqual([]);
   }, 60_000);
+
+  it("shows the port's dropped bytes by direction and reason (issue 13 item 14)", async () => {
+    const nr = (await portOf('test1')).nr;
+    // A drop as the guest driver reports it (its own tests prove the counts).
+    serve.service.session.lab.events.emit('drop', {
+      device: 'vser0',
+      nr,
+      side: 'guest',
+      bytes: 4321,
+      reason: 'closed-unread',
+      direction: 'to-guest',
+    });
+    await expect.poll(async () => (await portOf('test1')).dropped).toBe(4321);
+    await page.locator('.tree [data-port="test1"]').click();
+    const dropped = page.locator('[data-inspect=port] [data-field=dropped]');
+    await dropped.locator('.drop-reason', { hasText: 'closed-unread' }).waitFor();
+    expect(await dropped.locator('.drop-reason').innerText()).toMatch(
+      /host → guest\s+closed-unread \(guest\): 4\.22 KiB/,
+    );
+    expect(e2e.problems).toEqual([]);
+  }, 60_000);
 });
