@@ -42,6 +42,7 @@ import {
   type TopologySnapshot,
 } from './contract.js';
 import { demoTopology } from './demo.js';
+import { DEFAULT_URI, listDomains } from '../qemu/libvirt.js';
 import { AttachSession, failure, type AttachSessionOptions } from './attach-session.js';
 import { LabSession, makeRuntimeDir, portLabel, type SessionNote } from './lab-session.js';
 import { dropDirection } from './recorder.js';
@@ -187,6 +188,11 @@ export class ApiService {
         return this.attachTo(c.address);
       case 'detach':
         return this.detachFrom();
+      case 'listDomains': {
+        const uri = c.connect ?? DEFAULT_URI;
+        const domains = await listDomains(uri);
+        return Array.isArray(domains) ? ok({ uri, domains }) : failure(domains);
+      }
       case 'loadLab': {
         await this.leaveAttached();
         const switched = await this.switchLab(c.lab, c.lab === 'demo' ? null : emptyTopology());

@@ -124,6 +124,12 @@ describe.skipIf(problem !== '' && !inCi)(
       r = await rig({
         attach: { pollIntervalMs: 500, journal: new TapJournal(path.join(runDir, 'journal')) },
       });
+      // the Attach dialog's list
+      const listed = await r.must<{ uri: string; domains: string[] }>({
+        cmd: 'listDomains',
+        connect: URI,
+      });
+      expect(listed.domains).toContain(name);
       const t = await r.must<TopologySnapshot>({
         cmd: 'attach',
         address: `libvirt:${name}@${URI}`,
