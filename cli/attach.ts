@@ -6,6 +6,9 @@
  * The session code (table, watch loop, taps, capture) is shared with
  * `vmchan launch`, which starts QEMU first.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { CaptureError } from '../core/capture/error.js';
 import { PcapngWriter } from '../core/capture/pcapng-writer.js';
@@ -20,7 +23,8 @@ import {
   type PortEventType,
 } from '../core/capture/record.js';
 import { AttachedMachine } from '../core/qemu/attach.js';
-import { isAttachFailure } from '../core/qemu/attach-error.js';
+import { isAttachError, isAttachFailure } from '../core/qemu/attach-error.js';
+import { DEFAULT_URI, QmpProxy } from '../core/qemu/libvirt.js';
 import type { AttachedTopology, AttachEvent } from '../core/qemu/attach-model.js';
 import { parseQmpAddress } from '../core/qemu/qmp-address.js';
 import { isQmpError } from '../core/qemu/qmp-error.js';
@@ -51,7 +55,10 @@ export interface SessionOptions {
 }
 
 interface AttachCliOptions extends SessionOptions {
-  qmp: string;
+  qmp?: string;
+  /** A libvirt domain instead of a QMP socket (QMP through virt-qemu-qmp-proxy). */
+  domain?: string;
+  connect?: string;
 }
 
 const processIo: CliIo = {
@@ -134,7 +141,12 @@ export function registerAttach(program: Command): void {
     .description(
       'list the virtio-serial ports of a running QEMU, follow their events, tap their traffic',
     )
-    .requiredOption('--qmp <address>', 'the QMP socket: a unix socket path, or HOST:PORT');
+    .option('--qmp <address>', 'the QMP socket: a unix socket path, or HOST:PORT')
+    .option(
+      '--domain <name>',
+      'a libvirt domain instead: QMP goes through libvirt (virt-qemu-qmp-proxy), which owns its monitor',
+    )
+    .option('--connect <uri>', `the libvirt URI for --domain (default ${DEFAULT_URI})`);
   addSessionOptions(cmd, { watch: true })
     .addHelpText(
       'after',
@@ -147,7 +159,8 @@ Examples:
   vmchan attach --qmp /tmp/vm-qmp.sock
   vmchan attach --qmp localhost:4444 --watch
   vmchan attach --qmp /tmp/vm-qmp.sock --tap c1=/tmp/p1-tapped.sock -w p1.pcapng
-      (then point the host application at /tmp/p1-tapped.sock)`,
+      (then point the host application at /tmp/p1-tapped.sock)
+  vmchan attach --domain myvm --connect qemu:///system --watch`,
     )
     .action(async (options: AttachCliOptions) => {
       const stop = untilSignal();
@@ -165,14 +178,36 @@ export async function runAttach(
   io: CliIo,
   stop: Promise<unknown>,
 ): Promise<void> {
-  const address = parseQmpAddress(options.qmp);
-  if (isQmpError(address)) throw new UsageError(address.message);
+  if ((options.qmp === undefined) === (options.domain === undefined))
+    throw new UsageError('give either --qmp ADDRESS or --domain NAME');
+  if (options.connect !== undefined && options.domain === undefined)
+    throw new UsageError('--connect goes with --domain');
   const session = checkSessionOptions(options);
-  const machine = await AttachedMachine.connect(options.qmp, {
+  let proxy: QmpProxy | null = null;
+  let qmpAddress = options.qmp ?? '';
+  if (options.domain !== undefined) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-domain-'));
+    const started = await QmpProxy.start(
+      { domain: options.domain, uri: options.connect ?? DEFAULT_URI },
+      path.join(dir, 'qmp.sock'),
+    );
+    if (isAttachError(started)) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw new Error(started.message);
+    }
+    proxy = started;
+    qmpAddress = started.socketPath;
+  }
+  const address = parseQmpAddress(qmpAddress);
+  if (isQmpError(address)) throw new UsageError(address.message);
+  const machine = await AttachedMachine.connect(qmpAddress, {
     pollIntervalMs: session.pollMs,
-    qmp: { greetingTimeoutMs: 3_000 },
+    qmp: { greetingTimeoutMs: 3_000, ...(proxy !== null ? { oneAtATime: true } : {}) },
   });
-  if (isQmpError(machine)) throw new Error(machine.message);
+  if (isQmpError(machine)) {
+    await stopProxy(proxy);
+    throw new Error(machine.message);
+  }
   // QEMU going away ends a watch (status 1), as Ctrl-C does (status 0).
   let lost: string | undefined;
   let off = (): void => {};
@@ -188,8 +223,15 @@ export async function runAttach(
   } finally {
     off();
     await machine.close();
+    await stopProxy(proxy);
   }
   if (lost !== undefined) throw new Error(`${lost}; stopped watching`);
+}
+
+async function stopProxy(proxy: QmpProxy | null): Promise<void> {
+  if (proxy === null) return;
+  await proxy.stop();
+  fs.rmSync(path.dirname(proxy.socketPath), { recursive: true, force: true });
 }
 
 interface CheckedSession {

@@ -213,6 +213,8 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   }),
   /** Remove a tap; an in-place tap gives QEMU's path back. */
   z.object({ cmd: z.literal('untapChardev'), id: Id }),
+  /** The running libvirt domains (the Attach dialog; attach with address `libvirt:NAME@URI`). */
+  z.object({ cmd: z.literal('listDomains'), connect: z.string().min(1).max(1024).optional() }),
   z.object({ cmd: z.literal('getTopology') }),
   z.object({ cmd: z.literal('loadLab'), lab: LabNameSchema }),
   z.object({ cmd: z.literal('createDevice'), device: DeviceSpecSchema }),
@@ -593,6 +595,7 @@ export const ResultSchemas = {
   detach: TopologySnapshotSchema,
   tapChardev: z.lazy(() => TapStateSchema),
   untapChardev: Empty,
+  listDomains: z.object({ uri: z.string(), domains: z.array(z.string()) }),
   getTopology: TopologySnapshotSchema,
   loadLab: TopologySnapshotSchema,
   createDevice: z.object({ name: z.string(), bus: z.string() }),

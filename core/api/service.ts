@@ -42,6 +42,7 @@ import {
   type TopologySnapshot,
 } from './contract.js';
 import { demoTopology } from './demo.js';
+import { DEFAULT_URI, listDomains } from '../qemu/libvirt.js';
 import { AttachSession, failure, type AttachSessionOptions } from './attach-session.js';
 import { makeRuntimeDir } from '../base/runtime-dir.js';
 import { LabSession, portLabel, type SessionNote } from './lab-session.js';
@@ -195,6 +196,11 @@ export class ApiService {
         return this.attachTo(c.address);
       case 'detach':
         return this.detachFrom();
+      case 'listDomains': {
+        const uri = c.connect ?? DEFAULT_URI;
+        const domains = await listDomains(uri);
+        return Array.isArray(domains) ? ok({ uri, domains }) : failure(domains);
+      }
       case 'loadLab': {
         await this.leaveAttached();
         const switched = await this.switchLab(c.lab, c.lab === 'demo' ? null : emptyTopology());

@@ -379,7 +379,7 @@ export class AttachedMachine {
       );
     });
     const r = await this.qmp.deviceDel(target);
-    // A QMP proxy that forwards no events (libvirt.ts) must not hide a removal:
+    // A QMP proxy that may not forward events (libvirt.ts) must not hide a removal:
     // the device's QOM path going away says the same as DEVICE_DELETED.
     let watching = !isQmpError(r);
     const gone = (async (): Promise<true | AttachFailure> => {

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PortSnapshot, TapState, TopologySnapshot } from '../../core/api/contract.js';
+import { runAttach } from '../../cli/attach.js';
 import { domainXml, listDomains } from '../../core/qemu/libvirt.js';
 import { TapJournal } from '../../core/qemu/tap-journal.js';
 import { rig, type Rig } from '../api/helpers.js';
@@ -123,6 +124,12 @@ describe.skipIf(problem !== '' && !inCi)(
       r = await rig({
         attach: { pollIntervalMs: 500, journal: new TapJournal(path.join(runDir, 'journal')) },
       });
+      // the Attach dialog's list
+      const listed = await r.must<{ uri: string; domains: string[] }>({
+        cmd: 'listDomains',
+        connect: URI,
+      });
+      expect(listed.domains).toContain(name);
       const t = await r.must<TopologySnapshot>({
         cmd: 'attach',
         address: `libvirt:${name}@${URI}`,
@@ -161,5 +168,16 @@ describe.skipIf(problem !== '' && !inCi)(
       if (typeof xmlAfter !== 'string') throw new Error(xmlAfter.message);
       expect(channels(xmlAfter)).toEqual(channels(xmlBefore));
     }, 180_000);
+
+    it('vmchan attach --domain NAME --connect URI lists the domain’s channels', async () => {
+      let out = '';
+      const io = { out: (t: string) => void (out += t), err: (t: string) => void (out += t) };
+      await runAttach({ domain: name, connect: URI, poll: '0' }, io, Promise.resolve());
+      expect(out).toContain('org.test.ch1');
+      expect(out).toContain('org.qemu.guest_agent.0');
+      await expect(runAttach({ poll: '0' }, io, Promise.resolve())).rejects.toThrow(
+        /either --qmp ADDRESS or --domain NAME/,
+      );
+    }, 60_000);
   },
 );
