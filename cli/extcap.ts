@@ -23,6 +23,7 @@
  * into Wireshark's extcap folder and the dissector into its Lua plugins
  * folder, both asked of `tshark -G folders` (cli/extcap-install.ts).
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -156,22 +157,20 @@ export async function runExtcap(args: string[]): Promise<number> {
 }
 
 /**
- * dumpcap waits to open the fifo for reading until a writer comes: an
- * extcap that gives up must open and close it, or dumpcap waits forever.
+ * dumpcap reports an extcap's stderr when the extcap exits, which is how a
+ * refusal reaches the person; if dumpcap is still blocked opening the fifo
+ * a few seconds later, a detached helper opens and closes it so dumpcap
+ * sees the end instead of waiting forever. (Releasing the fifo at once would
+ * make dumpcap report an empty error before it reads our message.)
  */
 function releaseFifo(fifo: string): void {
-  // dumpcap may not have reached its open yet: a few tries over two seconds
-  // (this process is about to exit, so waiting here blocks nobody else).
-  const pause = new Int32Array(new SharedArrayBuffer(4));
-  for (let attempt = 0; attempt < 20; attempt++) {
-    try {
-      fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENXIO') return; // no fifo: nobody waits
-    }
-    Atomics.wait(pause, 0, 0, 100);
-  }
+  const child = spawn(
+    'sh',
+    ['-c', 'sleep 5; [ -p "$1" ] && timeout 2 sh -c \': > "$1"\' sh "$1"', 'sh', fifo],
+    { detached: true, stdio: 'ignore' },
+  );
+  child.on('error', () => {}); // no sh: nothing more to do
+  child.unref();
 }
 
 function installScope(args: string[]): InstallScope {

@@ -175,18 +175,31 @@ describeWithTshark('vmchan as a tshark extcap', () => {
       vmchan(['extcap', '--extcap-interface', iface, '--extcap-capture-filter', 'port == test1'])
         .stdout,
     ).toBe('');
-    const r = await tshark([
-      '-i',
+    // What dumpcap runs: --capture with the filter; refused before any capture, and the
+    // fifo's reader is not left waiting.
+    const fifo = path.join(home, 'refused.fifo');
+    spawnSync('mkfifo', [fifo]);
+    const reader = new Promise<number>((resolve) => {
+      const s = fs.createReadStream(fifo);
+      let n = 0;
+      s.on('data', (c) => (n += c.length));
+      s.on('close', () => resolve(n));
+      s.on('error', () => resolve(-1));
+    });
+    const r = vmchan([
+      'extcap',
+      '--capture',
+      '--extcap-interface',
       iface,
-      '-f',
+      '--fifo',
+      fifo,
+      '--extcap-capture-filter',
       'port ==',
-      '-a',
-      'duration:2',
-      '-w',
-      path.join(home, 'bad.pcapng'),
     ]);
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/filter error at column 8/);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^vmchan: capture filter: filter error at column 8: /);
+    expect(await reader).toBe(0);
+    fs.rmSync(fifo);
   }, 180_000);
 
   it('uninstall leaves the folders as they were', () => {
