@@ -616,7 +616,13 @@ export function parseCommand(
 
 /** Client to server on the WebSocket (and the IPC ack channel). */
 export const ClientMessageSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('req'), id: z.number().int().min(0), command: z.unknown() }),
+  z.object({
+    t: z.literal('req'),
+    id: z.number().int().min(0),
+    command: z.unknown(),
+    /** What the person at the window agreed this command may reach (reach.ts keys). */
+    confirm: z.array(z.string().max(4200)).max(16).optional(),
+  }),
   z.object({ t: z.literal('ack'), seq: z.number().int().min(1) }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
