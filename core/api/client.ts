@@ -124,7 +124,8 @@ export interface WebSocketTransportOptions {
 
 /** The WebSocket subprotocols that carry the token (web-server.ts reads them). */
 export function apiProtocols(token: string): string[] {
-  return ['vmchan', `vmchan.token.${token}`];
+  // No token (a page opened without the fragment): the server says "token required".
+  return token === '' ? ['vmchan'] : ['vmchan', `vmchan.token.${token}`];
 }
 
 /** The web face: `ws://host:port/api` on the page's own origin, the token as a subprotocol. */

@@ -564,7 +564,8 @@ export const ResultSchemas = {
   exportConfig: z.object({ text: z.string(), notes: z.array(ConfigNoteSchema) }),
   getVring: VringSnapshotSchema,
   writeHost: z.object({ written: z.number().int() }),
-  writeGuest: z.object({ written: z.number().int() }),
+  /** `queued`: the engine is paused; the guest's write runs when it runs (Run or Step). */
+  writeGuest: z.object({ written: z.number().int(), queued: z.number().int().optional() }),
   setWorkload: z.object({ running: z.array(z.string()) }),
   getVringView: GetVringViewResultSchema,
   vringStep: z.object({

@@ -105,6 +105,9 @@ export class LabSession {
   private readonly hostTerminals = new HostTerminals();
   readonly workloads: DemoWorkloads | null;
   private readonly onChange: () => void;
+  private readonly report: (line: string) => void;
+  /** Guest-side terminals being opened (a write queued while paused opens once). */
+  private readonly opening = new Map<string, Promise<number | string>>();
   booted = true;
 
   private constructor(
@@ -118,6 +121,7 @@ export class LabSession {
   ) {
     this.original = original;
     this.onChange = onChange;
+    this.report = report;
     this.workloads = demo
       ? new DemoWorkloads({
           lab: machine.lab,
@@ -374,23 +378,53 @@ export class LabSession {
     return n;
   }
 
-  /** Bytes from the guest side: a terminal in the guest writes to the port's device node. */
-  async writeGuest(ref: PortRef, bytes: Uint8Array): Promise<number | string> {
+  /**
+   * Bytes from the guest side: a terminal in the guest writes to the port's
+   * device node. The write is a guest syscall, a task on the engine: while
+   * the engine is paused (step mode) it waits for Run or Step, so the
+   * answer does not wait for it (issue 13 item 6): `{ queued }` says the
+   * bytes are in the guest's hands, and a failure then shows as a line in
+   * the events.
+   */
+  async writeGuest(ref: PortRef, bytes: Uint8Array): Promise<number | string | { queued: number }> {
     const found = this.port(ref);
     if (typeof found === 'string') return found;
     const key = `${ref.device}:${ref.nr}`;
+    const gp = this.guestPort(found.device, found.port.nr);
+    if (!this.terminals.has(key) && !this.opening.has(key) && gp === undefined)
+      return `the guest has no device node for ${portLabel(found.port, found.device.name)} yet`;
+    const label = portLabel(found.port, found.device.name);
+    const written = this.guestWrite(key, gp, bytes);
+    if (this.lab.scheduler.mode !== 'step') return written;
+    void written.then((n) => {
+      if (typeof n === 'string') this.report(`guest write to ${label} (queued while paused): ${n}`);
+    });
+    return { queued: bytes.length };
+  }
+
+  private async guestWrite(
+    key: string,
+    gp: ReturnType<LabSession['guestPort']>,
+    bytes: Uint8Array,
+  ): Promise<number | string> {
     const files = this.lab.guest.files;
-    let fd = this.terminals.get(key);
+    let fd: number | string | undefined = this.terminals.get(key);
     if (fd === undefined) {
-      const gp = this.guestPort(found.device, found.port.nr);
-      if (gp === undefined)
-        return `the guest has no device node for ${portLabel(found.port, found.device.name)} yet`;
-      const node = gp.console ? `/dev/hvc${gp.console.hvc}` : `/dev/${gp.devName}`;
-      const opened = await files.open(node, O_RDWR | O_NONBLOCK);
-      if (isErrno(opened)) return opened.toString();
-      fd = opened;
-      this.terminals.set(key, fd);
-      this.onChange();
+      let opening = this.opening.get(key);
+      if (opening === undefined) {
+        if (gp === undefined) return 'the guest has no device node for this port';
+        const node = gp.console ? `/dev/hvc${gp.console.hvc}` : `/dev/${gp.devName}`;
+        opening = files.open(node, O_RDWR | O_NONBLOCK).then((opened) => {
+          this.opening.delete(key);
+          if (isErrno(opened)) return opened.toString();
+          this.terminals.set(key, opened);
+          this.onChange();
+          return opened;
+        });
+        this.opening.set(key, opening);
+      }
+      fd = await opening;
+      if (typeof fd === 'string') return fd;
     }
     const n = await files.write(fd, bytes);
     if (isErrno(n)) {

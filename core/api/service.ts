@@ -335,6 +335,8 @@ export class ApiService {
       case 'writeGuest': {
         const n = await s.writeGuest(c.port, decode(c.data, c.base64));
         if (typeof n === 'string') return fail(notFound(n), n);
+        // Paused: the guest's write runs when the engine runs; the answer does not wait.
+        if (typeof n === 'object') return ok({ written: 0, queued: n.queued });
         return ok({ written: n });
       }
       case 'getVringView':
