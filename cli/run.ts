@@ -15,8 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { tapLab, type LabTap } from '../core/capture/lab-tap.js';
-import { isCaptureError } from '../core/capture/error.js';
-import { PcapngWriter } from '../core/capture/pcapng-writer.js';
+import type { PcapngWriter } from '../core/capture/pcapng-writer.js';
 import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { hostEndpoints } from '../core/machine/endpoints.js';
 import { Machine, StartError } from '../core/machine/machine.js';
@@ -35,6 +34,7 @@ import {
   type Workload,
   type WorkloadSpec,
 } from '../core/workloads/index.js';
+import { prepareCaptureFile, type PendingCaptureFile } from './capture-file.js';
 import { UsageError } from './errors.js';
 
 interface RunOptions {
@@ -304,10 +304,15 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     // The capture file first, so the tap sees the whole boot.
     let tap: LabTap | null = null;
     let writer: PcapngWriter | null = null;
+    // A new file beside -w FILE, renamed onto it once the lab is up: FILE survives a failed start.
+    let pending: PendingCaptureFile | null = null;
     if (options.write !== undefined) {
-      const created = PcapngWriter.create(path.resolve(options.write));
-      if (isCaptureError(created)) throw new Error(created.toString());
-      writer = created;
+      const prepared = prepareCaptureFile(options.write);
+      if (typeof prepared === 'string') throw new UsageError(prepared);
+      pending = prepared;
+      writer = prepared.writer;
+      const p = prepared;
+      cleanup.push(() => p.discard());
     }
 
     const machine = await Machine.start(topology, {
@@ -320,9 +325,8 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     });
     if (machine instanceof StartError) {
       (tap as LabTap | null)?.stop();
-      writer?.close();
-      // Nothing ran: leave no capture file behind either.
-      if (options.write !== undefined) fs.rmSync(path.resolve(options.write), { force: true });
+      // Nothing ran: the new capture file goes; the user's FILE was never touched.
+      pending?.discard();
       // A device QEMU refuses is a mistake in the arguments (exit 2); a socket that cannot be bound is not.
       if (machine.stage === 'device' || machine.stage === 'topology') {
         throw new UsageError(machine.message);
@@ -381,8 +385,14 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
       demo,
       options.write,
     );
+    const committed = pending?.commit() ?? null;
+    if (committed !== null) notice(committed);
     out.write('ready\n');
 
+    // A lab runs until it is told to stop (issue 13 item 8): with no socket, timer or
+    // stdin reader left, Node would end the process here (exit 13, runtime dir left).
+    const alive = setInterval(() => {}, 1 << 30);
+    cleanup.push(() => clearInterval(alive));
     await stopped;
     info('vmchan run: stopping');
   } finally {

@@ -311,11 +311,22 @@ export class CaptureReader {
   private static start(path: string, options: ReaderOptions): CaptureReader | CaptureError {
     let fd: number;
     try {
-      fd = fs.openSync(path, 'r');
+      // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, and block
+      // the whole event loop with it (issue 13 item 7); what it is comes next.
+      fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (err) {
       return new CaptureError('IoError', `cannot open capture: ${describeIoFailure(err)}`, {
         path,
       });
+    }
+    const notFile = notRegularFile(fd);
+    if (notFile !== null) {
+      fs.closeSync(fd);
+      return new CaptureError(
+        'NotRegularFile',
+        `not a capture file: it is ${notFile}; vmchan reads captures from regular files`,
+        { path },
+      );
     }
     const r = new CaptureReader(path, fd, options);
     const err = r.stat() ?? r.checkStart();
@@ -1199,6 +1210,23 @@ class IndexSubject implements FilterSubject {
     const c = this.reader.comment(this.n);
     return typeof c === 'string' ? c : undefined;
   }
+}
+
+/** What an open descriptor is when it is not a regular file ("a FIFO (named pipe)"), else null. */
+function notRegularFile(fd: number): string | null {
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(fd);
+  } catch {
+    return null; // stat() reports it next, with the system's words
+  }
+  if (st.isFile()) return null;
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
 }
 
 /** Open and index a capture file (async, yields to the event loop while scanning). */
