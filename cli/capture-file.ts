@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isCaptureError } from '../core/capture/error.js';
 import { PcapngWriter } from '../core/capture/pcapng-writer.js';
+import { nonRegularAt } from '../core/capture/regular-file.js';
 
 export interface PendingCaptureFile {
   readonly writer: PcapngWriter;
@@ -20,27 +21,11 @@ export interface PendingCaptureFile {
   discard(): void;
 }
 
-function whatItIs(st: fs.Stats): string {
-  if (st.isFIFO()) return 'a FIFO (named pipe)';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
 /** Prepare `target`; a string is the one-line refusal. */
 export function prepareCaptureFile(target: string): PendingCaptureFile | string {
   const file = path.resolve(target);
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.statSync(file);
-  } catch {
-    st = undefined;
-  }
-  if (st !== undefined && !st.isFile()) {
-    return `-w ${target}: it is ${whatItIs(st)}; a capture is written to a regular file`;
-  }
+  const what = nonRegularAt(file);
+  if (what !== null) return `-w ${target}: it is ${what}; a capture is written to a regular file`;
   const temp = path.join(
     path.dirname(file),
     `.${path.basename(file)}.${randomBytes(4).toString('hex')}.partial`,

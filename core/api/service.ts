@@ -21,6 +21,7 @@ import { topologyFromLibvirtXml, topologyToLibvirtXml } from '../machine/libvirt
 import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
 import { printQemuArgs } from '../machine/qemu-print.js';
 import { emptyTopology, type Topology } from '../machine/topology.js';
+import { nonRegularAt } from '../capture/regular-file.js';
 import { queueRole } from '../serial/layout.js';
 import { VERSION } from '../version.js';
 import { BatchBridge } from './batcher.js';
@@ -545,7 +546,8 @@ export class ApiService {
       all: this.captureAll,
       ports: [...this.portCapture.values()],
     });
-    if (r instanceof CaptureError) return fail('IoError', r.message);
+    if (r instanceof CaptureError)
+      return fail(r.kind === 'NotRegularFile' ? 'Refused' : 'IoError', r.toString());
     this.recorder = r;
     this.note(`capture started: ${file}`);
     this.topologyChanged();
@@ -580,6 +582,8 @@ export class ApiService {
   private saveCapture(to: string): Answer {
     const from = this.captureFile;
     if (from === null) return fail('Refused', 'nothing captured yet: press Capture first');
+    const what = nonRegularAt(to);
+    if (what !== null) return fail('Refused', `cannot save the capture to ${to}: it is ${what}`);
     try {
       fs.copyFileSync(from, to);
       return ok({ path: to, bytes: fs.statSync(to).size });

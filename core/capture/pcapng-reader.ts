@@ -50,6 +50,7 @@
 import * as fs from 'node:fs';
 import { DEFAULT_CONTROL_CODEC } from '../serial/control.js';
 import { CaptureError, describeIoFailure } from './error.js';
+import { nonRegularFd } from './regular-file.js';
 import type { FilterPredicate, FilterSubject } from './filter.js';
 import {
   BLOCK_EPB,
@@ -319,7 +320,7 @@ export class CaptureReader {
         path,
       });
     }
-    const notFile = notRegularFile(fd);
+    const notFile = nonRegularFd(fd);
     if (notFile !== null) {
       fs.closeSync(fd);
       return new CaptureError(
@@ -1210,23 +1211,6 @@ class IndexSubject implements FilterSubject {
     const c = this.reader.comment(this.n);
     return typeof c === 'string' ? c : undefined;
   }
-}
-
-/** What an open descriptor is when it is not a regular file ("a FIFO (named pipe)"), else null. */
-function notRegularFile(fd: number): string | null {
-  let st: fs.Stats;
-  try {
-    st = fs.fstatSync(fd);
-  } catch {
-    return null; // stat() reports it next, with the system's words
-  }
-  if (st.isFile()) return null;
-  if (st.isFIFO()) return 'a FIFO (named pipe)';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
 }
 
 /** Open and index a capture file (async, yields to the event loop while scanning). */
