@@ -18,6 +18,7 @@ import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
 import { portColumn, recordSummary } from '../capture/format.js';
 import { topologyFromLibvirtXml, topologyToLibvirtXml } from '../machine/libvirt-xml.js';
+import { explainNoVirtioSerial } from '../machine/libvirt-read.js';
 import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
 import { printQemuArgs } from '../machine/qemu-print.js';
 import { emptyTopology, type Topology } from '../machine/topology.js';
@@ -442,7 +443,7 @@ export class ApiService {
         'ParseError',
         format === 'qemu'
           ? 'no virtio-serial device on this command line (-device virtio-serial-pci,...)'
-          : 'no virtio-serial controller in this XML (<controller type="virtio-serial">)',
+          : explainNoVirtioSerial(text, parsed.notes),
       );
     }
     const switched = await this.switchLab('imported', parsed.value);
