@@ -112,7 +112,13 @@ export function describeIssues(error: z.ZodError): string {
   const issue = error.issues[0];
   if (issue === undefined) return 'invalid message';
   const path = issue.path.map(String).join('.');
-  return path === '' ? issue.message : `${path}: ${issue.message}`;
+  // zod says "expected string, received undefined" for a field left out: say it is missing.
+  if (path === '') return issue.message;
+  const message = issue.message.replace(
+    /^Invalid input: expected (\w+), received undefined$/,
+    'missing (expected $1)',
+  );
+  return `${path}: ${message}`;
 }
 
 // --------------------------------------------------------------- chardevs
