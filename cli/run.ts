@@ -16,7 +16,6 @@ import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { tapLab, type LabTap } from '../core/capture/lab-tap.js';
 import { isCaptureError } from '../core/capture/error.js';
-import { PcapngWriter } from '../core/capture/pcapng-writer.js';
 import { parseRingOptions, RingCaptureWriter } from '../core/capture/ring-writer.js';
 import type { CaptureSink } from '../core/capture/record.js';
 import { publishSession } from '../core/capture/live-session.js';
@@ -39,6 +38,7 @@ import {
   type Workload,
   type WorkloadSpec,
 } from '../core/workloads/index.js';
+import { prepareCaptureFile, type PendingCaptureFile } from './capture-file.js';
 import { UsageError } from './errors.js';
 
 interface RunOptions {
@@ -330,27 +330,32 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     // The capture file first, so the tap sees the whole boot.
     let tap: LabTap | null = null;
     let writer: CaptureSink | null = null;
+    // A plain -w FILE is written to a new file beside FILE and renamed onto it
+    // once the lab is up: FILE survives a failed start. A ring of files
+    // (-b, -a) writes numbered files of its own and never touches FILE.
+    let pending: PendingCaptureFile | null = null;
     const ringWords = options.ringBuffer ?? [];
     const stopWords = options.autostop ?? [];
     if (options.write === undefined && ringWords.length + stopWords.length > 0)
       throw new UsageError('-b and -a shape a capture file: give -w FILE too');
-    if (options.write !== undefined) {
+    if (options.write !== undefined && ringWords.length + stopWords.length > 0) {
       const ring = parseRingOptions(ringWords, stopWords);
       if (typeof ring === 'string') throw new UsageError(ring);
-      const file = path.resolve(options.write);
-      const created =
-        ringWords.length + stopWords.length === 0
-          ? PcapngWriter.create(file)
-          : RingCaptureWriter.create(
-              file,
-              ring,
-              {},
-              {
-                onStop: (reason) => notice(`capture stopped at ${reason}`),
-              },
-            );
-      if (isCaptureError(created)) throw new Error(created.toString());
+      const created = RingCaptureWriter.create(
+        path.resolve(options.write),
+        ring,
+        {},
+        { onStop: (reason) => notice(`capture stopped at ${reason}`) },
+      );
+      if (isCaptureError(created)) throw new UsageError(`-w ${options.write}: ${created.message}`);
       writer = created;
+    } else if (options.write !== undefined) {
+      const prepared = prepareCaptureFile(options.write);
+      if (typeof prepared === 'string') throw new UsageError(prepared);
+      pending = prepared;
+      writer = prepared.writer;
+      const p = prepared;
+      cleanup.push(() => p.discard());
     }
 
     const machine = await Machine.start(topology, {
@@ -365,9 +370,8 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     });
     if (machine instanceof StartError) {
       (tap as LabTap | null)?.stop();
-      writer?.close();
-      // Nothing ran: leave no capture file behind either.
-      if (options.write !== undefined) fs.rmSync(path.resolve(options.write), { force: true });
+      // Nothing ran: the new capture file goes; the user's FILE was never touched.
+      pending?.discard();
       // A device QEMU refuses is a mistake in the arguments (exit 2); a socket that cannot be bound is not.
       if (machine.stage === 'device' || machine.stage === 'topology') {
         throw new UsageError(machine.message);
@@ -448,8 +452,14 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
       demo,
       options.write,
     );
+    const committed = pending?.commit() ?? null;
+    if (committed !== null) notice(committed);
     out.write('ready\n');
 
+    // A lab runs until it is told to stop (issue 13 item 8): with no socket, timer or
+    // stdin reader left, Node would end the process here (exit 13, runtime dir left).
+    const alive = setInterval(() => {}, 1 << 30);
+    cleanup.push(() => clearInterval(alive));
     await stopped;
     info('vmchan run: stopping');
   } finally {

@@ -1,17 +1,24 @@
 /**
  * `vmchan serve`: the app in a browser. Serves the built renderer and the
  * API over a WebSocket on 127.0.0.1 (another address only when asked), with
- * a random token in the URL it prints; requests without the token are
- * refused. Runs until SIGINT or SIGTERM.
+ * a random token in the fragment of the URL it prints (web-server.ts);
+ * the API refuses requests without the token. Another address than
+ * loopback only with --allow-remote. Runs until SIGINT or SIGTERM.
  *
- *   vmchan serve [--port N] [--host 127.0.0.1] [--demo | --no-demo]
+ *   vmchan serve [--port N] [--host 127.0.0.1 [--allow-remote] [--allow-host NAME...]]
+ *                [--demo | --no-demo]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { ApiService } from '../core/api/service.js';
-import { startWebServer, type WebServer } from '../core/api/web-server.js';
+import { isLoopbackHost } from '../core/api/reach.js';
+import {
+  RemoteListenNotConfirmed,
+  startWebServer,
+  type WebServer,
+} from '../core/api/web-server.js';
 
 export interface ServeOptions {
   port?: number;
@@ -23,6 +30,10 @@ export interface ServeOptions {
   /** Directory under which the runtime directory (sockets) is made. */
   runtimeBase?: string;
   token?: string;
+  /** Listening beyond loopback was confirmed (`--allow-remote`). */
+  allowRemote?: boolean;
+  /** Host names the Host/Origin checks also accept (`--allow-host`). */
+  allowedHosts?: string[];
 }
 
 export interface ServeHandle {
@@ -46,6 +57,10 @@ export function findRendererDir(): string {
 
 /** Start the service and the web server; the caller prints the URL and closes it. */
 export async function startServe(options: ServeOptions = {}): Promise<ServeHandle> {
+  const host = options.host ?? '127.0.0.1';
+  // Refuse before anything starts: nothing to clean up.
+  if (!isLoopbackHost(host) && options.allowRemote !== true)
+    throw new RemoteListenNotConfirmed(host);
   const service = await ApiService.create({
     face: 'web',
     lab: options.demo === false ? 'empty' : 'demo',
@@ -56,8 +71,10 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
     server = await startWebServer({
       service,
       staticDir: options.staticDir ?? findRendererDir(),
-      host: options.host ?? '127.0.0.1',
+      host,
       port: options.port ?? 0,
+      allowRemote: options.allowRemote === true,
+      allowedHosts: options.allowedHosts ?? [],
       ...(options.token !== undefined ? { token: options.token } : {}),
     });
   } catch (error) {
@@ -101,21 +118,44 @@ export function registerServeCommand(program: Command): Command {
       'address to listen on (another than loopback only when you mean it)',
       '127.0.0.1',
     )
+    .option(
+      '--allow-remote',
+      'confirm listening on an address other than loopback (anyone who reaches it can try)',
+      false,
+    )
+    .option(
+      '--allow-host <name...>',
+      'more host names the browser may use to reach the server (Host and Origin checks)',
+    )
     .option('--demo', 'open the demo lab, alive (the default)', true)
     .option('--no-demo', 'open an empty lab')
-    .action(async (opts: { port: number; host: string; demo: boolean }) => {
-      const handle = await startServe({ port: opts.port, host: opts.host, demo: opts.demo });
-      if (opts.host !== '127.0.0.1' && opts.host !== '::1' && opts.host !== 'localhost') {
-        process.stderr.write(
-          `vmchan: listening on ${opts.host}: anyone who can reach it and has the token can drive the lab\n`,
-        );
-      }
-      process.stdout.write(`vmchan: serving the app at ${handle.url}\n`);
-      process.stdout.write(`vmchan: sockets in ${handle.service.runtimeDir}; Ctrl-C to stop\n`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      await handle.close();
-    });
+    .action(
+      async (opts: {
+        port: number;
+        host: string;
+        demo: boolean;
+        allowRemote: boolean;
+        allowHost?: string[];
+      }) => {
+        const handle = await startServe({
+          port: opts.port,
+          host: opts.host,
+          demo: opts.demo,
+          allowRemote: opts.allowRemote,
+          allowedHosts: opts.allowHost ?? [],
+        });
+        if (!isLoopbackHost(opts.host)) {
+          process.stderr.write(
+            `vmchan: listening on ${opts.host}: anyone who can reach it and has the token can drive the lab\n`,
+          );
+        }
+        process.stdout.write(`vmchan: serving the app at ${handle.url}\n`);
+        process.stdout.write(`vmchan: sockets in ${handle.service.runtimeDir}; Ctrl-C to stop\n`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await handle.close();
+      },
+    );
 }

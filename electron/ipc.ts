@@ -17,6 +17,7 @@ import {
   type MenuAction,
   type Result,
 } from '../core/api/contract.js';
+import { describeReach, reachOf, type Reach } from '../core/api/reach.js';
 
 /** The app's origin: everything the window shows comes from here. */
 export const APP_SCHEME = 'app';
@@ -51,6 +52,13 @@ export interface IpcHandlerOptions {
   ackFor(sender: unknown): ((seq: number) => boolean) | undefined;
   /** Where refusals are reported (one line each). */
   log?: (line: string) => void;
+  /**
+   * The person's agreement to what a command reaches (files, a non-loopback
+   * address): true when every path was chosen in a native file dialog or
+   * confirmed in a native message box (main.ts). Without it such commands
+   * are refused: the window alone never writes a file the user did not pick.
+   */
+  confirmReach?: (reach: Reach[]) => Promise<boolean>;
 }
 
 export interface IpcHandlers {
@@ -72,6 +80,11 @@ export function createIpcHandlers(options: IpcHandlerOptions): IpcHandlers {
     async request(event, payload) {
       if (!trusted(event, 'request')) {
         return fail('Refused', 'requests are taken only from the app’s own page');
+      }
+      const reach = reachOf(payload);
+      if (reach.length > 0 && !(await (options.confirmReach?.(reach) ?? Promise.resolve(false)))) {
+        log(`request refused, not chosen in a dialog: ${describeReach(reach)}`);
+        return fail('Refused', `not chosen in a file dialog: ${describeReach(reach)}`);
       }
       return options.execute(payload);
     },

@@ -9,6 +9,7 @@ import { app, BrowserWindow, dialog, ipcMain, Menu, protocol, session, shell } f
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IPC, type MenuAction } from '../core/api/contract.js';
+import { describeReach, type Reach } from '../core/api/reach.js';
 import { ApiService, type Screen } from '../core/api/service.js';
 import { VERSION } from '../core/version.js';
 import {
@@ -84,7 +85,27 @@ async function main(): Promise<void> {
   session.defaultSession.setPermissionCheckHandler(() => false);
 
   const service = await ApiService.create({ face: 'electron', dialogs: true });
+  // Paths the person picked in a native file dialog this session; anything else is asked natively.
+  const chosen = new Set<string>();
+  let window: BrowserWindow | null = null;
+  const confirmReach = async (reach: Reach[]): Promise<boolean> => {
+    const rest = reach.filter((r) => r.kind === 'listen' || !chosen.has(r.target));
+    if (rest.length === 0) return true;
+    const options = {
+      type: 'warning' as const,
+      buttons: ['Cancel', 'Allow'],
+      defaultId: 0,
+      cancelId: 0,
+      message: `Let vmchan ${describeReach(rest)}?`,
+    };
+    const answer =
+      window === null
+        ? await dialog.showMessageBox(options)
+        : await dialog.showMessageBox(window, options);
+    return answer.response === 1;
+  };
   const handlers = createIpcHandlers({
+    confirmReach,
     execute: (command) => service.execute(command),
     ackFor: (sender) => {
       const screen = screens.get(sender as Electron.WebContents);
@@ -116,6 +137,7 @@ async function main(): Promise<void> {
       devTools: DEV,
     },
   });
+  window = win;
   win.once('ready-to-show', () => win.show());
   attachScreen(service, win);
 
@@ -136,7 +158,10 @@ async function main(): Promise<void> {
               properties: ['openFile'],
             })
             .then((r) => {
-              if (!r.canceled && r.filePaths[0] !== undefined) send('open-capture', r.filePaths[0]);
+              const file = r.filePaths[0];
+              if (r.canceled || file === undefined) return;
+              chosen.add(file);
+              send('open-capture', file);
             });
         },
         saveCapture: () => {
@@ -147,7 +172,9 @@ async function main(): Promise<void> {
               filters: [{ name: 'pcapng', extensions: ['pcapng'] }],
             })
             .then((r) => {
-              if (!r.canceled && r.filePath) send('save-capture', r.filePath);
+              if (r.canceled || !r.filePath) return;
+              chosen.add(r.filePath);
+              send('save-capture', r.filePath);
             });
         },
         openDocs: () => void shell.openExternal(DOCS_URL),

@@ -39,6 +39,7 @@ import {
   fieldText,
 } from '../capture/format.js';
 import { openCapture, type CaptureReader } from '../capture/pcapng-reader.js';
+import { nonRegularAt } from '../capture/regular-file.js';
 import { BLOCK_EPB } from '../capture/pcapng-writer.js';
 import { decodePayload } from '../capture/protocols.js';
 import type { CaptureRecord } from '../capture/record.js';
@@ -374,6 +375,8 @@ export class CaptureView {
     const s = this.stream(device, port);
     if (isViewError(s)) return s;
     const raw = followRaw(s, direction);
+    const what = nonRegularAt(to);
+    if (what !== null) return { kind: 'Refused', message: `cannot write ${to}: it is ${what}` };
     try {
       fs.writeFileSync(to, raw);
     } catch (error) {
@@ -391,6 +394,10 @@ export class CaptureView {
     to: string,
     filter: string | undefined,
   ): Promise<{ path: string; bytes: number; records: number } | ViewError> {
+    const what = nonRegularAt(to);
+    if (what !== null) {
+      return { kind: 'Refused', message: `cannot save the capture to ${to}: it is ${what}` };
+    }
     const matches = await this.selectAll(filter);
     if (isViewError(matches)) return matches;
     if (matches === null && (filter ?? '').trim() === '' && to !== this.path) {

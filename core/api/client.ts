@@ -23,6 +23,7 @@ import {
   type ResultOf,
   type VmchanBridge,
 } from './contract.js';
+import { describeReach, reachKey, reachOf } from './reach.js';
 
 export interface ApiTransport {
   request(command: unknown): Promise<unknown>;
@@ -112,8 +113,26 @@ export interface WebSocketLike {
 
 const OPEN = 1;
 
-/** The web face: `ws://host:port/api?token=...` on the page's own origin. */
-export function webSocketTransport(socket: WebSocketLike): ApiTransport {
+export interface WebSocketTransportOptions {
+  /**
+   * Ask the person at the window whether a command may reach what it names
+   * (files, a non-loopback address); without it such commands go unconfirmed
+   * and the server refuses them.
+   */
+  confirm?: (question: string) => boolean | Promise<boolean>;
+}
+
+/** The WebSocket subprotocols that carry the token (web-server.ts reads them). */
+export function apiProtocols(token: string): string[] {
+  // No token (a page opened without the fragment): the server says "token required".
+  return token === '' ? ['vmchan'] : ['vmchan', `vmchan.token.${token}`];
+}
+
+/** The web face: `ws://host:port/api` on the page's own origin, the token as a subprotocol. */
+export function webSocketTransport(
+  socket: WebSocketLike,
+  options: WebSocketTransportOptions = {},
+): ApiTransport {
   let nextId = 1;
   const pending = new Map<number, (value: unknown) => void>();
   const batchListeners = new Set<(raw: unknown) => void>();
@@ -161,11 +180,21 @@ export function webSocketTransport(socket: WebSocketLike): ApiTransport {
   return {
     request: (command) => {
       if (closed !== null) return Promise.resolve(fail('IoError', closed));
-      const id = nextId++;
-      return new Promise((resolve) => {
-        pending.set(id, resolve);
-        post({ t: 'req', id, command });
-      });
+      const reach = reachOf(command);
+      const send = (confirm?: string[]): Promise<unknown> => {
+        const id = nextId++;
+        return new Promise((resolve) => {
+          pending.set(id, resolve);
+          post({ t: 'req', id, command, ...(confirm !== undefined ? { confirm } : {}) });
+        });
+      };
+      if (reach.length === 0 || options.confirm === undefined) return send();
+      const question = `Let vmchan ${describeReach(reach)}?`;
+      return Promise.resolve(options.confirm(question)).then((yes) =>
+        yes
+          ? send(reach.map(reachKey))
+          : fail('Refused', `cancelled in the window: ${describeReach(reach)}`),
+      );
     },
     ack: (seq) => {
       if (closed === null) post({ t: 'ack', seq });

@@ -112,7 +112,13 @@ export function describeIssues(error: z.ZodError): string {
   const issue = error.issues[0];
   if (issue === undefined) return 'invalid message';
   const path = issue.path.map(String).join('.');
-  return path === '' ? issue.message : `${path}: ${issue.message}`;
+  // zod says "expected string, received undefined" for a field left out: say it is missing.
+  if (path === '') return issue.message;
+  const message = issue.message.replace(
+    /^Invalid input: expected (\w+), received undefined$/,
+    'missing (expected $1)',
+  );
+  return `${path}: ${message}`;
 }
 
 // --------------------------------------------------------------- chardevs
@@ -625,7 +631,8 @@ export const ResultSchemas = {
   exportConfig: z.object({ text: z.string(), notes: z.array(ConfigNoteSchema) }),
   getVring: VringSnapshotSchema,
   writeHost: z.object({ written: z.number().int() }),
-  writeGuest: z.object({ written: z.number().int() }),
+  /** `queued`: the engine is paused; the guest's write runs when it runs (Run or Step). */
+  writeGuest: z.object({ written: z.number().int(), queued: z.number().int().optional() }),
   setWorkload: z.object({ running: z.array(z.string()) }),
   getVringView: GetVringViewResultSchema,
   vringStep: z.object({
@@ -677,7 +684,13 @@ export function parseCommand(
 
 /** Client to server on the WebSocket (and the IPC ack channel). */
 export const ClientMessageSchema = z.discriminatedUnion('t', [
-  z.object({ t: z.literal('req'), id: z.number().int().min(0), command: z.unknown() }),
+  z.object({
+    t: z.literal('req'),
+    id: z.number().int().min(0),
+    command: z.unknown(),
+    /** What the person at the window agreed this command may reach (reach.ts keys). */
+    confirm: z.array(z.string().max(4200)).max(16).optional(),
+  }),
   z.object({ t: z.literal('ack'), seq: z.number().int().min(1) }),
 ]);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;

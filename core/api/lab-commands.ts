@@ -167,6 +167,8 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
     writeGuest: async (c) => {
       const n = await s.writeGuest(c.port, decode(c.data, c.base64));
       if (isVmchanError(n)) return failWith(n);
+      // Paused: the guest's write runs when the engine runs; the answer does not wait.
+      if (typeof n === 'object') return ok({ written: 0, queued: n.queued });
       return ok({ written: n });
     },
     tapChardev: noTap(),

@@ -127,6 +127,9 @@ export class LabSession implements Session {
   private readonly hostTerminals = new HostTerminals();
   readonly workloads: DemoWorkloads | null;
   private readonly onChange: () => void;
+  private readonly report: (line: string) => void;
+  /** Guest-side terminals being opened (a write queued while paused opens once). */
+  private readonly opening = new Map<string, Promise<number | VmchanError>>();
   booted = true;
 
   private constructor(
@@ -142,6 +145,7 @@ export class LabSession implements Session {
     this.original = original;
     this.onChange = onChange;
     this.commands = labCommands(this, commands);
+    this.report = report;
     this.workloads = demo
       ? new DemoWorkloads({
           lab: machine.lab,
@@ -448,26 +452,57 @@ export class LabSession implements Session {
     return typeof n === 'string' ? refused(n) : n;
   }
 
-  /** Bytes from the guest side: a terminal in the guest writes to the port's device node. */
-  async writeGuest(ref: PortRef, bytes: Uint8Array): Promise<number | VmchanError> {
+  /**
+   * Bytes from the guest side: a terminal in the guest writes to the port's
+   * device node. The write is a guest syscall, a task on the engine: while
+   * the engine is paused (step mode) it waits for Run or Step, so the
+   * answer does not wait for it (issue 13 item 6): `{ queued }` says the
+   * bytes are in the guest's hands, and a failure then shows as a line in
+   * the events.
+   */
+  async writeGuest(
+    ref: PortRef,
+    bytes: Uint8Array,
+  ): Promise<number | VmchanError | { queued: number }> {
     const found = this.port(ref);
     if (isVmchanError(found)) return found;
     const key = `${ref.device}:${ref.nr}`;
+    const gp = this.guestPort(found.device, found.port.nr);
+    const label = portLabel(found.port, found.device.name);
+    if (!this.terminals.has(key) && !this.opening.has(key) && gp === undefined)
+      return refused(`the guest has no device node for ${label} yet`);
+    const written = this.guestWrite(key, gp, bytes);
+    if (this.lab.scheduler.mode !== 'step') return written;
+    void written.then((n) => {
+      if (isVmchanError(n)) this.report(`guest write to ${label} (queued while paused): ${n.message}`);
+    });
+    return { queued: bytes.length };
+  }
+
+  private async guestWrite(
+    key: string,
+    gp: ReturnType<LabSession['guestPort']>,
+    bytes: Uint8Array,
+  ): Promise<number | VmchanError> {
     const files = this.lab.guest.files;
-    let fd = this.terminals.get(key);
+    let fd: number | VmchanError | undefined = this.terminals.get(key);
     if (fd === undefined) {
-      const gp = this.guestPort(found.device, found.port.nr);
-      if (gp === undefined) {
-        return refused(
-          `the guest has no device node for ${portLabel(found.port, found.device.name)} yet`,
-        );
+      // One open per port, however many writes queue behind it while paused.
+      let opening = this.opening.get(key);
+      if (opening === undefined) {
+        if (gp === undefined) return refused('the guest has no device node for this port');
+        const node = gp.console ? `/dev/hvc${gp.console.hvc}` : `/dev/${gp.devName}`;
+        opening = files.open(node, O_RDWR | O_NONBLOCK).then((opened) => {
+          this.opening.delete(key);
+          if (isErrno(opened)) return refused(opened.toString());
+          this.terminals.set(key, opened);
+          this.onChange();
+          return opened;
+        });
+        this.opening.set(key, opening);
       }
-      const node = gp.console ? `/dev/hvc${gp.console.hvc}` : `/dev/${gp.devName}`;
-      const opened = await files.open(node, O_RDWR | O_NONBLOCK);
-      if (isErrno(opened)) return refused(opened.toString());
-      fd = opened;
-      this.terminals.set(key, fd);
-      this.onChange();
+      fd = await opening;
+      if (isVmchanError(fd)) return fd;
     }
     const n = await files.write(fd, bytes);
     if (isErrno(n)) {

@@ -19,8 +19,10 @@ import type { EngineEvents } from '../serial/events.js';
 import type { Lab } from '../engine/lab.js';
 import { CaptureError } from '../capture/error.js';
 import { topologyFromLibvirtXml } from '../machine/libvirt-xml.js';
+import { explainNoVirtioSerial } from '../machine/libvirt-read.js';
 import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
 import { emptyTopology, type Topology } from '../machine/topology.js';
+import { nonRegularAt } from '../capture/regular-file.js';
 import { VERSION } from '../version.js';
 import { BatchBridge } from './batcher.js';
 import {
@@ -338,7 +340,7 @@ export class ApiService {
         'ParseError',
         format === 'qemu'
           ? 'no virtio-serial device on this command line (-device virtio-serial-pci,...)'
-          : 'no virtio-serial controller in this XML (<controller type="virtio-serial">)',
+          : explainNoVirtioSerial(text, parsed.notes),
       );
     }
     const switched = await this.switchLab('imported', parsed.value);
@@ -493,7 +495,8 @@ export class ApiService {
         }),
     });
     if (isRefusal(r)) return r.answer();
-    if (r instanceof CaptureError) return fail('IoError', r.message);
+    if (r instanceof CaptureError)
+      return fail(r.kind === 'NotRegularFile' ? 'Refused' : 'IoError', r.toString());
     this.recorder = r;
     this.note(`capture started: ${file}`);
     this.topologyChanged();
@@ -528,6 +531,8 @@ export class ApiService {
   private saveCapture(to: string): Answer {
     const from = this.captureFile;
     if (from === null) return fail('Refused', 'nothing captured yet: press Capture first');
+    const what = nonRegularAt(to);
+    if (what !== null) return fail('Refused', `cannot save the capture to ${to}: it is ${what}`);
     try {
       fs.copyFileSync(from, to);
       return ok({ path: to, bytes: fs.statSync(to).size });

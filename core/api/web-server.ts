@@ -2,21 +2,31 @@
  * The web face: the built renderer over HTTP and the API over a WebSocket
  * (`/api`), for `vmchan serve` and the end-to-end tests in Chromium.
  *
- * - It listens on 127.0.0.1 unless told otherwise.
- * - Every request needs the token (random, crypto.randomBytes): in the URL
- *   (`?token=...`, what `vmchan serve` prints) or in the HttpOnly cookie the
- *   first tokened page load sets, so the page's own files and its WebSocket
- *   need nothing more. Without it: HTTP 403, and a WebSocket is closed at
- *   once (code 1008). Tokens are compared in constant time.
+ * - It listens on 127.0.0.1 unless told otherwise; another address only
+ *   with `allowRemote` (the person said so: `vmchan serve --allow-remote`).
+ * - The token (random, crypto.randomBytes) never travels in a cookie:
+ *   cookies are not isolated by port, so every other server on 127.0.0.1
+ *   would see it. `vmchan serve` prints it in the URL's fragment (never
+ *   sent to a server); the page keeps it in sessionStorage and sends it as
+ *   the `X-Vmchan-Token` header (HTTP) and as the WebSocket subprotocol
+ *   `vmchan.token.<token>`. The page's own files are the same for everyone
+ *   and need no token; the API and the capture download do. Tokens are
+ *   compared in constant time.
  * - The Host header must name this server (no DNS rebinding) and a
- *   WebSocket's Origin must be the page's own.
+ *   WebSocket's Origin must be the page's own, on every address: on
+ *   0.0.0.0 the names allowed are loopback, this machine's addresses and
+ *   host name, and the ones the person gave (`allowedHosts`).
+ * - A refused WebSocket is closed (1008) with the real cause.
  * - Every message is checked against the contract both ways
- *   (ClientMessageSchema in, ServerMessageSchema out).
+ *   (ClientMessageSchema in, ServerMessageSchema out), and a command that
+ *   reaches files or the network runs only with the window's confirmation
+ *   of exactly that reach (reach.ts).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   ClientMessageSchema,
@@ -26,9 +36,14 @@ import {
   type ServerMessage,
 } from './contract.js';
 import { SECURITY_HEADERS, contentType, staticPath } from './csp.js';
+import { describeReach, isLoopbackHost, unconfirmedReach } from './reach.js';
 import type { ApiService } from './service.js';
 
-export const TOKEN_COOKIE = 'vmchan_token';
+/** The HTTP header that carries the token. */
+export const TOKEN_HEADER = 'x-vmchan-token';
+/** The WebSocket subprotocol the server answers with; the token rides as `vmchan.token.<token>`. */
+export const API_PROTOCOL = 'vmchan';
+export const TOKEN_PROTOCOL_PREFIX = 'vmchan.token.';
 const MAX_MESSAGE = 2 * 1024 * 1024;
 
 export interface WebServerOptions {
@@ -39,6 +54,10 @@ export interface WebServerOptions {
   port?: number;
   /** A fixed token (tests); default 24 random bytes, hex. */
   token?: string;
+  /** Listening beyond loopback was confirmed by the person (`--allow-remote`). */
+  allowRemote?: boolean;
+  /** More host names the Host and Origin checks accept (`--allow-host`). */
+  allowedHosts?: readonly string[];
 }
 
 export interface WebServer {
@@ -51,8 +70,14 @@ export interface WebServer {
   close(): Promise<void>;
 }
 
-function isLoopback(host: string): boolean {
-  return host === '127.0.0.1' || host === '::1' || host === 'localhost';
+/** Refused before listening: a non-loopback address without the person's confirmation. */
+export class RemoteListenNotConfirmed extends Error {
+  override readonly name = 'RemoteListenNotConfirmed';
+  constructor(readonly host: string) {
+    super(
+      `listening on ${host} lets anyone who can reach it try the lab; add --allow-remote to confirm`,
+    );
+  }
 }
 
 function sameToken(given: string | undefined, token: string): boolean {
@@ -62,34 +87,60 @@ function sameToken(given: string | undefined, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-function cookieToken(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  for (const part of header.split(';')) {
-    const [k, ...v] = part.trim().split('=');
-    if (k === TOKEN_COOKIE) return v.join('=');
+function bracketed(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+/** Host names that reach this server, without a port. */
+function hostNames(host: string, extra: readonly string[]): Set<string> {
+  const names = new Set(['127.0.0.1', 'localhost', '[::1]', ...extra.map(bracketed)]);
+  if (host === '0.0.0.0' || host === '::') {
+    names.add(os.hostname());
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) names.add(bracketed(a.address));
+    }
+  } else {
+    names.add(bracketed(host));
   }
-  return undefined;
+  return names;
+}
+
+/** Why an upgrade is refused, for the close reason (at most 123 bytes). */
+type Refusal = string | null;
+
+function clip(text: string): string {
+  const b = Buffer.from(text);
+  return b.length <= 123 ? text : `${b.subarray(0, 120).toString()}...`;
 }
 
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   const host = options.host ?? '127.0.0.1';
+  if (!isLoopbackHost(host) && options.allowRemote !== true) {
+    throw new RemoteListenNotConfirmed(host);
+  }
   const token = options.token ?? randomBytes(24).toString('hex');
   const service = options.service;
   let port = options.port ?? 0;
+  const names = hostNames(host, options.allowedHosts ?? []);
 
-  const allowedHosts = (): Set<string> =>
-    new Set(
-      isLoopback(host)
-        ? [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]
-        : [`${host.includes(':') ? `[${host}]` : host}:${port}`],
-    );
-  const hostOk = (req: http.IncomingMessage): boolean =>
-    // Bound to all interfaces on request: any name reaches it, the token still guards it.
-    host === '0.0.0.0' || host === '::' || allowedHosts().has(req.headers.host ?? '');
-  const authorized = (req: http.IncomingMessage, url: URL): 'query' | 'cookie' | null => {
-    if (sameToken(url.searchParams.get('token') ?? undefined, token)) return 'query';
-    if (sameToken(cookieToken(req.headers.cookie), token)) return 'cookie';
-    return null;
+  const hostOk = (value: string | undefined): boolean => {
+    if (value === undefined) return false;
+    const m = /^(.*):(\d+)$/.exec(value);
+    return m !== null && Number(m[2]) === port && names.has(m[1]!.toLowerCase());
+  };
+  const originOk = (origin: string | undefined): boolean => {
+    if (origin === undefined) return true; // not a browser: the token still guards it
+    const m = /^http:\/\/(.*)$/.exec(origin);
+    return m !== null && hostOk(m[1]);
+  };
+  const headerToken = (req: http.IncomingMessage): string | undefined => {
+    const v = req.headers[TOKEN_HEADER];
+    return typeof v === 'string' ? v : undefined;
+  };
+  const protocolToken = (req: http.IncomingMessage): string | undefined => {
+    const list = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+    const p = list.find((x) => x.startsWith(TOKEN_PROTOCOL_PREFIX));
+    return p?.slice(TOKEN_PROTOCOL_PREFIX.length);
   };
 
   const refuse = (res: http.ServerResponse, status: number, text: string): void => {
@@ -99,23 +150,24 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://vmchan.invalid');
-    if (!hostOk(req)) return refuse(res, 403, 'wrong Host header');
-    const how = authorized(req, url);
-    if (how === null) {
-      return refuse(res, 403, 'this address needs the token `vmchan serve` printed (…/?token=…)');
+    if (!hostOk(req.headers.host)) {
+      return refuse(res, 403, `wrong Host header (${req.headers.host ?? 'none'})`);
     }
     if (req.method !== 'GET' && req.method !== 'HEAD')
       return refuse(res, 405, 'method not allowed');
-    const cookie =
-      how === 'query'
-        ? { 'Set-Cookie': `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/` }
-        : {};
     if (url.pathname === '/capture.pcapng') {
+      const given = headerToken(req);
+      if (!sameToken(given, token)) {
+        return refuse(
+          res,
+          403,
+          given === undefined ? `the capture needs the ${TOKEN_HEADER} header` : 'wrong token',
+        );
+      }
       const file = service.captureFile;
       if (file === null || !fs.existsSync(file)) return refuse(res, 404, 'nothing captured yet');
       res.writeHead(200, {
         ...SECURITY_HEADERS,
-        ...cookie,
         'Content-Type': 'application/vnd.tcpdump.pcap',
         'Content-Disposition': 'attachment; filename="vmchan-capture.pcapng"',
         'Cache-Control': 'no-store',
@@ -124,6 +176,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       fs.createReadStream(file).pipe(res);
       return;
     }
+    // The page's own files: the same for everyone, no token needed (it is in the fragment).
     const file = staticPath(options.staticDir, url.pathname);
     if (file === null) return refuse(res, 404, 'not found');
     fs.readFile(file, (err, body) => {
@@ -139,7 +192,6 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       }
       res.writeHead(200, {
         ...SECURITY_HEADERS,
-        ...cookie,
         'Content-Type': contentType(file),
         'Cache-Control': file.endsWith('.html') ? 'no-store' : 'max-age=3600',
       });
@@ -147,18 +199,31 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     });
   });
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE });
-  server.on('upgrade', (req, socket, head) => {
+  const refusal = (req: http.IncomingMessage): Refusal => {
     const url = new URL(req.url ?? '/', 'http://vmchan.invalid');
-    const origin = req.headers.origin;
-    const originOk =
-      origin === undefined ||
-      [...allowedHosts()].some((h) => origin === `http://${h}`) ||
-      !isLoopback(host);
-    const ok = url.pathname === '/api' && hostOk(req) && originOk && authorized(req, url) !== null;
+    if (url.pathname !== '/api') return `vmchan: no API at ${url.pathname} (it is at /api)`;
+    if (!hostOk(req.headers.host))
+      return `vmchan: wrong Host header (${req.headers.host ?? 'none'})`;
+    if (!originOk(req.headers.origin)) {
+      return `vmchan: wrong Origin (${req.headers.origin}): only the app's own page may connect`;
+    }
+    const given = protocolToken(req);
+    if (given === undefined) return 'vmchan: token required';
+    if (!sameToken(given, token)) return 'vmchan: wrong token';
+    return null;
+  };
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_MESSAGE,
+    // Answer with the plain protocol name: the token is never echoed back.
+    handleProtocols: () => API_PROTOCOL,
+  });
+  server.on('upgrade', (req, socket, head) => {
+    const why = refusal(req);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      if (!ok) {
-        ws.close(1008, 'vmchan: token required');
+      if (why !== null) {
+        ws.close(1008, clip(why));
         return;
       }
       wss.emit('connection', ws, req);
@@ -174,9 +239,8 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     });
   });
   port = (server.address() as AddressInfo).port;
-  const shownHost = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${shownHost}:${port}/?token=${token}`,
+    url: `http://${bracketed(host)}:${port}/#token=${token}`,
     host,
     port,
     token,
@@ -237,6 +301,15 @@ function serveSocket(ws: WebSocket, service: ApiService): void {
       return;
     }
     const id = msg.data.id;
+    const missing = unconfirmedReach(msg.data.command, msg.data.confirm ?? []);
+    if (missing.length > 0) {
+      send({
+        t: 'res',
+        id,
+        result: fail('Refused', `not confirmed in the window: ${describeReach(missing)}`),
+      });
+      return;
+    }
     void service.execute(msg.data.command).then((result) => send({ t: 'res', id, result }));
   });
   ws.on('close', () => screen.close());

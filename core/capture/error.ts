@@ -21,6 +21,8 @@ export type CaptureErrorKind =
   | 'UnknownInterface'
   /** The operating system refused a read, a write, an open or a close. */
   | 'IoError'
+  /** The path names a FIFO, a device, a socket or a directory: a capture is a regular file. */
+  | 'NotRegularFile'
   /** Writing to a sink that was closed (or failed before). */
   | 'SinkClosed'
   /** More than the index can hold (interfaces, file size). */

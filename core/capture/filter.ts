@@ -267,9 +267,36 @@ const KINDS: readonly RecordKind[] = ['data', 'control', 'event', 'ring'];
 const NUMBER = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const HEX_BYTES = /^[0-9a-fA-F]{2}(?:[:.-]?[0-9a-fA-F]{2})*$/;
 
+/**
+ * Bounds that keep the recursive parser, compiler and printer far from the
+ * stack's end (issue 13 item 10: 4,000 parentheses or 30,000 `not`s
+ * overflowed it): nesting of '(' and 'not', and conditions joined by
+ * and/or (each one a level of the tree the compiler walks).
+ */
+export const MAX_FILTER_NESTING = 256;
+export const MAX_FILTER_CONDITIONS = 4096;
+
 class Parser {
   private i = 0;
+  private depth = 0;
+  private conditions = 0;
   constructor(private readonly toks: Token[]) {}
+
+  private deeper(t: Token): Fail | null {
+    if (++this.depth <= MAX_FILTER_NESTING) return null;
+    return new Fail(
+      t.pos,
+      `the filter nests '(' and 'not' more than ${MAX_FILTER_NESTING} levels deep`,
+    );
+  }
+
+  private joined(op: Token): Fail | null {
+    if (++this.conditions < MAX_FILTER_CONDITIONS) return null;
+    return new Fail(
+      op.pos,
+      `the filter joins more than ${MAX_FILTER_CONDITIONS} conditions with 'and'/'or'`,
+    );
+  }
 
   private peek(): Token {
     return this.toks[this.i]!;
@@ -298,6 +325,8 @@ class Parser {
     if (left instanceof Fail) return left;
     while (this.peek().type === 'or') {
       const op = this.next();
+      const tooMany = this.joined(op);
+      if (tooMany !== null) return tooMany;
       const right = this.and(op);
       if (right instanceof Fail) return right;
       left = { type: 'or', left, right };
@@ -310,6 +339,8 @@ class Parser {
     if (left instanceof Fail) return left;
     while (this.peek().type === 'and') {
       const op = this.next();
+      const tooMany = this.joined(op);
+      if (tooMany !== null) return tooMany;
       const right = this.unary(op);
       if (right instanceof Fail) return right;
       left = { type: 'and', left, right };
@@ -321,7 +352,10 @@ class Parser {
     const t = this.peek();
     if (t.type === 'not') {
       this.next();
+      const tooDeep = this.deeper(t);
+      if (tooDeep !== null) return tooDeep;
       const e = this.unary(t);
+      this.depth--;
       if (e instanceof Fail) return e;
       return { type: 'not', expr: e };
     }
@@ -334,7 +368,10 @@ class Parser {
       this.next();
       if (this.peek().type === 'rparen')
         return new Fail(this.peek().pos, "expected a condition after '('");
+      const tooDeep = this.deeper(t);
+      if (tooDeep !== null) return tooDeep;
       const e = this.or();
+      this.depth--;
       if (e instanceof Fail) return e;
       const close = this.peek();
       if (close.type !== 'rparen') {

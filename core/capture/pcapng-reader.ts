@@ -50,6 +50,7 @@
 import * as fs from 'node:fs';
 import { DEFAULT_CONTROL_CODEC } from '../serial/control.js';
 import { CaptureError, describeIoFailure } from './error.js';
+import { nonRegularFd } from './regular-file.js';
 import type { FilterPredicate, FilterSubject } from './filter.js';
 import {
   BLOCK_EPB,
@@ -311,11 +312,22 @@ export class CaptureReader {
   private static start(path: string, options: ReaderOptions): CaptureReader | CaptureError {
     let fd: number;
     try {
-      fd = fs.openSync(path, 'r');
+      // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, and block
+      // the whole event loop with it (issue 13 item 7); what it is comes next.
+      fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (err) {
       return new CaptureError('IoError', `cannot open capture: ${describeIoFailure(err)}`, {
         path,
       });
+    }
+    const notFile = nonRegularFd(fd);
+    if (notFile !== null) {
+      fs.closeSync(fd);
+      return new CaptureError(
+        'NotRegularFile',
+        `not a capture file: it is ${notFile}; vmchan reads captures from regular files`,
+        { path },
+      );
     }
     const r = new CaptureReader(path, fd, options);
     const err = r.stat() ?? r.checkStart();
@@ -811,10 +823,12 @@ export class CaptureReader {
       );
     }
     const major = this.u16(pos + 12);
-    if (major !== 1) {
+    const minor = this.u16(pos + 14);
+    // Wireshark reads 1.0 and the 1.2 some old writers put, and calls any other 1.x corrupt.
+    if (major !== 1 || (minor !== 0 && minor !== 2)) {
       return new CaptureError(
         'UnsupportedVersion',
-        `section at offset ${pos} is pcapng version ${major}.${this.u16(pos + 14)}; only 1.x is understood`,
+        `section at offset ${pos} is pcapng version ${major}.${minor}; only 1.0 (and 1.2) is understood`,
         { path: this.path, offset: pos },
       );
     }
@@ -826,14 +840,19 @@ export class CaptureReader {
       hardware: undefined,
       comment: undefined,
     };
-    this.readOptions(pos + 24, pos + total - 4, (code, start, len) => {
-      const text = () =>
-        utf8.decode(this.win.subarray(start - this.winStart, start - this.winStart + len));
-      if (code === SHB_USERAPPL) section.userAppl = text();
-      else if (code === SHB_OS) section.os = text();
-      else if (code === SHB_HARDWARE) section.hardware = text();
-      else if (code === OPT_COMMENT) section.comment = text();
-    });
+    this.readOptions(
+      pos + 24,
+      pos + total - 4,
+      `section header at offset ${pos}`,
+      (code, start, len) => {
+        const text = () =>
+          utf8.decode(this.win.subarray(start - this.winStart, start - this.winStart + len));
+        if (code === SHB_USERAPPL) section.userAppl = text();
+        else if (code === SHB_OS) section.os = text();
+        else if (code === SHB_HARDWARE) section.hardware = text();
+        else if (code === OPT_COMMENT) section.comment = text();
+      },
+    );
     this.sections.push(section);
     this.sectionBase = this.interfaces.length;
     this.sectionIfaces.push([]);
@@ -864,15 +883,20 @@ export class CaptureReader {
     let description: string | undefined;
     let tsresol = 6;
     let offsetSeconds = 0n;
-    this.readOptions(pos + 16, pos + total - 4, (code, start, len) => {
-      const s = start - this.winStart;
-      if (code === IF_NAME) name = utf8.decode(this.win.subarray(s, s + len));
-      else if (code === IF_DESCRIPTION) description = utf8.decode(this.win.subarray(s, s + len));
-      else if (code === IF_TSRESOL && len >= 1) tsresol = this.win[s]!;
-      else if (code === IF_TSOFFSET && len >= 8) {
-        offsetSeconds = this.little ? this.win.readBigInt64LE(s) : this.win.readBigInt64BE(s);
-      }
-    });
+    this.readOptions(
+      pos + 16,
+      pos + total - 4,
+      `interface block at offset ${pos}`,
+      (code, start, len) => {
+        const s = start - this.winStart;
+        if (code === IF_NAME) name = utf8.decode(this.win.subarray(s, s + len));
+        else if (code === IF_DESCRIPTION) description = utf8.decode(this.win.subarray(s, s + len));
+        else if (code === IF_TSRESOL && len >= 1) tsresol = this.win[s]!;
+        else if (code === IF_TSOFFSET && len >= 8) {
+          offsetSeconds = this.little ? this.win.readBigInt64LE(s) : this.win.readBigInt64BE(s);
+        }
+      },
+    );
     const id = this.interfaces.length;
     const section = this.sections.length - 1;
     const info = describeInterface(
@@ -961,7 +985,7 @@ export class CaptureReader {
       const optStart = dataStart + ((capLen + 3) & ~3);
       const optEnd = pos + total - 4;
       if (optEnd > optStart && (inWindow || this.ensure(optStart, optEnd - optStart) === true)) {
-        this.readOptions(optStart, optEnd, (code, start, len) => {
+        this.readOptions(optStart, optEnd, null, (code, start, len) => {
           if (code === EPB_FLAGS && len >= 4) flags = this.u32(start);
         });
       }
@@ -1028,9 +1052,15 @@ export class CaptureReader {
     return this.win.readUInt32LE(at - this.winStart);
   }
 
+  /**
+   * Walk an option list. `where` names the block while scanning: a damaged
+   * list (an option running past the block, which tshark calls corrupt)
+   * is then a warning, never a silent stop.
+   */
   private readOptions(
     start: number,
     end: number,
+    where: string | null,
     each: (code: number, valueStart: number, len: number) => void,
   ): void {
     let o = start;
@@ -1038,7 +1068,19 @@ export class CaptureReader {
       const code = this.u16(o);
       const len = this.u16(o + 2);
       if (code === OPT_ENDOFOPT) break;
-      if (o + 4 + len > end) break; // a damaged option list: keep what was read
+      if (o + 4 + len > end) {
+        // A damaged option list: keep what was read, and say so.
+        if (where !== null) {
+          this.problems.push(
+            new CaptureError(
+              'MalformedBlock',
+              `${where}: option ${code} of length ${len} runs past the end of the block`,
+              { path: this.path, offset: o },
+            ),
+          );
+        }
+        break;
+      }
       each(code, o + 4, len);
       o += 4 + ((len + 3) & ~3);
     }

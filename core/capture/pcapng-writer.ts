@@ -50,6 +50,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { APP_NAME, VERSION } from '../version.js';
 import { CaptureError, describeIoFailure } from './error.js';
+import { nonRegularAt } from './regular-file.js';
 import {
   EVENT_CODE,
   RING_EVENT_CODE,
@@ -228,9 +229,19 @@ export class PcapngWriter implements CaptureSink {
 
   /** Create (truncate) a capture file and write its section header. */
   static create(path: string, options: PcapngWriterOptions = {}): PcapngWriter | CaptureError {
+    const what = nonRegularAt(path);
+    if (what !== null) {
+      return new CaptureError(
+        'NotRegularFile',
+        `cannot create capture file: it is ${what}; a capture is written to a regular file`,
+        { path },
+      );
+    }
     let fd: number;
     try {
-      fd = fs.openSync(path, 'w');
+      const c = fs.constants;
+      // O_NONBLOCK: should a FIFO appear there meanwhile, the open fails instead of waiting.
+      fd = fs.openSync(path, c.O_WRONLY | c.O_CREAT | c.O_TRUNC | c.O_NONBLOCK, 0o666);
     } catch (err) {
       return new CaptureError('IoError', `cannot create capture file: ${describeIoFailure(err)}`, {
         path,

@@ -148,6 +148,44 @@ function readController(
   return { ok: true, value: { index, device } };
 }
 
+const LIBVIRT_ROOTS = new Set(['domain', 'devices', 'controller', 'channel', 'console', 'serial']);
+const XML_ENTITY = /&(?!(?:lt|gt|amp|quot|apos|#\d+|#x[0-9a-fA-F]+);)([A-Za-z_][\w.-]*);/;
+
+/**
+ * Why an XML that parsed gives no virtio-serial device, in one line: the
+ * words differ for an empty text, a text that is not XML, another kind of
+ * document, an XML that had to be repaired, an undefined entity, or
+ * channels that were all left out (issue 13: four different malformed XMLs
+ * all answered the same line).
+ */
+export function explainNoVirtioSerial(xml: string, notes: readonly MachineNote[]): string {
+  const fallback = 'no virtio-serial controller in this XML (<controller type="virtio-serial">)';
+  if (xml.trim() === '') return 'the XML is empty: paste a libvirt <domain> (or its <devices>)';
+  if (!xml.includes('<')) {
+    return 'this is not XML (no elements): paste a libvirt <domain> (or its <devices>)';
+  }
+  const entity = XML_ENTITY.exec(xml);
+  if (entity !== null) {
+    return `the XML uses an undefined entity &${entity[1]}; (line ${xml.slice(0, entity.index).split('\n').length})`;
+  }
+  const repaired = notes.find((n) => n.kind === 'Repaired');
+  if (repaired !== undefined) {
+    return `the XML is not well-formed (${repaired.message}) and has no virtio-serial controller`;
+  }
+  const parsed = parseXmlFragment(repairXml(xml).text);
+  const top = parsed.ok ? parsed.root.children[0] : undefined;
+  if (top === undefined)
+    return 'the XML has no elements: paste a libvirt <domain> (or its <devices>)';
+  if (!LIBVIRT_ROOTS.has(top.name)) {
+    return `the XML is a <${top.name}>, not a libvirt <domain> (or its <devices>)`;
+  }
+  const leftOut = notes.filter((n) => n.element !== undefined && /left out/.test(n.message));
+  if (leftOut.length > 0) {
+    return `no virtio-serial controller in this XML, and its ${leftOut.length} device(s) were left out: ${leftOut[0]!.message}`;
+  }
+  return fallback;
+}
+
 export function topologyFromLibvirtXml(xml: string): MachineResult<Topology> {
   const repaired = repairXml(xml);
   const notes: MachineNote[] = [...repaired.notes];

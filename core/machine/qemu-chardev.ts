@@ -233,11 +233,23 @@ function buildBackend(driver: string, opts: ChardevOpts, ctx: ChardevContext): B
   }
 }
 
+/** The largest power of two QEMU's int holds. */
+const MAX_RINGBUF_SIZE = 1n << 30n;
+
 function buildRingbuf(opts: ChardevOpts): BackendBuild {
   // ringbuf_chr_parse keeps the size in an int: 0 (absent, or a multiple of
   // 4 GiB) means the default, anything that wraps negative fails the
   // power-of-two check.
   const raw = opts.size('size') ?? 0n;
+  // QEMU would wrap a size past its int (64G becomes 0, the default 64K) without a
+  // word; vmchan refuses it instead of silently giving another size (issue 13).
+  if (raw > MAX_RINGBUF_SIZE) {
+    return backendError(
+      `size of ringbuf chardev must be at most 1G (${opts.get('size') ?? String(raw)} does not fit QEMU's int)`,
+      'size',
+      opts,
+    );
+  }
   const asInt = Number(BigInt.asIntN(32, raw));
   const size = asInt === 0 ? DEFAULT_RINGBUF_SIZE : asInt;
   if (size < 0 || (size & (size - 1)) !== 0) {

@@ -43,7 +43,12 @@ export function parseXmlFragment(
 ): { ok: true; root: XmlElement } | { ok: false; error: MachineError } {
   const body = text.replace(/^\s*<\?xml[\s\S]*?\?>/, '').replace(/<!DOCTYPE[^>]*>/g, '');
   const wrapped = `<vmchan-fragment>${body}</vmchan-fragment>`;
-  const valid = XMLValidator.validate(wrapped, { allowBooleanAttributes: false });
+  let valid: ReturnType<typeof XMLValidator.validate>;
+  try {
+    valid = XMLValidator.validate(wrapped, { allowBooleanAttributes: false });
+  } catch (error) {
+    return { ok: false, error: parserFailure(error) };
+  }
   if (valid !== true) {
     return {
       ok: false,
@@ -62,11 +67,30 @@ export function parseXmlFragment(
     // Attribute values are data (paths may end in a space); whitespace-only text nodes are skipped below.
     trimValues: false,
   });
-  const nodes = parser.parse(wrapped) as Ordered[];
+  let nodes: Ordered[];
+  try {
+    nodes = parser.parse(wrapped) as Ordered[];
+  } catch (error) {
+    return { ok: false, error: parserFailure(error) };
+  }
   const root = nodes.map(toElement).find((e) => e?.name === 'vmchan-fragment');
   if (root === undefined)
     return { ok: false, error: machineError('XmlSyntax', 'no elements found') };
   return { ok: true, root };
+}
+
+/**
+ * The parser gave up (it throws past its nesting bound, say): one line that
+ * names the problem, never an internal error (issue 13: 10,000 nested tags).
+ */
+function parserFailure(error: unknown): MachineError {
+  const text = error instanceof Error ? error.message : String(error);
+  return machineError(
+    'XmlSyntax',
+    /nested/i.test(text)
+      ? 'the XML nests elements too deeply (libvirt domain XML is a few levels deep)'
+      : `the XML cannot be read: ${text.split('\n', 1)[0]}`,
+  );
 }
 
 export function child(el: XmlElement, name: string): XmlElement | undefined {

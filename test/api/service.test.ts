@@ -231,7 +231,7 @@ describe('building a lab by hand', () => {
         ok: false,
         error: {
           kind: 'InvalidRequest',
-          message: 'port.nr: Invalid input: expected number, received undefined',
+          message: 'port.nr: missing (expected number)',
         },
       },
     );

@@ -1,14 +1,22 @@
 /**
- * The web face: token in the URL (or the cookie it sets), 403 without it,
- * WebSocket closed without it, loopback only, Host checked, messages
- * checked both ways, batches acked one at a time.
+ * The web face (issue 13 items 1, 2, 4): the token in the URL fragment and
+ * never in a cookie, sent as a header and a WebSocket subprotocol; the API
+ * closed without it, with the real cause; loopback only unless confirmed,
+ * Host and Origin checked on every address; paths and listening addresses
+ * only with the window's confirmation; messages checked both ways, batches
+ * acked one at a time.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { ApiClient, webSocketTransport, type WebSocketLike } from '../../core/api/client.js';
+import {
+  ApiClient,
+  apiProtocols,
+  webSocketTransport,
+  type WebSocketLike,
+} from '../../core/api/client.js';
 import { ServerMessageSchema, type Batch } from '../../core/api/contract.js';
 import { ApiService } from '../../core/api/service.js';
 import { startWebServer, type WebServer } from '../../core/api/web-server.js';
@@ -38,8 +46,9 @@ afterAll(async () => {
 function open(
   url: string,
   headers: Record<string, string> = {},
+  protocols?: string[],
 ): Promise<{ ws: WebSocket; closed: Promise<{ code: number; reason: string }> }> {
-  const ws = new WebSocket(url, { headers });
+  const ws = new WebSocket(url, protocols, { headers });
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>
     ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
   );
@@ -50,78 +59,206 @@ function open(
 }
 
 describe('vmchan serve: the web face', () => {
-  it('listens on 127.0.0.1 with a random token in the URL', () => {
+  it('listens on 127.0.0.1 with a random token in the URL fragment, never sent to a server', () => {
     expect(server.host).toBe('127.0.0.1');
     expect(server.token).toMatch(/^[0-9a-f]{48}$/);
-    expect(server.url).toBe(`${base}/?token=${server.token}`);
+    expect(server.url).toBe(`${base}/#token=${server.token}`);
   });
 
-  it('refuses requests without the token with 403', async () => {
-    for (const p of [
-      '/',
-      '/index.html',
-      '/assets/app.js',
-      '/capture.pcapng',
-      `/?token=${'0'.repeat(48)}`,
-    ]) {
-      const res = await fetch(`${base}${p}`);
-      expect(res.status, p).toBe(403);
-      expect(await res.text()).toMatch(/^vmchan: this address needs the token/);
-    }
-  });
-
-  it('serves the app with the token, with the CSP, and sets the cookie the page’s files need', async () => {
+  it('item 1: sets no cookie, and serves the page’s own files (the same for everyone) without the token', async () => {
     const res = await fetch(server.url);
     expect(res.status).toBe(200);
+    expect(res.headers.get('set-cookie')).toBeNull();
     expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
     expect(res.headers.get('content-security-policy')).not.toContain('unsafe-eval');
-    const cookie = res.headers.get('set-cookie')!;
-    expect(cookie).toMatch(/^vmchan_token=[0-9a-f]{48}; HttpOnly; SameSite=Strict; Path=\/$/);
-    const asset = await fetch(`${base}/assets/app.js`, {
-      headers: { cookie: cookie.split(';')[0]! },
-    });
+    const asset = await fetch(`${base}/assets/app.js`);
     expect(asset.status).toBe(200);
+    expect(asset.headers.get('set-cookie')).toBeNull();
     expect(asset.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
-    expect((await fetch(`${base}/../../etc/passwd?token=${server.token}`)).status).toBe(404);
-    expect((await fetch(`${base}/%2e%2e/%2e%2e/etc/passwd?token=${server.token}`)).status).toBe(
-      404,
-    );
-    expect((await fetch(`${base}/?token=${server.token}`, { method: 'POST' })).status).toBe(405);
+    expect((await fetch(`${base}/../../etc/passwd`)).status).toBe(404);
+    expect((await fetch(`${base}/%2e%2e/%2e%2e/etc/passwd`)).status).toBe(404);
+    expect((await fetch(`${base}/`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('item 1: the capture download needs the token header; a query token or a cookie is not enough', async () => {
+    const attempts: RequestInit[] = [
+      {},
+      { headers: { cookie: `vmchan_token=${server.token}` } },
+      { headers: { 'x-vmchan-token': '0'.repeat(48) } },
+    ];
+    for (const init of attempts) {
+      const res = await fetch(`${base}/capture.pcapng?token=${server.token}`, init);
+      expect(res.status).toBe(403);
+      expect(await res.text()).toMatch(
+        /^vmchan: (the capture needs the x-vmchan-token header|wrong token)$/m,
+      );
+    }
+    const res = await fetch(`${base}/capture.pcapng`, {
+      headers: { 'x-vmchan-token': server.token },
+    });
+    expect(res.status).toBe(404); // authorized: nothing captured yet
+    expect(await res.text()).toBe('vmchan: nothing captured yet\n');
   });
 
   it('refuses a foreign Host header (DNS rebinding)', async () => {
     const http = await import('node:http');
-    const status = await new Promise<number>((resolve) => {
+    const answer = await new Promise<{ status: number; body: string }>((resolve) => {
       http
         .get(
-          {
-            host: '127.0.0.1',
-            port: server.port,
-            path: `/?token=${server.token}`,
-            headers: { host: 'evil.example:80' },
-          },
+          { host: '127.0.0.1', port: server.port, path: '/', headers: { host: 'evil.example:80' } },
           (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
           },
         )
         .end();
     });
-    expect(status).toBe(403);
+    expect(answer).toEqual({ status: 403, body: 'vmchan: wrong Host header (evil.example:80)\n' });
   });
 
-  it('closes a WebSocket that comes without the token, or from another origin', async () => {
-    const bare = await open(`ws://127.0.0.1:${server.port}/api`);
-    expect(await bare.closed).toEqual({ code: 1008, reason: 'vmchan: token required' });
-    const foreign = await open(`ws://127.0.0.1:${server.port}/api?token=${server.token}`, {
-      origin: 'http://evil.example',
+  it('item 1: takes the token only as the WebSocket subprotocol, and answers with the plain protocol', async () => {
+    const inQuery = await open(`ws://127.0.0.1:${server.port}/api?token=${server.token}`);
+    expect(await inQuery.closed).toEqual({ code: 1008, reason: 'vmchan: token required' });
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api`, apiProtocols(server.token));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
     });
-    expect((await foreign.closed).code).toBe(1008);
+    expect(ws.protocol).toBe('vmchan');
+    ws.close();
+  });
+
+  it('item 4: WebSocket close reasons name the real cause', async () => {
+    const url = `ws://127.0.0.1:${server.port}`;
+    const cases: [string, string[] | undefined, Record<string, string>, string][] = [
+      [`${url}/api`, undefined, {}, 'vmchan: token required'],
+      [`${url}/api`, apiProtocols('0'.repeat(48)), {}, 'vmchan: wrong token'],
+      [
+        `${url}/api`,
+        apiProtocols(server.token),
+        { origin: 'http://evil.example' },
+        "vmchan: wrong Origin (http://evil.example): only the app's own page may connect",
+      ],
+      [
+        `${url}/api`,
+        apiProtocols(server.token),
+        { host: 'evil.example:80' },
+        'vmchan: wrong Host header (evil.example:80)',
+      ],
+      [`${url}/ws`, apiProtocols(server.token), {}, 'vmchan: no API at /ws (it is at /api)'],
+    ];
+    for (const [where, protocols, headers, reason] of cases) {
+      const ws = new WebSocket(where, protocols, { headers });
+      const closed = await new Promise<{ code: number; reason: string }>((resolve) =>
+        ws.on('close', (code, r) => resolve({ code, reason: r.toString() })),
+      );
+      expect(closed, reason).toEqual({ code: 1008, reason });
+    }
+    // The page's own origin passes.
+    const own = new WebSocket(`${url}/api`, apiProtocols(server.token), {
+      headers: { origin: `http://localhost:${server.port}` },
+    });
+    await new Promise((resolve, reject) => {
+      own.once('open', resolve);
+      own.once('error', reject);
+    });
+    own.close();
+  });
+
+  it('item 1: commands that reach files run only with the window’s confirmation of exactly that reach', async () => {
+    const target = path.join(staticDir, 'written-by-a-page.pcapng');
+    const unconfirmed = new WebSocket(
+      `ws://127.0.0.1:${server.port}/api`,
+      apiProtocols(server.token),
+    );
+    const bare = new ApiClient(webSocketTransport(unconfirmed as unknown as WebSocketLike));
+    expect(await bare.call({ cmd: 'startCapture', path: target })).toEqual({
+      ok: false,
+      error: { kind: 'Refused', message: `not confirmed in the window: write the file ${target}` },
+    });
+    const chardev = await bare.call({
+      cmd: 'createChardev',
+      chardev: { id: 'f0', backend: { kind: 'file', path: target } },
+    });
+    expect(chardev.ok ? 'ran' : chardev.error.message).toBe(
+      `not confirmed in the window: write the file ${target}`,
+    );
+    const listen = await bare.call({
+      cmd: 'createChardev',
+      chardev: { id: 't0', backend: { kind: 'tcp', host: '0.0.0.0', port: 0 } },
+    });
+    expect(listen.ok ? 'ran' : listen.error.message).toBe(
+      'not confirmed in the window: listen for connections on 0.0.0.0',
+    );
+    const imported = await bare.call({
+      cmd: 'importConfig',
+      format: 'qemu',
+      text: `-device virtio-serial -chardev file,id=c,path=${target} -device virtserialport,chardev=c`,
+    });
+    expect(imported.ok ? 'ran' : imported.error.message).toBe(
+      `not confirmed in the window: write the file ${target}`,
+    );
+    expect(fs.existsSync(target)).toBe(false);
+    unconfirmed.close();
+
+    // The window asks; "no" sends nothing, "yes" sends the reach it agreed to.
+    const asked: string[] = [];
+    let answer = false;
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api`, apiProtocols(server.token));
+    const client = new ApiClient(
+      webSocketTransport(ws as unknown as WebSocketLike, {
+        confirm: (q) => {
+          asked.push(q);
+          return answer;
+        },
+      }),
+    );
+    expect(await client.call({ cmd: 'startCapture', path: target })).toEqual({
+      ok: false,
+      error: { kind: 'Refused', message: `cancelled in the window: write the file ${target}` },
+    });
+    answer = true;
+    const started = await client.call({ cmd: 'startCapture', path: target });
+    expect(started.ok).toBe(true);
+    expect(asked).toEqual([
+      `Let vmchan write the file ${target}?`,
+      `Let vmchan write the file ${target}?`,
+    ]);
+    expect((await client.call({ cmd: 'stopCapture' })).ok).toBe(true);
+    expect(fs.existsSync(target)).toBe(true);
+    // A command without reach is never asked about.
+    expect((await client.call({ cmd: 'hello' })).ok).toBe(true);
+    expect(asked).toHaveLength(2);
+    ws.close();
+  });
+
+  it('item 1: a raw message cannot confirm a different path than the command names', async () => {
+    const { ws } = await open(`ws://127.0.0.1:${server.port}/api`, {}, apiProtocols(server.token));
+    const answer = new Promise<unknown>((resolve) =>
+      ws.on('message', (d) => {
+        const m = ServerMessageSchema.parse(JSON.parse(d.toString()));
+        if (m.t === 'res') resolve(m.result);
+      }),
+    );
+    ws.send(
+      JSON.stringify({
+        t: 'req',
+        id: 9,
+        command: { cmd: 'saveCapture', path: '/tmp/other' },
+        confirm: ['write:/tmp/agreed'],
+      }),
+    );
+    expect(await answer).toEqual({
+      ok: false,
+      error: { kind: 'Refused', message: 'not confirmed in the window: write the file /tmp/other' },
+    });
+    ws.close();
   });
 
   it('speaks the contract over the WebSocket: requests, answers, batches after acks', async () => {
     // As the page does: the transport listens from the start.
-    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api?token=${server.token}`);
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api`, apiProtocols(server.token));
     const client = new ApiClient(webSocketTransport(ws as unknown as WebSocketLike));
     const batches: Batch[] = [];
     client.onBatch((b) => batches.push(b));
@@ -161,7 +298,7 @@ describe('vmchan serve: the web face', () => {
   });
 
   it('answers malformed messages with an error value and stays up', async () => {
-    const { ws } = await open(`ws://127.0.0.1:${server.port}/api?token=${server.token}`);
+    const { ws } = await open(`ws://127.0.0.1:${server.port}/api`, {}, apiProtocols(server.token));
     const answers: unknown[] = [];
     ws.on('message', (data) => {
       const m = ServerMessageSchema.parse(JSON.parse(data.toString()));

@@ -209,7 +209,7 @@ describe('files that are not captures', () => {
     [
       'version 2',
       Buffer.from('0a0d0d0a1c0000004d3c2b1a02000000ffffffffffffffff1c000000', 'hex'),
-      /pcapng version 2\.0; only 1\.x is understood/,
+      /pcapng version 2\.0; only 1\.0 \(and 1\.2\) is understood/,
     ],
   ];
   for (const [name, bytes, message] of cases) {

@@ -52,12 +52,30 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     await e2e?.close();
   });
 
-  it('refuses the page without the token', async () => {
+  it('item 1: without the token the page loads but the API stays closed, saying why; no cookie', async () => {
     const other = await context.newPage();
-    const bare = await other.goto(serve.url.replace(/\?token=.*$/, ''));
-    expect(bare?.status()).toBe(403);
-    expect(await other.textContent('body')).toMatch(/^vmchan: this address needs the token/);
+    const bare = await other.goto(serve.url.replace(/#token=.*$/, ''));
+    expect(bare?.status()).toBe(200);
+    await expect
+      .poll(() => other.locator('.bad').first().textContent())
+      .toBe('disconnected: vmchan: token required');
     await other.close();
+    const tokened = await context.newPage();
+    await tokened.goto(serve.url);
+    await tokened.locator('.tree [data-port="test2"]').waitFor();
+    // The token left the address bar, lives in sessionStorage, and never became a cookie.
+    expect(tokened.url()).not.toContain('token');
+    expect(
+      await tokened.evaluate(() =>
+        (
+          globalThis as unknown as { sessionStorage: { getItem(k: string): string | null } }
+        ).sessionStorage.getItem('vmchan.token'),
+      ),
+    ).toBe(serve.server.token);
+    expect(await context.cookies()).toEqual([]);
+    await tokened.reload();
+    await tokened.locator('.tree [data-port="test2"]').waitFor();
+    await tokened.close();
   });
 
   it('opens the demo alive: four ports, moving throughput, no CSP violation', async () => {

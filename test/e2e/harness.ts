@@ -113,6 +113,8 @@ export async function startE2e(options: E2eOptions = {}): Promise<E2e> {
         problems.push(`console: ${m.text()}`);
     });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    // The person at the window agrees to the paths a test names (web mode asks, issue 13 item 1).
+    page.on('dialog', (d) => void (d.type() === 'confirm' ? d.accept() : d.dismiss()));
     const running = serve;
     return {
       serve: running,

@@ -16,6 +16,7 @@ import {
   type IpcEventLike,
   type MenuTargetLike,
 } from '../../electron/ipc.js';
+import type { Reach } from '../../core/api/reach.js';
 
 const sender = { id: 1 };
 const fromApp: IpcEventLike = { senderFrame: { url: APP_ENTRY }, sender };
@@ -218,5 +219,58 @@ describe('menu messages (main to window)', () => {
     listeners[0]!({ action: 'format-disk' });
     listeners[0]!('attach');
     expect(got).toEqual([{ action: 'attach' }, { action: 'detach' }]);
+  });
+});
+
+describe('item 1: paths and listening addresses only as the person chose them', () => {
+  it('refuses a command that names a file nobody chose in a dialog, and runs it once confirmed', async () => {
+    const execute = vi.fn(async (command: unknown) => ({ ok: true as const, value: command }));
+    const asked: Reach[][] = [];
+    const chosen = new Set(['/home/u/picked.pcapng']);
+    const h = createIpcHandlers({
+      execute,
+      ackFor: () => undefined,
+      log: () => {},
+      confirmReach: async (reach) => {
+        asked.push(reach);
+        return reach.every((r) => r.kind !== 'listen' && chosen.has(r.target));
+      },
+    });
+    expect(await h.request(fromApp, { cmd: 'saveCapture', path: '/home/u/.bashrc' })).toEqual({
+      ok: false,
+      error: {
+        kind: 'Refused',
+        message: 'not chosen in a file dialog: write the file /home/u/.bashrc',
+      },
+    });
+    expect(
+      await h.request(fromApp, {
+        cmd: 'createChardev',
+        chardev: { id: 't', backend: { kind: 'tcp', host: '0.0.0.0', port: 4555 } },
+      }),
+    ).toEqual({
+      ok: false,
+      error: {
+        kind: 'Refused',
+        message: 'not chosen in a file dialog: listen for connections on 0.0.0.0',
+      },
+    });
+    expect(execute).not.toHaveBeenCalled();
+    expect(
+      (await h.request(fromApp, { cmd: 'saveCapture', path: '/home/u/picked.pcapng' })).ok,
+    ).toBe(true);
+    // Commands that reach nothing outside the lab are never asked about.
+    expect((await h.request(fromApp, { cmd: 'startCapture' })).ok).toBe(true);
+    expect(asked).toHaveLength(3);
+  });
+
+  it('refuses every reaching command when the shell gives no way to confirm', async () => {
+    const { h, execute } = handlers();
+    const r = await h.request(fromApp, { cmd: 'openCapture', path: '/etc/shadow' });
+    expect(r).toEqual({
+      ok: false,
+      error: { kind: 'Refused', message: 'not chosen in a file dialog: read the file /etc/shadow' },
+    });
+    expect(execute).not.toHaveBeenCalled();
   });
 });
