@@ -198,7 +198,9 @@ export class ApiService {
         return err === null ? this.changed(ok({})) : fail(notFound(err), err);
       }
       case 'createChardev': {
-        const host = await s.createChardev(chardevFromSpec(c.chardev, s.runtimeDir));
+        const config = chardevFromSpec(c.chardev, s.runtimeDir);
+        if (typeof config === 'string') return fail('InvalidRequest', `chardev.${config}`);
+        const host = await s.createChardev(config);
         if (typeof host === 'string') return fail('Refused', host);
         this.topologyChanged();
         return ok(s.chardevs().find((x) => x.id === c.chardev.id)!);
@@ -214,7 +216,9 @@ export class ApiService {
           if (chardev !== undefined && chardev !== spec.newChardev.id) {
             return fail('InvalidRequest', 'give either chardev or newChardev, not both');
           }
-          const host = await s.createChardev(chardevFromSpec(spec.newChardev, s.runtimeDir));
+          const config = chardevFromSpec(spec.newChardev, s.runtimeDir);
+          if (typeof config === 'string') return fail('InvalidRequest', `newChardev.${config}`);
+          const host = await s.createChardev(config);
           if (typeof host === 'string') return fail('Refused', host);
           chardev = spec.newChardev.id;
         }
@@ -233,7 +237,9 @@ export class ApiService {
       case 'connectHost': {
         let chardev = c.chardev;
         if (c.newChardev !== undefined) {
-          const host = await s.createChardev(chardevFromSpec(c.newChardev, s.runtimeDir));
+          const config = chardevFromSpec(c.newChardev, s.runtimeDir);
+          if (typeof config === 'string') return fail('InvalidRequest', `newChardev.${config}`);
+          const host = await s.createChardev(config);
           if (typeof host === 'string') return fail('Refused', host);
           chardev = c.newChardev.id;
         }

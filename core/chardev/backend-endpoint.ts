@@ -27,7 +27,6 @@
  *   connection of their own to drop (socket) say how; the others refuse
  *   with the reason.
  */
-import type { ChardevKind } from '../machine/topology.js';
 import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
 import type { PostTask } from '../virtio/device.js';
 import { ByteQueue } from './byte-queue.js';
@@ -78,7 +77,8 @@ export interface BackendOptions {
 
 export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   readonly id: string;
-  abstract readonly kind: ChardevKind;
+  /** The registered kind (kinds/index.ts) this backend opens for. */
+  abstract readonly kind: string;
   readonly counters: ChardevCounters = newCounters();
   /** Settles when the backend is usable: at once, or for wait=on at the first client. */
   readonly ready: Promise<ReadyOutcome>;

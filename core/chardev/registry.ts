@@ -3,7 +3,7 @@
  * chardev-remove, query-chardev and a frontend's `chardev=ID` need.
  * Messages are QEMU's.
  */
-import type { Chardev } from '../machine/topology.js';
+import type { Chardev } from './spec.js';
 import type { ChardevEndpoint, ChardevHandlers } from '../serial/endpoint.js';
 import type { ChardevInfo } from './backend-endpoint.js';
 import { chardevError, isChardevError, type ChardevError } from './chardev-error.js';

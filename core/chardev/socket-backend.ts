@@ -26,7 +26,7 @@
  * abstract unix names, service names for ports.
  */
 import net from 'node:net';
-import type { ChardevBackend } from '../machine/topology.js';
+import type { SocketBackend } from './kinds/socket.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
 import {
   chardevError,
@@ -37,7 +37,7 @@ import {
 import { StreamLink } from './stream-link.js';
 import { listenUnixPrivately, type OwnedSocketFile } from './unix-socket-file.js';
 
-export type SocketSpec = Extract<ChardevBackend, { kind: 'socket' }>;
+export type SocketSpec = SocketBackend;
 
 /** Where tcp listens and connects when the command line names no host. */
 export const DEFAULT_TCP_HOST = '127.0.0.1';

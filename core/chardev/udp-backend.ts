@@ -20,11 +20,11 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import type { ChardevBackend } from '../machine/topology.js';
+import type { UdpBackend } from './kinds/udp.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
 
-export type UdpSpec = Extract<ChardevBackend, { kind: 'udp' }>;
+export type UdpSpec = UdpBackend;
 
 const MAX_DATAGRAM = 65507;
 const SEND_HIGH_WATER = 64 * 1024;

@@ -15,25 +15,27 @@
  */
 import { z } from 'zod';
 import { machineError, type MachineError } from './machine-error.js';
-import {
-  CHARDEV_OPTS,
-  COMMON_CHARDEV_KEYS,
+import { kindOf } from '../chardev/kinds/index.js';
+import { ChardevSchema, ID_PATTERN, MAX_MUX_FRONTENDS } from '../chardev/spec.js';
+import { CHARDEV_OPTS, COMMON_CHARDEV_KEYS, MODELLED_DEVICE_KEYS } from './qemu-tables.js';
+
+// A chardev's spec is chardev's own (core/chardev/spec.ts, one record per kind in kinds/).
+export {
+  ChardevBackendSchema,
+  ChardevSchema,
+  DEFAULT_RINGBUF_SIZE,
+  ID_PATTERN,
   MAX_MUX_FRONTENDS,
-  MODELLED_CHARDEV_KEYS,
-  MODELLED_DEVICE_KEYS,
-} from './qemu-tables.js';
+  SocketAddressSchema,
+} from '../chardev/spec.js';
+export type { ChardevBackend, ChardevKind, Chardev, SocketAddress } from '../chardev/spec.js';
 
 /** D1: QEMU's default number of ports per device. */
 export const DEFAULT_MAX_PORTS = 31;
 /** D1: VIRTIO_QUEUE_MAX / 2 - 1; one queue pair per port plus the control pair. */
 export const MAX_PORTS_LIMIT = 511;
-/** H1: ringbuf size when none is given. */
-export const DEFAULT_RINGBUF_SIZE = 65536;
 /** The `nr` value QEMU treats as "not given" (VIRTIO_CONSOLE_BAD_ID). */
 export const PORT_NR_UNSET = 0xffffffff;
-
-/** QEMU's identifier rule (util/id.c id_wellformed): a letter, then letters, digits, '-', '.', '_'. */
-export const ID_PATTERN = /^[A-Za-z][A-Za-z0-9\-._]*$/;
 
 export function isWellFormedId(id: string): boolean {
   return ID_PATTERN.test(id);
@@ -45,70 +47,6 @@ const Uint32 = z
   .int()
   .min(0)
   .max(0xffffffff - 1);
-
-export const SocketAddressSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('unix'), path: z.string() }),
-  /** `port` is a string as in QEMU and libvirt (`service`): a number or a service name. */
-  z.object({ type: z.literal('tcp'), host: z.string(), port: z.string().min(1) }),
-  /** A socket QEMU inherits (`fd=N`, or a name from -add-fd / the monitor). */
-  z.object({ type: z.literal('fd'), fd: z.string() }),
-]);
-export type SocketAddress = z.infer<typeof SocketAddressSchema>;
-
-export const ChardevBackendSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('socket'),
-    address: SocketAddressSchema,
-    /** Listen (server=on) or connect. */
-    server: z.boolean(),
-    /** Server only: hold QEMU's start until a client connects. Always false for a client. */
-    wait: z.boolean(),
-    /** TCP_NODELAY (nodelay=on, or the legacy delay=off / bare `nodelay`). */
-    nodelay: z.boolean(),
-    /** Client only: seconds between reconnect attempts, as given (0 means none). */
-    reconnect: z.number().int().min(0).optional(),
-  }),
-  /** path.in / path.out, or path alone for one bidirectional pipe (H1). */
-  z.object({ kind: z.literal('pipe'), path: z.string() }),
-  z.object({ kind: z.literal('file'), path: z.string(), append: z.boolean() }),
-  z.object({ kind: z.literal('pty') }),
-  z.object({ kind: z.literal('null') }),
-  z.object({
-    kind: z.literal('ringbuf'),
-    size: z
-      .number()
-      .int()
-      .min(1)
-      .refine((n) => (n & (n - 1)) === 0, 'size of ringbuf chardev must be power of two'),
-  }),
-  z.object({
-    kind: z.literal('udp'),
-    /** Remote host; QEMU fills in "localhost" when none is given. */
-    host: z.string(),
-    port: z.string().min(1),
-    localaddr: z.string().optional(),
-    localport: z.string().optional(),
-  }),
-  z.object({ kind: z.literal('stdio') }),
-  /** A host serial device (`serial`, or the deprecated alias `tty`). */
-  z.object({ kind: z.literal('serial'), path: z.string() }),
-  /** A backend QEMU has and vmchan does not emulate (vc, spicevmc, ...); its keys are in ignoredKeys. */
-  z.object({ kind: z.literal('other'), driver: z.string().min(1) }),
-]);
-export type ChardevBackend = z.infer<typeof ChardevBackendSchema>;
-export type ChardevKind = ChardevBackend['kind'];
-
-export const ChardevSchema = z.object({
-  id: Id,
-  backend: ChardevBackendSchema,
-  /** mux=on: up to four frontends share the backend (H1). */
-  mux: z.boolean(),
-  logfile: z.string().optional(),
-  logappend: z.boolean(),
-  /** Keys QEMU accepts for -chardev that vmchan keeps but does not model, as written. */
-  ignoredKeys: z.record(z.string(), z.string()).optional(),
-});
-export type Chardev = z.infer<typeof ChardevSchema>;
 
 export const ControllerDriverSchema = z.enum([
   'virtio-serial',
@@ -248,11 +186,7 @@ export function checkTopology(t: Topology): MachineError[] {
   for (const c of t.chardevs) {
     if (chardevIds.has(c.id)) bad(`Duplicate ID '${c.id}' for chardev`, c.id);
     chardevIds.add(c.id);
-    const modelled = new Set([
-      ...COMMON_CHARDEV_KEYS,
-      'id',
-      ...(MODELLED_CHARDEV_KEYS[c.backend.kind] ?? []),
-    ]);
+    const modelled = new Set([...COMMON_CHARDEV_KEYS, 'id', ...kindOf(c.backend).qemu.keys]);
     for (const key of Object.keys(c.ignoredKeys ?? {})) {
       if (!CHARDEV_OPTS.has(key)) bad(`chardev '${c.id}': Invalid parameter '${key}'`, key);
       else if (modelled.has(key))

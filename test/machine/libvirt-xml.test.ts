@@ -184,7 +184,7 @@ describe('H1 an XML corpus with every source type', () => {
           wait: false,
           nodelay: false,
         },
-        { telnet: 'on' },
+        undefined,
         undefined,
       ],
       [
@@ -218,6 +218,20 @@ describe('H1 an XML corpus with every source type', () => {
       ['charchannel13', { kind: 'other', driver: 'vc' }, undefined, undefined],
       ['charconsole1', { kind: 'pty' }, undefined, undefined],
     ]);
+  });
+
+  test("a tcp channel with <protocol type='telnet'> is left out, saying vmchan does not emulate telnet", () => {
+    // Issue 14 item 4: never read a telnet channel as raw tcp (the guest would see the
+    // client's IAC negotiation as data); QEMU's telnet=on is refused by name everywhere.
+    const xml = fixture('domain-corpus.xml').replace(
+      "<protocol type='raw'/>",
+      "<protocol type='telnet'/>",
+    );
+    const r = read(xml);
+    expect(r.t.ports.some((p) => p.name === 'org.example.telnet')).toBe(false);
+    expect(r.notes.map((n) => n.message)).toContain(
+      'channel 5: vmchan does not emulate the telnet protocol (telnet); it is left out',
+    );
   });
 
   test('what has no virtio-serial meaning is reported, not dropped silently', () => {
