@@ -31,6 +31,14 @@ export function socketOf(backend: OpenChardev | undefined): SocketChardev | null
   return base instanceof SocketChardev ? base : null;
 }
 
+/** The asynchronous failures of an open chardev (a mux's are its backend's). */
+export function failuresOf(
+  backend: OpenChardev | undefined,
+): { count: number; last: string | null } | undefined {
+  if (backend === undefined) return undefined;
+  return (isMux(backend) ? backend.base : backend).failures;
+}
+
 /** Where a host application connects to a server socket chardev: a unix path or host:port. */
 export function listenAddress(backend: OpenChardev | undefined): string | null {
   const a = socketOf(backend)?.listeningOn ?? null;

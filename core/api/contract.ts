@@ -313,6 +313,8 @@ export const ChardevSnapshotSchema = z.object({
   monitor: z.string(),
   /** Attached QEMU: the fields above it cannot tell (show "—"). */
   unknown: z.array(z.string()).optional(),
+  /** Asynchronous failures of the chardev's OS resources (counted, never fatal), with the last one. */
+  failures: z.object({ count: z.number().int(), last: z.string().nullable() }).optional(),
 });
 export type ChardevSnapshot = z.infer<typeof ChardevSnapshotSchema>;
 

@@ -26,7 +26,7 @@ import type { VirtioSerialDevice } from '../serial/device.js';
 import type { SerialPort } from '../serial/port.js';
 import { isQemuError } from '../serial/qemu-error.js';
 import { Feature } from '../virtio/features.js';
-import { HostTerminals, listenAddress } from './chardev-hosts.js';
+import { failuresOf, HostTerminals, listenAddress } from './chardev-hosts.js';
 import type {
   ChardevSnapshot,
   DeviceSnapshot,
@@ -534,6 +534,7 @@ export class LabSession {
         connected: this.machine.chardev(spec.id)?.connected ?? false,
         usedBy: users.get(spec.id) ?? null,
         monitor: `chardev-add ${chardevArg(spec)}`,
+        failures: failuresOf(backend),
       };
     });
   }

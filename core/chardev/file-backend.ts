@@ -67,9 +67,7 @@ export class FileChardev extends BackendEndpoint {
       }
       // Disk full, I/O error: QEMU's write fails too; the bytes are gone, say so.
       this.sendFailed(bytes.length);
-      this.notice(
-        `chardev ${this.id}: write to ${this.path} failed: ${describeSystemError(error)}`,
-      );
+      this.failed(`write to ${this.path} failed`, error);
       return bytes.length;
     }
   }

@@ -165,9 +165,7 @@ export class SocketChardev extends BackendEndpoint {
       const bound = server.address() as net.AddressInfo;
       this.address = { type: 'tcp', host: bound.address, port: String(bound.port) };
     }
-    server.on('error', (error) =>
-      this.notice(`chardev ${this.id}: listener error: ${describeSystemError(error)}`),
-    );
+    this.watchErrors(server, 'listener error');
     // QEMU blocks here ("QEMU waiting for connection on: ..."); the lab only says so.
     if (this.waits)
       this.notice(`chardev ${this.id}: waiting for connection on: ${this.describe()}`);
@@ -252,6 +250,7 @@ export class SocketChardev extends BackendEndpoint {
 
   private adopt(socket: net.Socket): void {
     this.stats.connections++;
+    this.watchErrors(socket, 'connection error');
     if (this.nodelay && this.address.type === 'tcp') socket.setNoDelay(true);
     this.socket = socket;
     if (this.address.type === 'tcp') {

@@ -8,21 +8,10 @@
 import { z } from 'zod';
 import { QemuError } from '../../serial/qemu-error.js';
 import { defineKind, SpecProblem } from '../kind.js';
-import { UdpChardev } from '../udp-backend.js';
+import { udpPortProblem, UdpChardev } from '../udp-backend.js';
 import { addressFromWire, notEmulated, WIRE_ADDRESS, WIRE_COMMON } from './wire-address.js';
 
-/** Why a port text is not usable, or null: `remote` ports cannot be 0, local ones can (any port). */
-export function udpPortProblem(port: string, which: 'remote' | 'local'): string | null {
-  if (!/^[0-9]+$/.test(port)) {
-    return `chardev: udp: ${which} port '${port}' is not a number (service names are not supported)`;
-  }
-  const n = Number(port);
-  if (n > 65535) return `chardev: udp: ${which} port ${port} is out of range (1 to 65535)`;
-  if (n === 0 && which === 'remote') {
-    return 'chardev: udp: remote port 0 names no destination (1 to 65535)';
-  }
-  return null;
-}
+export { udpPortProblem } from '../udp-backend.js';
 
 const schema = z.object({
   kind: z.literal('udp'),
