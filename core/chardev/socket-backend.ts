@@ -35,9 +35,17 @@ import {
   type ChardevError,
 } from './chardev-error.js';
 import { StreamLink } from './stream-link.js';
+import { TELNET_INIT, TelnetFilter } from './telnet.js';
 import { listenUnixPrivately, type OwnedSocketFile } from './unix-socket-file.js';
 
 export type SocketSpec = SocketBackend;
+
+/**
+ * Clients that may wait for the connected one to leave. QEMU listens with a
+ * backlog of 1, which Linux lets hold 2 connections; beyond those the
+ * kernel stops answering. vmchan keeps a few more and refuses past them.
+ */
+export const MAX_WAITING_CLIENTS = 16;
 
 /** Where tcp listens and connects when the command line names no host. */
 export const DEFAULT_TCP_HOST = '127.0.0.1';
@@ -45,8 +53,10 @@ export const DEFAULT_TCP_HOST = '127.0.0.1';
 export interface SocketStats {
   /** Clients accepted or connections made. */
   connections: number;
-  /** Clients closed at once because one was already connected (H3). */
+  /** Clients closed at once because MAX_WAITING_CLIENTS already waited (H3). */
   refusedClients: number;
+  /** Clients waiting for the connected one to leave (H3, QEMU's listen backlog). */
+  waitingClients: number;
   /** Connect attempts that failed (clients). */
   failedConnects: number;
 }
@@ -59,10 +69,17 @@ function bracket(host: string): string {
 
 export class SocketChardev extends BackendEndpoint {
   readonly kind = 'socket' as const;
-  readonly stats: SocketStats = { connections: 0, refusedClients: 0, failedConnects: 0 };
+  readonly stats: SocketStats = {
+    connections: 0,
+    refusedClients: 0,
+    waitingClients: 0,
+    failedConnects: 0,
+  };
   private address: Address;
   private readonly listenMode: boolean;
   private readonly nodelay: boolean;
+  /** telnet=on: negotiate on connect and strip IAC commands (telnet.ts). */
+  private readonly telnet: boolean;
   private readonly reconnectMs: number;
   private server: net.Server | null = null;
   private socketFile: OwnedSocketFile | null = null;
@@ -73,6 +90,8 @@ export class SocketChardev extends BackendEndpoint {
   private remoteText = '';
   private readonly waits: boolean;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  /** Server: clients that connected while one was served, in arrival order (QEMU's backlog). */
+  private readonly waiting: net.Socket[] = [];
   private connectErrorReported = false;
 
   private constructor(spec: SocketSpec, address: Address, options: BackendOptions) {
@@ -81,6 +100,7 @@ export class SocketChardev extends BackendEndpoint {
     this.waits = spec.server && spec.wait;
     this.listenMode = spec.server;
     this.nodelay = spec.nodelay;
+    this.telnet = spec.telnet === true;
     this.reconnectMs = spec.server ? 0 : (spec.reconnect ?? 0) * 1000;
   }
 
@@ -119,10 +139,10 @@ export class SocketChardev extends BackendEndpoint {
     const server = this.listenMode ? ',server=on' : '';
     if (this.socket === null) {
       if (a.type === 'unix') return `disconnected:unix:${a.path}${server}`;
-      return `disconnected:tcp:${a.host}:${a.port}${server}`;
+      return `disconnected:${this.telnet ? 'telnet' : 'tcp'}:${a.host}:${a.port}${server}`;
     }
     if (a.type === 'unix') return `unix:${a.path}${server}`;
-    return `tcp:${this.localText}${server} <-> ${this.remoteText}`;
+    return `${this.telnet ? 'telnet' : 'tcp'}:${this.localText}${server} <-> ${this.remoteText}`;
   }
 
   /** Where a server listens (tcp: the real port, also when 0 was asked for). */
@@ -172,18 +192,49 @@ export class SocketChardev extends BackendEndpoint {
     return null;
   }
 
+  /**
+   * A client arrived. QEMU stops accepting while a client is connected
+   * (char-socket.c: tcp_chr_new_client clears the listener's client func,
+   * tcp_chr_disconnect sets it again), so a second client sits in the
+   * kernel's listen backlog, connected at the TCP level, its bytes waiting,
+   * and is served when the first leaves (issue 14 item 2). Node has already
+   * accepted it, so it waits here instead: paused (pauseOnConnect keeps its
+   * bytes in the socket), in order, at most MAX_WAITING_CLIENTS of them.
+   */
   private accept(socket: net.Socket): void {
-    if (this.socket !== null || this.closed) {
-      this.stats.refusedClients++;
+    if (this.closed) {
       socket.destroy();
-      if (!this.closed) {
-        this.notice(
-          `chardev ${this.id}: refused a second client while one is connected (${this.describe()})`,
-        );
-      }
       return;
     }
-    this.adopt(socket);
+    if (this.socket === null) {
+      this.adopt(socket);
+      return;
+    }
+    if (this.waiting.length >= MAX_WAITING_CLIENTS) {
+      this.stats.refusedClients++;
+      socket.destroy();
+      this.notice(
+        `chardev ${this.id}: refused a client: ${MAX_WAITING_CLIENTS} already wait for the connected one to leave (${this.describe()})`,
+      );
+      return;
+    }
+    socket.on('error', () => {}); // a waiting client that resets just leaves the queue
+    socket.once('close', () => {
+      const i = this.waiting.indexOf(socket);
+      if (i >= 0) this.waiting.splice(i, 1);
+    });
+    this.waiting.push(socket);
+    this.stats.waitingClients = this.waiting.length;
+  }
+
+  /** The connected client left: serve the next waiting one, as QEMU's listener accepts it then. */
+  private serveNextWaiting(): void {
+    while (this.socket === null && !this.closed && this.waiting.length > 0) {
+      const next = this.waiting.shift()!;
+      this.stats.waitingClients = this.waiting.length;
+      if (next.destroyed || next.readyState === 'closed') continue;
+      this.adopt(next);
+    }
   }
 
   // ----------------------------------------------------------- client
@@ -257,12 +308,19 @@ export class SocketChardev extends BackendEndpoint {
       this.localText = `${bracket(socket.localAddress ?? '')}:${socket.localPort ?? ''}`;
       this.remoteText = `${bracket(socket.remoteAddress ?? '')}:${socket.remotePort ?? ''}`;
     }
+    // QEMU sends its telnet negotiation before the connection counts as open
+    // (tcp_chr_telnet_init, then tcp_chr_connect).
+    const telnet = this.telnet ? new TelnetFilter() : null;
+    if (telnet !== null) socket.write(TELNET_INIT);
     this.link = new StreamLink({
       input: socket,
       output: socket,
       owned: true,
       events: {
-        data: (chunk) => this.hostBytes(chunk),
+        data: (chunk) => {
+          const data = telnet === null ? chunk : telnet.filter(chunk);
+          if (data.length > 0) this.hostBytes(data);
+        },
         drain: () => this.writable(),
         end: () => this.hostEnded(),
         gone: () => this.dropConnection(socket),
@@ -281,6 +339,7 @@ export class SocketChardev extends BackendEndpoint {
     link?.close();
     this.peerDisconnected();
     this.scheduleReconnect();
+    if (this.listenMode) this.serveNextWaiting();
   }
 
   protected override peerFinished(): void {
@@ -320,6 +379,7 @@ export class SocketChardev extends BackendEndpoint {
   protected async teardown(): Promise<void> {
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    for (const w of this.waiting.splice(0)) w.destroy();
     const socket = this.socket;
     this.socket = null;
     this.link?.close();

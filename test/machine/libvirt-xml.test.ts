@@ -220,18 +220,17 @@ describe('H1 an XML corpus with every source type', () => {
     ]);
   });
 
-  test("a tcp channel with <protocol type='telnet'> is left out, saying vmchan does not emulate telnet", () => {
+  test("a tcp channel with <protocol type='telnet'> is a telnet=on socket, both ways", () => {
     // Issue 14 item 4: never read a telnet channel as raw tcp (the guest would see the
-    // client's IAC negotiation as data); QEMU's telnet=on is refused by name everywhere.
+    // client's IAC negotiation as data): libvirt's telnet is QEMU's telnet=on.
     const xml = fixture('domain-corpus.xml').replace(
       "<protocol type='raw'/>",
       "<protocol type='telnet'/>",
     );
     const r = read(xml);
-    expect(r.t.ports.some((p) => p.name === 'org.example.telnet')).toBe(false);
-    expect(r.notes.map((n) => n.message)).toContain(
-      'channel 5: vmchan does not emulate the telnet protocol (telnet); it is left out',
-    );
+    const c = r.t.chardevs.find((x) => x.id === 'charchannel5');
+    expect(c?.backend).toMatchObject({ kind: 'socket', telnet: true });
+    expect(read(topologyToLibvirtXml(r.t).xml).t).toEqual(r.t);
   });
 
   test('what has no virtio-serial meaning is reported, not dropped silently', () => {

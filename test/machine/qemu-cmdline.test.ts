@@ -449,7 +449,6 @@ describe('valid command lines (H1, H2)', () => {
     // name in QEMU's style instead of accepting and ignoring it. Written off, they do nothing
     // in QEMU either and are accepted.
     test.each([
-      ['host=::,port=4555,server=on,telnet=on', 'telnet', 'the telnet protocol (telnet)'],
       ['host=::,port=4555,server=on,tn3270=on', 'tn3270', 'the TN3270 protocol (tn3270)'],
       ['host=::,port=4555,server=on,websocket=on', 'websocket', 'WebSocket servers (websocket)'],
       ['host=::,port=4555,server=on,tls-creds=t0', 'tls-creds', 'TLS on sockets (tls-creds)'],
@@ -468,15 +467,16 @@ describe('valid command lines (H1, H2)', () => {
       expect(r.error.key).toBe(key);
     });
 
-    test('the telnet: shorthand is refused the same way, never read as raw tcp', () => {
-      const r = parseQemuArgs(['-monitor', 'telnet:127.0.0.1:5555,server,nowait']);
-      expect(r.ok).toBe(false);
-      if (!r.ok)
-        expect(r.error.message).toBe('vmchan does not emulate the telnet protocol (telnet)');
+    test('telnet=on and the telnet: shorthand are modelled (QEMU negotiation, IAC stripped)', () => {
+      const { t } = parse(['-monitor', 'telnet:127.0.0.1:5555,server,nowait']);
+      expect(t.chardevs[0]?.backend).toMatchObject({ kind: 'socket', server: true, telnet: true });
+      expect(t.chardevs[0]?.ignoredKeys).toBeUndefined();
+      const back = parseQemuArgs(printQemuArgs(t).args);
+      expect(back.ok && back.value.chardevs[0]?.backend).toEqual(t.chardevs[0]?.backend);
     });
 
     test('a refused option written off is accepted (it does nothing in QEMU either)', () => {
-      const { t } = parse(['-chardev', 'socket,id=s,host=::,port=4555,server=on,telnet=off']);
+      const { t } = parse(['-chardev', 'socket,id=s,host=::,port=4555,server=on,tn3270=off']);
       expect(t.chardevs[0]?.ignoredKeys).toBeUndefined();
     });
 

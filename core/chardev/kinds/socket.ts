@@ -37,12 +37,13 @@ const schema = z.object({
   nodelay: z.boolean(),
   /** Client only: seconds between reconnect attempts, as given (0 means none). */
   reconnect: z.number().int().min(0).optional(),
+  /** telnet=on: QEMU's negotiation on connect, IAC commands stripped from the input. */
+  telnet: z.literal(true).optional(),
 });
 export type SocketBackend = z.infer<typeof schema>;
 
 /** Options QEMU's socket chardev implements and vmchan does not (H1): refused, never ignored. */
 const REFUSED: Readonly<Record<string, string>> = {
-  telnet: 'the telnet protocol (telnet)',
   tn3270: 'the TN3270 protocol (tn3270)',
   websocket: 'WebSocket servers (websocket)',
   'tls-creds': 'TLS on sockets (tls-creds)',
@@ -131,6 +132,7 @@ function parse(opts: OptionReader): SocketBackend | SpecProblem {
     const r = BigInt.asIntN(64, opts.number('reconnect') ?? 0n);
     backend.reconnect = r > 0n ? Number(r) : 0;
   }
+  if (opts.bool('telnet', false)) backend.telnet = true;
   return backend;
 }
 
@@ -169,7 +171,7 @@ function readWire(d: Readonly<Record<string, unknown>>): SocketBackend | QemuErr
   }
   const address = addressFromWire(addrData);
   if (address instanceof QemuError) return address;
-  for (const key of ['telnet', 'tn3270', 'websocket', 'tls-creds', 'tls-authz']) {
+  for (const key of ['tn3270', 'websocket', 'tls-creds', 'tls-authz']) {
     const v = d[key];
     if (v === true || typeof v === 'string') return notEmulated(REFUSED[key] ?? key);
   }
@@ -184,6 +186,7 @@ function readWire(d: Readonly<Record<string, unknown>>): SocketBackend | QemuErr
     const r = Number(d.reconnect);
     backend.reconnect = r > 0 ? r : 0;
   }
+  if (d.telnet === true) backend.telnet = true;
   return backend;
 }
 
@@ -201,7 +204,18 @@ const SERVER_FIELDS = [
 export const socketKind = defineKind(schema, {
   qemu: {
     names: ['socket'],
-    keys: ['path', 'host', 'port', 'fd', 'server', 'wait', 'delay', 'nodelay', 'reconnect'],
+    keys: [
+      'path',
+      'host',
+      'port',
+      'fd',
+      'server',
+      'wait',
+      'delay',
+      'nodelay',
+      'reconnect',
+      'telnet',
+    ],
     refused: REFUSED,
     parse,
     name: () => 'socket',
@@ -214,6 +228,7 @@ export const socketKind = defineKind(schema, {
       if (b.server) pairs.push(['server', 'on'], ['wait', b.wait ? 'on' : 'off']);
       if (b.nodelay) pairs.push(['nodelay', 'on']);
       if (b.reconnect !== undefined) pairs.push(['reconnect', String(b.reconnect)]);
+      if (b.telnet === true) pairs.push(['telnet', 'on']);
       return pairs;
     },
   },
@@ -255,7 +270,7 @@ export const socketKind = defineKind(schema, {
       }
       const result: { backend: SocketBackend; ignoredKeys?: Record<string, string> } = { backend };
       if (src.type === 'tcp' && src.protocol === 'telnet') {
-        return { skip: `vmchan does not emulate ${REFUSED.telnet}` };
+        backend.telnet = true;
       } else if (src.type === 'tcp' && src.protocol !== undefined && src.protocol !== 'raw') {
         note(
           'NotExpressed',
@@ -282,9 +297,10 @@ export const socketKind = defineKind(schema, {
         lost('wait=on is not expressed: libvirt starts every server socket with wait=off');
       if (b.nodelay) lost('nodelay=on has no libvirt attribute');
       if (b.address.type === 'unix') {
+        if (b.telnet === true) lost('telnet=on on a unix socket has no libvirt form');
         return { type: 'unix', sources: [{ attrs: { mode, path: b.address.path }, reconnect }] };
       }
-      const protocol = 'raw';
+      const protocol = b.telnet === true ? 'telnet' : 'raw';
       const attrs = {
         mode,
         host: b.address.host === '' ? undefined : b.address.host,
@@ -318,6 +334,7 @@ export const socketKind = defineKind(schema, {
       if (b.server) data.wait = b.wait;
       if (b.nodelay) data.nodelay = true;
       if (b.reconnect !== undefined) data.reconnect = b.reconnect;
+      if (b.telnet === true) data.telnet = true;
       return { type: 'socket', data };
     },
   },
