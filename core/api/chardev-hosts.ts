@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { isMux, SocketChardev, type OpenChardev } from '../chardev/index.js';
 import type { Chardev } from '../machine/topology.js';
 import { backendFromForm } from '../chardev/kinds/app-spec.js';
-import type { ChardevSpec } from './contract.js';
+import { formChoices } from '../chardev/kinds/index.js';
+import type { ChardevFormChoice, ChardevSpec } from './contract.js';
 
 /**
  * An API chardev spec in QEMU's terms, by the kind's record
@@ -23,6 +24,15 @@ export function chardevFromSpec(spec: ChardevSpec, runtimeDir: string): Chardev 
   const backend = backendFromForm(spec.id, spec.backend, at);
   if (typeof backend === 'string') return backend;
   return { id: spec.id, backend, mux: false, logappend: false };
+}
+
+/** The app's chardev form: every registered kind's choices, as plain data for the contract. */
+export function chardevFormChoices(): ChardevFormChoice[] {
+  return formChoices().map(({ choice }) => ({
+    value: choice.value,
+    label: choice.label,
+    fields: choice.fields.map((f) => ({ ...f })),
+  }));
 }
 
 /** The socket backend behind an open chardev (the base of a mux), if it is one. */

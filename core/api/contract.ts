@@ -130,6 +130,28 @@ export const ChardevBackendSpecSchema = z
 export type ChardevBackendSpec = z.infer<typeof ChardevBackendSpecSchema>;
 export type ChardevBackendKind = string;
 
+/** One field of the app's chardev form, as a kind record declares it (core/chardev/kind.ts FormField). */
+export const ChardevFormFieldSchema = z.object({
+  name: z.string(),
+  label: z.string(),
+  type: z.enum(['text', 'number', 'bool']),
+  default: z.union([z.string(), z.number(), z.boolean()]),
+  placeholder: z.string().optional(),
+  title: z.string().optional(),
+  enabledBy: z.string().optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+});
+export type ChardevFormField = z.infer<typeof ChardevFormFieldSchema>;
+
+/** One choice of the app's "type" list, from the registered chardev kinds. */
+export const ChardevFormChoiceSchema = z.object({
+  value: z.string(),
+  label: z.string(),
+  fields: z.array(ChardevFormFieldSchema),
+});
+export type ChardevFormChoice = z.infer<typeof ChardevFormChoiceSchema>;
+
 export const ChardevSpecSchema = z.object({
   id: Id,
   backend: ChardevBackendSpecSchema,
@@ -185,6 +207,8 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('removeDevice'), device: DeviceName }),
   z.object({ cmd: z.literal('createChardev'), chardev: ChardevSpecSchema }),
   z.object({ cmd: z.literal('removeChardev'), id: Id }),
+  /** The chardev kinds the app can create, with their form fields (one record per kind). */
+  z.object({ cmd: z.literal('chardevForms') }),
   /** device_add of a port: before boot a cold plug, afterwards a hot-plug (D8). */
   z.object({ cmd: z.literal('hotplugPort'), port: PortSpecSchema }),
   /** device_del (D8): the port leaves the guest. */
@@ -523,6 +547,7 @@ export const ResultSchemas = {
   removeDevice: Empty,
   createChardev: ChardevSnapshotSchema,
   removeChardev: Empty,
+  chardevForms: z.array(ChardevFormChoiceSchema),
   hotplugPort: PortSnapshotSchema,
   unplugPort: Empty,
   connectHost: PortSnapshotSchema,

@@ -24,7 +24,7 @@ import { emptyTopology, type Topology } from '../machine/topology.js';
 import { queueRole } from '../serial/layout.js';
 import { VERSION } from '../version.js';
 import { BatchBridge } from './batcher.js';
-import { chardevFromSpec } from './chardev-hosts.js';
+import { chardevFormChoices, chardevFromSpec } from './chardev-hosts.js';
 import {
   checkAnswer,
   fail,
@@ -164,6 +164,8 @@ export class ApiService {
     // Attach mode: a real QEMU answers what it can, the lab-only commands are refused.
     if (c.cmd === 'attach') return this.attachTo(c.address);
     if (c.cmd === 'detach') return this.detachFrom();
+    // The same kinds in both modes: attach mode adds them with chardev-add.
+    if (c.cmd === 'chardevForms') return ok(chardevFormChoices());
     if (this.attached !== null) {
       if (c.cmd === 'loadLab' || c.cmd === 'importConfig') await this.leaveAttached();
       else {
