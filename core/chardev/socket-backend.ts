@@ -25,6 +25,7 @@
  * Not modelled: telnet/tn3270/websocket/tls, fd= addresses, fd passing,
  * abstract unix names, service names for ports.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import type { SocketBackend } from './kinds/socket.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
@@ -93,6 +94,8 @@ export class SocketChardev extends BackendEndpoint {
   /** Server: clients that connected while one was served, in arrival order (QEMU's backlog). */
   private readonly waiting: net.Socket[] = [];
   private connectErrorReported = false;
+  /** fd=N: the descriptor as written (describe() shows it as QEMU does). */
+  private fdText: string | null = null;
 
   private constructor(spec: SocketSpec, address: Address, options: BackendOptions) {
     super({ ...options, waitForPeer: spec.server && spec.wait });
@@ -109,13 +112,7 @@ export class SocketChardev extends BackendEndpoint {
     options: BackendOptions,
   ): Promise<SocketChardev | ChardevError> {
     const a = spec.address;
-    if (a.type === 'fd') {
-      return chardevError(
-        'Unsupported',
-        `socket fd=${a.fd} is not supported by vmchan`,
-        options.id,
-      );
-    }
+    if (a.type === 'fd') return SocketChardev.openFd(spec, a.fd, options);
     let address: Address;
     if (a.type === 'unix') {
       address = { type: 'unix', path: a.path };
@@ -134,9 +131,77 @@ export class SocketChardev extends BackendEndpoint {
     return failed ?? chardev;
   }
 
+  /**
+   * fd=N: a socket this process inherited (`vmchan run` started with it open,
+   * as libvirt passes QEMU its sockets): a listening socket for server=on,
+   * a connected one otherwise. Descriptor names from -add-fd or the
+   * monitor's getfd are not descriptors this process has: refused by name.
+   */
+  private static async openFd(
+    spec: SocketSpec,
+    text: string,
+    options: BackendOptions,
+  ): Promise<SocketChardev | ChardevError> {
+    if (!/^[0-9]+$/.test(text)) {
+      return chardevError(
+        'Unsupported',
+        `vmchan does not emulate descriptor names from -add-fd or getfd (fd=${text}); pass an inherited descriptor number`,
+        options.id,
+      );
+    }
+    const fd = Number(text);
+    try {
+      if (!fs.fstatSync(fd).isSocket()) {
+        return chardevError('WrongFileType', `File descriptor '${fd}' is not a socket`, options.id);
+      }
+    } catch (error) {
+      return chardevError(
+        'OpenFailed',
+        `File descriptor '${fd}' cannot be used: ${describeSystemError(error)}`,
+        options.id,
+      );
+    }
+    const chardev = new SocketChardev(spec, { type: 'unix', path: `fd:${fd}` }, options);
+    chardev.fdText = text;
+    if (!spec.server) {
+      const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+      socket.pause();
+      chardev.adopt(socket);
+      return chardev;
+    }
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    server.on('connection', (socket) => chardev.accept(socket));
+    chardev.server = server;
+    const failed = await new Promise<Error | null>((resolve) => {
+      server.once('error', resolve);
+      server.listen({ fd }, () => {
+        server.off('error', resolve);
+        resolve(null);
+      });
+    });
+    if (failed !== null) {
+      chardev.server = null;
+      server.close();
+      return chardevError(
+        'ListenFailed',
+        `Failed to listen on file descriptor '${fd}': ${describeSystemError(failed)}`,
+        options.id,
+      );
+    }
+    const bound = server.address();
+    if (typeof bound === 'string') chardev.address = { type: 'unix', path: bound };
+    else if (bound !== null)
+      chardev.address = { type: 'tcp', host: bound.address, port: String(bound.port) };
+    chardev.watchErrors(server, 'listener error');
+    return chardev;
+  }
+
   describe(): string {
     const a = this.address;
     const server = this.listenMode ? ',server=on' : '';
+    // QEMU's qemu_chr_compute_filename for an fd address: fd:N (no peer shown).
+    if (this.fdText !== null)
+      return `${this.socket === null ? 'disconnected:' : ''}fd:${this.fdText}${server}`;
     if (this.socket === null) {
       if (a.type === 'unix') return `disconnected:unix:${a.path}${server}`;
       return `disconnected:${this.telnet ? 'telnet' : 'tcp'}:${a.host}:${a.port}${server}`;
