@@ -79,6 +79,8 @@ export class SocketChardev extends BackendEndpoint {
   private address: Address;
   private readonly listenMode: boolean;
   private readonly nodelay: boolean;
+  /** abstract=on,tight=off: a Linux abstract name (a leading NUL, padded by Node), no file. */
+  private readonly abstract: boolean;
   /** telnet=on: negotiate on connect and strip IAC commands (telnet.ts). */
   private readonly telnet: boolean;
   private readonly reconnectMs: number;
@@ -104,6 +106,7 @@ export class SocketChardev extends BackendEndpoint {
     this.listenMode = spec.server;
     this.nodelay = spec.nodelay;
     this.telnet = spec.telnet === true;
+    this.abstract = spec.abstract === true;
     this.reconnectMs = spec.server ? 0 : (spec.reconnect ?? 0) * 1000;
   }
 
@@ -222,7 +225,24 @@ export class SocketChardev extends BackendEndpoint {
     server.on('connection', (socket) => this.accept(socket));
     this.server = server;
     const a = this.address;
-    if (a.type === 'unix') {
+    if (a.type === 'unix' && this.abstract) {
+      const failed = await new Promise<Error | null>((resolve) => {
+        server.once('error', resolve);
+        server.listen(`\0${a.path}`, () => {
+          server.off('error', resolve);
+          resolve(null);
+        });
+      });
+      if (failed !== null) {
+        this.server = null;
+        server.close();
+        return chardevError(
+          'ListenFailed',
+          `Failed to bind socket to @${a.path}: ${describeSystemError(failed)}`,
+          this.id,
+        );
+      }
+    } else if (a.type === 'unix') {
       const file = await listenUnixPrivately(server, a.path, this.id);
       if (isChardevError(file)) {
         this.server = null;
@@ -320,7 +340,7 @@ export class SocketChardev extends BackendEndpoint {
     return new Promise((resolve) => {
       const socket =
         a.type === 'unix'
-          ? net.connect({ path: a.path, allowHalfOpen: true })
+          ? net.connect({ path: this.abstract ? `\0${a.path}` : a.path, allowHalfOpen: true })
           : net.connect({ host: a.host, port: Number(a.port), allowHalfOpen: true });
       socket.pause();
       const onError = (error: Error): void => {

@@ -454,8 +454,8 @@ describe('valid command lines (H1, H2)', () => {
       ['host=::,port=4555,server=on,tls-creds=t0', 'tls-creds', 'TLS on sockets (tls-creds)'],
       [
         'path=/tmp/a.sock,server=on,abstract=on',
-        'abstract',
-        'abstract unix socket names (abstract)',
+        'tight',
+        'tight abstract unix socket names (abstract=on with tight=on, the default); use tight=off',
       ],
       ['host=::,port=4555,to=4600', 'to', 'port ranges (to)'],
       ['host=::,port=4555,ipv4=on', 'ipv4', 'address family restrictions (ipv4)'],

@@ -39,6 +39,12 @@ const schema = z.object({
   reconnect: z.number().int().min(0).optional(),
   /** telnet=on: QEMU's negotiation on connect, IAC commands stripped from the input. */
   telnet: z.literal(true).optional(),
+  /**
+   * abstract=on (unix only, Linux): the path is a name in the abstract
+   * namespace, no file. Only with tight=off (the name padded to the full
+   * sun_path), the form Node binds; tight=off stays in ignoredKeys.
+   */
+  abstract: z.literal(true).optional(),
 });
 export type SocketBackend = z.infer<typeof schema>;
 
@@ -48,7 +54,6 @@ const REFUSED: Readonly<Record<string, string>> = {
   websocket: 'WebSocket servers (websocket)',
   'tls-creds': 'TLS on sockets (tls-creds)',
   'tls-authz': 'TLS client authorization (tls-authz)',
-  abstract: 'abstract unix socket names (abstract)',
   to: 'port ranges (to)',
   ipv4: 'address family restrictions (ipv4)',
   ipv6: 'address family restrictions (ipv6)',
@@ -133,6 +138,17 @@ function parse(opts: OptionReader): SocketBackend | SpecProblem {
     backend.reconnect = r > 0n ? Number(r) : 0;
   }
   if (opts.bool('telnet', false)) backend.telnet = true;
+  if (opts.bool('abstract', false) && address.type === 'unix') {
+    // QEMU's default tight=on binds the name at its own length; Node binds the
+    // padded form, which is QEMU's tight=off, so only that one is emulated.
+    if (opts.bool('tight', true)) {
+      return new SpecProblem(
+        'vmchan does not emulate tight abstract unix socket names (abstract=on with tight=on, the default); use tight=off',
+        'tight',
+      );
+    }
+    backend.abstract = true;
+  }
   return backend;
 }
 
@@ -215,6 +231,7 @@ export const socketKind = defineKind(schema, {
       'nodelay',
       'reconnect',
       'telnet',
+      'abstract',
     ],
     refused: REFUSED,
     parse,
@@ -229,6 +246,7 @@ export const socketKind = defineKind(schema, {
       if (b.nodelay) pairs.push(['nodelay', 'on']);
       if (b.reconnect !== undefined) pairs.push(['reconnect', String(b.reconnect)]);
       if (b.telnet === true) pairs.push(['telnet', 'on']);
+      if (b.abstract === true) pairs.push(['abstract', 'on']);
       return pairs;
     },
   },
@@ -298,6 +316,7 @@ export const socketKind = defineKind(schema, {
       if (b.nodelay) lost('nodelay=on has no libvirt attribute');
       if (b.address.type === 'unix') {
         if (b.telnet === true) lost('telnet=on on a unix socket has no libvirt form');
+        if (b.abstract === true) return { skip: 'libvirt has no abstract unix socket source' };
         return { type: 'unix', sources: [{ attrs: { mode, path: b.address.path }, reconnect }] };
       }
       const protocol = b.telnet === true ? 'telnet' : 'raw';
@@ -339,7 +358,9 @@ export const socketKind = defineKind(schema, {
     },
   },
   paths: (b, at) =>
-    b.address.type === 'unix' ? { ...b, address: { ...b.address, path: at(b.address.path) } } : b,
+    b.address.type === 'unix' && b.abstract !== true
+      ? { ...b, address: { ...b.address, path: at(b.address.path) } }
+      : b,
   open: (b, options) => SocketChardev.open(b, options),
   app: [
     {
