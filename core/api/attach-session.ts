@@ -38,7 +38,9 @@ import {
   type SocketSpec,
 } from '../qemu/attach-model.js';
 import { isQmpError } from '../qemu/qmp-error.js';
-import { chardevBackend, type ChardevBackend } from '../qemu/qmp-types.js';
+import type { ChardevBackend } from '../qemu/qmp-types.js';
+import { backendFromForm } from '../chardev/kinds/app-spec.js';
+import { kindOf } from '../chardev/kinds/index.js';
 import type { AttachedQueueSnapshot, VringPoller } from '../qemu/vring.js';
 import {
   fail,
@@ -538,6 +540,7 @@ export class AttachSession implements Session {
     untapChardev: (c) => this.untap(c.id),
     createChardev: async (c) => {
       const backend = this.backendOf(c.chardev);
+      if (typeof backend === 'string') return fail('InvalidRequest', `chardev.${backend}`);
       const r = await this.machine.addChardev(c.chardev.id, backend);
       if (isAttachFailure(r)) return failure(r);
       this.hooks.changed();
@@ -558,14 +561,16 @@ export class AttachSession implements Session {
       const s = c.port;
       if (s.newChardev !== undefined && s.chardev !== undefined && s.chardev !== s.newChardev.id)
         return fail('InvalidRequest', 'give either chardev or newChardev, not both');
+      const backend = s.newChardev === undefined ? null : this.backendOf(s.newChardev);
+      if (typeof backend === 'string') return fail('InvalidRequest', `newChardev.${backend}`);
       const r = await this.machine.addPort({
         ...(s.device !== undefined ? { device: s.device } : {}),
         kind: s.driver,
         ...(s.id !== undefined ? { id: s.id } : {}),
         ...(s.name !== undefined ? { name: s.name } : {}),
         ...(s.nr !== undefined ? { nr: s.nr } : {}),
-        ...(s.newChardev !== undefined
-          ? { chardev: { id: s.newChardev.id, backend: this.backendOf(s.newChardev) } }
+        ...(s.newChardev !== undefined && backend !== null
+          ? { chardev: { id: s.newChardev.id, backend } }
           : s.chardev !== undefined
             ? { chardev: s.chardev }
             : {}),
@@ -660,38 +665,23 @@ export class AttachSession implements Session {
     }
   }
 
-  /** An API chardev spec as chardev-add's backend; sockets without a path go to runtimeDir. */
-  private backendOf(spec: ChardevSpec): ChardevBackend {
-    const at = (p: string | undefined, fallback: string): string =>
-      p === undefined || p === ''
-        ? path.join(this.runtimeDir, fallback)
+  /**
+   * An API chardev spec as chardev-add's backend, by the kind's record;
+   * sockets without a path go to runtimeDir. A string names what is wrong.
+   */
+  private backendOf(spec: ChardevSpec): ChardevBackend | string {
+    const at = (p: string, fallback: string): string =>
+      p === ''
+        ? path.join(this.runtimeDir, `${fallback}.sock`)
         : path.isAbsolute(p)
           ? p
           : path.join(this.runtimeDir, p);
-    const b = spec.backend;
-    switch (b.kind) {
-      case 'unix':
-        // wait=on would stall QEMU's monitor until a client comes: never from here.
-        return b.server
-          ? chardevBackend.unixServer(at(b.path, `${spec.id}.sock`), { wait: false })
-          : chardevBackend.unixClient(at(b.path, `${spec.id}.sock`));
-      case 'tcp':
-        return b.server
-          ? chardevBackend.tcpServer(b.host, b.port, { wait: false })
-          : {
-              type: 'socket',
-              data: {
-                addr: { type: 'inet', data: { host: b.host, port: String(b.port) } },
-                server: false,
-              },
-            };
-      case 'null':
-        return chardevBackend.null();
-      case 'ringbuf':
-        return chardevBackend.ringbuf(b.size);
-      case 'file':
-        return chardevBackend.file(at(b.path, `${spec.id}.out`));
-    }
+    const made = backendFromForm(spec.id, spec.backend, at);
+    if (typeof made === 'string') return made;
+    // wait=on would stall QEMU's monitor until a client comes: never from here.
+    const backend = made.kind === 'socket' && made.server ? { ...made, wait: false } : made;
+    const wire = kindOf(backend).qmp.write(backend);
+    return 'unsupported' in wire ? wire.unsupported : (wire as ChardevBackend);
   }
 
   // --------------------------------------------------------------- events

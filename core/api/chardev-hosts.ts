@@ -9,52 +9,44 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { isMux, SocketChardev, type OpenChardev } from '../chardev/index.js';
 import type { Chardev } from '../machine/topology.js';
-import type { ChardevBackendSpec, ChardevSpec } from './contract.js';
+import { backendFromForm } from '../chardev/kinds/app-spec.js';
+import { formChoices } from '../chardev/kinds/index.js';
+import type { ChardevFormChoice, ChardevSpec } from './contract.js';
 
-/** An API chardev spec in QEMU's terms; relative or empty paths go into `runtimeDir`. */
-export function chardevFromSpec(spec: ChardevSpec, runtimeDir: string): Chardev {
-  const base = { id: spec.id, mux: false, logappend: false };
-  const at = (p: string): string => (path.isAbsolute(p) ? p : path.join(runtimeDir, p));
-  const b: ChardevBackendSpec = spec.backend;
-  switch (b.kind) {
-    case 'unix':
-      return {
-        ...base,
-        backend: {
-          kind: 'socket',
-          address: {
-            type: 'unix',
-            path: at(b.path === undefined || b.path === '' ? spec.id : b.path),
-          },
-          server: b.server,
-          wait: b.server && b.wait,
-          nodelay: false,
-        },
-      };
-    case 'tcp':
-      return {
-        ...base,
-        backend: {
-          kind: 'socket',
-          address: { type: 'tcp', host: b.host, port: String(b.port) },
-          server: b.server,
-          wait: b.server && b.wait,
-          nodelay: false,
-        },
-      };
-    case 'null':
-      return { ...base, backend: { kind: 'null' } };
-    case 'ringbuf':
-      return { ...base, backend: { kind: 'ringbuf', size: b.size ?? 65536 } };
-    case 'file':
-      return { ...base, backend: { kind: 'file', path: at(b.path), append: false } };
-  }
+/**
+ * An API chardev spec in QEMU's terms, by the kind's record
+ * (core/chardev/kinds/app-spec.ts); relative or empty paths go into
+ * `runtimeDir`. A string names what is wrong.
+ */
+export function chardevFromSpec(spec: ChardevSpec, runtimeDir: string): Chardev | string {
+  const at = (p: string, fallback: string): string =>
+    p === '' ? path.join(runtimeDir, fallback) : path.isAbsolute(p) ? p : path.join(runtimeDir, p);
+  const backend = backendFromForm(spec.id, spec.backend, at);
+  if (typeof backend === 'string') return backend;
+  return { id: spec.id, backend, mux: false, logappend: false };
+}
+
+/** The app's chardev form: every registered kind's choices, as plain data for the contract. */
+export function chardevFormChoices(): ChardevFormChoice[] {
+  return formChoices().map(({ choice }) => ({
+    value: choice.value,
+    label: choice.label,
+    fields: choice.fields.map((f) => ({ ...f })),
+  }));
 }
 
 /** The socket backend behind an open chardev (the base of a mux), if it is one. */
 export function socketOf(backend: OpenChardev | undefined): SocketChardev | null {
   const base = backend === undefined ? undefined : isMux(backend) ? backend.base : backend;
   return base instanceof SocketChardev ? base : null;
+}
+
+/** The asynchronous failures of an open chardev (a mux's are its backend's). */
+export function failuresOf(
+  backend: OpenChardev | undefined,
+): { count: number; last: string | null } | undefined {
+  if (backend === undefined) return undefined;
+  return (isMux(backend) ? backend.base : backend).failures;
 }
 
 /** Where a host application connects to a server socket chardev: a unix path or host:port. */

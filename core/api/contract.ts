@@ -123,36 +123,40 @@ export function describeIssues(error: z.ZodError): string {
 
 // --------------------------------------------------------------- chardevs
 
-/** The backends the app can create (H1), in QEMU's terms. */
-export const ChardevBackendSpecSchema = z.discriminatedUnion('kind', [
-  z.object({
-    kind: z.literal('unix'),
-    /** Socket path; empty or absent: a fresh path in the lab's runtime directory. */
-    path: z.string().max(4096).optional(),
-    server: z.boolean().default(true),
-    wait: z.boolean().default(false),
-  }),
-  z.object({
-    kind: z.literal('tcp'),
-    host: z.string().min(1).max(255).default('127.0.0.1'),
-    port: z.number().int().min(0).max(65535),
-    server: z.boolean().default(true),
-    wait: z.boolean().default(false),
-  }),
-  z.object({ kind: z.literal('null') }),
-  z.object({
-    kind: z.literal('ringbuf'),
-    size: z
-      .number()
-      .int()
-      .min(1)
-      .max(1 << 30)
-      .optional(),
-  }),
-  z.object({ kind: z.literal('file'), path: z.string().min(1).max(4096) }),
-]);
+/**
+ * The backends the app can create (H1): `kind` is one of the form choices
+ * the chardev kinds register (core/chardev/kinds/: unix, tcp, null,
+ * ringbuf, file, ...), the other members are that choice's fields. The
+ * engine checks the fields and the backend with the kind's own record, so
+ * this schema only bounds the shape.
+ */
+export const ChardevBackendSpecSchema = z
+  .object({ kind: z.string().min(1).max(32) })
+  .catchall(z.union([z.string().max(4096), z.number(), z.boolean()]));
 export type ChardevBackendSpec = z.infer<typeof ChardevBackendSpecSchema>;
-export type ChardevBackendKind = ChardevBackendSpec['kind'];
+export type ChardevBackendKind = string;
+
+/** One field of the app's chardev form, as a kind record declares it (core/chardev/kind.ts FormField). */
+export const ChardevFormFieldSchema = z.object({
+  name: z.string(),
+  label: z.string(),
+  type: z.enum(['text', 'number', 'bool']),
+  default: z.union([z.string(), z.number(), z.boolean()]),
+  placeholder: z.string().optional(),
+  title: z.string().optional(),
+  enabledBy: z.string().optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+});
+export type ChardevFormField = z.infer<typeof ChardevFormFieldSchema>;
+
+/** One choice of the app's "type" list, from the registered chardev kinds. */
+export const ChardevFormChoiceSchema = z.object({
+  value: z.string(),
+  label: z.string(),
+  fields: z.array(ChardevFormFieldSchema),
+});
+export type ChardevFormChoice = z.infer<typeof ChardevFormChoiceSchema>;
 
 export const ChardevSpecSchema = z.object({
   id: Id,
@@ -227,6 +231,8 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('removeDevice'), device: DeviceName }),
   z.object({ cmd: z.literal('createChardev'), chardev: ChardevSpecSchema }),
   z.object({ cmd: z.literal('removeChardev'), id: Id }),
+  /** The chardev kinds the app can create, with their form fields (one record per kind). */
+  z.object({ cmd: z.literal('chardevForms') }),
   /** device_add of a port: before boot a cold plug, afterwards a hot-plug (D8). */
   z.object({ cmd: z.literal('hotplugPort'), port: PortSpecSchema }),
   /** device_del (D8): the port leaves the guest. */
@@ -378,6 +384,8 @@ export const ChardevSnapshotSchema = z.object({
   monitor: z.string(),
   /** Attached QEMU: the fields above it cannot tell (show "—"). */
   unknown: z.array(z.string()).optional(),
+  /** Asynchronous failures of the chardev's OS resources (counted, never fatal), with the last one. */
+  failures: z.object({ count: z.number().int(), last: z.string().nullable() }).optional(),
 });
 export type ChardevSnapshot = z.infer<typeof ChardevSnapshotSchema>;
 
@@ -608,6 +616,7 @@ export const ResultSchemas = {
   removeDevice: Empty,
   createChardev: ChardevSnapshotSchema,
   removeChardev: Empty,
+  chardevForms: z.array(ChardevFormChoiceSchema),
   hotplugPort: PortSnapshotSchema,
   unplugPort: Empty,
   connectHost: PortSnapshotSchema,

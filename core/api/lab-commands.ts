@@ -48,7 +48,9 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
       return err === null ? changed(ok({})) : failWith(err);
     },
     createChardev: async (c) => {
-      const host = await s.createChardev(chardevFromSpec(c.chardev, s.runtimeDir));
+      const config = chardevFromSpec(c.chardev, s.runtimeDir);
+      if (typeof config === 'string') return fail('InvalidRequest', `chardev.${config}`);
+      const host = await s.createChardev(config);
       if (host !== null) return failWith(host);
       ctx.changed();
       return ok(s.chardevs().find((x) => x.id === c.chardev.id)!);
@@ -64,7 +66,9 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
         if (chardev !== undefined && chardev !== spec.newChardev.id) {
           return fail('InvalidRequest', 'give either chardev or newChardev, not both');
         }
-        const host = await s.createChardev(chardevFromSpec(spec.newChardev, s.runtimeDir));
+        const config = chardevFromSpec(spec.newChardev, s.runtimeDir);
+        if (typeof config === 'string') return fail('InvalidRequest', `newChardev.${config}`);
+        const host = await s.createChardev(config);
         if (host !== null) return failWith(host);
         chardev = spec.newChardev.id;
       }
@@ -83,7 +87,9 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
     connectHost: async (c) => {
       let chardev = c.chardev;
       if (c.newChardev !== undefined) {
-        const host = await s.createChardev(chardevFromSpec(c.newChardev, s.runtimeDir));
+        const config = chardevFromSpec(c.newChardev, s.runtimeDir);
+        if (typeof config === 'string') return fail('InvalidRequest', `newChardev.${config}`);
+        const host = await s.createChardev(config);
         if (host !== null) return failWith(host);
         chardev = c.newChardev.id;
       }

@@ -27,7 +27,7 @@ import { isVmchanError, type VmchanError } from '../base/error.js';
 import { QemuError, isQemuError } from '../base/qemu-error.js';
 import { notFound, refused, type SessionError } from './api-error.js';
 import { Feature } from '../virtio/features.js';
-import { HostTerminals, listenAddress } from './chardev-hosts.js';
+import { failuresOf, HostTerminals, listenAddress } from './chardev-hosts.js';
 import type {
   ChardevSnapshot,
   DeviceSnapshot,
@@ -474,7 +474,8 @@ export class LabSession implements Session {
     const written = this.guestWrite(key, gp, bytes);
     if (this.lab.scheduler.mode !== 'step') return written;
     void written.then((n) => {
-      if (isVmchanError(n)) this.report(`guest write to ${label} (queued while paused): ${n.message}`);
+      if (isVmchanError(n))
+        this.report(`guest write to ${label} (queued while paused): ${n.message}`);
     });
     return { queued: bytes.length };
   }
@@ -653,6 +654,7 @@ export class LabSession implements Session {
         connected: this.machine.chardev(spec.id)?.connected ?? false,
         usedBy: users.get(spec.id) ?? null,
         monitor: `chardev-add ${chardevArg(spec)}`,
+        failures: failuresOf(backend),
       };
     });
   }

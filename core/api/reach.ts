@@ -44,18 +44,22 @@ export function isLoopbackHost(host: string): boolean {
 
 function specReach(spec: ChardevBackendSpec | undefined): Reach[] {
   if (spec === undefined) return [];
+  // The form's fields are generic (one record per chardev kind): read them as text.
+  const text = (v: unknown): string => (v === undefined ? '' : String(v));
   switch (spec.kind) {
     case 'file':
-      return [{ kind: 'write', target: spec.path }];
-    case 'unix':
+      return [{ kind: 'write', target: text(spec.path) }];
+    case 'unix': {
       // An empty path is a fresh socket in the lab's own runtime directory.
-      return spec.path === undefined || spec.path === ''
-        ? []
-        : [{ kind: spec.server ? 'write' : 'read', target: spec.path }];
-    case 'tcp':
-      return spec.server && !isLoopbackHost(spec.host)
-        ? [{ kind: 'listen', target: spec.host }]
+      const at = text(spec.path);
+      return at === '' ? [] : [{ kind: spec.server === true ? 'write' : 'read', target: at }];
+    }
+    case 'tcp': {
+      const host = text(spec.host);
+      return spec.server === true && !isLoopbackHost(host)
+        ? [{ kind: 'listen', target: host }]
         : [];
+    }
     default:
       return [];
   }

@@ -25,6 +25,7 @@ import { emptyTopology, type Topology } from '../machine/topology.js';
 import { nonRegularAt } from '../capture/regular-file.js';
 import { VERSION } from '../version.js';
 import { BatchBridge } from './batcher.js';
+import { chardevFormChoices } from './chardev-hosts.js';
 import {
   checkAnswer,
   fail,
@@ -182,6 +183,8 @@ export class ApiService {
   }
 
   private async dispatch(c: Command): Promise<Answer> {
+    // The same chardev kinds in every session (attach mode adds them with chardev-add).
+    if (c.cmd === 'chardevForms') return ok(chardevFormChoices());
     // What is served answers its own commands (a Refusal where it cannot, with the reason).
     if (isSessionCommand(c)) return runCommand(this.current.commands, c);
     switch (c.cmd) {

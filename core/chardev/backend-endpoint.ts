@@ -27,10 +27,11 @@
  *   connection of their own to drop (socket) say how; the others refuse
  *   with the reason.
  */
-import type { ChardevKind } from './spec.js';
+import type { EventEmitter } from 'node:events';
 import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
 import type { PostTask } from '../virtio/device.js';
 import { ByteQueue } from './byte-queue.js';
+import { describeSystemError } from './chardev-error.js';
 import { newCounters, type ChardevCounters, type DropReason } from './counters.js';
 import type { LogTee } from './log-tee.js';
 
@@ -80,7 +81,8 @@ export interface BackendOptions {
 
 export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   readonly id: string;
-  abstract readonly kind: ChardevKind;
+  /** The registered kind (kinds/index.ts) this backend opens for. */
+  abstract readonly kind: string;
   readonly counters: ChardevCounters = newCounters();
   /** Settles when the backend is usable: at once, or for wait=on at the first client. */
   readonly ready: Promise<ReadyOutcome>;
@@ -111,6 +113,10 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   private peerGoneSeen = false;
   private pumpPosted = false;
   private watches: (() => void)[] = [];
+  private failureCount = 0;
+  private lastFailure: string | null = null;
+  /** Resources whose 'error' events go to failed(), with how to stop listening. */
+  private readonly watched = new Map<EventEmitter, () => void>();
   private watchPosted = false;
 
   protected constructor(options: BackendOptions) {
@@ -259,8 +265,66 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     if (wasConnected) this.postEvent('closed');
     this.fireWatches();
     this.settleReady('closed');
-    this.closing = this.teardown().finally(() => this.log?.close());
+    this.closing = this.teardown().finally(() => {
+      for (const emitter of [...this.watched.keys()]) this.unwatch(emitter);
+      this.log?.close();
+    });
     return this.closing;
+  }
+
+  // ------------------------------------------- asynchronous failures
+
+  /**
+   * Asynchronous failures of this chardev's OS resources (a listener, a
+   * socket, a stream, an fd read): counted and shown, never thrown, so no
+   * backend's error can end the process (issue 13 item 5).
+   */
+  get failures(): { count: number; last: string | null } {
+    return { count: this.failureCount, last: this.lastFailure };
+  }
+
+  /**
+   * Emit `error` on every OS resource this chardev watches, as the OS would:
+   * the error takes the same path a real one takes (tests, teaching).
+   * Returns how many resources got it (0 for a backend that has none, such
+   * as null or ringbuf).
+   */
+  injectAsyncError(error: Error): number {
+    const targets = [...this.watched.keys()];
+    for (const emitter of targets) emitter.emit('error', error);
+    return targets.length;
+  }
+
+  /** The one error path of every backend: count the failure, keep its text, say it. */
+  protected failed(where: string, error: unknown): void {
+    this.failureCount++;
+    this.lastFailure = `${where}: ${describeSystemError(error)}`;
+    this.notice(`chardev ${this.id}: ${this.lastFailure}`);
+  }
+
+  /**
+   * Route an emitter's 'error' events into failed() for as long as the
+   * emitter lives (until it closes, or the chardev does). An EventEmitter
+   * with an 'error' listener never throws its errors, so this is also what
+   * keeps the process alive.
+   */
+  protected watchErrors(emitter: EventEmitter, where: string): void {
+    if (this.watched.has(emitter)) return;
+    const onError = (error: unknown): void => this.failed(where, error);
+    const onClose = (): void => this.unwatch(emitter);
+    emitter.on('error', onError);
+    emitter.once('close', onClose);
+    this.watched.set(emitter, () => {
+      emitter.off('error', onError);
+      emitter.off('close', onClose);
+      // A late error after close is still swallowed: never an uncaught 'error'.
+      emitter.on('error', () => {});
+    });
+  }
+
+  private unwatch(emitter: EventEmitter): void {
+    this.watched.get(emitter)?.();
+    this.watched.delete(emitter);
   }
 
   // ------------------------------------------------ for the subclasses

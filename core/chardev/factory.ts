@@ -1,6 +1,6 @@
 /**
- * createChardev: a topology Chardev spec (core/machine/topology.ts) in, an
- * open backend out, or a ChardevError.
+ * createChardev: a Chardev spec (spec.ts) in, an open backend out, or a
+ * ChardevError. The kind's record (kinds/) opens the backend.
  *
  * The log file is opened first, as QEMU's qemu_char_open does, so a bad
  * logfile fails the chardev before any socket exists. mux=on wraps the
@@ -8,22 +8,15 @@
  * from ctx.runtimeDir when given (else the working directory, as QEMU).
  */
 import path from 'node:path';
-import type { Chardev, ChardevBackend } from './spec.js';
 import type { PostTask } from '../virtio/device.js';
 import type { BackendEndpoint, BackendOptions } from './backend-endpoint.js';
 import { chardevError, isChardevError, type ChardevError } from './chardev-error.js';
+import { kindOf } from './kinds/index.js';
 import type { DropReason } from './counters.js';
-import { FileChardev } from './file-backend.js';
 import { LogTee } from './log-tee.js';
 import { MuxChardev } from './mux.js';
-import { NullChardev } from './null-backend.js';
-import { PipeChardev } from './pipe-backend.js';
-import { PtyChardev } from './pty-backend.js';
-import { RingbufChardev } from './ringbuf-backend.js';
-import { SerialChardev } from './serial-backend.js';
-import { SocketChardev } from './socket-backend.js';
-import { StdioChardev, type StdioStreams } from './stdio-backend.js';
-import { UdpChardev } from './udp-backend.js';
+import type { Chardev } from './spec.js';
+import type { StdioStreams } from './stdio-backend.js';
 
 export interface ChardevContext {
   /** Where backend work runs: the engine's Scheduler.post. */
@@ -50,58 +43,28 @@ function resolver(ctx: ChardevContext): (p: string) => string {
   return (p) => (base === undefined || path.isAbsolute(p) ? p : path.join(base, p));
 }
 
-function withPaths(backend: ChardevBackend, at: (p: string) => string): ChardevBackend {
-  switch (backend.kind) {
-    case 'socket':
-      return backend.address.type === 'unix'
-        ? { ...backend, address: { ...backend.address, path: at(backend.address.path) } }
-        : backend;
-    case 'pipe':
-    case 'file':
-    case 'serial':
-      return { ...backend, path: at(backend.path) };
-    default:
-      return backend;
+/**
+ * An option the kind refuses ("vmchan does not emulate X") that reached the
+ * spec as an ignored key (a topology file, a libvirt <protocol type='telnet'>):
+ * refused here too, so no face can smuggle it past the parser.
+ */
+function refusedKey(spec: Chardev): ChardevError | null {
+  const refused = kindOf(spec.backend).qemu.refused ?? {};
+  for (const [key, value] of Object.entries(spec.ignoredKeys ?? {})) {
+    const what = refused[key];
+    if (what !== undefined && value !== 'off' && value !== 'no' && value !== 'false') {
+      return chardevError('Unsupported', `vmchan does not emulate ${what}`, spec.id);
+    }
   }
-}
-
-async function openBackend(
-  backend: ChardevBackend,
-  options: BackendOptions,
-  ctx: ChardevContext,
-): Promise<BackendEndpoint | ChardevError> {
-  switch (backend.kind) {
-    case 'socket':
-      return SocketChardev.open(backend, options);
-    case 'pipe':
-      return PipeChardev.open(backend, options);
-    case 'file':
-      return FileChardev.open(backend, options);
-    case 'pty':
-      return PtyChardev.open(options);
-    case 'null':
-      return new NullChardev(options);
-    case 'ringbuf':
-      return RingbufChardev.open(backend.size, options);
-    case 'udp':
-      return UdpChardev.open(backend, options);
-    case 'stdio':
-      return StdioChardev.open(options, ctx.stdio);
-    case 'serial':
-      return SerialChardev.open(backend, options);
-    case 'other':
-      return chardevError(
-        'Unsupported',
-        `'${backend.driver}' chardevs are not supported by vmchan`,
-        options.id,
-      );
-  }
+  return null;
 }
 
 export async function createChardev(
   spec: Chardev,
   ctx: ChardevContext,
 ): Promise<OpenChardev | ChardevError> {
+  const refused = refusedKey(spec);
+  if (refused !== null) return refused;
   const at = resolver(ctx);
   let log: LogTee | null = null;
   if (spec.logfile !== undefined) {
@@ -119,7 +82,9 @@ export async function createChardev(
       ? { onDrop: (reason: DropReason, bytes: number) => onDrop(spec.id, reason, bytes) }
       : {}),
   };
-  const backend = await openBackend(withPaths(spec.backend, at), options, ctx);
+  const kind = kindOf(spec.backend);
+  const resolved = kind.paths === undefined ? spec.backend : kind.paths(spec.backend, at);
+  const backend = await kind.open(resolved, options, { stdio: ctx.stdio });
   if (isChardevError(backend)) {
     log?.close();
     return backend;

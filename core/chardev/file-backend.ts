@@ -10,11 +10,11 @@
  * reported as backpressure.
  */
 import fs from 'node:fs';
-import type { ChardevBackend } from './spec.js';
+import type { FileBackend as ChardevBackendOfKind } from './kinds/file.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
 
-export type FileSpec = Extract<ChardevBackend, { kind: 'file' }>;
+export type FileSpec = ChardevBackendOfKind;
 
 /** How long to wait before telling a throttled writer to retry a full FIFO. */
 const RETRY_MS = 5;
@@ -67,9 +67,7 @@ export class FileChardev extends BackendEndpoint {
       }
       // Disk full, I/O error: QEMU's write fails too; the bytes are gone, say so.
       this.sendFailed(bytes.length);
-      this.notice(
-        `chardev ${this.id}: write to ${this.path} failed: ${describeSystemError(error)}`,
-      );
+      this.failed(`write to ${this.path} failed`, error);
       return bytes.length;
     }
   }

@@ -17,7 +17,7 @@
  * so escapes still work while the focused frontend is slow, up to that
  * buffer.
  */
-import { MAX_MUX_FRONTENDS, type ChardevKind } from './spec.js';
+import { MAX_MUX_FRONTENDS } from './limits.js';
 import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
 import type { PostTask } from '../virtio/device.js';
 import {
@@ -136,7 +136,7 @@ export class MuxFrontend implements ChardevEndpoint {
 }
 
 export class MuxChardev implements ChardevEndpoint, Closeable {
-  readonly kind: ChardevKind;
+  readonly kind: string;
   readonly frontends: readonly MuxFrontend[];
   readonly stats: MuxStats = { escapeBytes: 0, focusSwitches: 0 };
   private focusIndex = 0;

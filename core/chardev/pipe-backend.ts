@@ -17,12 +17,12 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import type { ChardevBackend } from './spec.js';
+import type { PipeBackend } from './kinds/pipe.js';
 import type { BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
 import { StreamEndpoint } from './stream-endpoint.js';
 
-export type PipeSpec = Extract<ChardevBackend, { kind: 'pipe' }>;
+export type PipeSpec = PipeBackend;
 
 const FIFO_FLAGS = fs.constants.O_RDWR | fs.constants.O_NONBLOCK;
 

@@ -4,8 +4,8 @@
  * after RETRY_MS) and reads that stop while the frontend's queue is full.
  * Subclasses decide what quiet / hangup / end-of-file mean for `connected`.
  */
+import { EventEmitter } from 'node:events';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
-import { describeSystemError } from './chardev-error.js';
 import { FdPoller } from './fd-poller.js';
 
 const RETRY_MS = 5;
@@ -17,15 +17,16 @@ export abstract class PolledChardev extends BackendEndpoint {
 
   protected constructor(options: BackendOptions, fd: number) {
     super(options);
+    // The poller's read failures take the one error path (failed()) through an emitter.
+    const readErrors = new EventEmitter();
+    this.watchErrors(readErrors, 'read failed');
+    readErrors.on('error', () => this.onEnd());
     this.poller = new FdPoller(fd, {
       data: (chunk) => this.onData(chunk),
       quiet: () => this.onQuiet(),
       hangup: () => this.onHangup(),
       eof: () => this.onEnd(),
-      failed: (error) => {
-        this.notice(`chardev ${this.id}: read failed: ${describeSystemError(error)}`);
-        this.onEnd();
-      },
+      failed: (error) => readErrors.emit('error', error),
     });
   }
 

@@ -10,13 +10,13 @@
  */
 import fs from 'node:fs';
 import tty from 'node:tty';
-import type { ChardevBackend } from './spec.js';
+import type { SerialBackend } from './kinds/serial.js';
 import type { BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
 import { PolledChardev } from './polled-backend.js';
 import { makeRaw } from './tty-helper.js';
 
-export type SerialSpec = Extract<ChardevBackend, { kind: 'serial' }>;
+export type SerialSpec = SerialBackend;
 
 export class SerialChardev extends PolledChardev {
   readonly kind = 'serial' as const;

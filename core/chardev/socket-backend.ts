@@ -27,8 +27,9 @@
  * Not modelled: telnet/tn3270/websocket/tls, fd= addresses, fd passing,
  * abstract unix names, service names for ports.
  */
+import fs from 'node:fs';
 import net from 'node:net';
-import type { ChardevBackend } from './spec.js';
+import type { SocketBackend } from './kinds/socket.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
 import {
   chardevError,
@@ -38,9 +39,17 @@ import {
 } from './chardev-error.js';
 import { watchHangUp, type HangUpWatch } from './hup-watch.js';
 import { StreamLink } from './stream-link.js';
+import { TELNET_INIT, TelnetFilter } from './telnet.js';
 import { listenUnixPrivately, type OwnedSocketFile } from './unix-socket-file.js';
 
-export type SocketSpec = Extract<ChardevBackend, { kind: 'socket' }>;
+export type SocketSpec = SocketBackend;
+
+/**
+ * Clients that may wait for the connected one to leave. QEMU listens with a
+ * backlog of 1, which Linux lets hold 2 connections; beyond those the
+ * kernel stops answering. vmchan keeps a few more and refuses past them.
+ */
+export const MAX_WAITING_CLIENTS = 16;
 
 /** Where tcp listens and connects when the command line names no host. */
 export const DEFAULT_TCP_HOST = '127.0.0.1';
@@ -48,8 +57,10 @@ export const DEFAULT_TCP_HOST = '127.0.0.1';
 export interface SocketStats {
   /** Clients accepted or connections made. */
   connections: number;
-  /** Clients closed at once because one was already connected (H3). */
+  /** Clients closed at once because MAX_WAITING_CLIENTS already waited (H3). */
   refusedClients: number;
+  /** Clients waiting for the connected one to leave (H3, QEMU's listen backlog). */
+  waitingClients: number;
   /** Connect attempts that failed (clients). */
   failedConnects: number;
 }
@@ -62,10 +73,19 @@ function bracket(host: string): string {
 
 export class SocketChardev extends BackendEndpoint {
   readonly kind = 'socket' as const;
-  readonly stats: SocketStats = { connections: 0, refusedClients: 0, failedConnects: 0 };
+  readonly stats: SocketStats = {
+    connections: 0,
+    refusedClients: 0,
+    waitingClients: 0,
+    failedConnects: 0,
+  };
   private address: Address;
   private readonly listenMode: boolean;
   private readonly nodelay: boolean;
+  /** abstract=on,tight=off: a Linux abstract name (a leading NUL, padded by Node), no file. */
+  private readonly abstract: boolean;
+  /** telnet=on: negotiate on connect and strip IAC commands (telnet.ts). */
+  private readonly telnet: boolean;
   private readonly reconnectMs: number;
   private server: net.Server | null = null;
   private socketFile: OwnedSocketFile | null = null;
@@ -76,10 +96,14 @@ export class SocketChardev extends BackendEndpoint {
   private remoteText = '';
   private readonly waits: boolean;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  /** Server: clients that connected while one was served, in arrival order (QEMU's backlog). */
+  private readonly waiting: net.Socket[] = [];
   private connectErrorReported = false;
   private hupWatch: HangUpWatch | null = null;
   /** False once the hang-up watch could not start (no perl): EOF then delivers, as for tcp. */
   private hupWatchUsable = true;
+  /** fd=N: the descriptor as written (describe() shows it as QEMU does). */
+  private fdText: string | null = null;
 
   private constructor(spec: SocketSpec, address: Address, options: BackendOptions) {
     super({ ...options, waitForPeer: spec.server && spec.wait });
@@ -87,6 +111,8 @@ export class SocketChardev extends BackendEndpoint {
     this.waits = spec.server && spec.wait;
     this.listenMode = spec.server;
     this.nodelay = spec.nodelay;
+    this.telnet = spec.telnet === true;
+    this.abstract = spec.abstract === true;
     this.reconnectMs = spec.server ? 0 : (spec.reconnect ?? 0) * 1000;
   }
 
@@ -95,13 +121,7 @@ export class SocketChardev extends BackendEndpoint {
     options: BackendOptions,
   ): Promise<SocketChardev | ChardevError> {
     const a = spec.address;
-    if (a.type === 'fd') {
-      return chardevError(
-        'Unsupported',
-        `socket fd=${a.fd} is not supported by vmchan`,
-        options.id,
-      );
-    }
+    if (a.type === 'fd') return SocketChardev.openFd(spec, a.fd, options);
     let address: Address;
     if (a.type === 'unix') {
       address = { type: 'unix', path: a.path };
@@ -120,15 +140,83 @@ export class SocketChardev extends BackendEndpoint {
     return failed ?? chardev;
   }
 
+  /**
+   * fd=N: a socket this process inherited (`vmchan run` started with it open,
+   * as libvirt passes QEMU its sockets): a listening socket for server=on,
+   * a connected one otherwise. Descriptor names from -add-fd or the
+   * monitor's getfd are not descriptors this process has: refused by name.
+   */
+  private static async openFd(
+    spec: SocketSpec,
+    text: string,
+    options: BackendOptions,
+  ): Promise<SocketChardev | ChardevError> {
+    if (!/^[0-9]+$/.test(text)) {
+      return chardevError(
+        'Unsupported',
+        `vmchan does not emulate descriptor names from -add-fd or getfd (fd=${text}); pass an inherited descriptor number`,
+        options.id,
+      );
+    }
+    const fd = Number(text);
+    try {
+      if (!fs.fstatSync(fd).isSocket()) {
+        return chardevError('WrongFileType', `File descriptor '${fd}' is not a socket`, options.id);
+      }
+    } catch (error) {
+      return chardevError(
+        'OpenFailed',
+        `File descriptor '${fd}' cannot be used: ${describeSystemError(error)}`,
+        options.id,
+      );
+    }
+    const chardev = new SocketChardev(spec, { type: 'unix', path: `fd:${fd}` }, options);
+    chardev.fdText = text;
+    if (!spec.server) {
+      const socket = new net.Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+      socket.pause();
+      chardev.adopt(socket);
+      return chardev;
+    }
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    server.on('connection', (socket) => chardev.accept(socket));
+    chardev.server = server;
+    const failed = await new Promise<Error | null>((resolve) => {
+      server.once('error', resolve);
+      server.listen({ fd }, () => {
+        server.off('error', resolve);
+        resolve(null);
+      });
+    });
+    if (failed !== null) {
+      chardev.server = null;
+      server.close();
+      return chardevError(
+        'ListenFailed',
+        `Failed to listen on file descriptor '${fd}': ${describeSystemError(failed)}`,
+        options.id,
+      );
+    }
+    const bound = server.address();
+    if (typeof bound === 'string') chardev.address = { type: 'unix', path: bound };
+    else if (bound !== null)
+      chardev.address = { type: 'tcp', host: bound.address, port: String(bound.port) };
+    chardev.watchErrors(server, 'listener error');
+    return chardev;
+  }
+
   describe(): string {
     const a = this.address;
     const server = this.listenMode ? ',server=on' : '';
+    // QEMU's qemu_chr_compute_filename for an fd address: fd:N (no peer shown).
+    if (this.fdText !== null)
+      return `${this.socket === null ? 'disconnected:' : ''}fd:${this.fdText}${server}`;
     if (this.socket === null) {
       if (a.type === 'unix') return `disconnected:unix:${a.path}${server}`;
-      return `disconnected:tcp:${a.host}:${a.port}${server}`;
+      return `disconnected:${this.telnet ? 'telnet' : 'tcp'}:${a.host}:${a.port}${server}`;
     }
     if (a.type === 'unix') return `unix:${a.path}${server}`;
-    return `tcp:${this.localText}${server} <-> ${this.remoteText}`;
+    return `${this.telnet ? 'telnet' : 'tcp'}:${this.localText}${server} <-> ${this.remoteText}`;
   }
 
   /** Where a server listens (tcp: the real port, also when 0 was asked for). */
@@ -143,7 +231,24 @@ export class SocketChardev extends BackendEndpoint {
     server.on('connection', (socket) => this.accept(socket));
     this.server = server;
     const a = this.address;
-    if (a.type === 'unix') {
+    if (a.type === 'unix' && this.abstract) {
+      const failed = await new Promise<Error | null>((resolve) => {
+        server.once('error', resolve);
+        server.listen(`\0${a.path}`, () => {
+          server.off('error', resolve);
+          resolve(null);
+        });
+      });
+      if (failed !== null) {
+        this.server = null;
+        server.close();
+        return chardevError(
+          'ListenFailed',
+          `Failed to bind socket to @${a.path}: ${describeSystemError(failed)}`,
+          this.id,
+        );
+      }
+    } else if (a.type === 'unix') {
       const file = await listenUnixPrivately(server, a.path, this.id);
       if (isChardevError(file)) {
         this.server = null;
@@ -171,27 +276,56 @@ export class SocketChardev extends BackendEndpoint {
       const bound = server.address() as net.AddressInfo;
       this.address = { type: 'tcp', host: bound.address, port: String(bound.port) };
     }
-    server.on('error', (error) =>
-      this.notice(`chardev ${this.id}: listener error: ${describeSystemError(error)}`),
-    );
+    this.watchErrors(server, 'listener error');
     // QEMU blocks here ("QEMU waiting for connection on: ..."); the lab only says so.
     if (this.waits)
       this.notice(`chardev ${this.id}: waiting for connection on: ${this.describe()}`);
     return null;
   }
 
+  /**
+   * A client arrived. QEMU stops accepting while a client is connected
+   * (char-socket.c: tcp_chr_new_client clears the listener's client func,
+   * tcp_chr_disconnect sets it again), so a second client sits in the
+   * kernel's listen backlog, connected at the TCP level, its bytes waiting,
+   * and is served when the first leaves (issue 14 item 2). Node has already
+   * accepted it, so it waits here instead: paused (pauseOnConnect keeps its
+   * bytes in the socket), in order, at most MAX_WAITING_CLIENTS of them.
+   */
   private accept(socket: net.Socket): void {
-    if (this.socket !== null || this.closed) {
-      this.stats.refusedClients++;
+    if (this.closed) {
       socket.destroy();
-      if (!this.closed) {
-        this.notice(
-          `chardev ${this.id}: refused a second client while one is connected (${this.describe()})`,
-        );
-      }
       return;
     }
-    this.adopt(socket);
+    if (this.socket === null) {
+      this.adopt(socket);
+      return;
+    }
+    if (this.waiting.length >= MAX_WAITING_CLIENTS) {
+      this.stats.refusedClients++;
+      socket.destroy();
+      this.notice(
+        `chardev ${this.id}: refused a client: ${MAX_WAITING_CLIENTS} already wait for the connected one to leave (${this.describe()})`,
+      );
+      return;
+    }
+    socket.on('error', () => {}); // a waiting client that resets just leaves the queue
+    socket.once('close', () => {
+      const i = this.waiting.indexOf(socket);
+      if (i >= 0) this.waiting.splice(i, 1);
+    });
+    this.waiting.push(socket);
+    this.stats.waitingClients = this.waiting.length;
+  }
+
+  /** The connected client left: serve the next waiting one, as QEMU's listener accepts it then. */
+  private serveNextWaiting(): void {
+    while (this.socket === null && !this.closed && this.waiting.length > 0) {
+      const next = this.waiting.shift()!;
+      this.stats.waitingClients = this.waiting.length;
+      if (next.destroyed || next.readyState === 'closed') continue;
+      this.adopt(next);
+    }
   }
 
   // ----------------------------------------------------------- client
@@ -212,7 +346,7 @@ export class SocketChardev extends BackendEndpoint {
     return new Promise((resolve) => {
       const socket =
         a.type === 'unix'
-          ? net.connect({ path: a.path, allowHalfOpen: true })
+          ? net.connect({ path: this.abstract ? `\0${a.path}` : a.path, allowHalfOpen: true })
           : net.connect({ host: a.host, port: Number(a.port), allowHalfOpen: true });
       socket.pause();
       const onError = (error: Error): void => {
@@ -258,18 +392,26 @@ export class SocketChardev extends BackendEndpoint {
 
   private adopt(socket: net.Socket): void {
     this.stats.connections++;
+    this.watchErrors(socket, 'connection error');
     if (this.nodelay && this.address.type === 'tcp') socket.setNoDelay(true);
     this.socket = socket;
     if (this.address.type === 'tcp') {
       this.localText = `${bracket(socket.localAddress ?? '')}:${socket.localPort ?? ''}`;
       this.remoteText = `${bracket(socket.remoteAddress ?? '')}:${socket.remotePort ?? ''}`;
     }
+    // QEMU sends its telnet negotiation before the connection counts as open
+    // (tcp_chr_telnet_init, then tcp_chr_connect).
+    const telnet = this.telnet ? new TelnetFilter() : null;
+    if (telnet !== null) socket.write(TELNET_INIT);
     this.link = new StreamLink({
       input: socket,
       output: socket,
       owned: true,
       events: {
-        data: (chunk) => this.hostBytes(chunk),
+        data: (chunk) => {
+          const data = telnet === null ? chunk : telnet.filter(chunk);
+          if (data.length > 0) this.hostBytes(data);
+        },
         drain: () => this.writable(),
         end: () => this.hostEnded(),
         gone: () => this.dropConnection(socket),
@@ -289,6 +431,7 @@ export class SocketChardev extends BackendEndpoint {
     link?.close();
     this.peerDisconnected();
     this.scheduleReconnect();
+    if (this.listenMode) this.serveNextWaiting();
   }
 
   /** H4: a unix peer's close is a hang-up to QEMU (POLLHUP); a tcp FIN is not. */
@@ -356,6 +499,7 @@ export class SocketChardev extends BackendEndpoint {
     this.stopHangUpWatch();
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
+    for (const w of this.waiting.splice(0)) w.destroy();
     const socket = this.socket;
     this.socket = null;
     this.link?.close();

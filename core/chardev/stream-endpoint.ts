@@ -16,6 +16,8 @@ export abstract class StreamEndpoint extends BackendEndpoint {
    * connected from now on. `owned`: destroy the streams on close.
    */
   protected connectStreams(input: Readable, output: Writable, owned: boolean): void {
+    this.watchErrors(input, 'read error');
+    this.watchErrors(output, 'write error');
     this.link = new StreamLink({
       input,
       output,

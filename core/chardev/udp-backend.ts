@@ -20,11 +20,11 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import type { ChardevBackend } from './spec.js';
+import type { UdpBackend } from './kinds/udp.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
 
-export type UdpSpec = Extract<ChardevBackend, { kind: 'udp' }>;
+export type UdpSpec = UdpBackend;
 
 const MAX_DATAGRAM = 65507;
 const SEND_HIGH_WATER = 64 * 1024;
@@ -33,8 +33,17 @@ function isLoopback(address: string): boolean {
   return address === '::1' || address.startsWith('127.');
 }
 
-function portNumber(port: string): number | null {
-  return /^\d+$/.test(port) && Number(port) <= 65535 ? Number(port) : null;
+/** Why a port text is not usable, or null: `remote` ports cannot be 0, local ones can (any port). */
+export function udpPortProblem(port: string, which: 'remote' | 'local'): string | null {
+  if (!/^[0-9]+$/.test(port)) {
+    return `chardev: udp: ${which} port '${port}' is not a number (service names are not supported)`;
+  }
+  const n = Number(port);
+  if (n > 65535) return `chardev: udp: ${which} port ${port} is out of range (1 to 65535)`;
+  if (n === 0 && which === 'remote') {
+    return 'chardev: udp: remote port 0 names no destination (1 to 65535)';
+  }
+  return null;
 }
 
 export class UdpChardev extends BackendEndpoint {
@@ -59,21 +68,19 @@ export class UdpChardev extends BackendEndpoint {
       if (this.inboundFull()) this.counters.dropped.overflow += msg.length;
       else this.hostBytes(msg);
     });
-    socket.on('error', (error) => this.notice(`chardev ${this.id}: ${describeSystemError(error)}`));
+    this.watchErrors(socket, 'udp socket error');
     this.channelOpen();
   }
 
   static async open(spec: UdpSpec, options: BackendOptions): Promise<UdpChardev | ChardevError> {
     const id = options.id;
-    const remotePort = portNumber(spec.port);
-    const localPort = portNumber(spec.localport ?? '0');
-    if (remotePort === null || localPort === null) {
-      return chardevError(
-        'Unsupported',
-        'udp ports must be numbers (service names are not supported)',
-        id,
-      );
-    }
+    // Checked here too: an unchecked port makes dgram throw from inside a callback,
+    // which would end the process (issue 13 item 5).
+    const problem =
+      udpPortProblem(spec.port, 'remote') ?? udpPortProblem(spec.localport ?? '0', 'local');
+    if (problem !== null) return chardevError('Unsupported', problem, id);
+    const remotePort = Number(spec.port);
+    const localPort = Number(spec.localport ?? '0');
     let remoteAddress: string;
     try {
       const host = spec.host === '' ? 'localhost' : spec.host;
@@ -96,10 +103,14 @@ export class UdpChardev extends BackendEndpoint {
     const failed = await new Promise<Error | null>((resolve) => {
       socket.once('error', resolve);
       socket.bind({ port: localPort, address: localAddress }, () => {
-        socket.connect(remotePort, remoteAddress, () => {
-          socket.off('error', resolve);
-          resolve(null);
-        });
+        try {
+          socket.connect(remotePort, remoteAddress, () => {
+            socket.off('error', resolve);
+            resolve(null);
+          });
+        } catch (error) {
+          resolve(error as Error);
+        }
       });
     });
     if (failed !== null) {

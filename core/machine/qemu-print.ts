@@ -10,8 +10,8 @@
  */
 import { joinOpts } from './qemu-options.js';
 import { joinShellWords } from './shell-words.js';
+import { kindOf } from '../chardev/kinds/index.js';
 import {
-  DEFAULT_RINGBUF_SIZE,
   type Chardev,
   type Monitor,
   type Port,
@@ -28,46 +28,13 @@ export interface PrintedCommandLine {
 
 type Pairs = Array<[string, string]>;
 
-const onOff = (b: boolean): string => (b ? 'on' : 'off');
-
 export function chardevArg(c: Chardev): string {
-  const b = c.backend;
+  const kind = kindOf(c.backend);
   const pairs: Pairs = [
-    ['backend', b.kind === 'other' ? b.driver : b.kind],
+    ['backend', kind.qemu.name(c.backend)],
     ['id', c.id],
+    ...kind.qemu.print(c.backend),
   ];
-  switch (b.kind) {
-    case 'socket':
-      if (b.address.type === 'unix') pairs.push(['path', b.address.path]);
-      else if (b.address.type === 'tcp')
-        pairs.push(['host', b.address.host], ['port', b.address.port]);
-      else pairs.push(['fd', b.address.fd]);
-      if (b.server) pairs.push(['server', 'on'], ['wait', onOff(b.wait)]);
-      if (b.nodelay) pairs.push(['nodelay', 'on']);
-      if (b.reconnect !== undefined) pairs.push(['reconnect', String(b.reconnect)]);
-      break;
-    case 'pipe':
-    case 'serial':
-      pairs.push(['path', b.path]);
-      break;
-    case 'file':
-      pairs.push(['path', b.path]);
-      if (b.append) pairs.push(['append', 'on']);
-      break;
-    case 'ringbuf':
-      if (b.size !== DEFAULT_RINGBUF_SIZE) pairs.push(['size', String(b.size)]);
-      break;
-    case 'udp':
-      pairs.push(['host', b.host], ['port', b.port]);
-      if (b.localaddr !== undefined) pairs.push(['localaddr', b.localaddr]);
-      if (b.localport !== undefined) pairs.push(['localport', b.localport]);
-      break;
-    case 'pty':
-    case 'null':
-    case 'stdio':
-    case 'other':
-      break;
-  }
   if (c.mux) pairs.push(['mux', 'on']);
   if (c.logfile !== undefined) pairs.push(['logfile', c.logfile]);
   if (c.logappend) pairs.push(['logappend', 'on']);

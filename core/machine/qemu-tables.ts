@@ -232,24 +232,6 @@ export const CHARDEV_BACKEND_NAMES: ReadonlySet<string> = new Set([
 /** Keys every backend uses (qemu_chr_parse_common and the mux wrapper). */
 export const COMMON_CHARDEV_KEYS = ['backend', 'mux', 'logfile', 'logappend'];
 
-/**
- * Keys each modelled backend reads; any other valid key is kept in
- * `ignoredKeys` (QEMU accepts it and does nothing with it, or vmchan does
- * not model what it does, such as telnet negotiation or TLS).
- */
-export const MODELLED_CHARDEV_KEYS: Readonly<Record<string, readonly string[]>> = {
-  socket: ['path', 'host', 'port', 'fd', 'server', 'wait', 'delay', 'nodelay', 'reconnect'],
-  pipe: ['path'],
-  file: ['path', 'append'],
-  pty: [],
-  null: [],
-  ringbuf: ['size'],
-  udp: ['host', 'port', 'localaddr', 'localport'],
-  stdio: [],
-  serial: ['path'],
-  other: [],
-};
-
 export type PropType = 'bool' | 'uint32' | 'str' | 'int32' | 'OnOffAuto';
 
 /** Properties every virtio device has (hw/virtio/virtio.c), as 7.2 lists them. */
@@ -351,3 +333,6 @@ export const MODELLED_DEVICE_KEYS = [
 
 /** The bus type ports need (TYPE_VIRTIO_SERIAL_BUS). */
 export const VIRTIO_SERIAL_BUS_TYPE = 'virtio-serial-bus';
+
+/** A mux chardev serves at most this many frontends: chardev's own (core/chardev/limits.ts). */
+export { MAX_MUX_FRONTENDS } from '../chardev/limits.js';

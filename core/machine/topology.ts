@@ -15,38 +15,33 @@
  */
 import { z } from 'zod';
 import { machineError, type MachineError } from './machine-error.js';
-import { ChardevSchema, IdSchema as Id, MAX_MUX_FRONTENDS } from '../chardev/spec.js';
-import {
-  CHARDEV_OPTS,
-  COMMON_CHARDEV_KEYS,
-  MODELLED_CHARDEV_KEYS,
-  MODELLED_DEVICE_KEYS,
-} from './qemu-tables.js';
+import { kindOf } from '../chardev/kinds/index.js';
+import { ChardevSchema, ID_PATTERN, MAX_MUX_FRONTENDS } from '../chardev/spec.js';
+import { CHARDEV_OPTS, COMMON_CHARDEV_KEYS, MODELLED_DEVICE_KEYS } from './qemu-tables.js';
 
-// The chardev's own spec lives with the backends (core/chardev/spec.ts, below
-// machine in the layers); a topology is made of them.
+// A chardev's spec is chardev's own (core/chardev/spec.ts, one record per kind in kinds/).
 export {
   ChardevBackendSchema,
   ChardevSchema,
+  DEFAULT_RINGBUF_SIZE,
   ID_PATTERN,
-  IdSchema,
+  MAX_MUX_FRONTENDS,
   SocketAddressSchema,
-  isWellFormedId,
-  type Chardev,
-  type ChardevBackend,
-  type ChardevKind,
-  type SocketAddress,
 } from '../chardev/spec.js';
+export type { ChardevBackend, ChardevKind, Chardev, SocketAddress } from '../chardev/spec.js';
 
 /** D1: QEMU's default number of ports per device. */
 export const DEFAULT_MAX_PORTS = 31;
 /** D1: VIRTIO_QUEUE_MAX / 2 - 1; one queue pair per port plus the control pair. */
 export const MAX_PORTS_LIMIT = 511;
-/** H1: ringbuf size when none is given. */
-export const DEFAULT_RINGBUF_SIZE = 65536;
 /** The `nr` value QEMU treats as "not given" (VIRTIO_CONSOLE_BAD_ID). */
 export const PORT_NR_UNSET = 0xffffffff;
 
+export function isWellFormedId(id: string): boolean {
+  return ID_PATTERN.test(id);
+}
+
+const Id = z.string().regex(ID_PATTERN, "Parameter 'id' expects an identifier");
 const Uint32 = z
   .number()
   .int()
@@ -191,11 +186,7 @@ export function checkTopology(t: Topology): MachineError[] {
   for (const c of t.chardevs) {
     if (chardevIds.has(c.id)) bad(`Duplicate ID '${c.id}' for chardev`, c.id);
     chardevIds.add(c.id);
-    const modelled = new Set([
-      ...COMMON_CHARDEV_KEYS,
-      'id',
-      ...(MODELLED_CHARDEV_KEYS[c.backend.kind] ?? []),
-    ]);
+    const modelled = new Set([...COMMON_CHARDEV_KEYS, 'id', ...kindOf(c.backend).qemu.keys]);
     for (const key of Object.keys(c.ignoredKeys ?? {})) {
       if (!CHARDEV_OPTS.has(key)) bad(`chardev '${c.id}': Invalid parameter '${key}'`, key);
       else if (modelled.has(key))

@@ -10,6 +10,7 @@ import {
   parseCommand,
   type Batch,
 } from '../../core/api/contract.js';
+import { backendFromForm } from '../../core/chardev/kinds/app-spec.js';
 
 const engine = { mode: 'running' as const, pending: 0, executed: 12, booted: true };
 
@@ -62,15 +63,37 @@ describe('commands', () => {
     for (const c of good) expect(parseCommand(c), JSON.stringify(c)).toMatchObject({ ok: true });
   });
 
-  it('fills the defaults a person would expect (server socket, no wait)', () => {
+  it('passes a chardev spec through; its kind record fills the defaults (server socket, no wait)', () => {
     const r = CommandSchema.parse({
       cmd: 'createChardev',
       chardev: { id: 'c1', backend: { kind: 'unix' } },
     });
-    expect(r).toEqual({
-      cmd: 'createChardev',
-      chardev: { id: 'c1', backend: { kind: 'unix', server: true, wait: false } },
+    expect(r).toEqual({ cmd: 'createChardev', chardev: { id: 'c1', backend: { kind: 'unix' } } });
+    const at = (p: string, fallback: string): string => `/run/lab/${p === '' ? fallback : p}`;
+    expect(backendFromForm('c1', { kind: 'unix' }, at)).toEqual({
+      kind: 'socket',
+      address: { type: 'unix', path: '/run/lab/c1' },
+      server: true,
+      wait: false,
+      nodelay: false,
     });
+  });
+
+  it("the app's chardev fields are checked by the kind's record, in the same words everywhere", () => {
+    const at = (p: string): string => p;
+    expect(backendFromForm('c1', { kind: 'tcp', port: 70000 }, at)).toBe(
+      'backend.port: must be at most 65535',
+    );
+    // The topology's rule, not a second copy of it (issue 12: the API and topology disagreed).
+    expect(backendFromForm('c1', { kind: 'ringbuf', size: 1000 }, at)).toBe(
+      'backend.size: size of ringbuf chardev must be power of two',
+    );
+    expect(backendFromForm('c1', { kind: 'serial' }, at)).toMatch(
+      /^backend\.kind: 'serial' is not one of unix, tcp/,
+    );
+    expect(backendFromForm('c1', { kind: 'null', path: '/x' }, at)).toBe(
+      "backend.path: not a field of 'null'",
+    );
   });
 
   it('refuses malformed commands with one line saying where', () => {
@@ -81,7 +104,7 @@ describe('commands', () => {
       [{ cmd: 'unplugPort', port: { device: 'vser0', nr: 1.5 } }, /^port\.nr: /],
       [{ cmd: 'hotplugPort', port: { driver: 'isa-serial' } }, /^port\.driver: /],
       [
-        { cmd: 'createChardev', chardev: { id: 'c1', backend: { kind: 'tcp', port: 70000 } } },
+        { cmd: 'createChardev', chardev: { id: 'c1', backend: { kind: 'tcp', port: [70000] } } },
         /^chardev\.backend\.port: /,
       ],
       [{ cmd: 'step', count: 0 }, /^count: /],

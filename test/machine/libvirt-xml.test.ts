@@ -184,7 +184,7 @@ describe('H1 an XML corpus with every source type', () => {
           wait: false,
           nodelay: false,
         },
-        { telnet: 'on' },
+        undefined,
         undefined,
       ],
       [
@@ -218,6 +218,19 @@ describe('H1 an XML corpus with every source type', () => {
       ['charchannel13', { kind: 'other', driver: 'vc' }, undefined, undefined],
       ['charconsole1', { kind: 'pty' }, undefined, undefined],
     ]);
+  });
+
+  test("a tcp channel with <protocol type='telnet'> is a telnet=on socket, both ways", () => {
+    // Issue 14 item 4: never read a telnet channel as raw tcp (the guest would see the
+    // client's IAC negotiation as data): libvirt's telnet is QEMU's telnet=on.
+    const xml = fixture('domain-corpus.xml').replace(
+      "<protocol type='raw'/>",
+      "<protocol type='telnet'/>",
+    );
+    const r = read(xml);
+    const c = r.t.chardevs.find((x) => x.id === 'charchannel5');
+    expect(c?.backend).toMatchObject({ kind: 'socket', telnet: true });
+    expect(read(topologyToLibvirtXml(r.t).xml).t).toEqual(r.t);
   });
 
   test('what has no virtio-serial meaning is reported, not dropped silently', () => {

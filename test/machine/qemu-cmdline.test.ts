@@ -219,13 +219,13 @@ describe('valid command lines (H1, H2)', () => {
       ]);
     });
 
-    test('pty, null, pipe:PATH, file:PATH, telnet:, udp: and /dev/ shorthands', () => {
+    test('pty, null, pipe:PATH, file:PATH, tcp:, udp: and /dev/ shorthands', () => {
       const { t } = parse([
         '-monitor', 'pty',
         '-monitor', 'null',
         '-monitor', 'pipe:/tmp/mon',
         '-qmp', 'file:/tmp/qmp.log',
-        '-monitor', 'telnet:127.0.0.1:5555,server,nowait',
+        '-monitor', 'tcp:127.0.0.1:5555,server,nowait',
         '-monitor', 'udp:10.0.0.1:7000@:7001',
         '-monitor', '/dev/ttyS1',
       ]); // prettier-ignore
@@ -243,7 +243,7 @@ describe('valid command lines (H1, H2)', () => {
             wait: false,
             nodelay: false,
           },
-          { telnet: 'on' },
+          undefined,
         ],
         [
           'compat_monitor5',
@@ -435,18 +435,49 @@ describe('valid command lines (H1, H2)', () => {
       );
     });
 
-    test('mux, logfile and logappend on any backend; telnet is kept but not modelled', () => {
-      const { t, notes } = parse([
+    test('mux, logfile and logappend on any backend', () => {
+      const { t } = parse([
         '-chardev',
-        'socket,id=m,host=::,port=4555,server=on,wait=off,telnet=on,mux=on,logfile=/tmp/m.log,logappend=on',
+        'socket,id=m,host=::,port=4555,server=on,wait=off,mux=on,logfile=/tmp/m.log,logappend=on',
       ]);
-      expect(t.chardevs[0]).toMatchObject({
-        mux: true,
-        logfile: '/tmp/m.log',
-        logappend: true,
-        ignoredKeys: { telnet: 'on' },
-      });
-      expect(notes.some((n) => n.kind === 'Ignored' && n.key === 'telnet')).toBe(true);
+      expect(t.chardevs[0]).toMatchObject({ mux: true, logfile: '/tmp/m.log', logappend: true });
+    });
+
+    // Issue 14 item 4: QEMU's socket chardev implements these (chardev/char-socket.c
+    // qemu_chr_parse_socket reads telnet, tn3270, websocket, tls-creds, tls-authz; util/
+    // qemu-sockets.c reads to, ipv4, ipv6, abstract); vmchan does not, so it refuses each by
+    // name in QEMU's style instead of accepting and ignoring it. Written off, they do nothing
+    // in QEMU either and are accepted.
+    test.each([
+      ['host=::,port=4555,server=on,tn3270=on', 'tn3270', 'the TN3270 protocol (tn3270)'],
+      ['host=::,port=4555,server=on,websocket=on', 'websocket', 'WebSocket servers (websocket)'],
+      ['host=::,port=4555,server=on,tls-creds=t0', 'tls-creds', 'TLS on sockets (tls-creds)'],
+      [
+        'path=/tmp/a.sock,server=on,abstract=on',
+        'tight',
+        'tight abstract unix socket names (abstract=on with tight=on, the default); use tight=off',
+      ],
+      ['host=::,port=4555,to=4600', 'to', 'port ranges (to)'],
+      ['host=::,port=4555,ipv4=on', 'ipv4', 'address family restrictions (ipv4)'],
+    ])('socket,%s is refused: vmchan does not emulate %s', (opts, key, what) => {
+      const r = parseQemuArgs(['-chardev', `socket,id=s,${opts}`]);
+      expect(r.ok).toBe(false);
+      if (r.ok) return;
+      expect(r.error.message).toBe(`vmchan does not emulate ${what}`);
+      expect(r.error.key).toBe(key);
+    });
+
+    test('telnet=on and the telnet: shorthand are modelled (QEMU negotiation, IAC stripped)', () => {
+      const { t } = parse(['-monitor', 'telnet:127.0.0.1:5555,server,nowait']);
+      expect(t.chardevs[0]?.backend).toMatchObject({ kind: 'socket', server: true, telnet: true });
+      expect(t.chardevs[0]?.ignoredKeys).toBeUndefined();
+      const back = parseQemuArgs(printQemuArgs(t).args);
+      expect(back.ok && back.value.chardevs[0]?.backend).toEqual(t.chardevs[0]?.backend);
+    });
+
+    test('a refused option written off is accepted (it does nothing in QEMU either)', () => {
+      const { t } = parse(['-chardev', 'socket,id=s,host=::,port=4555,server=on,tn3270=off']);
+      expect(t.chardevs[0]?.ignoredKeys).toBeUndefined();
     });
 
     test('a backend vmchan does not emulate (vc) is kept with its keys', () => {

@@ -127,21 +127,23 @@ describe('Q1 errors as QEMU reports them; the monitor keeps running', () => {
 });
 
 describe('Q1 one client at a time, a fresh session per client', () => {
-  it('serves the next client with a new greeting after the first hangs up', async () => {
+  it('H3 serves the waiting client with a new greeting after the first hangs up', async () => {
     const first = await QmpClient.connect(qmpPath);
     const second = await SocketClient.connect(qmpPath);
-    // The chardev takes one client (H3): the second is turned away. The
-    // monitor answering the first meanwhile shows it had the chance to greet.
-    expect(await first.execute('query-commands')).toHaveProperty('return');
+    // The chardev takes one client at a time (H3): the second waits in the backlog, as
+    // with QEMU (char-socket.c stops accepting while a client is connected) ...
+    await first.execute('query-version'); // a round trip: the second got nothing meanwhile
     expect(second.received.length).toBe(0);
     await first.close();
+    // ... and gets its own greeting once the first has left.
+    await waitFor(() => second.received.toString().startsWith('{"QMP": '), 'the greeting');
+    await second.close();
     const third = await QmpClient.connect(qmpPath, false);
     expect(third.lines[0]).toMatch(/^\{"QMP": /);
     expect(await third.execute('query-status')).toMatchObject({
       error: { class: 'CommandNotFound' },
     });
     await third.close();
-    await second.close();
   });
 });
 

@@ -1,65 +1,54 @@
-/** The chardev part of the dialogs (add chardev, add port, connect), as plain data. */
-import type { ChardevSpecInput } from '../../../core/api/contract.js';
-
-export type ChardevKindChoice = 'unix' | 'tcp' | 'null' | 'ringbuf' | 'file';
+/**
+ * The chardev part of the dialogs (add chardev, add port, connect), as plain
+ * data. Its choices and fields are not written here: the engine sends the
+ * registered chardev kinds' forms (`chardevForms`, one record per kind in
+ * core/chardev/kinds/), so a new kind shows up here without a change.
+ */
+import type { ChardevFormChoice, ChardevSpecInput } from '../../../core/api/contract.js';
 
 export interface ChardevForm {
   id: string;
-  kind: ChardevKindChoice;
-  /** unix: socket path (empty: in the lab's runtime directory); file: the file. */
-  path: string;
-  host: string;
-  port: string;
-  server: boolean;
-  wait: boolean;
-  size: string;
+  /** A choice's value (unix, tcp, null, ...). */
+  kind: string;
+  /** Every field of every choice, by name, as typed (text and numbers as text). */
+  values: Record<string, string | boolean>;
+  /** The choices the engine offers; empty until they arrive. */
+  choices: ChardevFormChoice[];
 }
 
 export function emptyChardevForm(id = ''): ChardevForm {
-  return {
-    id,
-    kind: 'unix',
-    path: '',
-    host: '127.0.0.1',
-    port: '0',
-    server: true,
-    wait: false,
-    size: '65536',
-  };
+  return { id, kind: 'unix', values: {}, choices: [] };
 }
 
-/** The form as the API's chardev spec; numbers that are not numbers go through as NaN for the schema to refuse. */
+/** Take the engine's choices: fill every field's default that is not typed yet. */
+export function withChoices(f: ChardevForm, choices: ChardevFormChoice[]): ChardevForm {
+  const values = { ...f.values };
+  for (const c of choices) {
+    for (const field of c.fields) {
+      if (values[field.name] !== undefined) continue;
+      values[field.name] = field.type === 'bool' ? field.default === true : String(field.default);
+    }
+  }
+  const kind = choices.some((c) => c.value === f.kind) ? f.kind : (choices[0]?.value ?? f.kind);
+  return { ...f, kind, values, choices };
+}
+
+/**
+ * The form as the API's chardev spec: the chosen kind's fields only; an
+ * empty text field is left out (the engine's default), numbers that are
+ * not numbers go through as NaN for the engine to refuse.
+ */
 export function chardevSpec(f: ChardevForm): ChardevSpecInput {
   const id = f.id.trim();
-  switch (f.kind) {
-    case 'unix':
-      return {
-        id,
-        backend: {
-          kind: 'unix',
-          ...(f.path.trim() ? { path: f.path.trim() } : {}),
-          server: f.server,
-          wait: f.wait,
-        },
-      };
-    case 'tcp':
-      return {
-        id,
-        backend: {
-          kind: 'tcp',
-          host: f.host.trim(),
-          port: Number(f.port),
-          server: f.server,
-          wait: f.wait,
-        },
-      };
-    case 'null':
-      return { id, backend: { kind: 'null' } };
-    case 'ringbuf':
-      return { id, backend: { kind: 'ringbuf', size: Number(f.size) } };
-    case 'file':
-      return { id, backend: { kind: 'file', path: f.path.trim() } };
+  const choice = f.choices.find((c) => c.value === f.kind);
+  const backend: Record<string, string | number | boolean> = { kind: f.kind };
+  for (const field of choice?.fields ?? []) {
+    const v = f.values[field.name];
+    if (field.type === 'bool') backend[field.name] = v === true;
+    else if (field.type === 'number') backend[field.name] = Number(v);
+    else if (typeof v === 'string' && v.trim() !== '') backend[field.name] = v.trim();
   }
+  return { id, backend: backend as ChardevSpecInput['backend'] };
 }
 
 /** A chardev id nobody uses yet: `char<base>`, `char<base>1`, ... */
