@@ -44,6 +44,11 @@ export const SaveCaptureOptionsShape = {
   source: z.enum(['last', 'view']).optional(),
   /** Save only the records this filter matches (source `view`). */
   filter: FilterText.optional(),
+  /**
+   * Save only these records, by number (1-based; source `view`): Wireshark's
+   * Export Specified Packets, "selected". Out-of-range numbers are refused.
+   */
+  records: z.array(z.number().int().min(1)).min(1).max(100_000).optional(),
 };
 
 export const CaptureViewCommands = [

@@ -402,6 +402,23 @@ export class CaptureView {
     if (to === this.path) return { kind: 'Refused', message: 'cannot save a capture over itself' };
     return copyBlocks(this.reader, matches ?? new Uint32Array(0), to);
   }
+
+  /** Save the records numbered `numbers` (1-based, any order, repeats once), in file order. */
+  saveRecords(
+    to: string,
+    numbers: readonly number[],
+  ): { path: string; bytes: number; records: number } | ViewError {
+    const count = this.reader.count;
+    const bad = numbers.find((n) => n < 1 || n > count);
+    if (bad !== undefined)
+      return {
+        kind: 'Refused',
+        message: `record ${bad} is not in the capture (it has ${count.toLocaleString('en')} records)`,
+      };
+    if (to === this.path) return { kind: 'Refused', message: 'cannot save a capture over itself' };
+    const keep = Uint32Array.from(new Set(numbers), (n) => n - 1).sort();
+    return copyBlocks(this.reader, keep, to);
+  }
 }
 
 /** Text of a follow run: newlines kept, tabs kept, other non-printable bytes as '.'. */

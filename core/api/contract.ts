@@ -511,6 +511,10 @@ export const HelloSchema = z.object({
   face: z.enum(['electron', 'web']),
   /** Commands this face can run natively (file dialogs in Electron). */
   dialogs: z.boolean(),
+  /** The QEMU and Linux versions the engine follows (core/version.ts REFERENCE). */
+  reference: z.object({ qemu: z.string(), linux: z.string() }),
+  /** The documentation: files in the package (relative to `root`) and the CLI's help. */
+  docs: z.object({ root: z.string(), files: z.array(z.string()), help: z.string() }),
 });
 export type Hello = z.infer<typeof HelloSchema>;
 

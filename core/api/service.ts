@@ -22,7 +22,8 @@ import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
 import { printQemuArgs } from '../machine/qemu-print.js';
 import { emptyTopology, type Topology } from '../machine/topology.js';
 import { queueRole } from '../serial/layout.js';
-import { VERSION } from '../version.js';
+import { DOCS, REFERENCE, VERSION } from '../version.js';
+import { packageRoot } from '../package-root.js';
 import { BatchBridge } from './batcher.js';
 import { chardevFromSpec } from './chardev-hosts.js';
 import {
@@ -179,6 +180,8 @@ export class ApiService {
           version: VERSION,
           face: this.options.face,
           dialogs: this.options.dialogs ?? false,
+          reference: { ...REFERENCE },
+          docs: { root: packageRoot(), files: [...DOCS.files], help: DOCS.help },
         });
       case 'getTopology':
         return ok(this.snapshot());
@@ -258,8 +261,11 @@ export class ApiService {
       case 'stopCapture':
         return this.stopCapture();
       case 'saveCapture':
-        if (c.source === 'view' || (c.source === undefined && c.filter !== undefined))
-          return await this.saveView(c.path, c.filter);
+        if (
+          c.source === 'view' ||
+          (c.source === undefined && (c.filter !== undefined || c.records !== undefined))
+        )
+          return await this.saveView(c.path, c.filter, c.records);
         return this.saveCapture(c.path);
       case 'setPortCapture':
         return this.setPortCapture(c.port, c.on);
@@ -586,11 +592,18 @@ export class ApiService {
     }
   }
 
-  private async saveView(to: string, filter: string | undefined): Promise<Answer> {
+  private async saveView(
+    to: string,
+    filter: string | undefined,
+    records: readonly number[] | undefined,
+  ): Promise<Answer> {
     const view = this.captureView;
     if (view === null) return fail('Refused', 'no capture is open: open a .pcapng file first');
     view.refresh();
-    const r = await view.save(path.resolve(to), filter);
+    const r =
+      records !== undefined
+        ? view.saveRecords(path.resolve(to), records)
+        : await view.save(path.resolve(to), filter);
     return 'kind' in r ? fail(r.kind, r.message) : ok(r);
   }
 

@@ -126,7 +126,14 @@ describe('vmchan serve: the web face', () => {
     client.onBatch((b) => batches.push(b));
     expect(await client.call({ cmd: 'hello' })).toEqual({
       ok: true,
-      value: { app: 'vmchan', version: expect.any(String), face: 'web', dialogs: false },
+      value: {
+        app: 'vmchan',
+        version: expect.any(String),
+        face: 'web',
+        dialogs: false,
+        reference: { qemu: '7.2', linux: '6.1' },
+        docs: expect.objectContaining({ files: expect.arrayContaining(['README.md']) }),
+      },
     });
     const made = await client.call({ cmd: 'createDevice', device: { id: 'vser0' } });
     expect(made).toEqual({ ok: true, value: { name: 'vser0', bus: 'vser0.0' } });

@@ -59,6 +59,8 @@ export class AppState {
   batches = $state(0);
   toast = $state<{ text: string; error: boolean } | null>(null);
   face = $state<'electron' | 'web'>('web');
+  /** The service's hello: version, reference versions, docs (the About dialog). */
+  hello = $state.raw<ResultOf<'hello'> | null>(null);
 
   readonly history = new ThroughputHistory(300);
   /** Terminal sessions and the HMP console (terminals.svelte.ts). */
