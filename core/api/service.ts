@@ -280,7 +280,15 @@ export class ApiService {
       case 'getCaptureRecord':
       case 'followCapture':
       case 'saveFollowRaw':
+      case 'findInFollow':
         return viewAnswer(this.captureView, c);
+      case 'captureIoGraph': {
+        const view = this.captureView;
+        if (view === null) return fail('Refused', 'no capture is open: open a .pcapng file first');
+        view.refresh();
+        const r = await view.ioGraph(c.interval, c.metric, c.filters);
+        return 'kind' in r ? fail(r.kind, r.message) : ok(r);
+      }
       case 'closeCapture':
         this.captureView?.close();
         this.captureView = null;
