@@ -23,6 +23,7 @@ import { printQemuArgs } from '../machine/qemu-print.js';
 import { emptyTopology, type Topology } from '../machine/topology.js';
 import { queueRole } from '../serial/layout.js';
 import { DOCS, REFERENCE, VERSION } from '../version.js';
+import { adaptImport } from './import-adapt.js';
 import { packageRoot } from '../package-root.js';
 import { BatchBridge } from './batcher.js';
 import { chardevFromSpec } from './chardev-hosts.js';
@@ -111,6 +112,7 @@ export class ApiService {
   /** A real QEMU served in the lab's place (attach-session.ts); the lab waits, paused. */
   private attached: AttachSession | null = null;
   private attachCount = 0;
+  private importCount = 0;
   private parkedMode: 'free-run' | 'step' = 'free-run';
   /** Commands run one at a time, in arrival order (a lab switch is not interleaved with a hot-plug). */
   private queue: Promise<unknown> = Promise.resolve();
@@ -446,7 +448,16 @@ export class ApiService {
 
   private async importConfig(format: 'qemu' | 'libvirt', text: string): Promise<Answer> {
     const parsed = format === 'qemu' ? parseQemuCommandLine(text) : topologyFromLibvirtXml(text);
-    const notes = parsed.notes.map((n) => ({ kind: n.kind, message: n.message }));
+    // each note names what it is about: the option (and its argument) or the XML element
+    const notes = parsed.notes.map((n) => ({
+      kind: n.kind,
+      message:
+        n.element !== undefined
+          ? `${n.element}: ${n.message}`
+          : n.option !== undefined
+            ? `${n.option}${n.arg === undefined ? '' : ` ${n.arg}`}: ${n.message}`
+            : n.message,
+    }));
     if (!parsed.ok) return fail('ParseError', parsed.error.toString());
     if (parsed.value.devices.length === 0) {
       return fail(
@@ -456,10 +467,14 @@ export class ApiService {
           : 'no virtio-serial controller in this XML (<controller type="virtio-serial">)',
       );
     }
-    const switched = await this.switchLab('imported', parsed.value);
+    const channels = path.join(this.runtimeDir, `channels-${++this.importCount}`);
+    const adapted = adaptImport(parsed.value, channels);
+    if (adapted.topology.chardevs.some((c) => c.backend.kind === 'socket'))
+      fs.mkdirSync(channels, { recursive: true, mode: 0o700 });
+    const switched = await this.switchLab('imported', adapted.topology);
     if ('error' in switched) return fail('Refused', switched.error);
     const more = switched.notes.map((n) => ({ kind: n.kind, message: n.message }));
-    return ok({ topology: this.snapshot(), notes: [...notes, ...more] });
+    return ok({ topology: this.snapshot(), notes: [...notes, ...adapted.notes, ...more] });
   }
 
   // ------------------------------------------------------------ attach

@@ -211,6 +211,9 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
       .locator('[data-field=config]')
       .fill('-device virtio-serial,id=v0 -device virtserialport,name=x,nr=99');
     await dialog.locator('[data-submit]').click();
+    // a lab runs: Import asks before replacing it
+    await dialog.locator('[data-confirm]').waitFor();
+    await dialog.locator('[data-submit]').click();
     await expect
       .poll(() => dialog.locator('[data-error]').textContent())
       .toBe(
