@@ -161,7 +161,12 @@ export const DeviceSpecSchema = z.object({
   id: Id.optional(),
   maxPorts: z.number().int().min(0).max(0xffffffff).optional(),
   emergencyWrite: z.boolean().optional(),
+  /** Ring format: packed=on (VIRTIO_F_RING_PACKED), else split rings. */
   packed: z.boolean().optional(),
+  /** event_idx=on|off: VIRTIO_RING_F_EVENT_IDX offered (QEMU's default on). */
+  eventIdx: z.boolean().optional(),
+  /** indirect_desc=on|off: VIRTIO_RING_F_INDIRECT_DESC offered (QEMU's default on). */
+  indirectDesc: z.boolean().optional(),
 });
 export type DeviceSpec = z.infer<typeof DeviceSpecSchema>;
 

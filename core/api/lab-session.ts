@@ -223,12 +223,16 @@ export class LabSession {
     maxPorts?: number;
     emergencyWrite?: boolean;
     packed?: boolean;
+    eventIdx?: boolean;
+    indirectDesc?: boolean;
   }): VirtioSerialDevice | string {
     const config = defaultDevice('virtio-serial-pci', {
       ...(spec.id !== undefined ? { id: spec.id } : {}),
       ...(spec.maxPorts !== undefined ? { maxPorts: spec.maxPorts } : {}),
       ...(spec.emergencyWrite !== undefined ? { emergencyWrite: spec.emergencyWrite } : {}),
       ...(spec.packed !== undefined ? { packed: spec.packed } : {}),
+      ...(spec.eventIdx !== undefined ? { eventIdx: spec.eventIdx } : {}),
+      ...(spec.indirectDesc !== undefined ? { indirectDesc: spec.indirectDesc } : {}),
     });
     const refused = this.machine.controllerAdd(config);
     if (refused !== null) return refused.message;
