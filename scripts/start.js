@@ -60,13 +60,27 @@ function step(what, command, commandArgs, output) {
 }
 
 const TS = ['.ts', '.cts'];
+// Electron is optional: without it the shell's modules that import it are left out.
+const haveElectron = (() => {
+  try {
+    createRequire(import.meta.url).resolve('electron/package.json');
+    return true;
+  } catch {
+    return false;
+  }
+})();
 if (
   stale('dist/cli/serve.js', ['core', 'cli', 'electron'], TS) ||
-  stale('dist/electron/main.js', ['core', 'electron'], TS)
+  (haveElectron && stale('dist/electron/main.js', ['core', 'electron'], TS))
 ) {
-  step('the engine (tsc)', bin('tsc'), ['-p', 'tsconfig.build.json'], 'dist/cli/serve.js');
+  step(
+    'the engine (tsc)',
+    bin('tsc'),
+    ['-p', haveElectron ? 'tsconfig.build.json' : 'tsconfig.build-web.json'],
+    'dist/cli/serve.js',
+  );
 }
-if (stale('dist/electron/preload.cjs', ['electron/preload.cts'], TS)) {
+if (haveElectron && stale('dist/electron/preload.cjs', ['electron/preload.cts'], TS)) {
   step(
     'the preload (tsc)',
     bin('tsc'),

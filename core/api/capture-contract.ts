@@ -22,6 +22,19 @@ const PortRef = z.object({
   nr: z.number().int().min(0).max(0xfffffffe),
 });
 
+/** The list's sortable columns. */
+export const SortColumn = z.enum(['number', 'time', 'port', 'dir', 'kind', 'length']);
+export type SortColumn = z.infer<typeof SortColumn>;
+/** Matched records a sort by a column other than number/time may order (a bounded sort). */
+export const MAX_SORTED_ROWS = 1_000_000;
+
+/** Series one IO graph may draw. */
+export const MAX_IO_SERIES = 6;
+/** Intervals one IO graph may have (a finer interval over a long capture is widened to fit). */
+export const MAX_IO_BUCKETS = 2000;
+/** Matches one findInFollow lists. */
+export const MAX_FIND_MATCHES = 1000;
+
 /** Rows a single getCaptureRows may ask for. */
 export const MAX_ROWS_PER_REQUEST = 1000;
 /** Bytes of one record the detail answer carries (the hex pane). */
@@ -44,6 +57,11 @@ export const SaveCaptureOptionsShape = {
   source: z.enum(['last', 'view']).optional(),
   /** Save only the records this filter matches (source `view`). */
   filter: FilterText.optional(),
+  /**
+   * Save only these records, by number (1-based; source `view`): Wireshark's
+   * Export Specified Packets, "selected". Out-of-range numbers are refused.
+   */
+  records: z.array(z.number().int().min(1)).min(1).max(100_000).optional(),
 };
 
 export const CaptureViewCommands = [
@@ -53,6 +71,11 @@ export const CaptureViewCommands = [
     from: z.number().int().min(0),
     count: z.number().int().min(0).max(MAX_ROWS_PER_REQUEST),
     filter: FilterText.optional(),
+    /**
+     * The list's order (a column header clicked): by number (= time) either way
+     * for any size; by another column for at most MAX_SORTED_ROWS matched records.
+     */
+    sort: z.object({ column: SortColumn, descending: z.boolean() }).optional(),
   }),
   /** One record decoded (number is 1-based, tshark's frame.number). */
   z.object({ cmd: z.literal('getCaptureRecord'), number: z.number().int().min(1) }),
@@ -72,6 +95,27 @@ export const CaptureViewCommands = [
   }),
   /** Close the capture open in the view. */
   z.object({ cmd: z.literal('closeCapture') }),
+  /**
+   * Find in Follow stream: `text` in a port's reassembled bytes (per
+   * direction), with the records holding each match.
+   */
+  z.object({
+    cmd: z.literal('findInFollow'),
+    device: z.string().min(1).max(128).optional(),
+    port: PortSelector,
+    text: z.string().min(1).max(1024),
+    direction: Direction.optional(),
+  }),
+  /**
+   * Wireshark's IO Graph: bytes or records per interval over the capture
+   * file, one series per display filter ('' is every record).
+   */
+  z.object({
+    cmd: z.literal('captureIoGraph'),
+    interval: z.number().min(0.001).max(3600),
+    metric: z.enum(['bytes', 'records']),
+    filters: z.array(FilterText).min(1).max(MAX_IO_SERIES),
+  }),
 ] as const;
 
 /**
@@ -203,7 +247,34 @@ export const FollowResultSchema = z.object({
 });
 export type FollowResult = z.infer<typeof FollowResultSchema>;
 
+export const FollowFindSchema = z.object({
+  matches: z.array(
+    z.object({
+      direction: Direction,
+      /** Byte offset in that direction's reassembled stream. */
+      offset: z.number().int(),
+      /** Record numbers (1-based) holding the match, first to last. */
+      records: z.array(z.number().int().min(1)),
+    }),
+  ),
+  /** More than MAX_FIND_MATCHES were found. */
+  more: z.boolean(),
+});
+export type FollowFindResult = z.infer<typeof FollowFindSchema>;
+
+export const IoGraphSchema = z.object({
+  /** Seconds per interval (may be wider than asked: at most MAX_IO_BUCKETS intervals). */
+  interval: z.number(),
+  metric: z.enum(['bytes', 'records']),
+  /** Intervals, from the first record's time. */
+  buckets: z.number().int(),
+  series: z.array(z.object({ filter: z.string(), values: z.array(z.number()), total: z.number() })),
+});
+export type IoGraph = z.infer<typeof IoGraphSchema>;
+
 export const CaptureViewResults = {
+  findInFollow: FollowFindSchema,
+  captureIoGraph: IoGraphSchema,
   getCaptureRows: CaptureRowsSchema,
   getCaptureRecord: CaptureRecordDetailSchema,
   followCapture: FollowResultSchema,

@@ -38,6 +38,7 @@ import {
   protocolColumn,
   fieldText,
 } from '../capture/format.js';
+import { findInStream } from '../capture/follow-find.js';
 import { openCapture, type CaptureReader } from '../capture/pcapng-reader.js';
 import { nonRegularAt } from '../capture/regular-file.js';
 import { BLOCK_EPB } from '../capture/pcapng-writer.js';
@@ -45,7 +46,13 @@ import { decodePayload } from '../capture/protocols.js';
 import type { CaptureRecord } from '../capture/record.js';
 import {
   MAX_DETAIL_BYTES,
+  MAX_FIND_MATCHES,
   MAX_FOLLOW_BYTES,
+  MAX_IO_BUCKETS,
+  MAX_SORTED_ROWS,
+  type SortColumn,
+  type FollowFindResult,
+  type IoGraph,
   type CaptureField,
   type CaptureListRow,
   type CaptureRecordDetail,
@@ -251,15 +258,72 @@ export class CaptureView {
     return sel.buffer.subarray(0, sel.length);
   }
 
-  /** Positions [from, from+count) of the list a filter makes. */
-  rows(from: number, count: number, filter: string | undefined): CaptureRows | ViewError {
+  /**
+   * The order of a column sort: positions of the matched list, sorted by the
+   * column (ties by number), cached until the list grows or the sort changes.
+   */
+  private sorted: { key: string; matched: number; order: Uint32Array } | null = null;
+
+  private orderBy(
+    matches: Uint32Array | null,
+    matched: number,
+    filter: string,
+    column: SortColumn,
+  ): Uint32Array | ViewError {
+    const key = `${filter}\u0000${column}`;
+    if (this.sorted?.key === key && this.sorted.matched === matched) return this.sorted.order;
+    if (matched > MAX_SORTED_ROWS)
+      return {
+        kind: 'Refused',
+        message: `sorting by ${column} orders at most ${MAX_SORTED_ROWS.toLocaleString('en')} records; this list has ${matched.toLocaleString('en')}: filter it first (number and time sort any size)`,
+      };
+    const at = (i: number): number => (matches === null ? i : matches[i]!);
+    const keyOf = (i: number): string | number => {
+      const n = at(i);
+      switch (column) {
+        case 'port':
+          return this.reader.interfaceOf(n).label;
+        case 'dir':
+          return this.reader.direction(n) ?? '';
+        case 'kind':
+          return this.reader.kind(n);
+        case 'length':
+          return this.reader.length(n);
+        default:
+          return n;
+      }
+    };
+    const keys = Array.from({ length: matched }, (_, i) => keyOf(i));
+    const order = Uint32Array.from({ length: matched }, (_, i) => i).sort((a, b) => {
+      const ka = keys[a]!;
+      const kb = keys[b]!;
+      return ka < kb ? -1 : ka > kb ? 1 : a - b;
+    });
+    this.sorted = { key, matched, order };
+    return order;
+  }
+
+  /** Positions [from, from+count) of the list a filter makes, in the order asked. */
+  rows(
+    from: number,
+    count: number,
+    filter: string | undefined,
+    sort?: { column: SortColumn; descending: boolean },
+  ): CaptureRows | ViewError {
     const sel = this.known(filter);
     if (isViewError(sel)) return sel;
     const matches = sel === null ? null : sel.buffer.subarray(0, sel.length);
     const matched = matches === null ? this.reader.count : matches.length;
     const end = Math.min(matched, from + count);
+    const byColumn = sort !== undefined && sort.column !== 'number' && sort.column !== 'time';
+    const order = byColumn
+      ? this.orderBy(matches, matched, (filter ?? '').trim(), sort.column)
+      : null;
+    if (isViewError(order)) return order;
     const rows: CaptureListRow[] = [];
-    for (let i = from; i < end; i++) {
+    for (let k = from; k < end; k++) {
+      const j = sort?.descending ? matched - 1 - k : k;
+      const i = order === null ? j : order[j]!;
       const n = matches === null ? i : matches[i]!;
       const rec = this.reader.record(n);
       if (rec instanceof CaptureError) return { kind: 'IoError', message: rec.message };
@@ -365,6 +429,57 @@ export class CaptureView {
     };
   }
 
+  /** Find in Follow stream (core/capture/follow-find.ts), record numbers 1-based. */
+  findInFollow(
+    device: string | undefined,
+    port: number | string,
+    text: string,
+    direction: 'host-to-guest' | 'guest-to-host' | undefined,
+  ): FollowFindResult | ViewError {
+    const s = this.stream(device, port);
+    if (isViewError(s)) return s;
+    const found = findInStream(s, new TextEncoder().encode(text), MAX_FIND_MATCHES, direction);
+    return {
+      matches: found.matches.map((m) => ({ ...m, records: m.records.map((r) => r + 1) })),
+      more: found.more,
+    };
+  }
+
+  /**
+   * Wireshark's IO Graph over the file: per interval from the first record,
+   * the bytes (record lengths) or the records each filter matches. The
+   * filters run in slices (selectAll), so a big capture never holds the
+   * service.
+   */
+  async ioGraph(
+    interval: number,
+    metric: 'bytes' | 'records',
+    filters: readonly string[],
+  ): Promise<IoGraph | ViewError> {
+    const n = this.reader.count;
+    const span = n === 0 ? 0 : this.reader.relativeSeconds(n - 1);
+    let step = interval;
+    if (span / step >= MAX_IO_BUCKETS) step = span / (MAX_IO_BUCKETS - 1);
+    const buckets = n === 0 ? 0 : Math.floor(span / step) + 1;
+    const series: IoGraph['series'] = [];
+    for (const filter of filters) {
+      const matches = await this.selectAll(filter);
+      if (isViewError(matches)) return matches;
+      const values = new Array<number>(buckets).fill(0);
+      const count = matches === null ? n : matches.length;
+      let total = 0;
+      for (let i = 0; i < count; i++) {
+        const r = matches === null ? i : matches[i]!;
+        const b = Math.min(buckets - 1, Math.floor(this.reader.relativeSeconds(r) / step));
+        const v = metric === 'records' ? 1 : this.reader.length(r);
+        values[b]! += v;
+        total += v;
+      }
+      series.push({ filter: filter.trim(), values, total });
+    }
+    return { interval: step, metric, buckets, series };
+  }
+
   /** Every byte one direction of a port carried, written to `to`. */
   saveRaw(
     device: string | undefined,
@@ -413,6 +528,23 @@ export class CaptureView {
     }
     if (to === this.path) return { kind: 'Refused', message: 'cannot save a capture over itself' };
     return copyBlocks(this.reader, matches ?? new Uint32Array(0), to);
+  }
+
+  /** Save the records numbered `numbers` (1-based, any order, repeats once), in file order. */
+  saveRecords(
+    to: string,
+    numbers: readonly number[],
+  ): { path: string; bytes: number; records: number } | ViewError {
+    const count = this.reader.count;
+    const bad = numbers.find((n) => n < 1 || n > count);
+    if (bad !== undefined)
+      return {
+        kind: 'Refused',
+        message: `record ${bad} is not in the capture (it has ${count.toLocaleString('en')} records)`,
+      };
+    if (to === this.path) return { kind: 'Refused', message: 'cannot save a capture over itself' };
+    const keep = Uint32Array.from(new Set(numbers), (n) => n - 1).sort();
+    return copyBlocks(this.reader, keep, to);
   }
 }
 
@@ -567,7 +699,9 @@ function copyBlocks(
 
 type ViewCommand = Extract<
   Command,
-  { cmd: 'getCaptureRows' | 'getCaptureRecord' | 'followCapture' | 'saveFollowRaw' }
+  {
+    cmd: 'getCaptureRows' | 'getCaptureRecord' | 'followCapture' | 'saveFollowRaw' | 'findInFollow';
+  }
 >;
 
 /** The answer to one of the view's commands (ApiService hands them here). */
@@ -576,7 +710,7 @@ export function viewAnswer(view: CaptureView | null, c: ViewCommand): Result<unk
   let r: unknown;
   switch (c.cmd) {
     case 'getCaptureRows':
-      r = view.rows(c.from, c.count, c.filter);
+      r = view.rows(c.from, c.count, c.filter, c.sort);
       break;
     case 'getCaptureRecord':
       r = view.detail(c.number);
@@ -586,6 +720,9 @@ export function viewAnswer(view: CaptureView | null, c: ViewCommand): Result<unk
       break;
     case 'saveFollowRaw':
       r = view.saveRaw(c.device, c.port, c.direction, c.path);
+      break;
+    case 'findInFollow':
+      r = view.findInFollow(c.device, c.port, c.text, c.direction);
       break;
   }
   return isViewError(r) ? fail(r.kind, r.message) : ok(r);

@@ -171,7 +171,12 @@ export const DeviceSpecSchema = z.object({
   id: Id.optional(),
   maxPorts: z.number().int().min(0).max(0xffffffff).optional(),
   emergencyWrite: z.boolean().optional(),
+  /** Ring format: packed=on (VIRTIO_F_RING_PACKED), else split rings. */
   packed: z.boolean().optional(),
+  /** event_idx=on|off: VIRTIO_RING_F_EVENT_IDX offered (QEMU's default on). */
+  eventIdx: z.boolean().optional(),
+  /** indirect_desc=on|off: VIRTIO_RING_F_INDIRECT_DESC offered (QEMU's default on). */
+  indirectDesc: z.boolean().optional(),
 });
 export type DeviceSpec = z.infer<typeof DeviceSpecSchema>;
 
@@ -595,6 +600,10 @@ export const HelloSchema = z.object({
   face: z.enum(['electron', 'web']),
   /** Commands this face can run natively (file dialogs in Electron). */
   dialogs: z.boolean(),
+  /** The QEMU and Linux versions the engine follows (core/version.ts REFERENCE). */
+  reference: z.object({ qemu: z.string(), linux: z.string() }),
+  /** The documentation: files in the package (relative to `root`) and the CLI's help. */
+  docs: z.object({ root: z.string(), files: z.array(z.string()), help: z.string() }),
 });
 export type Hello = z.infer<typeof HelloSchema>;
 

@@ -289,12 +289,16 @@ export class LabSession implements Session {
     maxPorts?: number;
     emergencyWrite?: boolean;
     packed?: boolean;
+    eventIdx?: boolean;
+    indirectDesc?: boolean;
   }): VirtioSerialDevice | VmchanError {
     const config = defaultDevice('virtio-serial-pci', {
       ...(spec.id !== undefined ? { id: spec.id } : {}),
       ...(spec.maxPorts !== undefined ? { maxPorts: spec.maxPorts } : {}),
       ...(spec.emergencyWrite !== undefined ? { emergencyWrite: spec.emergencyWrite } : {}),
       ...(spec.packed !== undefined ? { packed: spec.packed } : {}),
+      ...(spec.eventIdx !== undefined ? { eventIdx: spec.eventIdx } : {}),
+      ...(spec.indirectDesc !== undefined ? { indirectDesc: spec.indirectDesc } : {}),
     });
     const err = this.machine.controllerAdd(config);
     if (err !== null) return err;

@@ -23,7 +23,9 @@ import { explainNoVirtioSerial } from '../machine/libvirt-read.js';
 import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
 import { emptyTopology, type Topology } from '../machine/topology.js';
 import { nonRegularAt } from '../capture/regular-file.js';
-import { VERSION } from '../version.js';
+import { DOCS, REFERENCE, VERSION } from '../version.js';
+import { adaptImport } from './import-adapt.js';
+import { packageRoot } from '../package-root.js';
 import { BatchBridge } from './batcher.js';
 import { chardevFormChoices } from './chardev-hosts.js';
 import {
@@ -133,6 +135,8 @@ export class ApiService {
   /** A real QEMU served in the lab's place (attach-session.ts) and the mode the waiting lab had. */
   private attachment: { session: AttachSession; parkedMode: 'free-run' | 'step' } | null = null;
   private attachCount = 0;
+  private importCount = 0;
+  private parkedMode: 'free-run' | 'step' = 'free-run';
   /** Commands run one at a time, in arrival order (a lab switch is not interleaved with a hot-plug). */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -194,6 +198,8 @@ export class ApiService {
           version: VERSION,
           face: this.options.face,
           dialogs: this.options.dialogs ?? false,
+          reference: { ...REFERENCE },
+          docs: { root: packageRoot(), files: [...DOCS.files], help: DOCS.help },
         });
       case 'getTopology':
         return ok(this.snapshot());
@@ -219,8 +225,11 @@ export class ApiService {
       case 'stopCapture':
         return this.stopCapture();
       case 'saveCapture':
-        if (c.source === 'view' || (c.source === undefined && c.filter !== undefined))
-          return await this.saveView(c.path, c.filter);
+        if (
+          c.source === 'view' ||
+          (c.source === undefined && (c.filter !== undefined || c.records !== undefined))
+        )
+          return await this.saveView(c.path, c.filter, c.records);
         return this.saveCapture(c.path);
       case 'setPortCapture':
         return this.setPortCapture(c.port, c.on);
@@ -237,7 +246,15 @@ export class ApiService {
       case 'getCaptureRecord':
       case 'followCapture':
       case 'saveFollowRaw':
+      case 'findInFollow':
         return viewAnswer(this.captureView, c);
+      case 'captureIoGraph': {
+        const view = this.captureView;
+        if (view === null) return fail('Refused', 'no capture is open: open a .pcapng file first');
+        view.refresh();
+        const r = await view.ioGraph(c.interval, c.metric, c.filters);
+        return 'kind' in r ? fail(r.kind, r.message) : ok(r);
+      }
       case 'closeCapture':
         this.captureView?.close();
         this.captureView = null;
@@ -336,7 +353,16 @@ export class ApiService {
 
   private async importConfig(format: 'qemu' | 'libvirt', text: string): Promise<Answer> {
     const parsed = format === 'qemu' ? parseQemuCommandLine(text) : topologyFromLibvirtXml(text);
-    const notes = parsed.notes.map((n) => ({ kind: n.kind, message: n.message }));
+    // each note names what it is about: the option (and its argument) or the XML element
+    const notes = parsed.notes.map((n) => ({
+      kind: n.kind,
+      message:
+        n.element !== undefined
+          ? `${n.element}: ${n.message}`
+          : n.option !== undefined
+            ? `${n.option}${n.arg === undefined ? '' : ` ${n.arg}`}: ${n.message}`
+            : n.message,
+    }));
     if (!parsed.ok) return fail('ParseError', parsed.error.toString());
     if (parsed.value.devices.length === 0) {
       return fail(
@@ -346,10 +372,14 @@ export class ApiService {
           : explainNoVirtioSerial(text, parsed.notes),
       );
     }
-    const switched = await this.switchLab('imported', parsed.value);
+    const channels = path.join(this.runtimeDir, `channels-${++this.importCount}`);
+    const adapted = adaptImport(parsed.value, channels);
+    if (adapted.topology.chardevs.some((c) => c.backend.kind === 'socket'))
+      fs.mkdirSync(channels, { recursive: true, mode: 0o700 });
+    const switched = await this.switchLab('imported', adapted.topology);
     if ('error' in switched) return failWith(switched.error);
     const more = switched.notes.map((n) => ({ kind: n.kind, message: n.message }));
-    return ok({ topology: this.snapshot(), notes: [...notes, ...more] });
+    return ok({ topology: this.snapshot(), notes: [...notes, ...adapted.notes, ...more] });
   }
 
   // ------------------------------------------------------------ attach
@@ -544,11 +574,18 @@ export class ApiService {
     }
   }
 
-  private async saveView(to: string, filter: string | undefined): Promise<Answer> {
+  private async saveView(
+    to: string,
+    filter: string | undefined,
+    records: readonly number[] | undefined,
+  ): Promise<Answer> {
     const view = this.captureView;
     if (view === null) return fail('Refused', 'no capture is open: open a .pcapng file first');
     view.refresh();
-    const r = await view.save(path.resolve(to), filter);
+    const r =
+      records !== undefined
+        ? view.saveRecords(path.resolve(to), records)
+        : await view.save(path.resolve(to), filter);
     return 'kind' in r ? fail(r.kind, r.message) : ok(r);
   }
 

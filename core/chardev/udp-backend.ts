@@ -17,6 +17,7 @@
  * unspecified address otherwise; QEMU lets the kernel choose. QEMU reads
  * into a 4096-byte buffer and truncates larger datagrams; vmchan does not.
  */
+import { udpPortProblem } from './udp-port.js';
 import dgram from 'node:dgram';
 import dns from 'node:dns/promises';
 import net from 'node:net';
@@ -31,19 +32,6 @@ const SEND_HIGH_WATER = 64 * 1024;
 
 function isLoopback(address: string): boolean {
   return address === '::1' || address.startsWith('127.');
-}
-
-/** Why a port text is not usable, or null: `remote` ports cannot be 0, local ones can (any port). */
-export function udpPortProblem(port: string, which: 'remote' | 'local'): string | null {
-  if (!/^[0-9]+$/.test(port)) {
-    return `chardev: udp: ${which} port '${port}' is not a number (service names are not supported)`;
-  }
-  const n = Number(port);
-  if (n > 65535) return `chardev: udp: ${which} port ${port} is out of range (1 to 65535)`;
-  if (n === 0 && which === 'remote') {
-    return 'chardev: udp: remote port 0 names no destination (1 to 65535)';
-  }
-  return null;
 }
 
 export class UdpChardev extends BackendEndpoint {

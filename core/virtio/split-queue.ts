@@ -39,7 +39,6 @@ import { checkSplitQueue, readSplitRings } from './split-ring.js';
 /** The largest byte count a chain may describe (S5: it fits in 32 bits). */
 const MAX_CHAIN_BYTES = 0xffff_ffff;
 
-
 // ------------------------------------------------------------------ device
 
 /**

@@ -68,3 +68,42 @@ export function writeCapture(file: string, n: number): void {
   const err = w.close();
   if (err) throw new Error(err.toString());
 }
+
+/** "hello" typed on test1: one byte per record, guest to host, with host echo records between. */
+export function writeTyped(file: string): void {
+  const w = PcapngWriter.create(file, { os: false });
+  if (w instanceof CaptureError) throw new Error(w.toString());
+  w.addInterface({
+    device: 'vser0',
+    deviceIndex: 0,
+    port: 1,
+    kind: 'virtserialport',
+    name: 'test1',
+  });
+  const enc = new TextEncoder();
+  let t = T0;
+  for (const c of 'xx hello hello') {
+    w.write(
+      dataRecord({
+        time: (t += 1000n),
+        device: 'vser0',
+        port: 1,
+        portName: 'test1',
+        direction: 'guest-to-host',
+        bytes: enc.encode(c),
+      }),
+    );
+    w.write(
+      dataRecord({
+        time: (t += 1000n),
+        device: 'vser0',
+        port: 1,
+        portName: 'test1',
+        direction: 'host-to-guest',
+        bytes: enc.encode('.'),
+      }),
+    );
+  }
+  const err = w.close();
+  if (err) throw new Error(err.toString());
+}

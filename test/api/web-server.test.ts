@@ -264,7 +264,14 @@ describe('vmchan serve: the web face', () => {
     client.onBatch((b) => batches.push(b));
     expect(await client.call({ cmd: 'hello' })).toEqual({
       ok: true,
-      value: { app: 'vmchan', version: expect.any(String), face: 'web', dialogs: false },
+      value: {
+        app: 'vmchan',
+        version: expect.any(String),
+        face: 'web',
+        dialogs: false,
+        reference: { qemu: '7.2', linux: '6.1' },
+        docs: expect.objectContaining({ files: expect.arrayContaining(['README.md']) }),
+      },
     });
     // A second screen that acks every batch: when it sees the new device, the
     // server has sent what it sends to screens that keep up.

@@ -127,7 +127,7 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     await expect.poll(async () => (await e2e.topology()).capture.last).not.toBeNull();
     const file = (await e2e.topology()).capture.last!;
     await page.locator('[data-tab=capture]').click();
-    await page.getByRole('button', { name: 'Open capture…' }).click();
+    await page.locator('[data-action=open-capture]').click();
     await page.locator('[data-dialog=open-capture] [data-field=path]').fill(file);
     await page.locator('[data-dialog=open-capture] [data-submit]').click();
     await page.locator('[data-capture-rows] tbody tr').first().waitFor();
@@ -229,6 +229,9 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     await dialog
       .locator('[data-field=config]')
       .fill('-device virtio-serial,id=v0 -device virtserialport,name=x,nr=99');
+    await dialog.locator('[data-submit]').click();
+    // a lab runs: Import asks before replacing it
+    await dialog.locator('[data-confirm]').waitFor();
     await dialog.locator('[data-submit]').click();
     await expect
       .poll(() => dialog.locator('[data-error]').textContent())

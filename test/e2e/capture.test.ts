@@ -76,6 +76,15 @@ describe.runIf(ready)('the capture view in Chromium', () => {
     await page.locator('[data-filter-input]').press('Enter');
   };
 
+  /** Save as… with one of Wireshark's choices (all / displayed / selected). */
+  const saveAs = async (which: 'all' | 'displayed' | 'selected', to: string): Promise<void> => {
+    await page.locator('[data-action=save-as]').click();
+    await page.locator(`[data-dialog=save-as] [data-save=${which}]`).check();
+    await page.locator('[data-dialog=save-as] [data-field=path]').fill(to);
+    await page.locator('[data-dialog=save-as] [data-submit]').click();
+    await page.locator('[data-dialog=save-as]').waitFor({ state: 'detached' });
+  };
+
   beforeAll(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-e2e-capture-'));
     e2e = await startE2e({ timeoutMs: 15_000 });
@@ -131,8 +140,7 @@ describe.runIf(ready)('the capture view in Chromium', () => {
 
     // a pcapng saved from the app is read by tshark: the app's count, filtered and whole
     const part = path.join(work, 'filtered.pcapng');
-    await page.locator('[data-field=save-view-path]').fill(part);
-    await page.locator('[data-action=save-view]').click();
+    await saveAs('displayed', part);
     const toast = page.locator('.toast', { hasText: 'saved' });
     await toast.waitFor();
     const saved = Number(
@@ -191,10 +199,15 @@ describe.runIf(ready)('the capture view in Chromium', () => {
 
     await applyFilter('');
     await expect.poll(count).toBe(total);
-    await page.locator('[data-field=save-view-path]').fill(whole);
-    await page.locator('[data-action=save-view]').click();
+    await saveAs('all', whole);
     await expect.poll(() => fs.existsSync(whole)).toBe(true);
     await expect.poll(() => tsharkFrames(whole), { timeout: 10_000 }).toBe(total);
+    // the selected record alone (Export Specified Packets, "selected")
+    await rows().nth(2).click();
+    const one = path.join(work, 'selected.pcapng');
+    await saveAs('selected', one);
+    await expect.poll(() => fs.existsSync(one)).toBe(true);
+    expect(tsharkFrames(one)).toBe(1);
     expect(e2e.problems).toEqual([]);
   }, 90_000);
 
@@ -205,7 +218,7 @@ describe.runIf(ready)('the capture view in Chromium', () => {
     writeCapture(file, BIG);
     const writeMs = performance.now() - t;
     t = performance.now();
-    await page.getByRole('button', { name: 'Open capture…' }).click();
+    await page.locator('[data-action=open-capture]').click();
     await page.locator('[data-dialog=open-capture] [data-field=path]').fill(file);
     await page.locator('[data-dialog=open-capture] [data-submit]').click();
     await expect.poll(count, { timeout: 30_000 }).toBe(BIG);

@@ -1,6 +1,5 @@
 /** file: the guest's output appended or truncated into a host file (H1); input is never read. */
 import { z } from 'zod';
-import { FileChardev } from '../file-backend.js';
 import { defineKind, SpecProblem } from '../kind.js';
 import { notEmulated, WIRE_COMMON } from './wire-address.js';
 
@@ -58,7 +57,7 @@ export const fileKind = defineKind(schema, {
     }),
   },
   paths: (b, at) => ({ ...b, path: at(b.path) }),
-  open: async (b, options) => FileChardev.open(b, options),
+  open: async (b, options) => (await import('../file-backend.js')).FileChardev.open(b, options),
   app: [
     {
       value: 'file',

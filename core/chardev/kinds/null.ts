@@ -1,7 +1,6 @@
 /** null: output discarded (counted), no input (H1). */
 import { z } from 'zod';
 import { defineKind } from '../kind.js';
-import { NullChardev } from '../null-backend.js';
 import { WIRE_COMMON } from './wire-address.js';
 
 const schema = z.object({ kind: z.literal('null') });
@@ -24,6 +23,6 @@ export const nullKind = defineKind(schema, {
     read: () => ({ kind: 'null' }),
     write: () => ({ type: 'null', data: {} }),
   },
-  open: async (_b, options) => new NullChardev(options),
+  open: async (_b, options) => new (await import('../null-backend.js')).NullChardev(options),
   app: [{ value: 'null', label: 'null (discard)', fields: [], build: () => ({ kind: 'null' }) }],
 });

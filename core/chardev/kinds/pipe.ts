@@ -1,7 +1,6 @@
 /** pipe: `path.in`/`path.out` FIFOs, or `path` alone for one bidirectional pipe (H1). */
 import { z } from 'zod';
 import { defineKind, SpecProblem } from '../kind.js';
-import { PipeChardev } from '../pipe-backend.js';
 import { WIRE_COMMON } from './wire-address.js';
 
 const schema = z.object({ kind: z.literal('pipe'), path: z.string() });
@@ -35,5 +34,5 @@ export const pipeKind = defineKind(schema, {
     write: (b) => ({ type: 'pipe', data: { device: b.path } }),
   },
   paths: (b, at) => ({ ...b, path: at(b.path) }),
-  open: async (b, options) => PipeChardev.open(b, options),
+  open: async (b, options) => (await import('../pipe-backend.js')).PipeChardev.open(b, options),
 });

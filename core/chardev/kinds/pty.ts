@@ -1,7 +1,6 @@
 /** pty: a pseudo-terminal whose slave path QEMU prints (H1). */
 import { z } from 'zod';
 import { defineKind } from '../kind.js';
-import { PtyChardev } from '../pty-backend.js';
 import { WIRE_COMMON } from './wire-address.js';
 
 const schema = z.object({ kind: z.literal('pty') });
@@ -24,5 +23,5 @@ export const ptyKind = defineKind(schema, {
     read: () => ({ kind: 'pty' }),
     write: () => ({ type: 'pty', data: {} }),
   },
-  open: (_b, options) => PtyChardev.open(options),
+  open: async (_b, options) => (await import('../pty-backend.js')).PtyChardev.open(options),
 });

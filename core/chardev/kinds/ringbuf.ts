@@ -7,7 +7,6 @@
 import { z } from 'zod';
 import { QemuError } from '../../base/qemu-error.js';
 import { defineKind, SpecProblem } from '../kind.js';
-import { RingbufChardev } from '../ringbuf-backend.js';
 import { WIRE_COMMON } from './wire-address.js';
 
 /** H1: ringbuf size when none is given. */
@@ -69,7 +68,8 @@ export const ringbufKind = defineKind(schema, {
     },
     write: (b) => ({ type: 'ringbuf', data: { size: b.size } }),
   },
-  open: async (b, options) => RingbufChardev.open(b.size, options),
+  open: async (b, options) =>
+    (await import('../ringbuf-backend.js')).RingbufChardev.open(b.size, options),
   app: [
     {
       value: 'ringbuf',

@@ -1,7 +1,6 @@
 /** serial (and its deprecated alias tty): a host terminal device (H1). */
 import { z } from 'zod';
 import { defineKind, SpecProblem } from '../kind.js';
-import { SerialChardev } from '../serial-backend.js';
 import { WIRE_COMMON } from './wire-address.js';
 
 const schema = z.object({ kind: z.literal('serial'), path: z.string() });
@@ -35,5 +34,5 @@ export const serialKind = defineKind(schema, {
     write: (b) => ({ type: 'serial', data: { device: b.path } }),
   },
   paths: (b, at) => ({ ...b, path: at(b.path) }),
-  open: (b, options) => SerialChardev.open(b, options),
+  open: async (b, options) => (await import('../serial-backend.js')).SerialChardev.open(b, options),
 });

@@ -7,7 +7,6 @@
 import { z } from 'zod';
 import { QemuError } from '../../base/qemu-error.js';
 import { defineKind, SpecProblem, type OptionReader } from '../kind.js';
-import { SocketChardev } from '../socket-backend.js';
 import {
   addressFromWire,
   addressToWire,
@@ -361,7 +360,7 @@ export const socketKind = defineKind(schema, {
     b.address.type === 'unix' && b.abstract !== true
       ? { ...b, address: { ...b.address, path: at(b.address.path) } }
       : b,
-  open: (b, options) => SocketChardev.open(b, options),
+  open: async (b, options) => (await import('../socket-backend.js')).SocketChardev.open(b, options),
   app: [
     {
       value: 'unix',

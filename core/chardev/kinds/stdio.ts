@@ -1,7 +1,6 @@
 /** stdio: the process's own stdin and stdout (H1); one per process, never with -daemonize. */
 import { z } from 'zod';
 import { defineKind, SpecProblem } from '../kind.js';
-import { StdioChardev } from '../stdio-backend.js';
 import { WIRE_COMMON } from './wire-address.js';
 
 const schema = z.object({ kind: z.literal('stdio') });
@@ -28,5 +27,6 @@ export const stdioKind = defineKind(schema, {
     read: () => ({ kind: 'stdio' }),
     write: () => ({ type: 'stdio', data: {} }),
   },
-  open: async (_b, options, ctx) => StdioChardev.open(options, ctx.stdio),
+  open: async (_b, options, ctx) =>
+    (await import('../stdio-backend.js')).StdioChardev.open(options, ctx.stdio),
 });

@@ -8,10 +8,10 @@
 import { z } from 'zod';
 import { QemuError } from '../../base/qemu-error.js';
 import { defineKind, SpecProblem } from '../kind.js';
-import { udpPortProblem, UdpChardev } from '../udp-backend.js';
 import { addressFromWire, notEmulated, WIRE_ADDRESS, WIRE_COMMON } from './wire-address.js';
 
-export { udpPortProblem } from '../udp-backend.js';
+import { udpPortProblem } from '../udp-port.js';
+export { udpPortProblem } from '../udp-port.js';
 
 const schema = z.object({
   kind: z.literal('udp'),
@@ -132,5 +132,5 @@ export const udpKind = defineKind(schema, {
       return { type: 'udp', data };
     },
   },
-  open: (b, options) => UdpChardev.open(b, options),
+  open: async (b, options) => (await import('../udp-backend.js')).UdpChardev.open(b, options),
 });

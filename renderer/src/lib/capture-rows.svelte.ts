@@ -10,7 +10,16 @@
  * short at the end of what matched so far, or the first page in view), so
  * the count and the rows grow as the scan goes.
  */
-import type { CaptureListRow, CaptureRows } from '../../../core/api/capture-contract.js';
+import type {
+  CaptureListRow,
+  CaptureRows,
+  SortColumn,
+} from '../../../core/api/capture-contract.js';
+
+export interface ListSort {
+  column: SortColumn;
+  descending: boolean;
+}
 import type { CommandInputOf, Result } from '../../../core/api/contract.js';
 
 export const PAGE_ROWS = 200;
@@ -38,6 +47,8 @@ export class RowCache {
   scanning = $state<NonNullable<CaptureRows['scanning']> | null>(null);
 
   private filter = '';
+  /** The list's order (null: by number, ascending: the file's order). */
+  sort = $state.raw<ListSort | null>(null);
   // Plain on purpose: the list re-reads rows when `version` moves.
   // eslint-disable-next-line svelte/prefer-svelte-reactivity
   private pages = new Map<number, Page>();
@@ -62,9 +73,20 @@ export class RowCache {
     this.pump();
   }
 
+  /** Another order: the pages start over (the filter stays). */
+  setSort(sort: ListSort | null): void {
+    this.sort = sort;
+    this.pages.clear();
+    this.error = null;
+    this.version++;
+    this.pump();
+  }
+
   /** The capture grew: pages cut short at the old end are asked again. */
   grew(total: number): void {
     if (this.filter === '') this.matched = total;
+    // in the file's order only the last page changes; in any other, every position may move
+    if (this.sort !== null) this.pages.clear();
     for (const [k, p] of this.pages) if (p.rows.length < PAGE_ROWS) this.pages.delete(k);
     this.version++;
     this.pump();
@@ -107,14 +129,17 @@ export class RowCache {
     this.busy = true;
     this.loading = true;
     const filter = this.filter;
+    const sort = this.sort;
     void this.fetch({
       cmd: 'getCaptureRows',
       from: k * PAGE_ROWS,
       count: PAGE_ROWS,
       ...(filter !== '' ? { filter } : {}),
+      ...(sort !== null ? { sort } : {}),
     }).then((r) => {
       this.busy = false;
-      if (filter !== this.filter) return this.pump(); // the filter changed meanwhile
+      // the filter or the order changed meanwhile
+      if (filter !== this.filter || sort !== this.sort) return this.pump();
       if (!r.ok) {
         this.error = r.error.message;
         this.loading = false;

@@ -19,6 +19,7 @@ import type {
   TopologySnapshot,
 } from '../../../core/api/contract.js';
 import { ThroughputHistory, insertByTime } from '../../../core/api/view.js';
+import { PortHistory } from '../../../core/api/event-history.js';
 import { TerminalStore } from './terminals.svelte.js';
 
 export type Selection =
@@ -59,8 +60,12 @@ export class AppState {
   batches = $state(0);
   toast = $state<{ text: string; error: boolean } | null>(null);
   face = $state<'electron' | 'web'>('web');
+  /** The service's hello: version, reference versions, docs (the About dialog). */
+  hello = $state.raw<ResultOf<'hello'> | null>(null);
 
   readonly history = new ThroughputHistory(300);
+  /** Each port's state changes, kept apart from the bounded list (event-history.ts). */
+  readonly portEvents = new PortHistory();
   /** Terminal sessions and the HMP console (terminals.svelte.ts). */
   readonly terminals = new TerminalStore(this);
   private pending: Batch[] = [];
@@ -107,7 +112,10 @@ export class AppState {
     }
     this.engine = b.engine;
     if (b.terminals !== undefined) this.terminals.apply(b.terminals);
-    if (b.events.length > 0) this.events = insertByTime(this.events, b.events, MAX_EVENTS);
+    if (b.events.length > 0) {
+      this.portEvents.add(b.events);
+      this.events = insertByTime(this.events, b.events, MAX_EVENTS);
+    }
     if (b.coalesced.events > 0) this.coalescedEvents += b.coalesced.events;
     if (b.samples.length > 0) {
       for (const s of b.samples) this.history.add(s);
