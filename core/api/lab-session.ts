@@ -36,7 +36,6 @@ import type {
   PortSnapshot,
 } from './contract.js';
 import { DemoWorkloads, type Speed } from './demo.js';
-import { labCommands, type LabCommandContext } from './lab-commands.js';
 import {
   capableBut,
   type Capabilities,
@@ -46,7 +45,6 @@ import {
   type PortTotals,
   type Session,
 } from './session.js';
-import { VringService } from './vring-service.js';
 import { CaptureRecorder } from './recorder.js';
 import type { CaptureError } from '../capture/error.js';
 
@@ -66,8 +64,12 @@ export interface BuildOptions {
   onLab?: (lab: Lab) => void;
   /** A line for the events timeline (a backend's notice, a workload's failure). */
   report?: (line: string) => void;
-  /** What the command table reaches beyond the lab (default: a vring service of its own, no screens). */
-  commands?: LabCommandContext;
+  /**
+   * The session's command table (lab-commands.ts), made for the session
+   * once it exists. Given by the builder, so this module and the table's
+   * do not import each other.
+   */
+  commands: (session: LabSession) => CommandTable;
 }
 
 export function portLabel(
@@ -140,11 +142,11 @@ export class LabSession implements Session {
     demo: boolean,
     onChange: () => void,
     report: (line: string) => void,
-    commands: LabCommandContext,
+    commands: (session: LabSession) => CommandTable,
   ) {
     this.original = original;
     this.onChange = onChange;
-    this.commands = labCommands(this, commands);
+    this.commands = commands(this);
     this.report = report;
     this.workloads = demo
       ? new DemoWorkloads({
@@ -224,11 +226,7 @@ export class LabSession implements Session {
       options.demo ?? false,
       options.onChange,
       report,
-      options.commands ?? {
-        vrings: new VringService(),
-        changed: options.onChange,
-        engineChanged: () => {},
-      },
+      options.commands,
     );
     if (config.monitors.length > 0) {
       notes.push({

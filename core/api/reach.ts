@@ -10,6 +10,7 @@
  */
 import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
 import { topologyFromLibvirtXml } from '../machine/libvirt-xml.js';
+import { backendFromForm } from '../chardev/kinds/app-spec.js';
 import type { Chardev } from '../machine/topology.js';
 import { CommandSchema, type ChardevBackendSpec } from './contract.js';
 
@@ -42,27 +43,18 @@ export function isLoopbackHost(host: string): boolean {
   return LOOPBACK.has(host.toLowerCase()) || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
+/**
+ * The reach of a chardev the app's form describes: the backend exactly as it
+ * would be made (the kind's record fills the form's defaults, core/chardev/
+ * kinds/app-spec.ts), then the same rule as an import. A path that is empty
+ * or relative lands in the lab's own runtime directory: no reach.
+ */
 function specReach(spec: ChardevBackendSpec | undefined): Reach[] {
   if (spec === undefined) return [];
-  // The form's fields are generic (one record per chardev kind): read them as text.
-  const text = (v: unknown): string => (v === undefined ? '' : String(v));
-  switch (spec.kind) {
-    case 'file':
-      return [{ kind: 'write', target: text(spec.path) }];
-    case 'unix': {
-      // An empty path is a fresh socket in the lab's own runtime directory.
-      const at = text(spec.path);
-      return at === '' ? [] : [{ kind: spec.server === true ? 'write' : 'read', target: at }];
-    }
-    case 'tcp': {
-      const host = text(spec.host);
-      return spec.server === true && !isLoopbackHost(host)
-        ? [{ kind: 'listen', target: host }]
-        : [];
-    }
-    default:
-      return [];
-  }
+  const inLab = (p: string): string => (p === '' || !p.startsWith('/') ? '' : p);
+  const backend = backendFromForm('reach', spec, inLab);
+  if (typeof backend === 'string') return []; // refused later, with its own message
+  return chardevReach({ id: 'reach', backend, mux: false, logappend: false });
 }
 
 /** The reach of the chardevs of an imported configuration. */
@@ -90,7 +82,7 @@ function chardevReach(c: Chardev): Reach[] {
       break;
   }
   if (c.logfile !== undefined) out.push({ kind: 'write', target: c.logfile });
-  return out;
+  return out.filter((r) => r.target !== '');
 }
 
 function importReach(format: 'qemu' | 'libvirt', text: string): Reach[] {

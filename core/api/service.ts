@@ -50,6 +50,7 @@ import { demoTopology } from './demo.js';
 import { DEFAULT_URI, listDomains } from '../qemu/libvirt.js';
 import { AttachSession, failure, type AttachSessionOptions } from './attach-session.js';
 import { makeRuntimeDir } from '../base/runtime-dir.js';
+import { labCommands } from './lab-commands.js';
 import { LabSession, portLabel, type SessionNote } from './lab-session.js';
 import { dropDirection } from './recorder.js';
 import {
@@ -312,11 +313,12 @@ export class ApiService {
       onChange: () => this.topologyChanged(),
       onLab: (lab: Lab) => this.listen(lab),
       report: (line: string) => this.note(line),
-      commands: {
-        vrings: this.vrings,
-        changed: () => this.topologyChanged(),
-        engineChanged: () => this.engineChanged(),
-      },
+      commands: (session: LabSession) =>
+        labCommands(session, {
+          vrings: this.vrings,
+          changed: () => this.topologyChanged(),
+          engineChanged: () => this.engineChanged(),
+        }),
     });
     const built = await LabSession.build(
       name,

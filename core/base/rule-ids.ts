@@ -64,6 +64,8 @@ export const RULE_IDS = [
   'D7',
   'D8',
   'D9',
+  'D10',
+  'D11',
   'L1',
   'L2',
   'L3',
@@ -74,13 +76,17 @@ export const RULE_IDS = [
   'L8',
   'L9',
   'L10',
+  'L11',
+  'L12',
   'H1',
   'H2',
   'H3',
+  'H4',
   'Q1',
   'Q2',
   'Q3',
   'Q4',
+  'Q5',
 ] as const;
 
 export type RuleId = (typeof RULE_IDS)[number];

@@ -709,9 +709,8 @@ export function formatFilter(node: FilterNode): string {
     case 'all':
       return '';
     case 'and':
-      return `${wrap(node.left, 'and', 'left')} and ${wrap(node.right, 'and', 'right')}`;
     case 'or':
-      return `${wrap(node.left, 'or', 'left')} or ${wrap(node.right, 'or', 'right')}`;
+      return formatChain(node, node.type);
     case 'not':
       return `not ${wrap(node.expr, 'not', 'right')}`;
     case 'contains':
@@ -726,6 +725,23 @@ export function formatFilter(node: FilterNode): string {
       return `${node.field} ${node.op} ${v}`;
     }
   }
+}
+
+/**
+ * `a and b and c ...`: the parser builds a left-leaning tree, as deep as the
+ * chain is long (up to the 4096 joined conditions a filter may have), so the
+ * left spine is walked in a loop rather than by recursion.
+ */
+function formatChain(node: FilterNode, op: 'and' | 'or'): string {
+  const rights: FilterNode[] = [];
+  let left = node;
+  while (left.type === op) {
+    rights.push(left.right);
+    left = left.left;
+  }
+  let text = wrap(left, op, 'left');
+  for (let i = rights.length - 1; i >= 0; i--) text += ` ${op} ${wrap(rights[i]!, op, 'right')}`;
+  return text;
 }
 
 /** Parenthesize where precedence (not > and > or) or left associativity would regroup. */

@@ -94,8 +94,8 @@ function labDevice(d: VirtioSerialDevice): DeviceTopology {
 
 /** Guest RAM no device claims: the guest's own buffers (writes in flight, control messages). */
 const BASE_BYTES = 32 * MiB;
-/** L5's largest write (one transmit buffer), with the allocator's alignment. */
-const TRANSMIT_BUFFER = 32 * 1024 + 16;
+/** Per device, room for transmit buffers in flight; past it a write waits for memory (L12). */
+const TRANSMIT_BYTES = 8 * MiB;
 /** What the Lab's guest driver uses (page-sized receive buffers, QEMU's default queue sizes). */
 const PAGE = 4096;
 const DATA_QUEUE = 128;
@@ -108,11 +108,13 @@ function ringBytes(n: number): number {
 }
 
 /**
- * The guest RAM one virtio-serial device can claim: both rings of every
- * possible port (max_ports of them, each rx ring full of page-sized
- * buffers), the control queues with their receive pages, and a full
- * transmit queue of the largest writes on every possible port (L12: 511
- * ports streaming at once never wait for memory). Pages nothing touched
+ * The guest RAM one virtio-serial device claims when the guest probes it:
+ * both rings of every possible port (max_ports of them, each rx ring full
+ * of page-sized buffers), the control queues with their receive pages, and
+ * room for transmit buffers in flight. Linux allocates transmit buffers per
+ * write from whatever RAM is free and a write that finds memory short waits
+ * (L12), so no full queue per port is reserved: the RAM stays what -m (or
+ * QEMU's 128 MiB) says. Pages nothing touched
  * cost nothing: the OS maps them on first write.
  */
 export function deviceMemoryBytes(
@@ -124,7 +126,7 @@ export function deviceMemoryBytes(
     maxPorts * (dataQueue * PAGE + 2 * ringBytes(dataQueue)) +
     controlQueue * PAGE +
     2 * ringBytes(controlQueue) +
-    maxPorts * dataQueue * TRANSMIT_BUFFER
+    TRANSMIT_BYTES
   );
 }
 

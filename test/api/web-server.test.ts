@@ -275,7 +275,7 @@ describe('vmchan serve: the web face', () => {
     });
     // A second screen that acks every batch: when it sees the new device, the
     // server has sent what it sends to screens that keep up.
-    const ws2 = new WebSocket(`ws://127.0.0.1:${server.port}/api?token=${server.token}`);
+    const ws2 = new WebSocket(`ws://127.0.0.1:${server.port}/api`, apiProtocols(server.token));
     const client2 = new ApiClient(webSocketTransport(ws2 as unknown as WebSocketLike));
     const batches2: Batch[] = [];
     client2.onBatch((b) => {

@@ -3,12 +3,12 @@
  * scenario capture with several ports, and a way to run the writer in a
  * child process (compiled from the TypeScript sources on the fly).
  */
+import { transpileTo } from '../monitor/child-modules.js';
 import { describe, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import ts from 'typescript';
 import { Capture } from '../../core/capture/record.js';
 import { PcapngWriter } from '../../core/capture/pcapng-writer.js';
 import {
@@ -257,27 +257,6 @@ export function hex(bytes: Uint8Array): string {
  * so a plain `node` child process can import them.
  */
 export function compileCaptureTo(dir: string): void {
-  const files = [
-    'core/version.ts',
-    'core/virtio/fault.ts',
-    'core/serial/control.ts',
-    'core/capture/error.ts',
-    'core/capture/record.ts',
-    'core/capture/pcapng-writer.ts',
-  ];
-  for (const f of files) {
-    const src = fs.readFileSync(path.join(ROOT, f), 'utf8');
-    const out = ts.transpileModule(src, {
-      compilerOptions: {
-        module: ts.ModuleKind.ESNext,
-        target: ts.ScriptTarget.ES2022,
-        verbatimModuleSyntax: true,
-      },
-      fileName: f,
-    });
-    const dest = path.join(dir, f.replace(/\.ts$/, '.js'));
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    fs.writeFileSync(dest, out.outputText);
-  }
-  fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}\n');
+  // The writer and its imports, followed whatever they are (child-modules.ts).
+  transpileTo(dir, ['core/capture/pcapng-writer.ts', 'core/capture/record.ts']);
 }

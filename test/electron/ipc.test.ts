@@ -103,7 +103,7 @@ describe('IPC into the real service', () => {
         ackFor: () => undefined,
         log: () => {},
       });
-      expect(await h.request(fromApp, { cmd: 'hello' })).toEqual({
+      expect(await h.request(fromApp, { cmd: 'hello' })).toMatchObject({
         ok: true,
         value: { app: 'vmchan', version: expect.any(String), face: 'electron', dialogs: true },
       });

@@ -6,6 +6,8 @@
  * with DEVICE_DELETED. Guest RAM is fixed at start with room for one more
  * default device; beyond that the refusal names the limit.
  */
+import { labCommands } from '../../core/api/lab-commands.js';
+import { VringService } from '../../core/api/vring-service.js';
 import { isVmchanError } from '../../core/base/error.js';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -140,7 +142,16 @@ describe("the app's createDevice goes through the machine", () => {
       monitors: [],
       ignored: [],
     };
-    const built = await LabSession.build('t', topology, { runtimeDir: dir, onChange: () => {} });
+    const built = await LabSession.build('t', topology, {
+      runtimeDir: dir,
+      onChange: () => {},
+      commands: (session) =>
+        labCommands(session, {
+          vrings: new VringService(),
+          changed: () => {},
+          engineChanged: () => {},
+        }),
+    });
     if ('error' in built) throw new Error(built.error.message);
     const s = built.session;
     try {

@@ -21,14 +21,26 @@ function sources(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-/** file -> the core files it imports (import, import type, export from, import()). */
+/** file -> the core files it imports (import, import type, export from; not import()). */
 function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of sources(CORE)) {
-    const { importedFiles } = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
+    const source = readFileSync(file, 'utf8');
+    const { importedFiles } = ts.preProcessFile(source, true, true);
+    // import() is a deferred edge: a chardev kind's record loads its backend
+    // only when a chardev opens (core/chardev/kinds/), so it cannot order
+    // module loading, and the backend naming its record's config type back
+    // is no cycle. Static imports and `import type` all count.
+    const deferred = new Set(
+      [...source.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!),
+    );
+    const staticSpecs = new Set(
+      [...source.matchAll(/(?:from|^import)\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!),
+    );
     const targets = importedFiles
       .map((ref) => ref.fileName)
       .filter((spec) => spec.startsWith('.'))
+      .filter((spec) => !deferred.has(spec) || staticSpecs.has(spec))
       .map((spec) => path.resolve(path.dirname(file), spec).replace(/\.js$/, '.ts'))
       .filter((target) => !path.relative(CORE, target).startsWith('..'));
     graph.set(file, targets);

@@ -10,10 +10,20 @@ import ts from 'typescript';
 
 const ROOT = path.join(import.meta.dirname, '..', '..');
 
-/** Transpile `files` (paths from the repository root) to `dir`, keeping the tree. */
+/**
+ * Transpile `files` (paths from the repository root) and every module they
+ * import, relatively, to `dir`, keeping the tree: the child gets exactly
+ * what the modules need, however their imports move.
+ */
 export function transpileTo(dir: string, files: readonly string[]): void {
-  for (const f of files) {
-    const out = ts.transpileModule(fs.readFileSync(path.join(ROOT, f), 'utf8'), {
+  const todo = [...files];
+  const done = new Set<string>();
+  while (todo.length > 0) {
+    const f = todo.pop()!;
+    if (done.has(f)) continue;
+    done.add(f);
+    const source = fs.readFileSync(path.join(ROOT, f), 'utf8');
+    const out = ts.transpileModule(source, {
       compilerOptions: {
         module: ts.ModuleKind.ESNext,
         target: ts.ScriptTarget.ES2022,
@@ -24,6 +34,10 @@ export function transpileTo(dir: string, files: readonly string[]): void {
     const dest = path.join(dir, f.replace(/\.ts$/, '.js'));
     fs.mkdirSync(path.dirname(dest), { recursive: true });
     fs.writeFileSync(dest, out.outputText);
+    // Follow what the emitted code still imports (type-only imports are gone).
+    for (const m of out.outputText.matchAll(/from\s+['"](\.{1,2}\/[^'"]+)\.js['"]/g)) {
+      todo.push(path.posix.normalize(path.posix.join(path.posix.dirname(f), `${m[1]}.ts`)));
+    }
   }
   fs.writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}\n');
 }
