@@ -3,7 +3,7 @@
  * a QEMU command line. The chardevs become real host endpoints (sockets,
  * pipes, ptys, files...), the guest is the engine's Linux-like guest, and
  * its side of every port is a unix socket in the guest directory. With no
- * QEMU arguments it runs the case study of seed 002 as a demo.
+ * QEMU arguments it runs the demo lab (core/api/demo-lab.ts, the app's too).
  *
  * Output (stdout; stderr when a stdio chardev owns stdout): one block per
  * host endpoint and per guest endpoint, the ignored options, the workloads,
