@@ -3,7 +3,7 @@
  * a QEMU command line. The chardevs become real host endpoints (sockets,
  * pipes, ptys, files...), the guest is the engine's Linux-like guest, and
  * its side of every port is a unix socket in the guest directory. With no
- * QEMU arguments it runs the case study of seed 002 as a demo.
+ * QEMU arguments it runs the demo lab (core/api/demo-lab.ts, the app's too).
  *
  * Output (stdout; stderr when a stdio chardev owns stdout): one block per
  * host endpoint and per guest endpoint, the ignored options, the workloads,
@@ -40,6 +40,7 @@ import {
 } from '../core/workloads/index.js';
 import { prepareCaptureFile, type PendingCaptureFile } from './capture-file.js';
 import { UsageError } from './errors.js';
+import { demoGuestWorkloads, demoQemuArgs } from '../core/api/demo-lab.js';
 
 interface RunOptions {
   guestDir?: string;
@@ -114,9 +115,6 @@ Examples:
   vmchan run -w lab.pcapng --guest-dir /tmp/guest -- -chardev pty,id=p \\
       -device virtio-serial -device virtconsole,chardev=p
   socat - UNIX-CONNECT:/tmp/guest/hvc0      # type into the guest's console`;
-
-/** The demo's workloads (a person types into console.0 and test1, and watches test2). */
-const DEMO_WORKLOADS = ['console.0=echo', 'test1=echo', 'test2=source:1K'];
 
 export function registerRun(program: Command): void {
   // Everything after `run` and its own options belongs to QEMU, so options
@@ -214,32 +212,18 @@ function reclaimQemuOption(command: Command, qemuArgs: string[], options: RunOpt
 
 // ------------------------------------------------------------------ helpers
 
-/** The demo: seed 002's case study plus a guest agent port, on sockets in `dir`. */
+/**
+ * The demo lab (core/api/demo-lab.ts, the app's too) and, as `vmchan run`'s
+ * own addition, its monitors in the legacy shorthand people paste from QEMU
+ * how-tos.
+ */
 function demoArgs(dir: string): string[] {
-  const sock = (id: string): string[] => [
-    '-chardev',
-    `socket,path=${path.join(dir, id)},server=on,wait=off,id=${id}`,
-  ];
   return [
-    ...sock('test0'),
-    ...sock('test1'),
-    ...sock('test2'),
-    ...sock('qga0'),
-    // The monitors in the legacy shorthand people paste from QEMU how-tos.
+    ...demoQemuArgs(dir),
     '-qmp',
     `unix:${path.join(dir, 'qmp')},server,nowait`,
     '-monitor',
     `unix:${path.join(dir, 'hmp')},server,nowait`,
-    '-device',
-    'virtio-serial',
-    '-device',
-    'virtconsole,chardev=test0,name=console.0',
-    '-device',
-    'virtserialport,chardev=test1,name=test1',
-    '-device',
-    'virtserialport,chardev=test2,name=test2',
-    '-device',
-    'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
   ];
 }
 
@@ -288,7 +272,7 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
   if (demo) {
     // The demo's own workloads, except on ports the user gave one.
     const mine = new Set(specs.map((s) => s.port));
-    specs = [...parseWorkloads(DEMO_WORKLOADS).filter((s) => !mine.has(s.port)), ...specs];
+    specs = [...demoGuestWorkloads('paced').filter((s) => !mine.has(s.port)), ...specs];
   }
 
   // Parse before creating anything: a bad command line leaves nothing behind.
@@ -523,9 +507,11 @@ function printEndpoints(
   }
   if (capture !== undefined) info(`capturing to ${path.resolve(capture)}`);
   if (demo) {
-    info('try: type into console.0 or test1 (they echo), watch test2 (text lines):');
-    info(`  socat - UNIX-CONNECT:${quoteArg(path.join(runtimeDir, 'test1'))}`);
-    info(`  socat -u UNIX-CONNECT:${quoteArg(path.join(runtimeDir, 'test2'))} -`);
+    const sock = (id: string): string => quoteArg(path.join(runtimeDir, id));
+    info('try: read console.0 (numbered lines), ask the sha1 service on test1 for 1 MiB on test2:');
+    info(`  socat -u UNIX-CONNECT:${sock('test0')} -`);
+    info(`  socat -u UNIX-CONNECT:${sock('test2')} - | head -c 1048576 | sha1sum &`);
+    info(`  (echo 'SEND test2 1048576'; sleep 2) | socat - UNIX-CONNECT:${sock('test1')}`);
   }
 }
 

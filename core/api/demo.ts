@@ -1,16 +1,7 @@
 /**
- * The demo lab: the virtio-serial case study of seed 002 ("Guest I/O via
- * Virtio-Serial"), which a first start opens alive:
- *
- *   -chardev socket,path=$RUN/test0,server=on,wait=off,id=test0
- *   -chardev socket,path=$RUN/test1,server=on,wait=off,id=test1
- *   -chardev socket,path=$RUN/test2,server=on,wait=off,id=test2
- *   -chardev socket,path=$RUN/qga0,server=on,wait=off,id=qga0
- *   -device virtio-serial,id=vser0
- *   -device virtconsole,chardev=test0,name=console.0
- *   -device virtserialport,chardev=test1,name=test1
- *   -device virtserialport,chardev=test2,name=test2
- *   -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0
+ * The demo lab's host programs, which the app runs so that a first start
+ * opens alive. The lab itself (topology and guest programs) is declared
+ * once in demo-lab.ts, for `vmchan run` and the app alike.
  *
  * Every port has a guest program (the engine's built-in workloads and guest
  * agent, core/workloads and core/qga) and a host program (a real client on
@@ -31,9 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import type { Lab } from '../engine/lab.js';
-import { defaultDevice, type Topology } from '../machine/topology.js';
 import { startGuestAgents, type GuestAgents } from '../qga/index.js';
 import {
   PatternStream,
@@ -41,47 +30,7 @@ import {
   type Workload,
   type WorkloadSpec,
 } from '../workloads/index.js';
-
-export type Speed = 'paced' | 'full';
-
-export function demoTopology(runtimeDir: string): Topology {
-  const sock = (id: string) => ({
-    id,
-    mux: false,
-    logappend: false,
-    backend: {
-      kind: 'socket' as const,
-      address: { type: 'unix' as const, path: path.join(runtimeDir, id) },
-      server: true,
-      wait: false,
-      nodelay: false,
-    },
-  });
-  return {
-    chardevs: [sock('test0'), sock('test1'), sock('test2'), sock('qga0')],
-    devices: [defaultDevice('virtio-serial', { id: 'vser0' })],
-    ports: [
-      {
-        driver: 'virtconsole',
-        bus: 'vser0.0',
-        id: 'console0',
-        name: 'console.0',
-        chardev: 'test0',
-      },
-      { driver: 'virtserialport', bus: 'vser0.0', id: 'test1', name: 'test1', chardev: 'test1' },
-      { driver: 'virtserialport', bus: 'vser0.0', id: 'test2', name: 'test2', chardev: 'test2' },
-      {
-        driver: 'virtserialport',
-        bus: 'vser0.0',
-        id: 'qga0',
-        name: 'org.qemu.guest_agent.0',
-        chardev: 'qga0',
-      },
-    ],
-    monitors: [],
-    ignored: [],
-  };
-}
+import { demoGuestWorkload, type Speed } from './demo-lab.js';
 
 /** What the workloads need from the service around them. */
 export interface WorkloadHost {
@@ -284,11 +233,7 @@ class ConsolePart implements DemoPart {
 
   async start(speed: Speed): Promise<void> {
     this.running = true;
-    this.guest = startGuest(this.host, {
-      port: 'hvc0',
-      kind: 'source',
-      rate: speed === 'full' ? 1 << 30 : 2048,
-    });
+    this.guest = startGuest(this.host, demoGuestWorkload('hvc0', speed));
     this.terminal.start();
   }
 
@@ -340,7 +285,7 @@ class TransferPart implements DemoPart {
     this.running = true;
     this.draining = false;
     const gen = ++this.generation;
-    this.service = startGuest(this.host, { port: 'test1', kind: 'sha1' });
+    this.service = startGuest(this.host, demoGuestWorkload('test1', speed));
     this.command.start();
     this.data.start();
     this.loopDone = this.loop(gen, speed);

@@ -35,7 +35,8 @@ import type {
   PortRef,
   PortSnapshot,
 } from './contract.js';
-import { DemoWorkloads, type Speed } from './demo.js';
+import { DemoWorkloads } from './demo.js';
+import type { Speed } from './demo-lab.js';
 import {
   capableBut,
   type Capabilities,

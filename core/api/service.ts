@@ -46,7 +46,7 @@ import {
   type ResultOf,
   type TopologySnapshot,
 } from './contract.js';
-import { demoTopology } from './demo.js';
+import { demoTopology } from './demo-lab.js';
 import { DEFAULT_URI, listDomains } from '../qemu/libvirt.js';
 import { AttachSession, failure, type AttachSessionOptions } from './attach-session.js';
 import { makeRuntimeDir } from '../base/runtime-dir.js';

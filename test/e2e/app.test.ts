@@ -20,6 +20,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { describeFrames, measureFrames } from '../../bench/app-frames.js';
 import type { ServeHandle } from '../../cli/serve.js';
+import { until } from '../until.js';
 import { missingChromium, prerequisites, ROOT, startE2e, type E2e } from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());
@@ -36,6 +37,18 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
         .locator(`[data-chart-summary] [data-series="${series}"]`)
         .getAttribute('data-peak')) ?? 0,
     );
+
+  /** Waits until the chart draws both series of `port` as the selected ones. */
+  const selectedInChart = async (port: string): Promise<void> => {
+    for (const arrow of ['→', '←']) {
+      await page
+        .locator(`[data-chart-summary] [data-series="${port} ${arrow}"][data-emphasis="selected"]`)
+        .waitFor();
+    }
+  };
+  /** The batches of engine events the page has applied so far (the status bar's count). */
+  const batchesApplied = async (): Promise<number> =>
+    Number((await page.locator('[data-batches]').getAttribute('data-batches')) ?? 0);
 
   beforeAll(async () => {
     e2e = await startE2e();
@@ -89,7 +102,12 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     await expect.poll(() => peak('console.0 ←')).toBeGreaterThan(0);
     await expect.poll(() => page.locator('[data-events] li.ev').count()).toBeGreaterThan(3);
     await page.locator('.tree [data-port="test2"]').click();
-    await page.waitForTimeout(1200);
+    // the selection reached the inspector and the chart draws test2's two series bold
+    await page
+      .locator('[data-inspect=port]')
+      .getByText('/dev/virtio-ports/test2', { exact: true })
+      .waitFor();
+    await selectedInChart('test2');
     await e2e.shot('overview');
     await page.locator('[data-tab=table]').click();
     await e2e.shot('table');
@@ -103,7 +121,14 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
   // Frame times are measured by `npm run bench:app`, not asserted here.
   it('sends at most one batch per frame while every demo port streams at full speed', async () => {
     await page.locator('[data-action=lab]').selectOption('full');
-    await page.waitForTimeout(1500);
+    // the engine took the switch, and the page is applying batches of the new traffic
+    await page.getByRole('status').getByText('demo workloads: full', { exact: true }).waitFor();
+    const before = await batchesApplied();
+    await until(
+      async () => (await batchesApplied()) >= before + 10,
+      'the page to apply 10 batches at full speed',
+      10_000,
+    );
     const stats = await measureFrames(page, 5);
     const line = describeFrames(stats);
     process.stdout.write(`${line}\n`);
@@ -193,7 +218,7 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
     await expect
       .poll(() => peak('org.fedoraproject.port.0 ←'), { timeout: 10_000 })
       .toBeGreaterThan(0);
-    await page.waitForTimeout(400);
+    await selectedInChart('org.fedoraproject.port.0');
     await e2e.shot('port-connected');
 
     await inspector.locator('[data-action=unplug]').click();

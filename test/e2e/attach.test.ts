@@ -142,7 +142,9 @@ describe.runIf(ready)('attach to a real QEMU from the app (Chromium)', () => {
     await row.click();
     await page.locator('[data-tab=vrings]').click();
     await page.locator('[data-attached-vring]').waitFor();
-    await page.waitForTimeout(800);
+    // the real QEMU answered the queue query: the port's receive queue is drawn
+    await page.locator('.rings caption', { hasText: 'descriptor table' }).waitFor();
+    expect(await page.locator('p.meta').textContent()).toMatch(/ring of \d+/);
     await page.locator('[data-tab=overview]').click();
     await page.locator('.tree [data-port="org.vmchan.e2e.0"]').click();
     await e2e.shot('attach');

@@ -16,6 +16,7 @@ import type { ServeHandle } from '../../cli/serve.js';
 import type { CommandInput, PortSnapshot } from '../../core/api/contract.js';
 import { O_NONBLOCK, O_RDWR } from '../../core/serial/guest/files.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
+import { until } from '../until.js';
 import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());
@@ -233,8 +234,13 @@ describe.runIf(haveChromium)('the vring view in Chromium', () => {
         'needs-reset'
       )
         break;
-      await page.locator('[data-action="vring-step"]').click();
-      await page.waitForTimeout(50);
+      const stepButton = page.locator('[data-action="vring-step"]');
+      await stepButton.click();
+      // the button stays disabled until the engine answered the step and the view is updated
+      await until(
+        async () => !(await stepButton.isDisabled()),
+        'the engine to answer the step (Step ring op enabled again)',
+      );
     }
     const state = page.locator('[data-testid="device-state"]');
     await expect.poll(() => state.getAttribute('data-state')).toBe('needs-reset');

@@ -5,6 +5,7 @@
  * QEMU's message and exit status 2.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,7 +75,7 @@ function runOnce(
 }
 
 describe('vmchan run', () => {
-  it('the demo: endpoints, ready, echo on test1, Q1 monitors, the agent; SIGTERM exits 0 and removes the runtime dir', async () => {
+  it('the demo (the app’s): endpoints, ready, console lines, a sha1 SEND on test1/test2, Q1 monitors, the agent; SIGTERM exits 0 and removes the runtime dir', async () => {
     const tmp = tempDir('cli');
     const run = await startRun([], tmp);
     const out = run.out();
@@ -86,31 +87,38 @@ describe('vmchan run', () => {
       expect(out).toContain(`${path.join(runtimeDir!, id)} (unix, server)`);
     }
     expect(out).toMatch(
-      /test1 +socket +\S+ \(unix, server\) -> test1 \(virtserialport, virtio-serial-bus\.0 port 1\)/,
+      /test1 +socket +\S+ \(unix, server\) -> test1 \(virtserialport, vser0\.0 port 1\)/,
     );
     expect(out).toContain(
       `${path.join(runtimeDir!, 'guest', 'org.qemu.guest_agent.0')} -> /dev/vport0p3`,
     );
     expect(out).toContain(`socat - UNIX-CONNECT:${path.join(runtimeDir!, 'test1')}`);
+    // the app's demo guest programs (core/api/demo-lab.ts)
+    expect(out).toMatch(/^workloads: hvc0=source:2048 \(\/dev\/hvc0\), test1=sha1 \(/m);
 
+    // console.0: the guest's numbered lines
+    const console0 = new Collector(await connectUnix(path.join(runtimeDir!, 'test0')));
+    expect(await console0.line()).toMatch(/^hvc0 0000000001 abcdefghij/);
+    // test1: seed 002's service sends 16 bytes on test2, and their sha1 on test1
+    const data = new Collector(await connectUnix(path.join(runtimeDir!, 'test2')));
     const c = new Collector(await connectUnix(path.join(runtimeDir!, 'test1')));
-    c.socket.write('hello demo\n');
-    expect(await c.line()).toBe('hello demo');
-    const src = new Collector(await connectUnix(path.join(runtimeDir!, 'test2')));
-    expect(await src.line()).toMatch(/^test2 0000000001 abcdefghij/);
+    c.socket.write('SEND test2 16 7\n');
+    expect(await c.line()).toMatch(/^READY SEND \S+ 16$/);
+    const sent = await data.bytesAtLeast(16);
+    expect(await c.line()).toBe(`DONE SEND 16 ${createHash('sha1').update(sent).digest('hex')}`);
     // The demo's monitors answer (Q1) and the guest agent serves its port.
     const qmp = new Collector(await connectUnix(path.join(runtimeDir!, 'qmp')));
     expect(await qmp.line()).toMatch(/^\{"QMP": \{"version"/);
     const qga = new Collector(await connectUnix(path.join(runtimeDir!, 'qga0')));
     qga.socket.write('{"execute":"guest-ping"}\n');
     expect(await qga.line()).toBe('{"return": {}}');
-    for (const x of [c, src, qmp, qga]) x.socket.destroy();
+    for (const x of [console0, data, c, qmp, qga]) x.socket.destroy();
 
     run.child.kill('SIGTERM');
     expect(await run.exit).toBe(0);
     expect(fs.existsSync(runtimeDir!)).toBe(false);
     expect(fs.readdirSync(tmp)).toEqual([]);
-    expect(run.out()).toMatch(/workload test1 echo \(stopped\): 11 B in, 11 B out/);
+    expect(run.out()).toMatch(/workload test1 sha1 \(stopped\): /);
   });
 
   it('prints the lost-bytes summary line on SIGUSR1 and when it stops (issue 13 item 14)', async () => {
