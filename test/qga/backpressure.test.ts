@@ -1,5 +1,5 @@
 /**
- * Issue 13 item 12 for the guest agent (Q3, bounded output): a host client
+ * Issue 13 item 12 for the guest agent: a host client
  * of org.qemu.guest_agent.0 that sends 100,000 requests and never reads the
  * answers must not grow the lab's memory. The agent writes each reply
  * before it reads the next request, and its write blocks while the port's
@@ -70,7 +70,7 @@ async function stalled(): Promise<number> {
   return before;
 }
 
-describe('Q3 a qemu-ga client that never reads cannot grow the lab without bound', () => {
+describe('a qemu-ga client that never reads cannot grow the lab without bound', () => {
   it('100,000 guest-sync requests unread: the agent stops reading, then answers every one', async () => {
     const request = (i: number): string => `{"execute": "guest-sync", "arguments": {"id": ${i}}}\n`;
     const count = 100_000;
