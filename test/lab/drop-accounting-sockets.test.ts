@@ -79,91 +79,94 @@ async function stalled(count: () => number): Promise<void> {
 }
 
 describe('item 14 over real sockets: sent - received == counted drops + kernel-held', () => {
-  it('D8 L10 hot-unplug mid-transfer, host unix socket and guest-dir client both streaming', async () => {
-    const dir = tempDir('dropsock');
-    machine = await startMachine(
-      [
-        ...unixServer(dir, 'c2'),
-        '-device',
-        'virtio-serial,id=vser0',
-        '-device',
-        'virtserialport,chardev=c2,name=test2,id=p2',
-      ],
-      dir,
-    );
-    const lab = machine.lab;
-    const opened = await GuestDir.open(lab, path.join(dir, 'guest'));
-    if (isGuestDirError(opened)) throw new Error(opened.message);
-    guestDir = opened;
-    const chardev = lab.chardev('c2');
-    if (!(chardev instanceof BackendEndpoint)) throw new Error('c2 is not a socket chardev');
+  for (const ring of ['split', 'packed'] as const) {
+    it(`D8 L10 hot-unplug mid-transfer, host unix socket and guest-dir client both streaming (${ring})`, async () => {
+      const dir = tempDir('dropsock');
+      machine = await startMachine(
+        [
+          ...unixServer(dir, 'c2'),
+          '-device',
+          'virtio-serial,id=vser0',
+          '-device',
+          'virtserialport,chardev=c2,name=test2,id=p2',
+        ],
+        dir,
+        ring,
+      );
+      const lab = machine.lab;
+      const opened = await GuestDir.open(lab, path.join(dir, 'guest'));
+      if (isGuestDirError(opened)) throw new Error(opened.message);
+      guestDir = opened;
+      const chardev = lab.chardev('c2');
+      if (!(chardev instanceof BackendEndpoint)) throw new Error('c2 is not a socket chardev');
 
-    const hostSocket = await connectUnix(path.join(dir, 'c2'));
-    const host = stream(hostSocket, 1);
-    const guestSocket = await connectUnix(path.join(dir, 'guest', 'test2'));
-    await waitUntil(
-      () => guestDir!.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
-      'the guest-dir bridge',
-    );
-    const bridge = guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
-    const guest = stream(guestSocket, 2);
+      const hostSocket = await connectUnix(path.join(dir, 'c2'));
+      const host = stream(hostSocket, 1);
+      const guestSocket = await connectUnix(path.join(dir, 'guest', 'test2'));
+      await waitUntil(
+        () => guestDir!.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
+        'the guest-dir bridge',
+      );
+      const bridge = guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
+      const guest = stream(guestSocket, 2);
 
-    await waitUntil(
-      () => host.received > 1_000_000 && guest.received > 1_000_000,
-      'a megabyte each way',
-      60_000,
-    );
-    // Both clients stop reading, so bytes pile up inside the lab each way:
-    // host bytes in the guest's receive queue and the device, guest bytes
-    // in the transmit ring. Then the unplug takes them mid-transfer.
-    hostSocket.pause();
-    guestSocket.pause();
-    await waitUntil(() => chardev.inputPaused, 'host bytes to back up into the chardev', 30_000);
-    await stalled(() => bridge.fromClient);
-    expect(lab.deviceDel('p2')).toBe(null);
-    host.stop = true;
-    guest.stop = true;
-    hostSocket.resume();
-    guestSocket.resume();
-    // The bridge hangs up its client (ENODEV), the host reads all the chardev sent.
-    await waitUntil(() => guest.ended, 'the guest-dir client to get end of file', 30_000);
-    await waitUntil(
-      () => !guestDir!.sockets().some((s) => s.port.name === 'test2'),
-      'the socket to go with the port',
-    );
-    await lab.settle();
-    await waitUntil(
-      () => chardev.queuedToHost === 0 && host.received === chardev.counters.bytesOut,
-      'the host to read every byte the chardev sent',
-      30_000,
-    );
+      await waitUntil(
+        () => host.received > 1_000_000 && guest.received > 1_000_000,
+        'a megabyte each way',
+        60_000,
+      );
+      // Both clients stop reading, so bytes pile up inside the lab each way:
+      // host bytes in the guest's receive queue and the device, guest bytes
+      // in the transmit ring. Then the unplug takes them mid-transfer.
+      hostSocket.pause();
+      guestSocket.pause();
+      await waitUntil(() => chardev.inputPaused, 'host bytes to back up into the chardev', 30_000);
+      await stalled(() => bridge.fromClient);
+      expect(lab.deviceDel('p2')).toBe(null);
+      host.stop = true;
+      guest.stop = true;
+      hostSocket.resume();
+      guestSocket.resume();
+      // The bridge hangs up its client (ENODEV), the host reads all the chardev sent.
+      await waitUntil(() => guest.ended, 'the guest-dir client to get end of file', 30_000);
+      await waitUntil(
+        () => !guestDir!.sockets().some((s) => s.port.name === 'test2'),
+        'the socket to go with the port',
+      );
+      await lab.settle();
+      await waitUntil(
+        () => chardev.queuedToHost === 0 && host.received === chardev.counters.bytesOut,
+        'the host to read every byte the chardev sent',
+        30_000,
+      );
 
-    const counted = (direction: 'to-guest' | 'to-host'): number =>
-      lab.drops.portTotal('vser0', 1, direction);
-    const backendDropped = DROP_REASONS.reduce((n, r) => n + chardev.counters.dropped[r], 0);
-    // host -> guest: read from the host's socket = handed to the frontend + held + dropped in the backend
-    const chardevRead = chardev.counters.bytesIn + chardev.pendingToGuest + backendDropped;
-    const inHostKernel = host.acked - chardevRead;
-    const heldForNextFrontend = chardev.pendingToGuest;
-    // guest -> host: read from the guest-dir client's socket by the bridge
-    const inGuestKernel = guest.acked - bridge.fromClient;
-    expect(inHostKernel).toBeGreaterThanOrEqual(0);
-    expect(inGuestKernel).toBeGreaterThanOrEqual(0);
+      const counted = (direction: 'to-guest' | 'to-host'): number =>
+        lab.drops.portTotal('vser0', 1, direction);
+      const backendDropped = DROP_REASONS.reduce((n, r) => n + chardev.counters.dropped[r], 0);
+      // host -> guest: read from the host's socket = handed to the frontend + held + dropped in the backend
+      const chardevRead = chardev.counters.bytesIn + chardev.pendingToGuest + backendDropped;
+      const inHostKernel = host.acked - chardevRead;
+      const heldForNextFrontend = chardev.pendingToGuest;
+      // guest -> host: read from the guest-dir client's socket by the bridge
+      const inGuestKernel = guest.acked - bridge.fromClient;
+      expect(inHostKernel).toBeGreaterThanOrEqual(0);
+      expect(inGuestKernel).toBeGreaterThanOrEqual(0);
 
-    expect({
-      toGuest: host.acked - guest.received,
-      toHost: guest.acked - host.received,
-    }).toEqual({
-      toGuest: counted('to-guest') + inHostKernel + heldForNextFrontend,
-      toHost: counted('to-host') + inGuestKernel,
-    });
-    // The backend's own drops are in the ledger too (none here: the host stayed).
-    expect(backendDropped).toBe(0);
-    // The unplug took bytes mid-transfer each way, and each is named.
-    expect(counted('to-guest')).toBeGreaterThan(0);
-    expect(counted('to-host')).toBeGreaterThan(0);
-    const reasons = lab.drops.list().map((d) => `${d.direction ?? ''} ${d.reason}`);
-    expect(reasons).toContain('to-host unplugged');
-    expect(reasons).toContain('to-guest closed-unread');
-  }, 120_000);
+      expect({
+        toGuest: host.acked - guest.received,
+        toHost: guest.acked - host.received,
+      }).toEqual({
+        toGuest: counted('to-guest') + inHostKernel + heldForNextFrontend,
+        toHost: counted('to-host') + inGuestKernel,
+      });
+      // The backend's own drops are in the ledger too (none here: the host stayed).
+      expect(backendDropped).toBe(0);
+      // The unplug took bytes mid-transfer each way, and each is named.
+      expect(counted('to-guest')).toBeGreaterThan(0);
+      expect(counted('to-host')).toBeGreaterThan(0);
+      const reasons = lab.drops.list().map((d) => `${d.direction ?? ''} ${d.reason}`);
+      expect(reasons).toContain('to-host unplugged');
+      expect(reasons).toContain('to-guest closed-unread');
+    }, 120_000);
+  }
 });

@@ -59,45 +59,47 @@ function hog(m: Machine, leave: number): void {
 }
 
 describe('L12 the guest-dir bridge keeps its client while guest memory is short', () => {
-  it('8 MiB each way with guest memory nearly full: connected throughout, sha1 equal', async () => {
-    const dir = tempDir('gdmem');
-    machine = await startMachine(caseStudyArgs(dir), dir);
-    const opened = await GuestDir.open(machine.lab, path.join(dir, 'guest'));
-    if (isGuestDirError(opened)) throw new Error(opened.message);
-    guestDir = opened;
-    const shortages = vi.spyOn(VirtioConsoleDriver.prototype, 'memoryShortage');
+  for (const ring of ['split', 'packed'] as const) {
+    it(`8 MiB each way with guest memory nearly full: connected throughout, sha1 equal (${ring})`, async () => {
+      const dir = tempDir('gdmem');
+      machine = await startMachine(caseStudyArgs(dir), dir, ring);
+      const opened = await GuestDir.open(machine.lab, path.join(dir, 'guest'));
+      if (isGuestDirError(opened)) throw new Error(opened.message);
+      guestDir = opened;
+      const shortages = vi.spyOn(VirtioConsoleDriver.prototype, 'memoryShortage');
 
-    const guest = await connectUnix(path.join(dir, 'guest', 'test2'));
-    const host = await connectUnix(path.join(dir, 'test2'));
-    let guestEnded = false;
-    guest.on('end', () => (guestEnded = true));
-    guest.on('close', () => (guestEnded = true));
-    // Room for one or two transmit buffers only: the guest's writes keep running out.
-    hog(machine, 64 * 1024);
+      const guest = await connectUnix(path.join(dir, 'guest', 'test2'));
+      const host = await connectUnix(path.join(dir, 'test2'));
+      let guestEnded = false;
+      guest.on('end', () => (guestEnded = true));
+      guest.on('close', () => (guestEnded = true));
+      // Room for one or two transmit buffers only: the guest's writes keep running out.
+      hog(machine, 64 * 1024);
 
-    const toGuest = hashIncoming(guest, SIZE);
-    const toHost = hashIncoming(host, SIZE);
-    const a = new PatternStream(21);
-    const b = new PatternStream(22);
-    // The host stops reading: its socket fills, the chardev stops taking
-    // bytes, the guest's transmit buffers stay in the ring and its memory
-    // runs out under the bridge's writes. Then the host reads again.
-    host.pause();
-    const streams = Promise.all([
-      writeStream(host, SIZE, (n) => a.next(n)),
-      writeStream(guest, SIZE, (n) => b.next(n)),
-    ]);
-    await waitUntil(() => shortages.mock.calls.length > 0, 'guest memory to run short');
-    expect(guestEnded).toBe(false);
-    host.resume();
-    const [sentToGuest, sentToHost] = await streams;
-    expect(await toHost).toBe(sentToHost);
-    expect(await toGuest).toBe(sentToGuest);
-    // Memory did run short (the driver said so) and the client was never hung up.
-    expect(shortages).toHaveBeenCalled();
-    expect(guestEnded).toBe(false);
-    expect(guestDir.sockets().find((s) => s.port.name === 'test2')?.inUse).toBe(true);
-    guest.destroy();
-    host.destroy();
-  }, 120_000);
+      const toGuest = hashIncoming(guest, SIZE);
+      const toHost = hashIncoming(host, SIZE);
+      const a = new PatternStream(21);
+      const b = new PatternStream(22);
+      // The host stops reading: its socket fills, the chardev stops taking
+      // bytes, the guest's transmit buffers stay in the ring and its memory
+      // runs out under the bridge's writes. Then the host reads again.
+      host.pause();
+      const streams = Promise.all([
+        writeStream(host, SIZE, (n) => a.next(n)),
+        writeStream(guest, SIZE, (n) => b.next(n)),
+      ]);
+      await waitUntil(() => shortages.mock.calls.length > 0, 'guest memory to run short');
+      expect(guestEnded).toBe(false);
+      host.resume();
+      const [sentToGuest, sentToHost] = await streams;
+      expect(await toHost).toBe(sentToHost);
+      expect(await toGuest).toBe(sentToGuest);
+      // Memory did run short (the driver said so) and the client was never hung up.
+      expect(shortages).toHaveBeenCalled();
+      expect(guestEnded).toBe(false);
+      expect(guestDir.sockets().find((s) => s.port.name === 'test2')?.inUse).toBe(true);
+      guest.destroy();
+      host.destroy();
+    }, 120_000);
+  }
 });
