@@ -35,7 +35,6 @@ const TO_HOST_DROPS: ReadonlySet<DropReason> = new Set<DropReason>([
   'device-reset',
   'no-port',
   'emergency-no-console',
-  'guest-client-gone',
 ]);
 
 /** Which way the bytes of a drop were going: the event's own direction, else the reason's. */

@@ -98,7 +98,7 @@ const DROP_DIRECTION: Record<DropReason, Direction | undefined> = {
   'closed-unread': 'host-to-guest',
   'host-hung-up': 'host-to-guest',
   'hangup-unread': 'host-to-guest',
-  'guest-client-gone': 'guest-to-host',
+  'guest-client-gone': 'host-to-guest',
 };
 
 /** A Capture that says when a switch or a sink changed, so the tap can (un)subscribe. */

@@ -25,7 +25,8 @@
  * - the port is unplugged (ENODEV): the client gets end of file.
  * - bytes read from the port that the client never took (its socket is
  *   destroyed with them still buffered) are reported to `onLost`, so the
- *   lab counts them (no silent drops).
+ *   lab counts them (no silent drops); so are bytes read from the client
+ *   that the port refused (unplugged mid-write), to `onUnsent`.
  */
 import type net from 'node:net';
 import { isErrno } from '../serial/guest/errno.js';
@@ -35,12 +36,16 @@ import type { PortStream } from '../workloads/port-stream.js';
 export const LINGER_MS = 500;
 
 export interface BridgeStats {
+  /** Bytes read from the client socket (what left the kernel's buffer). */
+  fromClient: number;
+  /** Bytes of those written to the port. */
   toGuest: number;
+  /** Bytes read from the port and handed to the client socket. */
   toClient: number;
 }
 
 export class ClientBridge {
-  readonly stats: BridgeStats = { toGuest: 0, toClient: 0 };
+  readonly stats: BridgeStats = { fromClient: 0, toGuest: 0, toClient: 0 };
   /** Settles when the client is gone and the guest has closed the port. */
   readonly done: Promise<void>;
   private finish: () => void = () => {};
@@ -52,9 +57,11 @@ export class ClientBridge {
     private readonly stream: PortStream,
     private readonly socket: net.Socket,
     private readonly onLost: (bytes: number) => void = () => {},
+    private readonly onUnsent: (bytes: number) => void = () => {},
   ) {
     this.done = new Promise((resolve) => (this.finish = resolve));
     socket.on('data', (chunk: Buffer) => {
+      this.stats.fromClient += chunk.length;
       socket.pause();
       void this.toGuest(chunk);
     });
@@ -75,20 +82,30 @@ export class ClientBridge {
     this.stopped = true;
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     const unsent = this.socket.destroyed ? 0 : this.socket.writableLength;
+    // Read from the client (out of the kernel) but held paused in Node: the port never gets them.
+    const unread = this.socket.destroyed ? 0 : this.socket.readableLength;
     this.socket.destroy();
     if (unsent > 0) this.onLost(unsent);
+    if (unread > 0) {
+      this.stats.fromClient += unread;
+      this.onUnsent(unread);
+    }
     await this.stream.close();
     this.finish();
     return this.done;
   }
 
   private async toGuest(chunk: Uint8Array): Promise<void> {
-    const n = await this.stream.write(chunk);
+    let written = 0;
+    const n = await this.stream.write(chunk, (part) => {
+      written += part;
+      this.stats.toGuest += part;
+    });
     if (isErrno(n)) {
+      if (chunk.length > written) this.onUnsent(chunk.length - written);
       this.hangUp();
       return;
     }
-    this.stats.toGuest += n;
     if (!this.stopped) this.socket.resume();
   }
 

@@ -31,9 +31,10 @@ import path from 'node:path';
 import { isChardevError } from '../chardev/chardev-error.js';
 import { listenUnixPrivately, type OwnedSocketFile } from '../chardev/unix-socket-file.js';
 import type { Lab } from '../engine/lab.js';
+import type { DropDirection, DropReason } from '../serial/events.js';
 import { isErrno } from '../serial/guest/errno.js';
 import { PortStream } from '../workloads/port-stream.js';
-import { ClientBridge } from './bridge.js';
+import { ClientBridge, type BridgeStats } from './bridge.js';
 import { guestPorts, type GuestPortEntry } from '../workloads/port-names.js';
 
 /** The guest directory could not be made (or a port's socket in it). */
@@ -73,6 +74,8 @@ export interface GuestSocket {
   port: GuestPortEntry;
   /** Is a client connected now? */
   inUse: boolean;
+  /** The connected client's byte counts (the object keeps counting until it leaves). */
+  client: BridgeStats | null;
 }
 
 export function busyLine(name: string): string {
@@ -137,6 +140,7 @@ export class GuestDir {
       path: x.socketPath,
       port: x.entry,
       inUse: x.client !== null || x.opening,
+      client: x.client?.stats ?? null,
     }));
   }
 
@@ -253,7 +257,7 @@ export class GuestDir {
       return;
     }
     const entry = x.entry;
-    const bridge = new ClientBridge(stream, socket, (bytes) => {
+    const drop = (bytes: number, reason: DropReason, direction: DropDirection): void => {
       const events = this.lab.events;
       if (!events.has('drop')) return;
       events.emit('drop', {
@@ -261,10 +265,18 @@ export class GuestDir {
         nr: entry.nr,
         side: 'guest',
         bytes,
-        reason: 'guest-client-gone',
-        direction: 'to-host',
+        reason,
+        direction,
       });
-    });
+    };
+    const bridge = new ClientBridge(
+      stream,
+      socket,
+      // host bytes the guest read for a client that never took them
+      (bytes) => drop(bytes, 'guest-client-gone', 'to-guest'),
+      // client bytes read for the guest that the port never took (it went mid-write)
+      (bytes) => drop(bytes, 'unplugged', 'to-host'),
+    );
     x.client = bridge;
     void bridge.done.then(() => {
       if (x.client === bridge) x.client = null;

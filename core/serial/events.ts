@@ -46,7 +46,7 @@ export type DropReason =
    * a unix socket host hung up (the socket's HUP watch disconnects at once).
    */
   | 'hangup-unread'
-  /** Guest bytes a guest-dir bridge read from the port that its socket client never took (it left, or the port went). */
+  /** Host bytes a guest-dir bridge read from the port that its socket client never took (it left, or the port went). */
   | 'guest-client-gone';
 
 export type DropDirection = 'to-guest' | 'to-host';
@@ -60,7 +60,7 @@ export const DROP_DIRECTION: Partial<Record<DropReason, DropDirection>> = {
   'port-not-open': 'to-guest',
   'closed-unread': 'to-guest',
   'host-hung-up': 'to-guest',
-  'guest-client-gone': 'to-host',
+  'guest-client-gone': 'to-guest',
   'hangup-unread': 'to-guest',
 };
 

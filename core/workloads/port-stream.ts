@@ -134,14 +134,19 @@ export class PortStream {
     return this.closed ? 'closed' : 'retry';
   }
 
-  /** write(2) until everything went; waits while the host is away or the queue is full. */
-  async write(data: Uint8Array): Promise<number | Errno> {
+  /**
+   * write(2) until everything went; waits while the host is away or the
+   * queue is full. `progress` hears every part written, so a caller whose
+   * write ends in an error (ENODEV) knows how much of `data` never went.
+   */
+  async write(data: Uint8Array, progress?: (n: number) => void): Promise<number | Errno> {
     let done = 0;
     while (done < data.length) {
       if (this.closed) return errno('EBADF', `write ${this.path}`);
       const n = await this.files.write(this.fd, data.subarray(done));
       if (!isErrno(n)) {
         done += n;
+        progress?.(n);
         continue;
       }
       // EAGAIN: queue full, host away or guest memory short (L12); ENOMEM is as transient.

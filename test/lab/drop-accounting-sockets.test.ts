@@ -1,0 +1,172 @@
+/**
+ * Issue 13 item 14 over real sockets: a unix-socket host client on the
+ * port's chardev and a guest-dir client on the guest side stream both ways;
+ * mid-transfer the port is hot-unplugged. Per direction, bytes sent minus
+ * bytes received equals the drops the lab counts (lab.drops, the numbers
+ * x-vmchan-query-drops answers) plus the bytes that never left a kernel
+ * socket buffer, which the lab cannot see, so they are measured, not
+ * guessed, and named:
+ * - host -> guest: bytes the host client handed to its kernel (write
+ *   callbacks) that the chardev never read (it stops reading a chardev with
+ *   no frontend; QEMU does too), and bytes the chardev read and still holds
+ *   for a frontend to come (not lost yet: a new port on it gets them);
+ * - guest -> host: bytes the guest-dir client handed to its kernel that the
+ *   bridge never read before it closed its end (the kernel discards them).
+ * Everything in between (the port's ring, the guest's queues, the bridge,
+ * the chardev's outbound queue) is either delivered or counted: this test
+ * found two gaps, now fixed: the bridge's chunk that the port refused at
+ * unplug went uncounted (now 'unplugged', side guest, to-host), and
+ * 'guest-client-gone' (host bytes the bridge read for a client that never
+ * took them) was filed as to-host.
+ */
+import type * as net from 'node:net';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BackendEndpoint } from '../../core/chardev/backend-endpoint.js';
+import { DROP_REASONS } from '../../core/chardev/counters.js';
+import { GuestDir, isGuestDirError } from '../../core/guestdir/index.js';
+import type { Machine } from '../../core/machine/machine.js';
+import { PatternStream } from '../../core/workloads/index.js';
+import {
+  connectUnix,
+  removeTempDirs,
+  startMachine,
+  tempDir,
+  unixServer,
+  waitUntil,
+} from './helpers.js';
+
+let machine: Machine | null = null;
+let guestDir: GuestDir | null = null;
+
+afterEach(async () => {
+  await guestDir?.close();
+  guestDir = null;
+  await machine?.close();
+  machine = null;
+  removeTempDirs();
+});
+
+/** A client that writes patterned chunks one at a time and reads everything. */
+function stream(socket: net.Socket, seed: number) {
+  const s = { acked: 0, received: 0, ended: false, stop: false };
+  const p = new PatternStream(seed);
+  socket.on('data', (d: Buffer) => (s.received += d.length));
+  socket.on('end', () => (s.ended = true));
+  socket.on('close', () => (s.ended = true));
+  socket.on('error', () => {});
+  const next = (): void => {
+    if (s.stop || s.ended) return;
+    const chunk = p.next(64 * 1024);
+    // the callback says the bytes are in the kernel's buffer: from here on they are the lab's or the kernel's
+    socket.write(chunk, (error) => {
+      if (error) return;
+      s.acked += chunk.length;
+      next();
+    });
+  };
+  next();
+  return s;
+}
+
+/** Wait until `count` stays the same over many event-loop turns (no timer): the flow has stopped. */
+async function stalled(count: () => number): Promise<void> {
+  let before = -1;
+  while (before !== count()) {
+    before = count();
+    for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
+  }
+}
+
+describe('item 14 over real sockets: sent - received == counted drops + kernel-held', () => {
+  for (const ring of ['split', 'packed'] as const) {
+    it(`D8 L10 hot-unplug mid-transfer, host unix socket and guest-dir client both streaming (${ring})`, async () => {
+      const dir = tempDir('dropsock');
+      machine = await startMachine(
+        [
+          ...unixServer(dir, 'c2'),
+          '-device',
+          'virtio-serial,id=vser0',
+          '-device',
+          'virtserialport,chardev=c2,name=test2,id=p2',
+        ],
+        dir,
+        ring,
+      );
+      const lab = machine.lab;
+      const opened = await GuestDir.open(lab, path.join(dir, 'guest'));
+      if (isGuestDirError(opened)) throw new Error(opened.message);
+      guestDir = opened;
+      const chardev = lab.chardev('c2');
+      if (!(chardev instanceof BackendEndpoint)) throw new Error('c2 is not a socket chardev');
+
+      const hostSocket = await connectUnix(path.join(dir, 'c2'));
+      const host = stream(hostSocket, 1);
+      const guestSocket = await connectUnix(path.join(dir, 'guest', 'test2'));
+      await waitUntil(
+        () => guestDir!.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
+        'the guest-dir bridge',
+      );
+      const bridge = guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
+      const guest = stream(guestSocket, 2);
+
+      await waitUntil(
+        () => host.received > 1_000_000 && guest.received > 1_000_000,
+        'a megabyte each way',
+        60_000,
+      );
+      // Both clients stop reading, so bytes pile up inside the lab each way:
+      // host bytes in the guest's receive queue and the device, guest bytes
+      // in the transmit ring. Then the unplug takes them mid-transfer.
+      hostSocket.pause();
+      guestSocket.pause();
+      await waitUntil(() => chardev.inputPaused, 'host bytes to back up into the chardev', 30_000);
+      await stalled(() => bridge.fromClient);
+      expect(lab.deviceDel('p2')).toBe(null);
+      host.stop = true;
+      guest.stop = true;
+      hostSocket.resume();
+      guestSocket.resume();
+      // The bridge hangs up its client (ENODEV), the host reads all the chardev sent.
+      await waitUntil(() => guest.ended, 'the guest-dir client to get end of file', 30_000);
+      await waitUntil(
+        () => !guestDir!.sockets().some((s) => s.port.name === 'test2'),
+        'the socket to go with the port',
+      );
+      await lab.settle();
+      await waitUntil(
+        () => chardev.queuedToHost === 0 && host.received === chardev.counters.bytesOut,
+        'the host to read every byte the chardev sent',
+        30_000,
+      );
+
+      const counted = (direction: 'to-guest' | 'to-host'): number =>
+        lab.drops.portTotal('vser0', 1, direction);
+      const backendDropped = DROP_REASONS.reduce((n, r) => n + chardev.counters.dropped[r], 0);
+      // host -> guest: read from the host's socket = handed to the frontend + held + dropped in the backend
+      const chardevRead = chardev.counters.bytesIn + chardev.pendingToGuest + backendDropped;
+      const inHostKernel = host.acked - chardevRead;
+      const heldForNextFrontend = chardev.pendingToGuest;
+      // guest -> host: read from the guest-dir client's socket by the bridge
+      const inGuestKernel = guest.acked - bridge.fromClient;
+      expect(inHostKernel).toBeGreaterThanOrEqual(0);
+      expect(inGuestKernel).toBeGreaterThanOrEqual(0);
+
+      expect({
+        toGuest: host.acked - guest.received,
+        toHost: guest.acked - host.received,
+      }).toEqual({
+        toGuest: counted('to-guest') + inHostKernel + heldForNextFrontend,
+        toHost: counted('to-host') + inGuestKernel,
+      });
+      // The backend's own drops are in the ledger too (none here: the host stayed).
+      expect(backendDropped).toBe(0);
+      // The unplug took bytes mid-transfer each way, and each is named.
+      expect(counted('to-guest')).toBeGreaterThan(0);
+      expect(counted('to-host')).toBeGreaterThan(0);
+      const reasons = lab.drops.list().map((d) => `${d.direction ?? ''} ${d.reason}`);
+      expect(reasons).toContain('to-host unplugged');
+      expect(reasons).toContain('to-guest closed-unread');
+    }, 120_000);
+  }
+});
