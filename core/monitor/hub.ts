@@ -30,6 +30,7 @@ export interface HubOptions {
 }
 
 export type ChardevChangeMode = 'qemu' | 'ports';
+export const CHARDEV_CHANGE_MODES: readonly ChardevChangeMode[] = ['qemu', 'ports'];
 
 export class MonitorHub {
   private readonly sinks = new Set<EventSink>();

@@ -1,5 +1,5 @@
 /**
- * Q2 QMP chardev-change (issue 14 item 8), against QEMU 7.2's
+ * Q2 Q6 QMP chardev-change (issue 14 item 8), against QEMU 7.2's
  * qmp_chardev_change (chardev/char.c). Every error text and class below was
  * checked on qemu-system-x86_64 7.2 (Debian 1:7.2+dfsg-7) with -qmp stdio:
  * - an unknown id: "Chardev 'nope' does not exist";
@@ -67,8 +67,8 @@ async function filenameOf(q: QmpClient, id: string): Promise<string | undefined>
   return rows.find((r) => r.label === id)?.filename;
 }
 
-describe('Q2 chardev-change as QEMU 7.2 answers it', () => {
-  it("refuses an unknown id, a mux, a port's and a monitor's chardev in QEMU's words", async () => {
+describe('Q2 Q6 chardev-change as QEMU 7.2 answers it', () => {
+  it("Q6 refuses an unknown id, a mux, a port's and a monitor's chardev in QEMU's words", async () => {
     const { q, dir } = await start('qemu');
     const elsewhere = path.join(dir, 'elsewhere');
     expect(await q.execute('chardev-change', { id: 'nope', backend: nullBackend })).toMatchObject({
@@ -89,7 +89,7 @@ describe('Q2 chardev-change as QEMU 7.2 answers it', () => {
     expect(await filenameOf(q, 'c1')).toContain(path.join(dir, 'c1'));
   });
 
-  it('replaces a chardev nothing holds; a failed add leaves the id gone, as QEMU does', async () => {
+  it('Q6 replaces a chardev nothing holds; a failed add leaves the id gone, as QEMU does', async () => {
     const { q, dir } = await start('qemu');
     await q.must('chardev-add', { id: 'c2', backend: nullBackend });
     expect(await q.execute('chardev-add', { id: 'c2', backend: nullBackend })).toMatchObject({
@@ -114,8 +114,8 @@ describe('Q2 chardev-change as QEMU 7.2 answers it', () => {
   });
 });
 
-describe('Q2 chardev-change under a running port (vmchan extra, test-char.c "hotswap")', () => {
-  it('the port keeps running: the old backend closes, a client on the new path talks to the guest', async () => {
+describe('Q6 chardev-change under a running port (vmchan extra, test-char.c "hotswap")', () => {
+  it('Q6 the port keeps running: the old backend closes, a client on the new path talks to the guest', async () => {
     const { machine, q, dir } = await start('ports');
     const files = machine.lab.guest.files;
     await waitFor(() => {
@@ -149,7 +149,7 @@ describe('Q2 chardev-change under a running port (vmchan extra, test-char.c "hot
     await newHost.close();
   });
 
-  it('a new backend that fails to open leaves the old one in place, error unprefixed', async () => {
+  it('Q6 a new backend that fails to open leaves the old one in place, error unprefixed', async () => {
     const { machine, q, dir } = await start('ports');
     const bad = '/nonexistent/vmchan-cc/x';
     expect(
