@@ -416,20 +416,27 @@ export class SocketChardev extends BackendEndpoint {
     }
     // websocket=on: the connection holds the listener (a second client waits)
     // but counts as open only once the handshake succeeded (websocket.ts).
-    acceptWebSocket(socket, (result) => {
-      if (this.socket !== socket) {
-        if (!(result instanceof WebSocketHandshakeFailed)) result.destroy();
-        return;
-      }
-      if (result instanceof WebSocketHandshakeFailed) {
-        this.notice(`chardev ${this.id}: WebSocket handshake failed: ${result.message}`);
-        socket.destroy();
-        this.socket = null;
-        if (this.listenMode) this.serveNextWaiting();
-        return;
-      }
-      this.connect(socket, result);
-    });
+    acceptWebSocket(
+      socket,
+      (result) => {
+        if (this.socket !== socket) {
+          if (!(result instanceof WebSocketHandshakeFailed)) result.destroy();
+          return;
+        }
+        if (result instanceof WebSocketHandshakeFailed) {
+          this.notice(`chardev ${this.id}: WebSocket handshake failed: ${result.message}`);
+          socket.destroy();
+          this.socket = null;
+          if (this.listenMode) this.serveNextWaiting();
+          return;
+        }
+        this.connect(socket, result);
+      },
+      (bytes) =>
+        this.notice(
+          `chardev ${this.id}: a WebSocket client sent a text frame; closed as QEMU does (binary frames only), ${bytes} bytes discarded`,
+        ),
+    );
   }
 
   /** The connection (raw, or the WebSocket's payload stream) carries bytes now. */

@@ -16,13 +16,14 @@
  * close): a WebSocketServer with noServer takes the upgrade on our own
  * listening socket, and createWebSocketStream gives the link a byte stream.
  *
- * Differs from QEMU: a text frame's payload reaches the guest as bytes (QEMU
- * closes the connection: it takes binary frames only).
+ * A text frame closes the connection as QEMU does (1003, "only binary,
+ * close, ping, and pong frames are supported"); its payload is discarded
+ * and reported.
  */
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import { WebSocketServer, createWebSocketStream, type WebSocket } from 'ws';
 
 /** What QEMU names itself in its handshake answers (checked on QEMU 7.2). */
 const QEMU_SERVER = 'QEMU VNC';
@@ -34,6 +35,33 @@ export const WEBSOCKET_PROTOCOL = 'binary';
 const MAX_HANDSHAKE = 4096;
 /** The largest frame taken (bounds memory; a guest write is at most 32 KiB). */
 const MAX_PAYLOAD = 1024 * 1024;
+
+/** QEMU's close for a frame that is not binary (io/channel-websock.c, checked on QEMU 7.2). */
+export const TEXT_FRAME_CLOSE = {
+  code: 1003,
+  reason: 'only binary, close, ping, and pong frames are supported',
+} as const;
+
+/**
+ * The WebSocket's payload as a byte stream, binary frames only: a text
+ * frame closes the connection with QEMU's 1003 and its payload never
+ * reaches the guest (`onTextFrame` is told how many bytes went).
+ */
+function binaryOnly(ws: WebSocket, onTextFrame: (bytes: number) => void): Duplex {
+  const stream = createWebSocketStream(ws);
+  // The stream's own 'message' listener pushes every payload; let only binary ones through.
+  const forward = ws.listeners('message') as ((data: Buffer, isBinary: boolean) => void)[];
+  ws.removeAllListeners('message');
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) {
+      for (const f of forward) f(data, isBinary);
+      return;
+    }
+    onTextFrame(data.length);
+    ws.close(TEXT_FRAME_CLOSE.code, TEXT_FRAME_CLOSE.reason);
+  });
+  return stream;
+}
 
 /** Why a connection never became a WebSocket. */
 export class WebSocketHandshakeFailed extends Error {
@@ -48,6 +76,7 @@ export class WebSocketHandshakeFailed extends Error {
 export function acceptWebSocket(
   socket: net.Socket,
   done: (result: Duplex | WebSocketHandshakeFailed) => void,
+  onTextFrame: (bytes: number) => void,
 ): void {
   let settled = false;
   const settle = (result: Duplex | WebSocketHandshakeFailed): void => {
@@ -100,7 +129,7 @@ export function acceptWebSocket(
     // A bad key or version: ws answers 400 and closes; onClose settles.
     wss.handleUpgrade(req, sock, head, (ws) => {
       socket.off('close', onClose);
-      settle(createWebSocketStream(ws));
+      settle(binaryOnly(ws, onTextFrame));
     });
   });
   server.emit('connection', socket);

@@ -25,7 +25,7 @@ afterEach(async () => {
   removeTempDirs();
 });
 
-async function start(chardev: string): Promise<Machine> {
+async function start(chardev: string, onNotice?: (line: string) => void): Promise<Machine> {
   const parsed = parseQemuArgs([
     '-chardev',
     chardev,
@@ -36,7 +36,10 @@ async function start(chardev: string): Promise<Machine> {
   ]);
   if (!parsed.ok) throw new Error(`parse: ${parsed.error.toString()}`);
   const dir = tempDir('ws');
-  const machine = await Machine.start(parsed.value, { runtimeDir: dir });
+  const machine = await Machine.start(parsed.value, {
+    runtimeDir: dir,
+    ...(onNotice !== undefined ? { onNotice } : {}),
+  });
   if (isQemuError(machine)) throw new Error(`start: ${machine.message}`);
   machines.push(machine);
   await waitFor(() => {
@@ -83,6 +86,39 @@ describe('H1 websocket=on (QEMU char-socket.c + channel-websock.c server side)',
 
     ws.close();
     await waitFor(() => !hostConnected(machine), 'the guest to see the host leave');
+    ok(await files.close(fd));
+  });
+
+  it('H1 a text frame closes the connection with QEMU 1003 and never reaches the guest', async () => {
+    const dir = tempDir('wst');
+    const sock = path.join(dir, 'w.sock');
+    const notices: string[] = [];
+    const machine = await start(`socket,id=w,path=${sock},server=on,wait=off,websocket=on`, (l) =>
+      notices.push(l),
+    );
+    const files = machine.lab.guest.files;
+    const fd = ok(await files.open('/dev/virtio-ports/org.test.ws'));
+    const ws = new WebSocket(`ws+unix://${sock}:/`, ['binary']);
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      ws.once('close', (code: number, reason: Buffer) =>
+        resolve({ code, reason: reason.toString() }),
+      ),
+    );
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    ws.send('text frame');
+    // As QEMU 7.2 answered the same frame (ws client against qemu-system-x86_64 7.2).
+    expect(await closed).toEqual({
+      code: 1003,
+      reason: 'only binary, close, ping, and pong frames are supported',
+    });
+    await waitFor(() => !hostConnected(machine), 'the guest to see the host leave');
+    expect(machine.lab.device('vser0')?.port(1)?.stats.toGuest ?? 0).toBe(0);
+    expect(notices.some((n) => n.includes('text frame') && n.includes('10 bytes discarded'))).toBe(
+      true,
+    );
     ok(await files.close(fd));
   });
 
