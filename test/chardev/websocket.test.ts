@@ -17,6 +17,9 @@ import WebSocket from 'ws';
 import { isQemuError } from '../../core/base/qemu-error.js';
 import { Machine } from '../../core/machine/machine.js';
 import { parseQemuArgs } from '../../core/machine/qemu-cmdline.js';
+import { chardevFromQmp } from '../../core/monitor/chardev-spec.js';
+import type { QDict } from '../../core/monitor/qobject.js';
+import { JsonMessageParser } from '../../core/monitor/json-lexer.js';
 import { ok, removeTempDirs, tempDir, waitFor } from '../monitor/helpers.js';
 
 const machines: Machine[] = [];
@@ -48,6 +51,36 @@ async function start(chardev: string, onNotice?: (line: string) => void): Promis
   }, 'the guest symlink of the websocket port');
   return machine;
 }
+
+/** A JSON object as the QMP parser hands it over. */
+function qdict(value: unknown): QDict {
+  const [m] = new JsonMessageParser().feed(new TextEncoder().encode(JSON.stringify(value)));
+  return (m as { value: QDict }).value;
+}
+
+describe('H1 websocket through chardev-add (qapi ChardevSocket.websocket)', () => {
+  it('H1 a server takes it; a client is refused with QEMU 7.2 words', () => {
+    const addr = { type: 'unix', data: { path: '/tmp/w.sock' } };
+    const server = chardevFromQmp(
+      qdict({
+        id: 'w',
+        backend: { type: 'socket', data: { addr, server: true, wait: false, websocket: true } },
+      }),
+    );
+    expect(isQemuError(server) ? server.message : server.backend).toMatchObject({
+      kind: 'socket',
+      server: true,
+      websocket: true,
+    });
+    const client = chardevFromQmp(
+      qdict({
+        id: 'w',
+        backend: { type: 'socket', data: { addr, server: false, websocket: true } },
+      }),
+    );
+    expect(isQemuError(client) && client.message).toBe('Websocket client is not implemented');
+  });
+});
 
 const hostConnected = (m: Machine): boolean =>
   m.lab.device('vser0')?.port(1)?.hostConnected === true;
