@@ -24,6 +24,7 @@ import { hostEndpoints } from '../core/machine/endpoints.js';
 import { Machine, StartError } from '../core/machine/machine.js';
 import { attachMonitors } from '../core/monitor/index.js';
 import { QMP_EVENTS_MODES, type QmpEventsMode } from '../core/monitor/event-throttle.js';
+import { CHARDEV_CHANGE_MODES, type ChardevChangeMode } from '../core/monitor/hub.js';
 import { AGENT_PORT_NAME, startGuestAgents } from '../core/qga/index.js';
 import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
 import { QEMU_OPTIONS } from '../core/machine/qemu-tables.js';
@@ -53,6 +54,7 @@ interface RunOptions {
   /** false with --no-agent. */
   agent?: boolean;
   qmpEvents?: QmpEventsMode;
+  qmpChardevChange?: ChardevChangeMode;
 }
 
 const DESCRIPTION = `Run a virtio-serial lab with no VM, from a QEMU command line.
@@ -148,6 +150,14 @@ export function registerRun(program: Command): void {
         "QMP events: 'qemu' rate-limits VSERPORT_CHANGE as QEMU does (one per port per second), 'all' sends every change",
       )
         .choices([...QMP_EVENTS_MODES])
+        .default('qemu'),
+    )
+    .addOption(
+      new Option(
+        '--qmp-chardev-change <mode>',
+        "QMP chardev-change on a port's chardev: 'qemu' refuses as QEMU 7.2 does, 'ports' swaps the backend under the running port (vmchan extra)",
+      )
+        .choices([...CHARDEV_CHANGE_MODES])
         .default('qemu'),
     )
     .option('-w, --write <file>', 'capture everything to a pcapng file (vmchan read, Wireshark)')
@@ -393,6 +403,7 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     const monitors = attachMonitors(machine, {
       onQuit: () => stopped.stop(),
       qmpEvents: options.qmpEvents ?? 'qemu',
+      chardevChange: options.qmpChardevChange ?? 'qemu',
     });
     for (const e of monitors.errors) notice(`monitor: ${e.message}`);
     cleanup.push(() => monitors.close());

@@ -1123,7 +1123,7 @@ const MONITORS = family('Q', [
     id: 'Q4',
     title: 'HMP human monitor commands',
     summary:
-      'The human monitor offers info chardev, info qtree, device_add, device_del, chardev-add, chardev-remove and help.',
+      'The human monitor offers info chardev, info qtree, device_add, device_del, chardev-add, chardev-change, chardev-remove and help.',
     explanation:
       'HMP is the text console people type into, and its output is what tutorials and bug reports quote, so matching it makes those sources useful with vmchan. ' +
       'info qtree shows the virtio-serial bus with its ports, and info chardev lists each backend with its filename string. ' +
@@ -1144,6 +1144,19 @@ const MONITORS = family('Q', [
       "vmchan's QMP server does the same by default; vmchan run --qmp-events all sends every change for teaching, and the app's timeline always shows every change.",
     source: 'QEMU monitor/monitor.c (monitor_qapi_event_conf, monitor_qapi_event_queue_no_reenter)',
     seeAlso: ['Q3', 'D4'],
+  },
+  {
+    id: 'Q6',
+    title: 'chardev-change',
+    summary:
+      "chardev-change replaces a chardev's backend; QEMU 7.2 refuses it for a virtio-serial port's chardev, and vmchan answers the same by default.",
+    explanation:
+      'QEMU swaps a backend only under a frontend that registered a be_change handler (a 16550 serial port does); virtio-console registers none, so a port\'s chardev answers "Chardev user does not support chardev hotswap". ' +
+      'A chardev nothing holds is removed and added again, so a failed add leaves the id gone; under a frontend that supports it, a new backend that fails to open leaves the old one working. ' +
+      'vmchan run --qmp-chardev-change ports is a vmchan extra that swaps the backend under a running port as QEMU\'s unit test "hotswap" does: the old backend closes and the port carries on with the new one.',
+    source:
+      'QEMU chardev/char.c (qmp_chardev_change), hw/char/virtio-console.c, tests/unit/test-char.c',
+    seeAlso: ['Q2', 'Q4', 'H1'],
   },
 ]);
 

@@ -87,6 +87,7 @@ export const RULE_IDS = [
   'Q3',
   'Q4',
   'Q5',
+  'Q6',
 ] as const;
 
 export type RuleId = (typeof RULE_IDS)[number];

@@ -24,8 +24,9 @@
  *   connection as if the peer went away: a server keeps listening for the
  *   next client, a client with reconnect=N dials again in N seconds; a
  *   client without reconnect refuses (its hang-up would be final).
- * Not modelled: telnet/tn3270/websocket/tls, fd= addresses, fd passing,
- * abstract unix names, service names for ports.
+ * - websocket=on (server): the HTTP upgrade, then binary frames (websocket.ts).
+ * Not modelled: tn3270, tls, fd passing, tight abstract unix names, service
+ * names for ports.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -40,6 +41,8 @@ import {
 import { watchHangUp, type HangUpWatch } from './hup-watch.js';
 import { StreamLink } from './stream-link.js';
 import { TELNET_INIT, TelnetFilter } from './telnet.js';
+import { WebSocketHandshakeFailed, acceptWebSocket } from './websocket.js';
+import type { Duplex } from 'node:stream';
 import { listenUnixPrivately, type OwnedSocketFile } from './unix-socket-file.js';
 
 export type SocketSpec = SocketBackend;
@@ -86,6 +89,8 @@ export class SocketChardev extends BackendEndpoint {
   private readonly abstract: boolean;
   /** telnet=on: negotiate on connect and strip IAC commands (telnet.ts). */
   private readonly telnet: boolean;
+  /** websocket=on: the HTTP upgrade, then binary frames (websocket.ts). */
+  private readonly websocket: boolean;
   private readonly reconnectMs: number;
   private server: net.Server | null = null;
   private socketFile: OwnedSocketFile | null = null;
@@ -112,6 +117,7 @@ export class SocketChardev extends BackendEndpoint {
     this.listenMode = spec.server;
     this.nodelay = spec.nodelay;
     this.telnet = spec.telnet === true;
+    this.websocket = spec.websocket === true;
     this.abstract = spec.abstract === true;
     this.reconnectMs = spec.server ? 0 : (spec.reconnect ?? 0) * 1000;
   }
@@ -213,10 +219,15 @@ export class SocketChardev extends BackendEndpoint {
       return `${this.socket === null ? 'disconnected:' : ''}fd:${this.fdText}${server}`;
     if (this.socket === null) {
       if (a.type === 'unix') return `disconnected:unix:${a.path}${server}`;
-      return `disconnected:${this.telnet ? 'telnet' : 'tcp'}:${a.host}:${a.port}${server}`;
+      return `disconnected:${this.protocolName}:${a.host}:${a.port}${server}`;
     }
     if (a.type === 'unix') return `unix:${a.path}${server}`;
-    return `${this.telnet ? 'telnet' : 'tcp'}:${this.localText}${server} <-> ${this.remoteText}`;
+    return `${this.protocolName}:${this.localText}${server} <-> ${this.remoteText}`;
+  }
+
+  /** qemu_chr_compute_filename's prefix for a tcp address. */
+  private get protocolName(): string {
+    return this.telnet ? 'telnet' : this.websocket ? 'websocket' : 'tcp';
   }
 
   /** Where a server listens (tcp: the real port, also when 0 was asked for). */
@@ -399,13 +410,44 @@ export class SocketChardev extends BackendEndpoint {
       this.localText = `${bracket(socket.localAddress ?? '')}:${socket.localPort ?? ''}`;
       this.remoteText = `${bracket(socket.remoteAddress ?? '')}:${socket.remotePort ?? ''}`;
     }
+    if (!this.websocket) {
+      this.connect(socket, socket);
+      return;
+    }
+    // websocket=on: the connection holds the listener (a second client waits)
+    // but counts as open only once the handshake succeeded (websocket.ts).
+    acceptWebSocket(
+      socket,
+      (result) => {
+        if (this.socket !== socket) {
+          if (!(result instanceof WebSocketHandshakeFailed)) result.destroy();
+          return;
+        }
+        if (result instanceof WebSocketHandshakeFailed) {
+          this.notice(`chardev ${this.id}: WebSocket handshake failed: ${result.message}`);
+          socket.destroy();
+          this.socket = null;
+          if (this.listenMode) this.serveNextWaiting();
+          return;
+        }
+        this.connect(socket, result);
+      },
+      (bytes) =>
+        this.notice(
+          `chardev ${this.id}: a WebSocket client sent a text frame; closed as QEMU does (binary frames only), ${bytes} bytes discarded`,
+        ),
+    );
+  }
+
+  /** The connection (raw, or the WebSocket's payload stream) carries bytes now. */
+  private connect(socket: net.Socket, stream: Duplex): void {
     // QEMU sends its telnet negotiation before the connection counts as open
     // (tcp_chr_telnet_init, then tcp_chr_connect).
     const telnet = this.telnet ? new TelnetFilter() : null;
-    if (telnet !== null) socket.write(TELNET_INIT);
+    if (telnet !== null) stream.write(TELNET_INIT);
     this.link = new StreamLink({
-      input: socket,
-      output: socket,
+      input: stream,
+      output: stream,
       owned: true,
       events: {
         data: (chunk) => {

@@ -342,6 +342,27 @@ export class Lab {
     return null;
   }
 
+  /**
+   * chardev-change under a port (a vmchan extra; QEMU 7.2 refuses it for
+   * virtio-serial ports): `next` (same id, opened, free) takes the place of
+   * the backend a port holds. Refused as QEMU refuses a frontend with no
+   * be_change handler when no port holds it (a monitor does). The caller
+   * closes the old backend.
+   */
+  chardevSwap(next: ChardevEndpoint): QemuError | null {
+    const old = this.chardevs.get(next.id);
+    if (old === undefined) return new QemuError(`Chardev '${next.id}' does not exist`);
+    const holder = this.registry.devices
+      .flatMap((device) => device.ports.map((port) => ({ device, port })))
+      .find((p) => p.port.chardev === next.id);
+    if (holder === undefined || !old.attached) {
+      return new QemuError('Chardev user does not support chardev hotswap');
+    }
+    this.chardevs.set(next.id, next);
+    holder.device.changeBackend(holder.port, next);
+    return null;
+  }
+
   /** A backend threw bytes away: report it against the port that holds the chardev. */
   private backendDrop(chardev: string, direction: 'from-host' | 'to-host', bytes: number): void {
     if (!this.events.has('drop')) return;

@@ -43,6 +43,7 @@ import { QemuError, isQemuError } from '../base/qemu-error.js';
 import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
 import { guestRamMiB } from './guest-ram.js';
 import { MuxSlot } from './mux-slot.js';
+import { chardevAddFailure } from './chardev-errors.js';
 import { chardevArg, portArg } from './qemu-print.js';
 import { splitRingSizes } from '../virtio/queue.js';
 import {
@@ -359,6 +360,47 @@ export class Machine implements RunningMachine {
     return null;
   }
 
+  /**
+   * QMP chardev-change, in qmp_chardev_change's order (QEMU 7.2, chardev/char.c):
+   * an unknown id and a mux are refused; a chardev nothing holds is removed
+   * and the new one added (if that add fails the id is gone, as in QEMU); a
+   * chardev a frontend holds is refused unless the frontend can change
+   * backends. QEMU 7.2's virtio-console and monitors cannot ("Chardev user
+   * does not support chardev hotswap"), so that is the answer by default;
+   * `portHotswap` (a vmchan extra) lets a port take the new backend: it is
+   * opened first (a failure leaves the old one in place, QEMU's words
+   * unprefixed), then swapped in under the port, then the old one closes.
+   */
+  async chardevChange(
+    spec: Chardev,
+    options: { portHotswap?: boolean } = {},
+  ): Promise<QemuError | null> {
+    if (this.closing !== null) return new QemuError('the machine is shutting down');
+    const old = this.backends.get(spec.id);
+    if (old === undefined) return new QemuError(`Chardev '${spec.id}' does not exist`);
+    if (isMux(old)) return new QemuError('Mux device hotswap not supported yet');
+    if (!old.attached) {
+      const removed = await this.chardevRemove(spec.id);
+      if (removed !== null) return removed;
+      const failed = await this.openChardev(spec);
+      return failed === null ? null : chardevAddFailure(spec.id, failed);
+    }
+    if (options.portHotswap !== true || this.portsOf(spec.id).length === 0) {
+      return new QemuError('Chardev user does not support chardev hotswap');
+    }
+    const next = await this.createBackend(spec);
+    if (isQemuError(next)) return next;
+    const refused = this.lab.chardevSwap(next);
+    if (refused !== null) {
+      await next.close();
+      return refused;
+    }
+    this.backends.set(spec.id, next);
+    this.chardevSpecs = this.chardevSpecs.map((s) => (s.id === spec.id ? { ...spec } : s));
+    await old.close();
+    return null;
+  }
+
   /** A backend's drop as an engine event, against the port that holds the chardev. */
   private backendDrop(chardev: string, reason: DropReason, bytes: number): void {
     const events = this.lab.events;
@@ -376,13 +418,8 @@ export class Machine implements RunningMachine {
     });
   }
 
-  /** Open a backend and put it in the Lab's table (a mux: its first slot for ports). */
-  private async openChardev(spec: Chardev): Promise<QemuError | null> {
-    if (this.backends.has(spec.id) || this.lab.chardev(spec.id) !== undefined) {
-      return new QemuError(
-        `attempt to add duplicate property '${spec.id}' to object (type 'container')`,
-      );
-    }
+  /** Open a backend (not yet in the Lab's table). */
+  private async createBackend(spec: Chardev): Promise<OpenChardev | QemuError> {
     const opened = await createChardev(spec, {
       post: this.lab.scheduler.post,
       runtimeDir: this.options.runtimeDir,
@@ -391,7 +428,18 @@ export class Machine implements RunningMachine {
         if (reason === 'hangup-unread') this.backendDrop(chardev, 'hangup-unread', bytes);
       },
     });
-    if (isChardevError(opened)) return new QemuError(opened.message);
+    return isChardevError(opened) ? new QemuError(opened.message) : opened;
+  }
+
+  /** Open a backend and put it in the Lab's table (a mux: its first slot for ports). */
+  private async openChardev(spec: Chardev): Promise<QemuError | null> {
+    if (this.backends.has(spec.id) || this.lab.chardev(spec.id) !== undefined) {
+      return new QemuError(
+        `attempt to add duplicate property '${spec.id}' to object (type 'container')`,
+      );
+    }
+    const opened = await this.createBackend(spec);
+    if (isQemuError(opened)) return opened;
     let endpoint: ChardevEndpoint = opened;
     if (isMux(opened)) {
       const slot = this.freeSlot(opened);

@@ -46,6 +46,12 @@ export interface RunningMachine {
   chardevAdd(spec: Chardev): Promise<QemuError | null>;
   /** `chardev-remove`: refused while in use ("Chardev 'c1' is busy"); closes the backend. */
   chardevRemove(id: string): Promise<QemuError | null>;
+  /**
+   * `chardev-change` (QEMU 7.2's errors and order; see Machine.chardevChange).
+   * `portHotswap`: a vmchan extra letting a port take the new backend, which
+   * QEMU 7.2's virtio-console refuses.
+   */
+  chardevChange(spec: Chardev, options?: { portHotswap?: boolean }): Promise<QemuError | null>;
   /** `device_add` of a port (hot-plug once booted, D8; refusals of D3 in QEMU's words). */
   deviceAdd(request: PortAddRequest): QemuError | null;
   /**

@@ -81,6 +81,16 @@ export const COMMANDS: readonly HmpCommand[] = [
     run: (hmp, a) => chardevAdd(hmp, a.get('args') as string),
   },
   {
+    name: 'chardev-change',
+    args: [
+      ['id', 's'],
+      ['args', 's'],
+    ],
+    params: 'id args',
+    help: 'change chardev',
+    run: (hmp, a) => chardevChange(hmp, a.get('id') as string, a.get('args') as string),
+  },
+  {
     name: 'chardev-remove',
     args: [['id', 's']],
     params: 'id',
@@ -204,6 +214,22 @@ async function chardevAdd(hmp: HmpContext, text: string): Promise<void> {
   const built = buildChardev(new ChardevOpts(id, pairs), { stdioInUse: false, daemonize: false });
   if (!built.ok) return hmp.report(new QemuError(built.error.message));
   hmp.report(await hmp.machine.chardevAdd(built.chardev));
+}
+
+/** hmp_chardev_change: the backend from `args` (which must not name an id), then chardev-change. */
+async function chardevChange(hmp: HmpContext, id: string, text: string): Promise<void> {
+  const pairs = splitOpts(text, 'backend');
+  const optsError = checkChardevPairs(pairs)?.message;
+  if (optsError !== undefined) {
+    hmp.print(`${optsError}\n`);
+    hmp.report(new QemuError('Parsing chardev args failed'));
+    return;
+  }
+  if (pairs.some((x) => x.key === 'id'))
+    return hmp.report(new QemuError("Unexpected 'id' parameter"));
+  const built = buildChardev(new ChardevOpts(id, pairs), { stdioInUse: false, daemonize: false });
+  if (!built.ok) return hmp.report(new QemuError(built.error.message));
+  hmp.report(await hmp.machine.chardevChange(built.chardev, { portHotswap: hmp.hub.portHotswap }));
 }
 
 /** hmp_device_add: the `O` argument's pairs, then device_add as QMP runs it. */

@@ -21,7 +21,16 @@ export interface HubOptions {
   onQuit?: () => void;
   /** QMP events: QEMU's rate limits ('qemu', the default) or every event at once ('all', Q5). */
   qmpEvents?: QmpEventsMode;
+  /**
+   * chardev-change under a virtio-serial port: 'qemu' (the default) refuses
+   * as QEMU 7.2 does (virtio-console has no be_change handler); 'ports' is a
+   * vmchan extra that swaps the backend under the running port.
+   */
+  chardevChange?: ChardevChangeMode;
 }
+
+export type ChardevChangeMode = 'qemu' | 'ports';
+export const CHARDEV_CHANGE_MODES: readonly ChardevChangeMode[] = ['qemu', 'ports'];
 
 export class MonitorHub {
   private readonly sinks = new Set<EventSink>();
@@ -59,6 +68,11 @@ export class MonitorHub {
   add(sink: EventSink): () => void {
     this.sinks.add(sink);
     return () => this.sinks.delete(sink);
+  }
+
+  /** May chardev-change swap a backend under a port (the vmchan extra)? */
+  get portHotswap(): boolean {
+    return this.options.chardevChange === 'ports';
   }
 
   wasHotplugged(port: SerialPort): boolean {

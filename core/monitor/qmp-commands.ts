@@ -7,6 +7,8 @@
 import type { RunningMachine } from '../machine/running.js';
 import { QemuError, isQemuError } from '../base/qemu-error.js';
 import { chardevFromQmp } from './chardev-spec.js';
+import { chardevAddFailure } from '../machine/chardev-errors.js';
+import type { Chardev } from '../machine/topology.js';
 import { deviceAdd, optsFromQdict } from './device-add.js';
 import type { MonitorHub } from './hub.js';
 import { ringbufCheck } from './machine-view.js';
@@ -54,6 +56,13 @@ export function cString(bytes: Uint8Array): string {
 
 const none: QapiMembers = {};
 
+/** ChardevReturn: a pty's path, from its filename ("pty:/dev/pts/N"); else empty. */
+function chardevReturn(machine: RunningMachine, spec: Chardev): QObject {
+  if (spec.backend.kind !== 'pty') return {};
+  const filename = machine.chardevs().find((c) => c.id === spec.id)?.filename ?? '';
+  return filename.startsWith('pty:') ? { pty: filename.slice(4) } : {};
+}
+
 const COMMANDS: QmpCommand[] = [
   {
     name: 'query-version',
@@ -81,12 +90,24 @@ const COMMANDS: QmpCommand[] = [
     run: async ({ machine }, _args, raw) => {
       const spec = chardevFromQmp(raw);
       if (isQemuError(spec)) return spec;
+      if (machine.chardevs().some((c) => c.id === spec.id)) {
+        return new QemuError(`Chardev with id '${spec.id}' already exists`);
+      }
       const refused = await machine.chardevAdd(spec);
+      if (refused !== null) return chardevAddFailure(spec.id, refused);
+      return chardevReturn(machine, spec);
+    },
+  },
+  {
+    // qmp_chardev_change (QEMU 7.2): same arguments as chardev-add.
+    name: 'chardev-change',
+    args: 'any',
+    run: async ({ machine, hub }, _args, raw) => {
+      const spec = chardevFromQmp(raw);
+      if (isQemuError(spec)) return spec;
+      const refused = await machine.chardevChange(spec, { portHotswap: hub.portHotswap });
       if (refused !== null) return refused;
-      if (spec.backend.kind !== 'pty') return {};
-      // ChardevReturn: the pty's path, from its filename ("pty:/dev/pts/N").
-      const filename = machine.chardevs().find((c) => c.id === spec.id)?.filename ?? '';
-      return filename.startsWith('pty:') ? { pty: filename.slice(4) } : {};
+      return chardevReturn(machine, spec);
     },
   },
   {

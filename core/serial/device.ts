@@ -277,6 +277,11 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     return port;
   }
 
+  /** chardev-change under a plugged port (a vmchan extra, see PortFrontend.changeBackend). */
+  changeBackend(port: SerialPort, endpoint: ChardevEndpoint): void {
+    this.frontends.get(port)?.changeBackend(endpoint);
+  }
+
   /** Hot-unplug (remove_port + unrealize): D8. */
   unplugPort(port: SerialPort): void {
     if (this.byNr.get(port.nr) !== port) return;

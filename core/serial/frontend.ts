@@ -45,20 +45,15 @@ export class PortFrontend {
 
   constructor(
     private readonly port: SerialPort,
-    private readonly endpoint: ChardevEndpoint | null,
+    private endpoint: ChardevEndpoint | null,
     private readonly bus: PortBus,
     private readonly consoleBackpressure: ConsoleBackpressure,
   ) {}
 
   /** virtconsole_realize: take the backend. The caller checked that it is free. */
   realize(): void {
-    const endpoint = this.endpoint;
-    if (endpoint === null) return;
-    endpoint.attach({
-      canRead: () => this.bus.guestReadyBytes(this.port),
-      read: (bytes) => this.bus.writeToGuest(this.port, bytes),
-      event: (event) => this.onBackendEvent(event),
-    });
+    if (this.endpoint === null) return;
+    this.attachHandlers(this.endpoint);
     // "For consoles we don't block guest data transfer just because nothing
     // is connected": a console with a backend is host-connected from the start.
     if (this.port.isConsole) this.bus.hostOpened(this.port);
@@ -69,6 +64,38 @@ export class PortFrontend {
     this.cancelWatch?.();
     this.cancelWatch = null;
     this.endpoint?.detach();
+  }
+
+  /**
+   * chardev-change under this port (a vmchan extra: QEMU 7.2's virtio-console
+   * registers no be_change handler and refuses). Follows qmp_chardev_change's
+   * order: when the old backend had a peer and the new one has none the port
+   * sees 'closed' first; then the new backend takes the handlers (it sends
+   * 'opened' itself if a peer is already there), learns whether the guest has
+   * the port open, and is asked for input. A write watch on the old backend
+   * is dropped and the port unthrottled, so pending guest bytes go to the new one.
+   */
+  changeBackend(next: ChardevEndpoint): void {
+    const old = this.endpoint;
+    if (old !== null && old.connected && !next.connected) this.onBackendEvent('closed');
+    if (this.cancelWatch !== null) {
+      this.cancelWatch();
+      this.cancelWatch = null;
+      if (this.port.throttled) this.bus.setThrottled(this.port, false);
+    }
+    old?.detach();
+    this.endpoint = next;
+    this.attachHandlers(next);
+    if (!this.port.isConsole) next.setFrontendOpen(this.port.guestConnected);
+    next.acceptInput();
+  }
+
+  private attachHandlers(endpoint: ChardevEndpoint): void {
+    endpoint.attach({
+      canRead: () => this.bus.guestReadyBytes(this.port),
+      read: (bytes) => this.bus.writeToGuest(this.port, bytes),
+      event: (event) => this.onBackendEvent(event),
+    });
   }
 
   get hasBackend(): boolean {

@@ -212,6 +212,11 @@ const REFUSED: [string[], string][] = [
   [['-foo'], 'vmchan: -foo: invalid option'],
   // Q5: the QMP event mode is 'qemu' (rate-limited, the default) or 'all'.
   [['--qmp-events', 'bogus'], "argument 'bogus' is invalid. Allowed choices are qemu, all"],
+  // Q6: chardev-change under a port: 'qemu' (refused as QEMU 7.2, the default) or 'ports'.
+  [
+    ['--qmp-chardev-change', 'bogus'],
+    "argument 'bogus' is invalid. Allowed choices are qemu, ports",
+  ],
   [['-chardev'], 'vmchan: -chardev: requires an argument'],
   [['-chardev', 'socket,id=x,server=maybe'], "Parameter 'server' expects 'on' or 'off'"],
   [['-chardev', 'bogus,id=x'], "'bogus' is not a valid char driver name"],

@@ -450,7 +450,6 @@ describe('valid command lines (H1, H2)', () => {
     // in QEMU either and are accepted.
     test.each([
       ['host=::,port=4555,server=on,tn3270=on', 'tn3270', 'the TN3270 protocol (tn3270)'],
-      ['host=::,port=4555,server=on,websocket=on', 'websocket', 'WebSocket servers (websocket)'],
       ['host=::,port=4555,server=on,tls-creds=t0', 'tls-creds', 'TLS on sockets (tls-creds)'],
       [
         'path=/tmp/a.sock,server=on,abstract=on',
@@ -473,6 +472,26 @@ describe('valid command lines (H1, H2)', () => {
       expect(t.chardevs[0]?.ignoredKeys).toBeUndefined();
       const back = parseQemuArgs(printQemuArgs(t).args);
       expect(back.ok && back.value.chardevs[0]?.backend).toEqual(t.chardevs[0]?.backend);
+    });
+
+    test('websocket=on is modelled on a server (handshake, binary frames); a client is refused as QEMU does', () => {
+      const { t } = parse([
+        '-chardev',
+        'socket,id=w,host=127.0.0.1,port=4555,server=on,wait=off,websocket=on',
+      ]);
+      expect(t.chardevs[0]?.backend).toMatchObject({
+        kind: 'socket',
+        server: true,
+        websocket: true,
+      });
+      const back = parseQemuArgs(printQemuArgs(t).args);
+      expect(back.ok && back.value.chardevs[0]?.backend).toEqual(t.chardevs[0]?.backend);
+      // qemu_chr_parse_socket: "Websocket client is not implemented".
+      const client = parseQemuArgs([
+        '-chardev',
+        'socket,id=w,host=127.0.0.1,port=4555,websocket=on',
+      ]);
+      expect(!client.ok && client.error.message).toBe('Websocket client is not implemented');
     });
 
     test('a refused option written off is accepted (it does nothing in QEMU either)', () => {

@@ -143,6 +143,26 @@ describe('Q4 D3 D8 hot-plug through HMP', () => {
     expect(await hmp.command('device_add')).toBe("Error: Parameter 'driver' is missing\r\n");
   });
 
+  it('Q6 chardev-change as QEMU 7.2 HMP answers it (checked with -monitor stdio)', async () => {
+    // A virtserialport's chardev: virtio-console has no be_change handler.
+    expect(await hmp.command('chardev-change c1 null')).toBe(
+      'Error: Chardev user does not support chardev hotswap\r\n',
+    );
+    expect(await hmp.command('chardev-change nope null')).toBe(
+      "Error: Chardev 'nope' does not exist\r\n",
+    );
+    expect(await hmp.command('chardev-change c1 null,id=x')).toBe(
+      "Error: Unexpected 'id' parameter\r\n",
+    );
+    expect(await hmp.command('chardev-change c1 socket,foo=1')).toBe(
+      "Invalid parameter 'foo'\r\nError: Parsing chardev args failed\r\n",
+    );
+    // A chardev nothing holds is replaced.
+    expect(await hmp.command('chardev-add null,id=free')).toBe('');
+    expect(await hmp.command('chardev-change free ringbuf,size=1024')).toBe('');
+    expect(await hmp.command('ringbuf_write free x')).toBe('');
+  });
+
   it('ringbuf_write then ringbuf_read', async () => {
     await hmp.command('chardev-add ringbuf,id=rb,size=1024');
     expect(await hmp.command('ringbuf_write rb "hello\\r\\nback\\\\slash"')).toBe('');
@@ -176,6 +196,7 @@ describe("Q4 the command parser's own complaints, and help", () => {
     const all = await hmp.command('help');
     expect(all.split('\r\n').filter((l) => l !== '')).toEqual([
       'chardev-add args -- add chardev',
+      'chardev-change id args -- change chardev',
       'chardev-remove id -- remove chardev',
       'device_add driver[,prop=value][,...] -- add device, like -device on the command line',
       'device_del device -- remove device',

@@ -44,13 +44,14 @@ const schema = z.object({
    * sun_path), the form Node binds; tight=off stays in ignoredKeys.
    */
   abstract: z.literal(true).optional(),
+  /** websocket=on (server only): the HTTP upgrade handshake, then binary frames (websocket.ts). */
+  websocket: z.literal(true).optional(),
 });
 export type SocketBackend = z.infer<typeof schema>;
 
 /** Options QEMU's socket chardev implements and vmchan does not (H1): refused, never ignored. */
 const REFUSED: Readonly<Record<string, string>> = {
   tn3270: 'the TN3270 protocol (tn3270)',
-  websocket: 'WebSocket servers (websocket)',
   'tls-creds': 'TLS on sockets (tls-creds)',
   'tls-authz': 'TLS client authorization (tls-authz)',
   to: 'port ranges (to)',
@@ -137,6 +138,7 @@ function parse(opts: OptionReader): SocketBackend | SpecProblem {
     backend.reconnect = r > 0n ? Number(r) : 0;
   }
   if (opts.bool('telnet', false)) backend.telnet = true;
+  if (opts.bool('websocket', false)) backend.websocket = true;
   if (opts.bool('abstract', false) && address.type === 'unix') {
     // QEMU's default tight=on binds the name at its own length; Node binds the
     // padded form, which is QEMU's tight=off, so only that one is emulated.
@@ -186,7 +188,7 @@ function readWire(d: Readonly<Record<string, unknown>>): SocketBackend | QemuErr
   }
   const address = addressFromWire(addrData);
   if (address instanceof QemuError) return address;
-  for (const key of ['tn3270', 'websocket', 'tls-creds', 'tls-authz']) {
+  for (const key of ['tn3270', 'tls-creds', 'tls-authz']) {
     const v = d[key];
     if (v === true || typeof v === 'string') return notEmulated(REFUSED[key] ?? key);
   }
@@ -202,6 +204,7 @@ function readWire(d: Readonly<Record<string, unknown>>): SocketBackend | QemuErr
     backend.reconnect = r > 0 ? r : 0;
   }
   if (d.telnet === true) backend.telnet = true;
+  if (d.websocket === true) backend.websocket = true;
   return backend;
 }
 
@@ -231,6 +234,7 @@ export const socketKind = defineKind(schema, {
       'reconnect',
       'telnet',
       'abstract',
+      'websocket',
     ],
     refused: REFUSED,
     parse,
@@ -246,6 +250,7 @@ export const socketKind = defineKind(schema, {
       if (b.reconnect !== undefined) pairs.push(['reconnect', String(b.reconnect)]);
       if (b.telnet === true) pairs.push(['telnet', 'on']);
       if (b.abstract === true) pairs.push(['abstract', 'on']);
+      if (b.websocket === true) pairs.push(['websocket', 'on']);
       return pairs;
     },
   },
@@ -313,6 +318,7 @@ export const socketKind = defineKind(schema, {
       if (b.server && b.wait)
         lost('wait=on is not expressed: libvirt starts every server socket with wait=off');
       if (b.nodelay) lost('nodelay=on has no libvirt attribute');
+      if (b.websocket === true) lost('websocket=on has no libvirt form');
       if (b.address.type === 'unix') {
         if (b.telnet === true) lost('telnet=on on a unix socket has no libvirt form');
         if (b.abstract === true) return { skip: 'libvirt has no abstract unix socket source' };
@@ -353,6 +359,7 @@ export const socketKind = defineKind(schema, {
       if (b.nodelay) data.nodelay = true;
       if (b.reconnect !== undefined) data.reconnect = b.reconnect;
       if (b.telnet === true) data.telnet = true;
+      if (b.websocket === true) data.websocket = true;
       return { type: 'socket', data };
     },
   },
