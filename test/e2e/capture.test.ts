@@ -134,7 +134,9 @@ describe.runIf(ready)('the capture view in Chromium', () => {
     const dirs = await rows().evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-dir')));
     expect(dirs.length).toBeGreaterThan(0);
     expect(dirs.every((d) => d === 'guest-to-host')).toBe(true);
-    const kinds = await rows().evaluateAll((trs) => trs.map((tr) => tr.children[4]?.textContent));
+    const kinds = await rows().evaluateAll((trs) =>
+      trs.map((tr) => tr.children[4]?.getAttribute('data-kind')),
+    );
     expect(kinds.every((k) => k === 'data')).toBe(true);
     const matched = await count();
 
@@ -221,7 +223,7 @@ describe.runIf(ready)('the capture view in Chromium', () => {
     await page.locator('[data-action=open-capture]').click();
     await page.locator('[data-dialog=open-capture] [data-field=path]').fill(file);
     await page.locator('[data-dialog=open-capture] [data-submit]').click();
-    await expect.poll(count, { timeout: 30_000 }).toBe(BIG);
+    await expect.poll(count, { timeout: 120_000 }).toBe(BIG);
     await rows().first().waitFor();
     const openMs = performance.now() - t;
 
