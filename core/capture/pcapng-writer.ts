@@ -248,7 +248,10 @@ export class PcapngWriter implements CaptureSink {
       });
     }
     const w = new PcapngWriter(new FdOutput(fd, path), options);
-    return w.failed ?? w;
+    // The section header is on disk at once: a reader that opens the file
+    // before the first timed flush (the app's "Show live") finds a capture
+    // with no records yet, never an empty file.
+    return w.failed ?? w.flush() ?? w;
   }
 
   /** Write to any output (an already open fd via FdOutput, or MemoryOutput). */
