@@ -415,7 +415,10 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       if (this.unread > 0) this.onDrop('hangup-unread', this.unread);
       this.unread = 0;
     }
-    this.counters.dropped[this.goneReason] += this.inbound.clear();
+    const cleared = this.inbound.clear();
+    this.counters.dropped[this.goneReason] += cleared;
+    // The peer's own hang-up is told to the lab (vmchan's hangUp() reports its own drops).
+    if (cleared > 0 && this.goneReason === 'peer-gone') this.onDrop('peer-gone', cleared);
     if (this.sourcePaused) {
       this.sourcePaused = false;
       this.resumeSource();

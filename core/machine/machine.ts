@@ -426,6 +426,8 @@ export class Machine implements RunningMachine {
       ...(this.options.onNotice !== undefined ? { onNotice: this.options.onNotice } : {}),
       onDrop: (chardev, reason, bytes) => {
         if (reason === 'hangup-unread') this.backendDrop(chardev, 'hangup-unread', bytes);
+        // Host bytes the backend held for the guest when the host left.
+        else if (reason === 'peer-gone') this.backendDrop(chardev, 'host-hung-up', bytes);
       },
     });
     return isChardevError(opened) ? new QemuError(opened.message) : opened;
