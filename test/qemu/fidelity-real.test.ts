@@ -361,7 +361,7 @@ describeRealGuest(
         );
         let written = false;
         void writeAll(host, Buffer.alloc(total, 0x61)).then(() => (written = true));
-        await until('the host write handed to the kernel', async () => written, Boolean, 30_000);
+        await until('the host write handed to the kernel', async () => written, Boolean, 60_000);
         host.destroy();
         await until(
           'host gone',
@@ -370,7 +370,15 @@ describeRealGuest(
           30_000,
         );
       };
+      // QEMU reads the host only once it knows the guest opened the port
+      // (VSERPORT_CHANGE): writing before that would fill the socket and wait.
+      let qemuSawOpen = false;
+      qemu.on('VSERPORT_CHANGE', (e) => {
+        const d = e.data as { id?: string; open?: boolean };
+        if (d.id === 'port6' && d.open === true) qemuSawOpen = true;
+      });
       await sh('exec 6<>/dev/virtio-ports/org.test.port.6');
+      await until('QEMU to see the guest open port6', async () => qemuSawOpen, Boolean, 30_000);
       await sendAndHangUp(guest.portSocket('port6'), qemuChardev);
       const real = await sh('wc -c <&6; exec 6>&-', 30_000);
       const realGot = Number(real.output.trim());
@@ -386,7 +394,7 @@ describeRealGuest(
         expect(got).toBeGreaterThan(120 * 4096);
         expect(got).toBeLessThanOrEqual(128 * 4096);
       }
-    }, 120_000);
+    }, 240_000);
 
     it('L11 /dev/hvc0 to /dev/hvc7 exist on both; hvc1 has no console and opens ENODEV', async () => {
       const real = await sh('ls /dev | grep "^hvc" | sort');
