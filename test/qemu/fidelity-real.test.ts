@@ -343,12 +343,13 @@ describeRealGuest(
       expect(drops).toEqual([7]);
     }, 60_000);
 
-    it('H4 600,000 bytes to an open port the guest does not read, then hang-up: both guests get only their buffers worth', async () => {
+    it('H4 540,000 bytes to an open port the guest does not read, then hang-up: both guests get only their buffers worth', async () => {
       // The issue measured 736,000 bytes; here the unix socket holds only
       // about 100 KiB beyond the guest's 512 KiB of receive buffers (measured:
-      // 626,688 accepted in all), and this host waits for its write to
-      // complete, so it sends what surely fits.
-      const total = 600_000;
+      // 626,688 accepted in all, less on a busy machine), and this host waits
+      // for its write to complete, so it sends what surely fits: more than
+      // the guest's buffers hold, well under what the path accepts.
+      const total = 540_000;
       const sendAndHangUp = async (
         sock: string,
         chardev: (l: string) => Promise<{ filename: string }>,
