@@ -14,6 +14,7 @@ import { ApiService } from '../../core/api/service.js';
 import { startWebServer, type WebServer } from '../../core/api/web-server.js';
 import { API_CASES } from './web-api.cases.js';
 import { expectClearLine } from './clear.js';
+import { until } from '../until.js';
 
 let service: ApiService;
 let server: WebServer;
@@ -81,11 +82,7 @@ describe('bad input: WebSocket frames', () => {
     });
     for (const [, frame] of FRAMES) ws.send(frame);
     ws.send(JSON.stringify({ t: 'req', id: 77, command: { cmd: 'hello' } }));
-    const deadline = Date.now() + 5000;
-    while (!answers.some((a) => a.id === 77)) {
-      if (Date.now() > deadline) throw new Error('hello after the bad frames was not answered');
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    await until(() => answers.some((a) => a.id === 77), 'the hello sent after the bad frames');
     const errors = answers.filter((a) => a.id !== 77);
     expect(errors).toHaveLength(FRAMES.length);
     FRAMES.forEach(([name, , want], i) => {

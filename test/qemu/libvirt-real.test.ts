@@ -99,7 +99,9 @@ describe.skipIf(problem !== '' && !inCi)(
       for (const c of started) {
         const gone = new Promise((res) => c.once('exit', res));
         c.kill('SIGTERM');
+        // A daemon gets 5 s to stop on SIGTERM; one still running then is killed.
         await Promise.race([gone, new Promise((res) => setTimeout(res, 5000))]);
+        if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
       }
       if (runDir) fs.rmSync(runDir, { recursive: true, force: true });
     }, 60_000);
