@@ -64,6 +64,11 @@ export class HostTerminals {
     return this.sockets.has(chardev);
   }
 
+  /** The chardevs the app holds a client socket on (listed with the terminals, closable). */
+  held(): string[] {
+    return [...this.sockets.keys()];
+  }
+
   /**
    * Send `bytes` as the chardev's host application: the terminal connects
    * first when nobody is there. Answers the count, or why not.

@@ -38,6 +38,7 @@ import {
   TerminalCommandSchemas,
   TerminalOutputSchema,
   TerminalResults,
+  TerminalSessionSchema,
 } from './terminal-contract.js';
 
 // ------------------------------------------------------------------ basics
@@ -243,16 +244,31 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   /** device_del (D8): the port leaves the guest. */
   z.object({ cmd: z.literal('unplugPort'), port: PortRefSchema }),
   /**
-   * Put a port's host side on a chardev (an existing one, or `newChardev`).
+   * Re-point a port at another chardev (an existing one, or `newChardev`).
    * QEMU cannot re-point a live port, so this is what a person does there:
    * device_del and device_add again with the same id, nr and name.
+   * (Connecting a host application to the chardev a port has is
+   * `openTerminal` with side `host`.)
    */
+  z.object({
+    cmd: z.literal('repointPort'),
+    port: PortRefSchema,
+    chardev: Id.optional(),
+    newChardev: ChardevSpecSchema.optional(),
+  }),
+  /** The former name of `repointPort` (kept for scripts that use it): the same operation. */
   z.object({
     cmd: z.literal('connectHost'),
     port: PortRefSchema,
     chardev: Id.optional(),
     newChardev: ChardevSpecSchema.optional(),
   }),
+  /**
+   * Reset a device as its guest driver recovers from NEEDS_RESET: the
+   * driver lets go (status 0 resets the device) and binds again
+   * (negotiation, rings, DEVICE_READY, the ports announced again).
+   */
+  z.object({ cmd: z.literal('resetDevice'), device: DeviceName }),
   /** Take the host application away: the socket client (or in-app peer) hangs up. */
   z.object({ cmd: z.literal('disconnectHost'), port: PortRefSchema }),
   z.object({
@@ -471,6 +487,12 @@ export const TopologySnapshotSchema = z.object({
   attached: AttachedInfoSchema.nullable().optional(),
   /** What the session served can do (session.ts CAPABILITIES), with the reason where it cannot. */
   capabilities: z.record(z.string(), CanSchema).optional(),
+  /**
+   * Every session the app holds on a port (terminals, Send holds) and the
+   * monitor consoles: the Console tab lists them, the inspector says who
+   * holds a side (issue 17).
+   */
+  sessions: z.array(TerminalSessionSchema).optional(),
 });
 export type TopologySnapshot = z.infer<typeof TopologySnapshotSchema>;
 
@@ -628,7 +650,12 @@ export const ResultSchemas = {
   chardevForms: z.array(ChardevFormChoiceSchema),
   hotplugPort: PortSnapshotSchema,
   unplugPort: Empty,
+  repointPort: PortSnapshotSchema,
   connectHost: PortSnapshotSchema,
+  resetDevice: z.object({
+    device: z.string(),
+    state: z.enum(['running', 'needs-reset', 'stopped']),
+  }),
   disconnectHost: PortSnapshotSchema,
   startCapture: CaptureStateSchema,
   stopCapture: CaptureStateSchema,

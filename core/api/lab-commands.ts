@@ -37,7 +37,7 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
     ctx.changed();
     return answer;
   };
-  return {
+  const table: CommandTable = {
     createDevice: (c) => {
       const d = s.createDevice(c.device);
       ctx.vrings.watchDevices(); // its negotiation is recorded from the guest's probe on
@@ -84,7 +84,7 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
       const err = s.unplugPort(c.port);
       return err === null ? changed(ok({})) : failWith(err);
     },
-    connectHost: async (c) => {
+    repointPort: async (c) => {
       let chardev = c.chardev;
       if (c.newChardev !== undefined) {
         const config = chardevFromSpec(c.newChardev, s.runtimeDir);
@@ -94,13 +94,34 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
         chardev = c.newChardev.id;
       }
       if (chardev === undefined)
-        return fail('InvalidRequest', 'connectHost needs chardev or newChardev');
+        return fail('InvalidRequest', `${c.cmd} needs chardev or newChardev`);
       const port = s.replug(c.port, chardev);
       if (isVmchanError(port)) {
         if (c.newChardev !== undefined) await s.removeChardev(c.newChardev.id);
         return failWith(port);
       }
       return changed(ok(s.portSnapshot(s.device(c.port.device)!, port)));
+    },
+    // The former name of repointPort.
+    connectHost: (c) => {
+      const repoint = table.repointPort;
+      return repoint instanceof Refusal ? repoint.answer() : repoint({ ...c, cmd: 'repointPort' });
+    },
+    resetDevice: async (c) => {
+      const device = s.device(c.device);
+      if (device === undefined) return fail('NotFound', `Device '${c.device}' not found`);
+      // The driver's re-init is guest work: while paused it runs at Run or Step, and the
+      // answer does not wait for it (no command waits on a paused engine).
+      const reset = s.resetDevice(device.name);
+      if (s.lab.scheduler.mode === 'step') {
+        void reset; // a failure is a line in the events (LabSession.resetDevice)
+      } else {
+        const err = await reset;
+        if (err !== null) return failWith(err);
+      }
+      ctx.engineChanged();
+      const snap = s.devices().find((d) => d.name === device.name);
+      return changed(ok({ device: device.name, state: snap?.state ?? 'stopped' }));
     },
     disconnectHost: (c) => {
       const err = s.disconnectHost(c.port);
@@ -191,4 +212,5 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
       return typeof r === 'string' ? fail('Refused', r) : changed(ok({ running: r }));
     },
   };
+  return table;
 }

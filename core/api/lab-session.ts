@@ -124,8 +124,8 @@ export class LabSession implements Session {
   private readonly addedDevices = new Map<string, DeviceConfig>();
   /** Chardevs as the configuration wrote them, where the lab serves them elsewhere. */
   private readonly original: Map<string, Chardev>;
-  /** Guest-side terminal descriptors, by port key. */
-  private readonly terminals = new Map<string, number>();
+  /** Guest-side descriptors Send as guest opened (and keeps), by port key, with the node. */
+  private readonly terminals = new Map<string, { fd: number; node: string }>();
   /** Host-side terminals (the app as a socket client). */
   private readonly hostTerminals = new HostTerminals();
   readonly workloads: DemoWorkloads | null;
@@ -399,6 +399,24 @@ export class LabSession implements Session {
   }
 
   /**
+   * Reset a device after NEEDS_RESET as its guest driver would (the
+   * engine's Lab.resetDevice: the driver lets go and binds again). What
+   * Send held on its ports goes with the guest's ports; the vring view
+   * starts the device's rings afresh.
+   */
+  async resetDevice(name: string): Promise<VmchanError | null> {
+    for (const d of this.lab.registry.devices) {
+      if (d.name !== name) continue;
+      for (const p of d.ports) this.closeTerminal({ device: d.name, nr: p.nr });
+    }
+    const err = await this.lab.resetDevice(name);
+    if (err !== null) this.report(`reset of ${name}: ${err.message}`);
+    else this.report(`${name} reset: the guest driver bound again`);
+    this.onChange();
+    return err;
+  }
+
+  /**
    * The host application hangs up, as if it went away: core/chardev's
    * hangUp() closes the chardev's current connection, whoever holds it (the
    * app's terminal, a demo host program, socat or any outside client). A
@@ -489,7 +507,7 @@ export class LabSession implements Session {
     bytes: Uint8Array,
   ): Promise<number | VmchanError> {
     const files = this.lab.guest.files;
-    let fd: number | VmchanError | undefined = this.terminals.get(key);
+    let fd: number | VmchanError | undefined = this.terminals.get(key)?.fd;
     if (fd === undefined) {
       // One open per port, however many writes queue behind it while paused.
       let opening = this.opening.get(key);
@@ -499,7 +517,7 @@ export class LabSession implements Session {
         opening = files.open(node, O_RDWR | O_NONBLOCK).then((opened) => {
           this.opening.delete(key);
           if (isErrno(opened)) return refused(opened.toString());
-          this.terminals.set(key, opened);
+          this.terminals.set(key, { fd: opened, node });
           this.onChange();
           return opened;
         });
@@ -521,10 +539,54 @@ export class LabSession implements Session {
 
   private closeTerminal(ref: PortRef): void {
     const key = `${ref.device}:${ref.nr}`;
-    const fd = this.terminals.get(key);
-    if (fd === undefined) return;
+    const held = this.terminals.get(key);
+    if (held === undefined) return;
     this.terminals.delete(key);
-    void this.lab.guest.files.close(fd);
+    void this.lab.guest.files.close(held.fd);
+  }
+
+  /**
+   * The port sides Send keeps open between writes (the host client socket,
+   * the guest's descriptor): the terminal service lists them beside the
+   * terminals, so nothing the app holds on a port is hidden (issue 17).
+   */
+  sendHolds(): { port: PortRef; side: 'host' | 'guest'; label: string; path: string }[] {
+    const out: { port: PortRef; side: 'host' | 'guest'; label: string; path: string }[] = [];
+    for (const d of this.lab.registry.devices) {
+      for (const p of d.ports) {
+        const port = { device: d.name, nr: p.nr };
+        const label = portLabel(p, d.name);
+        if (p.chardev !== null && this.hostTerminals.has(p.chardev)) {
+          const where = listenAddress(this.machine.backend(p.chardev));
+          const path =
+            where === null ? p.chardev : where.startsWith('/') ? `unix:${where}` : `tcp:${where}`;
+          out.push({ port, side: 'host', label, path });
+        }
+        const held = this.terminals.get(`${d.name}:${p.nr}`);
+        if (held !== undefined) out.push({ port, side: 'guest', label, path: held.node });
+      }
+    }
+    return out;
+  }
+
+  /** Let go of what Send holds on one side of a port: the host client hangs up, the guest closes. */
+  releaseSend(ref: PortRef, side: 'host' | 'guest'): boolean {
+    const found = this.port(ref);
+    if (isVmchanError(found)) return false;
+    if (side === 'host') {
+      const id = found.port.chardev;
+      const dropped = id !== null && this.hostTerminals.drop(id);
+      if (dropped) this.onChange();
+      return dropped;
+    }
+    const key = `${ref.device}:${ref.nr}`;
+    const held = this.terminals.get(key);
+    if (held === undefined) return false;
+    this.terminals.delete(key);
+    // A guest system call: while paused it runs at the next Run or Step, and nothing waits for it.
+    void this.lab.guest.files.close(held.fd).then(() => this.onChange());
+    this.onChange();
+    return true;
   }
 
   async setWorkload(

@@ -114,6 +114,7 @@ export function reachOf(command: unknown): Reach[] {
       out = specReach(c.port.newChardev?.backend);
       break;
     case 'connectHost':
+    case 'repointPort':
       out = specReach(c.newChardev?.backend);
       break;
     case 'importConfig':

@@ -115,6 +115,7 @@ export class ApiService {
     session: () => this.lab,
     hostSocket: (ref) => this.current.hostSocket(ref),
     changed: () => this.topologyChanged(),
+    servesLab: () => this.current === this.lab,
   });
   private unsubscribe: (() => void)[] = [];
   private eventSeq = 0;
@@ -619,6 +620,7 @@ export class ApiService {
         : ports,
       chardevs: s.chardevs(),
       capabilities,
+      sessions: this.terminals.list(),
       ...(info !== null ? { attached: info } : {}),
     };
   }

@@ -43,6 +43,11 @@ export const TerminalSessionSchema = z.object({
   path: z.string(),
   /** Still running (false once the port went away, the host hung up, `quit`...). */
   open: z.boolean(),
+  /**
+   * Who opened it: a terminal (the Console tab), or the inspector's Send,
+   * which keeps its side of the port between writes. Absent: a terminal.
+   */
+  origin: z.enum(['terminal', 'send']).optional(),
 });
 export type TerminalSession = z.infer<typeof TerminalSessionSchema>;
 
@@ -70,7 +75,10 @@ export const TerminalCommandSchemas = [
     data: z.string().max(TERMINAL_INPUT_QUEUE),
     base64: z.boolean().optional(),
   }),
-  /** End the session: the guest program closes the port, the host client hangs up. */
+  /**
+   * End the session: the guest program closes the port, the host client
+   * hangs up. A Send hold (`origin: 'send'`) is let go of the same way.
+   */
   z.object({ cmd: z.literal('closeTerminal'), session: z.string().min(1).max(64) }),
   /** The sessions open now (a screen that reloads takes them up again). */
   z.object({ cmd: z.literal('listTerminals') }),

@@ -54,6 +54,19 @@ export interface TerminalHost {
   hostSocket?(ref: PortRef): HostSocket | string | null;
   /** Something the topology shows changed (a guest open, a monitor's hot-plug). */
   changed(): void;
+  /** False while something else than the lab is served (an attached QEMU): no Send holds then. */
+  servesLab?(): boolean;
+}
+
+/** The session id of a Send hold: `send:host:vser0:1`. */
+export function sendSessionId(side: TerminalSide, port: PortRef): string {
+  return `send:${side}:${port.device}:${port.nr}`;
+}
+
+function parseSendSessionId(id: string): { side: TerminalSide; port: PortRef } | null {
+  const m = /^send:(host|guest):(.+):(\d+)$/.exec(id);
+  if (m === null) return null;
+  return { side: m[1] as TerminalSide, port: { device: m[2]!, nr: Number(m[3]) } };
 }
 
 /** What the service's dispatch hands over. */
@@ -189,8 +202,25 @@ export class TerminalService {
     this.outboxes.delete(outbox);
   }
 
+  /** Every session the app holds on a port: the terminals, then what Send keeps open (lab only). */
   list(): TerminalSession[] {
-    return [...this.sessions.values()].map((s) => ({ ...s.info }));
+    const own = [...this.sessions.values()].map((s) => ({ ...s.info }));
+    return [...own, ...this.sendHolds()];
+  }
+
+  /** The port sides the inspector's Send keeps open, as sessions (ids `send:SIDE:DEVICE:NR`). */
+  private sendHolds(): TerminalSession[] {
+    const lab = this.host.session();
+    if (this.host.servesLab?.() === false) return [];
+    return lab.sendHolds().map((h) => ({
+      id: sendSessionId(h.side, h.port),
+      kind: h.side,
+      port: h.port,
+      title: `${h.label} · ${h.side} (Send)`,
+      path: h.path,
+      open: true,
+      origin: 'send' as const,
+    }));
   }
 
   async execute(c: TerminalCommand): Promise<Result<unknown>> {
@@ -211,6 +241,13 @@ export class TerminalService {
         return typeof n === 'string' ? fail('Refused', n) : ok({ queued: n });
       }
       case 'closeTerminal': {
+        const held = parseSendSessionId(c.session);
+        if (held !== null) {
+          if (!this.host.session().releaseSend(held.port, held.side))
+            return fail('NotFound', `no terminal session '${c.session}'`);
+          this.host.changed();
+          return ok({});
+        }
         const s = this.sessions.get(c.session);
         if (s === undefined) return fail('NotFound', `no terminal session '${c.session}'`);
         this.sessions.delete(c.session);

@@ -451,7 +451,7 @@ export class VringService {
     if (d.fault !== null)
       return fail(
         'Refused',
-        `${d.name} is already in NEEDS_RESET (${d.fault.rule}); reload the lab to start again`,
+        `${d.name} is already in NEEDS_RESET (${d.fault.rule}); reset it (the device's Reset) to start again`,
       );
     const written =
       snap.format === 'split' ? this.injectSplit(snap, kind) : this.injectPacked(snap, kind);

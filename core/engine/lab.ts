@@ -380,8 +380,30 @@ export class Lab {
     });
   }
 
-  private async probe(device: VirtioSerialDevice): Promise<QemuError | null> {
-    const r = await this.guest.probe(device, { label: device.name, tracer: device.tracer });
+  /**
+   * Reset a device as a guest driver recovers one in NEEDS_RESET: the
+   * driver lets go (virtcons_remove: its ports leave the guest, status 0
+   * resets the device, its rings go back to the allocator) and binds again
+   * (virtcons_probe, the same virtio index, as an unbind and bind through
+   * sysfs does): negotiation, new rings, DEVICE_READY, the ports announced
+   * again. Resolves once the driver is ready (or failed, with why).
+   */
+  async resetDevice(name: string): Promise<QemuError | null> {
+    const device = this.device(name);
+    if (device === undefined) return new QemuError(`Device '${name}' not found`);
+    const driver = this.guest.driverFor(device);
+    if (driver === undefined) return this.probe(device);
+    const index = driver.virtioIndex;
+    this.guest.remove(driver);
+    return this.probe(device, index);
+  }
+
+  private async probe(device: VirtioSerialDevice, index?: number): Promise<QemuError | null> {
+    const r = await this.guest.probe(device, {
+      label: device.name,
+      tracer: device.tracer,
+      ...(index !== undefined ? { index } : {}),
+    });
     return isFault(r) ? new QemuError(`${device.name}: guest driver: ${r.toString()}`) : null;
   }
 }

@@ -75,6 +75,8 @@ function sample(name: SessionCommandName, device: string): CommandInput {
     hotplugPort: { cmd: 'hotplugPort', port: { driver: 'virtserialport', device } },
     unplugPort: { cmd: 'unplugPort', port },
     connectHost: { cmd: 'connectHost', port, chardev: 'x9' },
+    repointPort: { cmd: 'repointPort', port, chardev: 'x9' },
+    resetDevice: { cmd: 'resetDevice', device },
     disconnectHost: { cmd: 'disconnectHost', port },
     pause: { cmd: 'pause' },
     run: { cmd: 'run' },

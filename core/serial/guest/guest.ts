@@ -65,6 +65,8 @@ export interface ProbeOptions {
   label?: string;
   tracer?: RingTracer | null;
   console?: ConsoleDriverOptions;
+  /** The virtio index to bind as (a driver re-bound to its device keeps the device's index). */
+  index?: number;
 }
 
 export class Guest implements GuestKernel {
@@ -113,7 +115,7 @@ export class Guest implements GuestKernel {
     transport: VirtioTransport,
     options: ProbeOptions = {},
   ): Promise<VirtioConsoleDriver | VirtioFault> {
-    const index = this.nextVirtioIndex++;
+    const index = options.index ?? this.nextVirtioIndex++;
     const driver = new VirtioConsoleDriver(
       this,
       transport,
