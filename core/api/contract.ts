@@ -415,6 +415,8 @@ export const EngineStateSchema = z.object({
   pending: z.number().int(),
   executed: z.number(),
   booted: z.boolean(),
+  /** Running, but one queue's work waits for steps ("Step this queue", others run): which. */
+  hold: z.object({ device: z.string(), queue: z.number().int() }).nullable().optional(),
 });
 export type EngineState = z.infer<typeof EngineStateSchema>;
 

@@ -180,7 +180,10 @@ export function labCommands(s: LabSession, ctx: LabCommandContext): CommandTable
     },
     getVringView: (c) => ctx.vrings.view(c.device, c.queue, c.since),
     vringStep: (c) => {
-      const r = ctx.vrings.step(c.device, c.queue, c.count ?? 1);
+      const r = ctx.vrings.step(c.device, c.queue, c.count ?? 1, {
+        scope: c.scope ?? 'any',
+        others: c.others ?? 'wait',
+      });
       ctx.engineChanged();
       ctx.changed();
       return r.ok ? ok({ ...r.value, engine: s.engineState() }) : r;

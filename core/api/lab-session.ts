@@ -611,6 +611,7 @@ export class LabSession implements Session {
       pending: s.pending,
       executed: s.stats.executed,
       booted: this.booted,
+      hold: s.heldQueue,
     };
   }
 

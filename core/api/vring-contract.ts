@@ -234,14 +234,25 @@ export const VringCommandSchemas = [
     since: Int.min(0).optional(),
   }),
   /**
-   * Step mode: pause the engine and run tasks until `count` of them did ring
-   * work on this device (tasks without any are run too, and listed).
+   * Step mode, `scope` any (the default): pause the engine and run tasks
+   * until `count` of them did ring work on this device, whatever its queue
+   * (tasks without any are run too, and listed).
+   *
+   * `scope` queue: `count` ring operations on this queue only. With
+   * `others` wait (the default) the engine stays paused and the device and
+   * interrupt work of the other ports' queues waits (the guest's system
+   * calls run in their order: they are the guest's, not a queue's; so does
+   * the control queues' work, which a guest open or close waits for); with `others` run the
+   * engine runs everything but this queue's device and interrupt work,
+   * which waits for the next step (EngineState.hold says so).
    */
   z.object({
     cmd: z.literal('vringStep'),
     device: DeviceName,
     queue: QueueNr,
     count: Int.min(1).max(100).optional(),
+    scope: z.enum(['any', 'queue']).optional(),
+    others: z.enum(['wait', 'run']).optional(),
   }),
   /**
    * Write a malformed chain into the guest's own ring memory the way a buggy

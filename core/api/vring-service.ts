@@ -18,7 +18,7 @@
 import type { Lab } from '../engine/lab.js';
 import type { VirtioSerialDevice } from '../serial/device.js';
 import { queueRole } from '../serial/layout.js';
-import type { StatusChange } from '../virtio/device.js';
+import type { StatusChange, TaskInfo } from '../virtio/device.js';
 import { hex, type VirtioFault } from '../virtio/fault.js';
 import { Feature, featureBits } from '../virtio/features.js';
 import {
@@ -93,6 +93,12 @@ interface DeviceRecord {
   /** Version of the last change that shows on every queue's view. */
   base: number;
   offs: (() => void)[];
+}
+
+/** The control queues (c_ivq, c_ovq) of a multiport device. */
+function isControl(queue: number): boolean {
+  const role = queueRole(queue).role;
+  return role === 'control-rx' || role === 'control-tx';
 }
 
 export class VringService {
@@ -402,25 +408,45 @@ export class VringService {
     name: string,
     queue: number,
     count: number,
+    how: { scope: 'any' | 'queue'; others: 'wait' | 'run' } = { scope: 'any', others: 'wait' },
   ): Result<{ ran: string[]; ops: RingOp[]; view: VringView }> {
     const found = this.lookup(name, queue);
     if ('error' in found) return found.error;
     const { rec } = found;
     this.touch(rec);
     const sch = this.lab!.scheduler;
-    if (sch.mode !== 'step') sch.setMode('step');
+    const device = rec.device.name;
+    const mine = (t: TaskInfo): boolean => t.queue?.device === device && t.queue.queue === queue;
+    // Step any: every task in order. This queue: its own work and untagged (guest) work, the
+    // other ports' queues wait; the control queues go on (a guest open or close waits for its
+    // control message inside the system call, as Linux's send_control_msg does). Or, with the
+    // others running, the engine holds only this queue's work and a step runs it.
+    const plumbing = (t: TaskInfo): boolean =>
+      t.queue !== undefined && t.queue.device === device && isControl(t.queue.queue);
+    let match: ((t: TaskInfo) => boolean) | undefined;
+    if (how.scope === 'any') {
+      if (sch.mode !== 'step' || sch.holding) sch.setMode('step');
+    } else if (how.others === 'wait') {
+      if (sch.mode !== 'step' || sch.holding) sch.setMode('step');
+      match = (t) => t.queue === undefined || mine(t) || plumbing(t);
+    } else {
+      sch.hold({ device, queue });
+      match = mine;
+    }
     const ran: string[] = [];
     const ops: RingOp[] = [];
     this.stepOps = ops;
+    const counted = (): number =>
+      how.scope === 'any' ? rec.opsTotal : ops.filter((o) => o.queue === queue).length;
     try {
       let done = 0;
       for (let tasks = 0; done < count && tasks < MAX_TASKS_PER_STEP; tasks++) {
-        const before = rec.opsTotal;
+        const before = counted();
         this.currentStep = ++this.stepSeq;
-        const t = sch.step();
+        const t = sch.step(match);
         if (t === null) break;
         ran.push(`#${t.seq} ${t.kind}: ${t.label}`);
-        if (rec.opsTotal > before) done++;
+        if (counted() > before) done++;
       }
     } finally {
       this.currentStep = null;

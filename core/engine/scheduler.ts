@@ -14,12 +14,21 @@
  * - step: nothing runs until `step()` is called, which runs exactly one task
  *   (one ring operation) so a person can watch one descriptor travel.
  *
+ * Stepping one queue: a task may carry the virtqueue it works on (device
+ * work after a kick, the guest's interrupt for that queue). `step(match)`
+ * runs the oldest waiting task that matches and leaves the others where
+ * they are; `hold(queue)` free-runs everything but that queue's tasks,
+ * which wait for a step (the queue in view is stepped while the others
+ * keep running). Any `setMode` ends a hold.
+ *
  * A task that throws is a bug in the engine, not a guest error (guest errors
  * are fault values); it is reported through `onError` and the queue goes on.
  */
-import type { PostTask, TaskInfo, TaskKind } from '../virtio/device.js';
+import type { PostTask, TaskInfo, TaskKind, TaskQueue } from '../virtio/device.js';
 
-export type { TaskInfo };
+export type { TaskInfo, TaskQueue };
+/** Which waiting tasks a step may run, or a hold keeps waiting. */
+export type TaskMatch = (task: TaskInfo) => boolean;
 export type SchedulerMode = 'free-run' | 'step';
 
 interface Task extends TaskInfo {
@@ -54,6 +63,10 @@ export class Scheduler {
   private readonly batchSize: number;
   private readonly onError: (task: TaskInfo, error: unknown) => void;
   private currentMode: SchedulerMode;
+  /** Free-run but these: they wait for a step (null: no hold). */
+  private held: TaskMatch | null = null;
+  /** The queue a hold keeps waiting (null: no hold). */
+  heldQueue: TaskQueue | null = null;
   readonly stats: SchedulerStats = {
     posted: 0,
     executed: 0,
@@ -73,8 +86,12 @@ export class Scheduler {
   }
 
   /** Post a task; in free-run mode it runs soon, in step mode at a later step(). */
-  readonly post: PostTask = (kind, label, run) => {
-    this.queue.push({ seq: ++this.seq, kind, label, run });
+  readonly post: PostTask = (kind, label, run, queue) => {
+    this.queue.push(
+      queue === undefined
+        ? { seq: ++this.seq, kind, label, run }
+        : { seq: ++this.seq, kind, label, run, queue },
+    );
     this.stats.posted++;
     if (this.currentMode === 'free-run') this.scheduleDrain();
   };
@@ -85,7 +102,26 @@ export class Scheduler {
 
   setMode(mode: SchedulerMode): void {
     this.currentMode = mode;
+    this.held = null;
+    this.heldQueue = null;
     if (mode === 'free-run') this.scheduleDrain();
+  }
+
+  /**
+   * Free-run every task but the work of one virtqueue (tasks tagged with
+   * it): that waits for `step(match)`. `setMode` ends it.
+   */
+  hold(queue: TaskQueue): void {
+    const q = { ...queue };
+    this.currentMode = 'free-run';
+    this.heldQueue = q;
+    this.held = (t) => t.queue?.device === q.device && t.queue.queue === q.queue;
+    this.scheduleDrain();
+  }
+
+  /** Is a hold on (free-run with one queue's work waiting for steps)? */
+  get holding(): boolean {
+    return this.held !== null;
   }
 
   /** Tasks waiting to run. */
@@ -98,7 +134,7 @@ export class Scheduler {
     const out: TaskInfo[] = [];
     for (let i = this.head; i < this.queue.length && out.length < limit; i++) {
       const t = this.queue[i]!;
-      out.push({ seq: t.seq, kind: t.kind, label: t.label });
+      out.push(info(t));
     }
     return out;
   }
@@ -111,16 +147,19 @@ export class Scheduler {
     };
   }
 
-  /** Run exactly one task now (in either mode). Null when the queue is empty. */
-  step(): TaskInfo | null {
-    const task = this.take();
+  /**
+   * Run exactly one task now (in either mode): the oldest, or the oldest
+   * that `match` picks (the others keep their places). Null when none waits.
+   */
+  step(match?: TaskMatch): TaskInfo | null {
+    const task = match === undefined ? this.take() : this.takeWhere(match);
     if (task === undefined) {
-      this.wakeIdle();
+      if (this.pending === 0) this.wakeIdle();
       return null;
     }
     this.runTask(task);
     if (this.pending === 0) this.wakeIdle();
-    return { seq: task.seq, kind: task.kind, label: task.label };
+    return info(task);
   }
 
   /** Run up to `count` tasks; returns how many ran. */
@@ -166,17 +205,29 @@ export class Scheduler {
     return task;
   }
 
+  /** The oldest waiting task `match` picks, taken out of the queue (the rest keep their order). */
+  private takeWhere(match: TaskMatch): Task | undefined {
+    for (let i = this.head; i < this.queue.length; i++) {
+      const t = this.queue[i]!;
+      if (!match(t)) continue;
+      if (i === this.head) return this.take();
+      this.queue.splice(i, 1);
+      return t;
+    }
+    return undefined;
+  }
+
   private runTask(task: Task): void {
     this.stats.executed++;
     this.stats.byKind[task.kind]++;
     if (this.taskListeners.length > 0) {
-      const info = { seq: task.seq, kind: task.kind, label: task.label };
-      for (const l of this.taskListeners) l(info);
+      const seen = info(task);
+      for (const l of this.taskListeners) l(seen);
     }
     try {
       task.run();
     } catch (error) {
-      this.onError({ seq: task.seq, kind: task.kind, label: task.label }, error);
+      this.onError(info(task), error);
     }
   }
 
@@ -205,15 +256,21 @@ export class Scheduler {
   private readonly drain = (): void => {
     this.drainScheduled = false;
     if (this.currentMode !== 'free-run') return;
+    let runnable = true;
     while (this.sinceYield < this.batchSize) {
-      const task = this.take();
-      if (task === undefined) break;
+      const held = this.held;
+      const task = held === null ? this.take() : this.takeWhere((t) => !held(t));
+      if (task === undefined) {
+        runnable = false;
+        break;
+      }
       this.sinceYield++;
       this.runTask(task);
       if (this.currentMode !== 'free-run') break;
     }
     if (this.pending > 0) {
-      if (this.currentMode === 'free-run') this.scheduleDrain();
+      // Only held tasks left: they wait for steps; a new post drains again.
+      if (this.currentMode === 'free-run' && runnable) this.scheduleDrain();
     } else {
       this.wakeIdle();
     }
@@ -225,4 +282,11 @@ export class Scheduler {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** What a listener or the step log sees of a task. */
+function info(t: TaskInfo): TaskInfo {
+  return t.queue === undefined
+    ? { seq: t.seq, kind: t.kind, label: t.label }
+    : { seq: t.seq, kind: t.kind, label: t.label, queue: { ...t.queue } };
 }

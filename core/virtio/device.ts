@@ -59,14 +59,26 @@ export interface StatusChange {
 
 /** Who a task works for: the guest, a device, or a host backend. */
 export type TaskKind = 'guest' | 'device' | 'backend';
-/** How code asks for work to be done later, in order (the engine's Scheduler.post). */
-export type PostTask = (kind: TaskKind, label: string, run: () => void) => void;
+/** The virtqueue a task works on (device work after a kick, the guest's interrupt for it). */
+export interface TaskQueue {
+  /** The device's name (what its ports and its guest driver's label call it). */
+  device: string;
+  queue: number;
+}
+/**
+ * How code asks for work to be done later, in order (the engine's
+ * Scheduler.post); `queue` tags work that belongs to one virtqueue, so a
+ * person can step that queue alone.
+ */
+export type PostTask = (kind: TaskKind, label: string, run: () => void, queue?: TaskQueue) => void;
 /** A posted task as the scheduler reports it (step mode, engine events). */
 export interface TaskInfo {
   /** Position in the sequence of all tasks ever posted (from 1). */
   seq: number;
   kind: TaskKind;
   label: string;
+  /** The virtqueue it works on, when it works on one. */
+  queue?: TaskQueue;
 }
 
 export interface VirtioDeviceOptions {
@@ -429,15 +441,20 @@ export abstract class VirtioDevice implements VirtioTransport {
     if (this.scheduled.has(queue)) return;
     this.scheduled.add(queue);
     const epoch = this.epoch;
-    this.post('device', `${this.name}: queue ${queue}`, () => {
-      if (epoch !== this.epoch) return;
-      this.scheduled.delete(queue);
-      if (!this.running) {
-        if (this.firstFault === null) this.deferred.add(queue);
-        return;
-      }
-      if (this.processQueue(queue) && this.running) this.scheduleQueue(queue);
-    });
+    this.post(
+      'device',
+      `${this.name}: queue ${queue}`,
+      () => {
+        if (epoch !== this.epoch) return;
+        this.scheduled.delete(queue);
+        if (!this.running) {
+          if (this.firstFault === null) this.deferred.add(queue);
+          return;
+        }
+        if (this.processQueue(queue) && this.running) this.scheduleQueue(queue);
+      },
+      { device: this.name, queue },
+    );
   }
 
   /** Is a chain available on `q`? A fault puts the device in NEEDS_RESET and reads as false. */

@@ -88,4 +88,49 @@ describe('Scheduler', () => {
     await s.settle();
     expect(done).toBe(true);
   });
+
+  describe('one queue at a time (issue 17: Step this queue)', () => {
+    const q = (queue: number) => ({ device: 'vser0', queue });
+    const onQueue =
+      (queue: number) =>
+      (t: TaskInfo): boolean =>
+        t.queue?.device === 'vser0' && t.queue.queue === queue;
+
+    it('step(match) runs the oldest matching task and leaves the others in their order', () => {
+      const s = new Scheduler({ mode: 'step' });
+      const ran: string[] = [];
+      s.post('device', 'q3', () => ran.push('q3'), q(3));
+      s.post('device', 'q5', () => ran.push('q5'), q(5));
+      s.post('guest', 'syscall', () => ran.push('syscall'));
+      expect(s.step(onQueue(5))).toMatchObject({ label: 'q5', queue: q(5) });
+      expect(ran).toEqual(['q5']);
+      expect(s.step(onQueue(5))).toBeNull(); // nothing else of queue 5 waits
+      expect(s.pending).toBe(2);
+      expect(s.step()?.label).toBe('q3'); // the rest in their order
+      expect(s.step()?.label).toBe('syscall');
+      expect(ran).toEqual(['q5', 'q3', 'syscall']);
+    });
+
+    it('hold(queue) runs every other task freely; the held ones wait for steps; setMode ends it', async () => {
+      const s = new Scheduler({ mode: 'step' });
+      const ran: string[] = [];
+      s.post('device', 'held', () => ran.push('held'), q(5));
+      s.post('device', 'other', () => ran.push('other'), q(3));
+      s.post('guest', 'untagged', () => ran.push('untagged'));
+      s.hold(q(5));
+      expect(s.holding).toBe(true);
+      expect(s.heldQueue).toEqual(q(5));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(ran).toEqual(['other', 'untagged']);
+      expect(s.pending).toBe(1);
+      expect(s.step(onQueue(5))?.label).toBe('held');
+      s.post('device', 'held again', () => ran.push('held again'), q(5));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      expect(ran).toEqual(['other', 'untagged', 'held']);
+      s.setMode('free-run');
+      expect(s.holding).toBe(false);
+      await s.settle();
+      expect(ran).toEqual(['other', 'untagged', 'held', 'held again']);
+    });
+  });
 });

@@ -277,11 +277,16 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
     if (this.irqPending.has(key)) return;
     this.irqPending.add(key);
     const what = irq.kind === 'config' ? 'config change' : `queue ${irq.queue}`;
-    this.post('guest', `${this.label}: interrupt ${what}`, () => {
-      this.irqPending.delete(key);
-      if (irq.kind === 'config') this.configChanged();
-      else this.queueInterrupt(irq.queue);
-    });
+    this.post(
+      'guest',
+      `${this.label}: interrupt ${what}`,
+      () => {
+        this.irqPending.delete(key);
+        if (irq.kind === 'config') this.configChanged();
+        else this.queueInterrupt(irq.queue);
+      },
+      irq.kind === 'config' ? undefined : { device: this.label, queue: irq.queue },
+    );
   }
 
   private configChanged(): void {
