@@ -32,7 +32,7 @@ export type DialogName =
   | 'add-device'
   | 'add-port'
   | 'add-chardev'
-  | 'connect'
+  | 'repoint'
   | 'import'
   | 'export'
   | 'about'
@@ -49,7 +49,7 @@ export class AppState {
   engine = $state.raw<EngineState | null>(null);
   selection = $state.raw<Selection>(null);
   dialog = $state<DialogName>(null);
-  /** Set when the dialog is about one port (connect). */
+  /** Set when the dialog is about one port (re-point). */
   dialogPort = $state.raw<PortSnapshot | null>(null);
   /** Bumped each time samples were applied (the chart and the rates follow it). */
   sampleTick = $state(0);

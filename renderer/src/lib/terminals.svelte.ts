@@ -173,8 +173,11 @@ export class TerminalStore {
     }
   }
 
-  /** A terminal on one side of `port`; a refusal (EBUSY...) becomes a tab that says so. */
-  async open(port: PortSnapshot, side: TerminalSide): Promise<void> {
+  /**
+   * A terminal on one side of `port`; a refusal (EBUSY...) becomes a tab
+   * that says so, and comes back (the control that asked shows it too).
+   */
+  async open(port: PortSnapshot, side: TerminalSide): Promise<string | null> {
     const r = await this.owner.client.call({
       cmd: 'openTerminal',
       port: { device: port.device, nr: port.nr },
@@ -183,7 +186,7 @@ export class TerminalStore {
     const enter = port.kind === 'virtconsole' ? '\r' : '\n';
     if (r.ok) {
       this.active = this.add(r.value, enter).id;
-      return;
+      return null;
     }
     const id = `failed-${++this.failures}`;
     this.add(
@@ -200,6 +203,7 @@ export class TerminalStore {
     this.print(id, encoder.encode(`\x1b[31m${r.error.message}\x1b[0m\r\n`));
     this.update(id, { ended: r.error.message });
     this.active = id;
+    return r.error.message;
   }
 
   async openMonitor(): Promise<void> {
@@ -223,17 +227,25 @@ export class TerminalStore {
     });
   }
 
-  async close(id: string): Promise<void> {
+  /**
+   * End a session: one of this window's tabs, or any session the app holds
+   * (a Send hold, another window's terminal). The refusal comes back.
+   */
+  async close(id: string): Promise<string | null> {
     const tab = this.tab(id);
-    if (tab === undefined) return;
+    if (tab === undefined) {
+      const r = await this.owner.client.call({ cmd: 'closeTerminal', session: id });
+      return r.ok ? null : r.error.message;
+    }
     if (!id.startsWith('failed-')) {
       const r = await this.owner.client.call({ cmd: 'closeTerminal', session: id });
-      if (!r.ok && r.error.kind !== 'NotFound') this.owner.say(r.error.message, true);
+      if (!r.ok && r.error.kind !== 'NotFound') return r.error.message;
     }
     this.tabs = this.tabs.filter((t) => t.id !== id);
     this.logs.delete(id);
     this.listeners.delete(id);
     if (this.active === id) this.active = this.consoleTabs.at(-1)?.id ?? null;
     if (this.monitor === id) this.monitor = null;
+    return null;
   }
 }
