@@ -165,7 +165,8 @@ export class TerminalStore {
     const r = await this.owner.client.call({ cmd: 'listTerminals' });
     if (!r.ok) return;
     for (const s of r.value.sessions) {
-      if (this.tab(s.id) !== undefined) continue;
+      // Send's holds have no screen: the Console tab lists them apart.
+      if (this.tab(s.id) !== undefined || s.origin === 'send') continue;
       this.add(s, s.kind === 'host' || s.kind === 'guest' ? '\n' : '\r');
       if (!s.open) this.update(s.id, { open: false, ended: 'ended' });
       if (s.kind === 'monitor' && s.open) this.monitor ??= s.id;
