@@ -41,7 +41,7 @@ import {
 } from '../core/workloads/index.js';
 import { prepareCaptureFile, type PendingCaptureFile } from './capture-file.js';
 import { UsageError } from './errors.js';
-import { demoGuestWorkloads, demoQemuArgs } from '../core/api/demo-lab.js';
+import { demoGuestWorkloads, demoQemuArgs } from '../core/api/server/demo-lab.js';
 
 interface RunOptions {
   guestDir?: string;

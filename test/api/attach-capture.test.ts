@@ -13,7 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PortSnapshot, TapState } from '../../core/api/contract.js';
+import type { PortSnapshot, TapState } from '../../core/api/contract/contract.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { CaptureReader } from '../../core/capture/pcapng-reader.js';
 import type { CaptureRecord } from '../../core/capture/record.js';

@@ -12,7 +12,7 @@ import type {
   PortSnapshot,
   TopologySnapshot,
   VringSnapshot,
-} from '../../core/api/contract.js';
+} from '../../core/api/contract/contract.js';
 import { FakeQmpServer } from '../qemu/fake-qmp-server.js';
 import { startFakeQemu, type FakeQemu } from './attach-fake.js';
 import { rig, type Rig } from './helpers.js';

@@ -9,7 +9,7 @@ import {
   fitLayout,
   parseLayout,
   resized,
-} from '../../core/api/pane-layout.js';
+} from '../../core/api/browser/pane-layout.js';
 
 describe('a stored layout', () => {
   it('round-trips through JSON', () => {

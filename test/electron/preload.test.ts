@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as vm from 'node:vm';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { IPC } from '../../core/api/contract.js';
+import { IPC } from '../../core/api/contract/contract.js';
 
 const source = fs.readFileSync(new URL('../../electron/preload.cts', import.meta.url), 'utf8');
 

@@ -46,7 +46,7 @@ describe('import boundaries', () => {
     expect(
       await boundaryErrors(
         file,
-        "import { RULES } from '../../../core/api/rules.js';\nexport const y = RULES;\n",
+        "import { RULES } from '../../../core/api/browser/rules.js';\nexport const y = RULES;\n",
       ),
     ).toEqual([]);
     for (const spec of ['../../../core/engine/lab.js', '../../../cli/main.js', 'node:fs']) {

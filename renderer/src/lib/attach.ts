@@ -2,8 +2,8 @@
  * Attach mode in the window: what the app shows while it serves a real QEMU
  * (core/api/attach-session.ts) instead of the emulated lab.
  */
-import type { AttachedInfo, TopologySnapshot } from '../../../core/api/contract.js';
-import type { Capability } from '../../../core/api/session.js';
+import type { AttachedInfo, TopologySnapshot } from '../../../core/api/contract/contract.js';
+import type { Capability } from '../../../core/api/server/session.js';
 
 /**
  * Whether what is served can do `capability` (core/api/session.ts), with

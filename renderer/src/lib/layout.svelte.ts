@@ -10,7 +10,7 @@ import {
   resized,
   type PANE_BOUNDS,
   type PaneLayout,
-} from '../../../core/api/pane-layout.js';
+} from '../../../core/api/browser/pane-layout.js';
 
 function readStored(): string | null {
   try {

@@ -15,12 +15,12 @@
  * - faults on purpose: a malformed chain written into the guest's own ring
  *   memory the way a buggy driver would, published and kicked.
  */
-import type { Lab } from '../engine/lab.js';
-import type { VirtioSerialDevice } from '../serial/device.js';
-import { queueRole } from '../serial/layout.js';
-import type { StatusChange } from '../virtio/device.js';
-import { hex, type VirtioFault } from '../virtio/fault.js';
-import { Feature, featureBits } from '../virtio/features.js';
+import type { Lab } from '../../engine/lab.js';
+import type { VirtioSerialDevice } from '../../serial/device.js';
+import { queueRole } from '../../serial/layout.js';
+import type { StatusChange } from '../../virtio/device.js';
+import { hex, type VirtioFault } from '../../virtio/fault.js';
+import { Feature, featureBits } from '../../virtio/features.js';
 import {
   PACKED_DESC_F_AVAIL,
   PACKED_DESC_F_INDIRECT,
@@ -31,10 +31,10 @@ import {
   SPLIT_DESC_F_NEXT,
   SPLIT_DESC_F_WRITE,
   type QueueSnapshot,
-} from '../virtio/queue.js';
-import { Status, statusNames } from '../virtio/status.js';
-import type { RingTraceEvent } from '../virtio/trace.js';
-import { fail, ok, type Result } from './contract.js';
+} from '../../virtio/queue.js';
+import { Status, statusNames } from '../../virtio/status.js';
+import type { RingTraceEvent } from '../../virtio/trace.js';
+import { fail, ok, type Result } from '../contract/contract.js';
 import type {
   GetVringViewResult,
   InjectableFault,
@@ -45,7 +45,7 @@ import type {
   Ring,
   RingOp,
   VringView,
-} from './vring-contract.js';
+} from '../contract/vring-contract.js';
 
 /** Ring operations kept per device (the step log). */
 const MAX_OPS = 400;

@@ -10,7 +10,7 @@
  * and contract.ts imports it (so it must not import contract.ts).
  */
 import { z } from 'zod';
-import { RING_OPS } from '../virtio/trace.js';
+import { RING_OPS } from '../../virtio/trace.js';
 
 const Int = z.number().int();
 const DeviceName = z.string().min(1).max(128);

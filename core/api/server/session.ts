@@ -8,9 +8,9 @@
  * keeps QMP's), in which a command the session cannot run is a `Refusal`
  * value naming the capability it lacks, never a branch in the service.
  */
-import { VmchanError } from '../base/error.js';
-import type { CaptureError } from '../capture/error.js';
-import type { RingOptions } from '../capture/ring-writer.js';
+import { VmchanError } from '../../base/error.js';
+import type { CaptureError } from '../../capture/error.js';
+import type { RingOptions } from '../../capture/ring-writer.js';
 import {
   fail,
   type ApiErrorKind,
@@ -22,7 +22,7 @@ import {
   type PortRef,
   type PortSnapshot,
   type Result,
-} from './contract.js';
+} from '../contract/contract.js';
 
 /** What a session may be able to do; each one the app shows or hides as a whole. */
 export const CAPABILITIES = [
