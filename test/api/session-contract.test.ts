@@ -14,8 +14,8 @@ import type {
   PortSnapshot,
   VringSnapshot,
 } from '../../core/api/contract/contract.js';
+import { CAPABILITIES } from '../../core/api/contract/capabilities.js';
 import {
-  CAPABILITIES,
   COMMAND_CAPABILITY,
   SESSION_COMMANDS,
   type SessionCommandName,

@@ -60,8 +60,6 @@ import {
 } from '../contract/contract.js';
 import {
   Refusal,
-  type Capabilities,
-  type Capability,
   type CaptureSwitches,
   type CommandTable,
   type HostSocket,
@@ -69,6 +67,7 @@ import {
   type Recorder,
   type Session,
 } from './session.js';
+import type { Capabilities, Capability } from '../contract/capabilities.js';
 
 export interface AttachSessionOptions {
   /** query-chardev polling period (default 1000 ms, AttachedMachine's). */

@@ -39,13 +39,13 @@ import { DemoWorkloads } from './demo.js';
 import type { Speed } from './demo-lab.js';
 import {
   capableBut,
-  type Capabilities,
   type CaptureSwitches,
   type CommandTable,
   type Recorder,
   type PortTotals,
   type Session,
 } from './session.js';
+import type { Capabilities } from '../contract/capabilities.js';
 import { CaptureRecorder } from './recorder.js';
 import type { CaptureError } from '../../capture/error.js';
 

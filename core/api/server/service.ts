@@ -58,10 +58,10 @@ import {
   isSessionCommand,
   Refusal,
   runCommand,
-  type Capability,
   type Recorder,
   type Session,
 } from './session.js';
+import type { Capability } from '../contract/capabilities.js';
 import {
   captureDataDir,
   DEFAULT_CAPTURE_WARN_BYTES,
