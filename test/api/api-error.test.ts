@@ -1,6 +1,6 @@
 /**
  * The table from the engine's named errors to the API's error kinds
- * (core/api/api-error.ts): the kind decides, never the words.
+ * (core/api/server/api-error.ts): the kind decides, never the words.
  */
 import { describe, expect, it } from 'vitest';
 import { apiErrorKind, failWith, notFound, refused } from '../../core/api/server/api-error.js';

@@ -1,5 +1,5 @@
 /**
- * Capture in the app while attached (core/api/attach-capture.ts): an
+ * Capture in the app while attached (core/api/server/attach-capture.ts): an
  * in-place tap on a unix chardev QEMU listens on (the fake QMP server for
  * QEMU's monitor, a real listening socket standing in for the chardev),
  * started from the app, with the host application connecting to the path

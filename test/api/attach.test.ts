@@ -1,5 +1,5 @@
 /**
- * The app's API over an attached QEMU (core/api/attach-session.ts), against
+ * The app's API over an attached QEMU (core/api/server/attach-session.ts), against
  * the fake QMP server with QEMU 7.2's recorded shapes: attach and detach,
  * topology snapshots with what QEMU cannot tell marked unknown, events with
  * their source (VSERPORT_CHANGE, polling, DEVICE_DELETED), hot-plug and

@@ -1,4 +1,4 @@
-/** The throughput chart's scale and units (core/api/chart-scale.ts). */
+/** The throughput chart's scale and units (core/api/browser/chart-scale.ts). */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { humanRate, robustScale, significantDigits } from '../../core/api/browser/chart-scale.js';

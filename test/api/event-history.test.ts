@@ -1,4 +1,4 @@
-/** Per-port event history (core/api/event-history.ts): a quiet port's open/close survives a busy port. */
+/** Per-port event history (core/api/browser/event-history.ts): a quiet port's open/close survives a busy port. */
 import { describe, expect, it } from 'vitest';
 import type { ApiEvent, EventKind } from '../../core/api/contract/contract.js';
 import { appendBounded } from '../../core/api/browser/view.js';

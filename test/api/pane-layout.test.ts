@@ -1,4 +1,4 @@
-/** The window's pane sizes: stored per user, read back safely, fitted to the window (core/api/pane-layout.ts). */
+/** The window's pane sizes: stored per user, read back safely, fitted to the window (core/api/browser/pane-layout.ts). */
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_LAYOUT,

@@ -1,5 +1,5 @@
 /**
- * The rule explanations (core/api/rules.ts) against the conformance table
+ * The rule explanations (core/api/browser/rules.ts) against the conformance table
  * (docs/CONFORMANCE.md): one entry per table id, nothing else, each short
  * enough for the step view and long enough to teach.
  *

@@ -1,5 +1,5 @@
 /**
- * One contract for every Session (core/api/session.ts): the same cases run
+ * One contract for every Session (core/api/server/session.ts): the same cases run
  * against the emulated lab and against an attached QEMU (the fake QMP
  * server answering with QEMU 7.2's recorded shapes: these commands need no
  * real guest), for every command both support: the topology with its

@@ -1,4 +1,4 @@
-/** The scaled-scroll mapping of the capture list (core/api/virtual-scroll.ts). */
+/** The scaled-scroll mapping of the capture list (core/api/browser/virtual-scroll.ts). */
 import { describe, expect, it } from 'vitest';
 import {
   MAX_SCROLL_PX,

@@ -1,7 +1,7 @@
 /**
  * The preload, compiled as Electron loads it (CommonJS) and run against a
  * fake `electron`: it exposes one object, `vmchan`, whose functions use the
- * channels of core/api/contract.ts and nothing else.
+ * channels of core/api/contract/contract.ts and nothing else.
  */
 import * as fs from 'node:fs';
 import * as vm from 'node:vm';

@@ -28,7 +28,7 @@ import { CAPABILITIES, type Capabilities, type Capability } from '../contract/ca
 /**
  * A command this session does not run, as a value: the capability it lacks
  * and why. One of core's named errors (domain 'session'), so the API maps it
- * by the same table as every other (core/api/api-error.ts).
+ * by the same table as every other (core/api/server/api-error.ts).
  */
 export class Refusal extends VmchanError<'Unsupported' | 'Refused'> {
   readonly domain = 'session';

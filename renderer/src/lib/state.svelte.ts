@@ -1,7 +1,7 @@
 /**
  * The window's state, fed by batches: at most one is applied per animation
  * frame, and it is acknowledged from that frame, which is what lets the
- * service send the next one (core/api/batcher.ts). Big structures are kept
+ * service send the next one (core/api/server/batcher.ts). Big structures are kept
  * as raw state (replaced, never deeply proxied) so a batch costs little.
  */
 import type { ApiClient } from '../../../core/api/browser/client.js';

@@ -1,5 +1,5 @@
 /**
- * The window's terminal sessions (core/api/terminal-contract.ts): the tabs
+ * The window's terminal sessions (core/api/contract/terminal-contract.ts): the tabs
  * of the Console tab and the HMP console of the Monitor tab. Output comes
  * in the batches (AppState hands it here); each session keeps a bounded
  * log, so a terminal shown again (a tab switch) replays what it missed, and
