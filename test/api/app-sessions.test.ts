@@ -8,8 +8,8 @@
  * `repointPort` is the clear name of the re-point (`connectHost` stays).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ApiEvent } from '../../core/api/contract.js';
-import type { TerminalSession } from '../../core/api/terminal-contract.js';
+import type { ApiEvent } from '../../core/api/contract/contract.js';
+import type { TerminalSession } from '../../core/api/contract/terminal-contract.js';
 import { plugOnNewChardev, rig, socketClient, until, type Rig } from './helpers.js';
 
 let r: Rig | undefined;

@@ -5,8 +5,8 @@
  * chooses. "Step any" keeps stepping whatever comes next.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { EngineState, PortSnapshot } from '../../core/api/contract.js';
-import type { RingOp } from '../../core/api/vring-contract.js';
+import type { EngineState, PortSnapshot } from '../../core/api/contract/contract.js';
+import type { RingOp } from '../../core/api/contract/vring-contract.js';
 import { rig, socketClient, until, type Rig } from './helpers.js';
 
 let r: Rig | undefined;
