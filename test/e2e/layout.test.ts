@@ -15,48 +15,12 @@
  * Without /usr/bin/chromium the suite is skipped with that message, and
  * fails under CI=true.
  */
-import type { Locator, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { box, checkBoxes, type Box } from './boxes.js';
 import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());
-
-interface Box {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
-async function box(l: Locator, what: string): Promise<Box> {
-  const b = await l.boundingBox();
-  if (b === null) throw new Error(`${what}: not shown`);
-  return b;
-}
-
-function inside(b: Box, vw: number, vh: number): boolean {
-  return b.x >= -0.5 && b.y >= -0.5 && b.x + b.width <= vw + 0.5 && b.y + b.height <= vh + 0.5;
-}
-
-function overlap(a: Box, b: Box): boolean {
-  return (
-    a.x < b.x + b.width - 0.5 &&
-    b.x < a.x + a.width - 0.5 &&
-    a.y < b.y + b.height - 0.5 &&
-    b.y < a.y + a.height - 0.5
-  );
-}
-
-/** Every pair of boxes apart, every box inside the viewport; a message naming the culprits. */
-function checkBoxes(named: [string, Box][], vw: number, vh: number): string[] {
-  const bad: string[] = [];
-  for (const [n, b] of named)
-    if (!inside(b, vw, vh)) bad.push(`${n} outside ${vw}x${vh}: ${JSON.stringify(b)}`);
-  for (let i = 0; i < named.length; i++)
-    for (let j = i + 1; j < named.length; j++)
-      if (overlap(named[i]![1], named[j]![1])) bad.push(`${named[i]![0]} overlaps ${named[j]![0]}`);
-  return bad;
-}
 
 /**
  * Texts shown smaller than 11 px: each element with its own visible text, its

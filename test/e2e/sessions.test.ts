@@ -13,15 +13,23 @@
  * - Send as guest keeps the port open in the guest; closed from the Console
  *   tab, the guest port is closed;
  * - a device in NEEDS_RESET (an injected fault, G3) is reset from its
- *   inspector (a busy line while it runs) and the port carries bytes again.
+ *   inspector (a busy line while it runs) and the port carries bytes again;
+ * - Connect… makes the app the port's host application (a terminal in the
+ *   Console tab) and leaves the port on its chardev; Re-point… is its own
+ *   dialog, named for what it does.
+ *
+ * At 1440x900 and 1024x700: the held session in the Console tab, the
+ * port's "close", the refusal, the Reset line and the inspector's actions
+ * lie inside the window and apart from each other.
  *
  * Screenshots: test-results/screenshots/sessions-*.png. Needs
  * /usr/bin/chromium and socat (skipped without them, failed under CI=true).
  */
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeHandle } from '../../cli/serve.js';
 import type { PortSnapshot } from '../../core/api/contract/contract.js';
+import { box, checkBoxes, VIEWPORTS, type Box } from './boxes.js';
 import { HAVE_SOCAT, socat, type Socat } from '../chardev/helpers.js';
 import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
@@ -33,10 +41,6 @@ const ready = prerequisites('runs in Chromium with socat', [
 /** expect.poll's options: a generous bound on a loaded machine, naming what is awaited. */
 const wait = (what: string) => ({ timeout: 30_000, message: `waiting for ${what}` });
 
-type Box = { x: number; y: number; width: number; height: number };
-const overlap = (a: Box, b: Box): boolean =>
-  a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
-
 describe.runIf(ready)('sessions the app holds, refusals, device reset (Chromium)', () => {
   let e2e: E2e;
   let serve: ServeHandle;
@@ -46,6 +50,50 @@ describe.runIf(ready)('sessions the app holds, refusals, device reset (Chromium)
   const portOf = async (name: string): Promise<PortSnapshot> =>
     (await e2e.topology()).ports.find((p) => p.name === name)!;
   const inspector = () => page.locator('[data-inspect=port]');
+
+  /** The inspector's visible actions, named by their label, for checkBoxes. */
+  async function actionBoxes(card: Locator): Promise<[string, Box][]> {
+    const named: [string, Box][] = [];
+    for (const b of await card.locator('[data-inspector-actions] button').all())
+      if (await b.isVisible())
+        named.push([`action ${(await b.textContent())?.trim()}`, await box(b, 'action')]);
+    return named;
+  }
+
+  /**
+   * At 1440x900 and at 1024x700: the named parts (and the inspector's
+   * actions) inside the window and apart; a screenshot at each size.
+   */
+  async function atBothSizes(
+    shot: string,
+    card: Locator,
+    parts: () => Promise<[string, Box][]>,
+  ): Promise<void> {
+    for (const vp of VIEWPORTS) {
+      await page.setViewportSize(vp);
+      const named = [...(await parts()), ...(await actionBoxes(card))];
+      expect(checkBoxes(named, vp.width, vp.height), `at ${vp.width}x${vp.height}`).toEqual([]);
+      await e2e.shot(`${shot}-${vp.width}`);
+    }
+    await page.setViewportSize(VIEWPORTS[0]);
+  }
+
+  /** Records whether a [data-busy] line was ever in the page (it may last less than a poll). */
+  async function watchBusy(): Promise<() => Promise<boolean>> {
+    await page.evaluate(() => {
+      const w = globalThis as unknown as {
+        __busySeen: boolean;
+        document: { body: unknown; querySelector(s: string): unknown };
+        MutationObserver: new (cb: () => void) => { observe(n: unknown, o: object): void };
+      };
+      w.__busySeen = false;
+      new w.MutationObserver(() => {
+        if (w.document.querySelector('[data-inspect=device] [data-busy]') !== null)
+          w.__busySeen = true;
+      }).observe(w.document.body, { childList: true, subtree: true });
+    });
+    return () => page.evaluate(() => (globalThis as unknown as { __busySeen: boolean }).__busySeen);
+  }
 
   async function send(side: 'host' | 'guest', text: string): Promise<void> {
     await page.locator('[data-tab=overview]').click();
@@ -85,14 +133,38 @@ describe.runIf(ready)('sessions the app holds, refusals, device reset (Chromium)
     await expect
       .poll(async () => (await host.textContent()) ?? '', wait('the Send hold in the host row'))
       .toContain('vmchan terminal (Send)');
-    await host.locator('[data-action=release-host]').waitFor();
-    await e2e.shot('sessions-send-host-inspector');
+    expect(await host.textContent()).toMatch(/connected · vmchan terminal \(Send\),\s*close/);
+    const release = host.locator('[data-action=release-host]');
+    await release.waitFor();
+    await atBothSizes('sessions-send-host-inspector', inspector(), async () => [
+      ['host row', await box(host, 'host row')],
+    ]);
+    // the row's "close" is inside the row, not over another row
+    for (const vp of VIEWPORTS) {
+      await page.setViewportSize(vp);
+      expect(checkBoxes([['close', await box(release, 'close')]], vp.width, vp.height)).toEqual([]);
+    }
+    await page.setViewportSize(VIEWPORTS[0]);
 
     await page.locator('[data-tab=console]').click();
     const held = page.locator(`[data-view=console] [data-held="send:host:vser0:${nr}"]`);
     await held.waitFor();
     expect(await held.getAttribute('data-title')).toBe('test1 · host (Send)');
-    await e2e.shot('sessions-console-held');
+    for (const vp of VIEWPORTS) {
+      await page.setViewportSize(vp);
+      const named: [string, Box][] = [
+        ['held session', await box(held, 'held session')],
+        ['its close', await box(held.locator('[data-action=held-close]'), 'held close')],
+        ['open host side', await box(page.locator('[data-action=term-host]'), 'Open host side')],
+        ['open guest side', await box(page.locator('[data-action=term-guest]'), 'Open guest side')],
+      ];
+      // the close button lies inside its entry; the rest apart and inside the window
+      const [entry, close, ...rest] = named;
+      expect(checkBoxes([entry!, ...rest], vp.width, vp.height)).toEqual([]);
+      expect(checkBoxes([close!, ...rest], vp.width, vp.height)).toEqual([]);
+      await e2e.shot(`sessions-console-held-${vp.width}`);
+    }
+    await page.setViewportSize(VIEWPORTS[0]);
     await held.locator('[data-action=held-close]').click();
     await held.waitFor({ state: 'detached' });
     await expect
@@ -129,6 +201,7 @@ describe.runIf(ready)('sessions the app holds, refusals, device reset (Chromium)
       .poll(async () => (await guest.textContent()) ?? '', wait('the Send hold in the guest row'))
       .toContain('vmchan terminal (Send)');
     expect((await portOf('test1')).guestOpen).toBe(true);
+    expect(await guest.textContent()).toMatch(/open · vmchan terminal \(Send\),\s*close/);
 
     // A second guest program opening the same port: EBUSY, shown under Terminal.
     await inspector().locator('[data-action=terminal]').click();
@@ -137,18 +210,15 @@ describe.runIf(ready)('sessions the app holds, refusals, device reset (Chromium)
     const ebusy = inspector().locator('[data-problem=terminal]');
     await ebusy.waitFor();
     expect(await ebusy.textContent()).toContain('EBUSY');
-    await e2e.shot('sessions-ebusy-1440');
-    // At 1024x700 the message is inside the window and clear of the buttons.
-    await page.setViewportSize({ width: 1024, height: 700 });
-    const box = (await ebusy.boundingBox())!;
-    expect(box.y + box.height).toBeLessThanOrEqual(700);
-    expect(box.x + box.width).toBeLessThanOrEqual(1024);
-    for (const b of await inspector().locator('[data-inspector-actions] button').all()) {
-      if (!(await b.isVisible())) continue;
-      expect(overlap(box, (await b.boundingBox())!)).toBe(false);
-    }
-    await e2e.shot('sessions-ebusy-1024');
-    await page.setViewportSize({ width: 1440, height: 900 });
+    // right under Terminal: the next thing below the button
+    const term = await box(inspector().locator('[data-action=terminal]'), 'Terminal');
+    const shown = await box(ebusy, 'EBUSY');
+    expect(shown.y).toBeGreaterThanOrEqual(term.y + term.height - 0.5);
+    expect(shown.y - (term.y + term.height)).toBeLessThan(24);
+    // inside the window and clear of the buttons, at both sizes
+    await atBothSizes('sessions-ebusy', inspector(), async () => [
+      ['EBUSY', await box(ebusy, 'EBUSY')],
+    ]);
 
     await page.locator('[data-tab=console]').click();
     const nr = (await portOf('test1')).nr;
@@ -174,10 +244,20 @@ describe.runIf(ready)('sessions the app holds, refusals, device reset (Chromium)
     await page.locator('[data-tab=overview]').click();
     await page.locator('.tree [data-device=vser0]').click();
     const card = page.locator('[data-inspect=device]');
-    await card.locator('[data-field=needs-reset]').waitFor();
-    await e2e.shot('sessions-needs-reset');
+    const note = card.locator('[data-field=needs-reset]');
+    await note.waitFor();
+    expect(await note.textContent()).toContain('NEEDS_RESET (M2)');
+    await atBothSizes('sessions-needs-reset', card, async () => [
+      ['NEEDS_RESET note', await box(note, 'NEEDS_RESET note')],
+    ]);
+    const busySeen = await watchBusy();
     await card.locator('[data-action=reset-device]').click();
-    await card.locator('[data-field=needs-reset]').waitFor({ state: 'detached' });
+    await note.waitFor({ state: 'detached' });
+    await expect.poll(busySeen, wait('the busy line while the reset ran')).toBe(true);
+    await expect
+      .poll(() => card.locator('[data-busy]').count(), wait('the busy line gone'))
+      .toBe(0);
+    expect(await card.locator('[data-action=reset-device]').isEnabled()).toBe(true);
     await expect
       .poll(
         async () => (await e2e.topology()).devices.find((d) => d.name === 'vser0')!.state,
@@ -204,4 +284,70 @@ describe.runIf(ready)('sessions the app holds, refusals, device reset (Chromium)
     await e2e.shot('sessions-after-reset');
     expect(e2e.problems).toEqual([]);
   }, 90_000);
+
+  it('Connect… connects the app as host; Re-point… is a separate, named dialog', async () => {
+    await page.locator('[data-tab=overview]').click();
+    await page.locator('.tree [data-port="test2"]').click();
+    await inspector().locator('h3', { hasText: 'port test2' }).waitFor();
+    const before = await portOf('test2');
+    expect(before.hostConnected).toBe(false);
+    const connect = inspector().locator('[data-action=connect]');
+    const repoint = inspector().locator('[data-action=repoint]');
+    expect(await connect.textContent()).toBe('Connect…');
+    expect(await repoint.textContent()).toBe('Re-point…');
+    expect(await connect.getAttribute('title')).toContain('host application');
+    expect(await repoint.getAttribute('title')).toContain('another chardev');
+
+    await connect.click();
+    // the app is now test2's host application, on the same chardev, in a Console tab
+    await expect
+      .poll(async () => (await portOf('test2')).hostConnected, wait('the app connected to test2'))
+      .toBe(true);
+    expect((await portOf('test2')).chardev).toBe(before.chardev);
+    const tab = page.locator('[data-view=console] [role=tab][aria-selected=true]');
+    await tab.waitFor();
+    const title = await tab.getAttribute('data-title');
+    expect(title).toContain('test2');
+    await e2e.shot('sessions-connect-console');
+
+    // Connect… is now refused with the reason; Re-point… opens its own dialog
+    await page.locator('[data-tab=overview]').click();
+    await expect
+      .poll(
+        async () => (await inspector().locator('[data-field=host]').textContent()) ?? '',
+        wait('test2 held by the app'),
+      )
+      .toContain('connected · vmchan terminal');
+    expect(await connect.isDisabled()).toBe(true);
+    expect(await connect.getAttribute('title')).toContain('has a host application already');
+    await repoint.click();
+    const dialog = page.locator('[data-dialog=repoint]');
+    await dialog.waitFor();
+    expect(await dialog.locator('h2').textContent()).toBe('Re-point test2 at another chardev');
+    expect(await dialog.locator('[data-submit]').textContent()).toBe('Re-point');
+    for (const vp of VIEWPORTS) {
+      await page.setViewportSize(vp);
+      const named: [string, Box][] = [
+        ['dialog', await box(dialog.locator('form'), 'Re-point dialog')],
+      ];
+      expect(checkBoxes(named, vp.width, vp.height)).toEqual([]);
+      await e2e.shot(`sessions-repoint-dialog-${vp.width}`);
+    }
+    await page.setViewportSize(VIEWPORTS[0]);
+    await dialog.locator('button', { hasText: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    // cancelled: the port stays where it was, still held by the app
+    expect((await portOf('test2')).chardev).toBe(before.chardev);
+    expect((await portOf('test2')).hostConnected).toBe(true);
+
+    // close the app's session from the Console tab: the chardev is free again
+    await page.locator('[data-tab=console]').click();
+    await page
+      .locator(`[data-view=console] [data-action=term-close][aria-label="close ${title!}"]`)
+      .click();
+    await expect
+      .poll(async () => (await portOf('test2')).hostConnected, wait('test2 free again'))
+      .toBe(false);
+    expect(e2e.problems).toEqual([]);
+  }, 60_000);
 });
