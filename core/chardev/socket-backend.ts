@@ -25,8 +25,10 @@
  *   next client, a client with reconnect=N dials again in N seconds; a
  *   client without reconnect refuses (its hang-up would be final).
  * - websocket=on (server): the HTTP upgrade, then binary frames (websocket.ts).
- * Not modelled: tn3270, tls, fd passing, tight abstract unix names, service
- * names for ports.
+ * - abstract=on: a Linux abstract name, tight (QEMU's default) or padded
+ *   (tight=off), as abstract-socket.ts makes each.
+ * Not modelled: tn3270, tls, descriptor names from the monitor (getfd),
+ * service names for ports.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -44,6 +46,7 @@ import { TELNET_INIT, TelnetFilter } from './telnet.js';
 import { WebSocketHandshakeFailed, acceptWebSocket } from './websocket.js';
 import type { Duplex } from 'node:stream';
 import { listenUnixPrivately, type OwnedSocketFile } from './unix-socket-file.js';
+import { connectTightAbstract, listenTightAbstract } from './abstract-socket.js';
 
 export type SocketSpec = SocketBackend;
 
@@ -85,8 +88,12 @@ export class SocketChardev extends BackendEndpoint {
   private address: Address;
   private readonly listenMode: boolean;
   private readonly nodelay: boolean;
-  /** abstract=on,tight=off: a Linux abstract name (a leading NUL, padded by Node), no file. */
-  private readonly abstract: boolean;
+  /**
+   * abstract=on: a Linux abstract name, no file; 'tight' (QEMU's default:
+   * the name's own length, through abstract-socket.ts) or 'padded'
+   * (tight=off: the whole sun_path, as Node binds a leading NUL).
+   */
+  private readonly abstractForm: 'tight' | 'padded' | null;
   /** telnet=on: negotiate on connect and strip IAC commands (telnet.ts). */
   private readonly telnet: boolean;
   /** websocket=on: the HTTP upgrade, then binary frames (websocket.ts). */
@@ -118,7 +125,7 @@ export class SocketChardev extends BackendEndpoint {
     this.nodelay = spec.nodelay;
     this.telnet = spec.telnet === true;
     this.websocket = spec.websocket === true;
-    this.abstract = spec.abstract === true;
+    this.abstractForm = spec.abstract !== true ? null : spec.tight === false ? 'padded' : 'tight';
     this.reconnectMs = spec.server ? 0 : (spec.reconnect ?? 0) * 1000;
   }
 
@@ -242,14 +249,17 @@ export class SocketChardev extends BackendEndpoint {
     server.on('connection', (socket) => this.accept(socket));
     this.server = server;
     const a = this.address;
-    if (a.type === 'unix' && this.abstract) {
-      const failed = await new Promise<Error | null>((resolve) => {
-        server.once('error', resolve);
-        server.listen(`\0${a.path}`, () => {
-          server.off('error', resolve);
-          resolve(null);
-        });
-      });
+    if (a.type === 'unix' && this.abstractForm !== null) {
+      const failed =
+        this.abstractForm === 'tight'
+          ? await listenTightAbstract(server, a.path)
+          : await new Promise<Error | null>((resolve) => {
+              server.once('error', resolve);
+              server.listen(`\0${a.path}`, () => {
+                server.off('error', resolve);
+                resolve(null);
+              });
+            });
       if (failed !== null) {
         this.server = null;
         server.close();
@@ -351,22 +361,22 @@ export class SocketChardev extends BackendEndpoint {
   }
 
   /** One connect attempt; null on success, else QEMU's message. */
-  private connectOnce(): Promise<string | null> {
+  private async connectOnce(): Promise<string | null> {
     const a = this.address;
     const target = a.type === 'unix' ? `'${a.path}'` : `'${a.host}:${a.port}'`;
+    const socket = await this.dial();
+    if (socket instanceof Error) {
+      this.stats.failedConnects++;
+      return `Failed to connect to ${target}: ${describeSystemError(socket)}`;
+    }
     return new Promise((resolve) => {
-      const socket =
-        a.type === 'unix'
-          ? net.connect({ path: this.abstract ? `\0${a.path}` : a.path, allowHalfOpen: true })
-          : net.connect({ host: a.host, port: Number(a.port), allowHalfOpen: true });
       socket.pause();
       const onError = (error: Error): void => {
         this.stats.failedConnects++;
         socket.destroy();
         resolve(`Failed to connect to ${target}: ${describeSystemError(error)}`);
       };
-      socket.once('error', onError);
-      socket.once('connect', () => {
+      const onConnect = (): void => {
         socket.off('error', onError);
         if (this.closed) {
           socket.destroy();
@@ -376,8 +386,23 @@ export class SocketChardev extends BackendEndpoint {
         this.connectErrorReported = false;
         this.adopt(socket);
         resolve(null);
-      });
+      };
+      // A tight abstract socket comes connected from its helper.
+      if (socket.connecting) {
+        socket.once('error', onError);
+        socket.once('connect', onConnect);
+      } else onConnect();
     });
+  }
+
+  /** A socket connecting (or, for a tight abstract name, connected) to the address. */
+  private async dial(): Promise<net.Socket | Error> {
+    const a = this.address;
+    if (a.type === 'tcp')
+      return net.connect({ host: a.host, port: Number(a.port), allowHalfOpen: true });
+    if (this.abstractForm === 'tight') return connectTightAbstract(a.path);
+    const path = this.abstractForm === 'padded' ? `\0${a.path}` : a.path;
+    return net.connect({ path, allowHalfOpen: true });
   }
 
   private reportConnectError(message: string): void {
