@@ -156,20 +156,18 @@ export class SocketChardev extends BackendEndpoint {
   /**
    * fd=N: a socket this process inherited (`vmchan run` started with it open,
    * as libvirt passes QEMU its sockets): a listening socket for server=on,
-   * a connected one otherwise. Descriptor names from -add-fd or the
-   * monitor's getfd are not descriptors this process has: refused by name.
+   * a connected one otherwise. On the command line the string must be a
+   * number (QEMU's socket_get_fd with no monitor).
    */
   private static async openFd(
     spec: SocketSpec,
     text: string,
     options: BackendOptions,
   ): Promise<SocketChardev | ChardevError> {
-    if (!/^[0-9]+$/.test(text)) {
-      return chardevError(
-        'Unsupported',
-        `vmchan does not emulate descriptor names from -add-fd or getfd (fd=${text}); pass an inherited descriptor number`,
-        options.id,
-      );
+    // socket_get_fd without a monitor: qemu_strtoi of the string (a name
+    // from getfd is looked up only for chardev-add, core/monitor).
+    if (!/^[0-9]+$/.test(text) || Number(text) > 0x7fffffff) {
+      return chardevError('Unsupported', `Unable to parse FD number ${text}`, options.id);
     }
     const fd = Number(text);
     try {
