@@ -28,26 +28,22 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Machine } from '../../core/machine/machine.js';
 import { attachMonitors, type AttachedMonitors } from '../../core/monitor/index.js';
 import { QmpClient } from '../../core/qemu/qmp-client.js';
-import { isQmpError, type QmpError } from '../../core/qemu/qmp-error.js';
 import { chardevBackend, type QmpEvent } from '../../core/qemu/qmp-types.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
 import { O_RDWR } from '../../core/serial/guest/files.js';
 import { isGuestError } from '../guest/guest-shell.js';
-import { startGuest, type Guest, type PortSpec } from '../guest/qemu.js';
+import type { Guest, PortSpec } from '../guest/qemu.js';
 import { startMachine } from '../lab/helpers.js';
 import {
+  bootGuestWithQmp,
   chardevLookup,
   connectUnix,
   describeRealGuest,
   guestShell,
+  ok,
   poller,
   requirePrerequisites,
 } from './real-guest.js';
-
-function ok<T>(value: T | QmpError): T {
-  if (isQmpError(value)) throw new Error(value.toString());
-  return value;
-}
 
 const PORTS: PortSpec[] = [
   { id: 'con0', kind: 'console', name: 'org.test.console.0' },
@@ -116,12 +112,7 @@ describeRealGuest(
 
     beforeAll(async () => {
       requirePrerequisites('the fidelity real-guest tests');
-      const g = await startGuest({ ports: PORTS });
-      if (isGuestError(g)) throw new Error(g.toString());
-      guest = g;
-      const client = await QmpClient.connect(guest.qmpPath, { greetingTimeoutMs: 15_000 });
-      if (isQmpError(client)) throw new Error(`${client.toString()}\nqemu: ${guest.stderr()}`);
-      qemu = client;
+      ({ guest, qmp: qemu } = await bootGuestWithQmp(PORTS));
 
       labDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmf-'));
       machine = await startMachine(labArgs(labDir), labDir);
