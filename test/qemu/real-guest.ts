@@ -4,13 +4,14 @@
  * block is skipped with a warning, except under CI=true, where it runs and
  * its beforeAll fails with the install command), a shell in the guest, a
  * poller, query-chardev by label, a unix socket client, unwrapping a
- * QMP value, and booting the guest with its QMP client connected.
+ * QMP value, booting the guest with its QMP client connected, and
+ * hot-plugging a port.
  */
 import net from 'node:net';
 import { describe } from 'vitest';
 import { QmpClient } from '../../core/qemu/qmp-client.js';
 import { isQmpError, type QmpError } from '../../core/qemu/qmp-error.js';
-import type { ChardevInfo } from '../../core/qemu/qmp-types.js';
+import type { ChardevBackend, ChardevInfo } from '../../core/qemu/qmp-types.js';
 import { isGuestError, type RunResult } from '../guest/guest-shell.js';
 import {
   INSTALL_HINT,
@@ -125,4 +126,26 @@ export async function bootGuestWithQmp(
     );
   }
   return { guest, qmp };
+}
+
+/**
+ * Hot-plug virtserialport `id` (guest name `name`) on vser0.0 over a new
+ * chardev `c-<id>`, by QMP chardev-add and device_add, as a management
+ * tool does; the same on a real QEMU and on the lab's QMP server.
+ */
+export async function hotplugPort(
+  q: QmpClient,
+  id: string,
+  name: string,
+  backend: ChardevBackend,
+): Promise<void> {
+  ok(await q.chardevAdd(`c-${id}`, backend));
+  const added = await q.deviceAdd({
+    driver: 'virtserialport',
+    bus: 'vser0.0',
+    chardev: `c-${id}`,
+    name,
+    id,
+  });
+  if (added !== undefined) throw new Error(`device_add ${id}: ${added.toString()}`);
 }
