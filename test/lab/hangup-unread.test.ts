@@ -84,6 +84,22 @@ async function readAll(m: Machine, fd: number): Promise<number> {
   }
 }
 
+/**
+ * The end of the "the bytes wait" cases: once c1 holds the host's 7 bytes,
+ * the guest opens the port and reads them, then end-of-file; nothing was
+ * counted as a hang-up loss.
+ */
+async function expectSevenReachTheGuest(m: Machine, drops: EngineEvents['drop'][]): Promise<void> {
+  const c1 = m.backend('c1');
+  if (!(c1 instanceof SocketChardev)) throw new Error('c1 is not a socket chardev');
+  await waitUntil(() => c1.pendingToGuest === 7, 'the 7 bytes queued in the backend');
+  const fd = await m.lab.guest.files.open('/dev/virtio-ports/org.test.hup', O_RDWR);
+  if (isErrno(fd)) throw new Error(fd.toString());
+  expect(await readAll(m, fd)).toBe(7);
+  expect(drops.filter((d) => d.reason === 'hangup-unread')).toEqual([]);
+  expect(c1.counters.dropped['hangup-unread']).toBe(0);
+}
+
 // The hang-up watch is a perl helper (core/chardev/hup-watch.ts); perl-base is Essential in Debian.
 const PERL_MISSING = 'perl not found: apt-get install perl-base';
 const hasPerl = spawnSync('perl', ['-v'], { encoding: 'utf8' }).status === 0;
@@ -128,13 +144,7 @@ describe.skipIf(!hasPerl && process.env.CI !== 'true')(
       const host = await connectUnix(sock);
       await waitUntil(() => m.lab.port('port1')!.port.hostConnected, 'host connected');
       host.end('1234567'); // half-close: our socket stays open for reading
-      const c1 = m.backend('c1');
-      if (!(c1 instanceof SocketChardev)) throw new Error('c1 is not a socket chardev');
-      await waitUntil(() => c1.pendingToGuest === 7, 'bytes queued in the backend');
-      const fd = await m.lab.guest.files.open('/dev/virtio-ports/org.test.hup', O_RDWR);
-      if (isErrno(fd)) throw new Error(fd.toString());
-      expect(await readAll(m, fd)).toBe(7);
-      expect(drops.filter((d) => d.reason === 'hangup-unread')).toEqual([]);
+      await expectSevenReachTheGuest(m, drops);
       host.destroy();
     });
 
@@ -178,13 +188,6 @@ describe('H4 a tcp host closing is no hang-up', () => {
     await waitUntil(() => m.lab.port('port1')!.port.hostConnected, 'host connected');
     await new Promise<void>((resolve) => host.write('1234567', () => resolve()));
     host.destroy();
-    const c1 = m.backend('c1');
-    if (!(c1 instanceof SocketChardev)) throw new Error('c1 is not a socket chardev');
-    await waitUntil(() => c1.pendingToGuest === 7, 'the 7 bytes queued in the backend');
-    const fd = await m.lab.guest.files.open('/dev/virtio-ports/org.test.hup', O_RDWR);
-    if (isErrno(fd)) throw new Error(fd.toString());
-    expect(await readAll(m, fd)).toBe(7);
-    expect(drops.filter((d) => d.reason === 'hangup-unread')).toEqual([]);
-    expect(c1.counters.dropped['hangup-unread']).toBe(0);
+    await expectSevenReachTheGuest(m, drops);
   });
 });

@@ -111,6 +111,33 @@ describeRealGuest(
       }
     }
 
+    type ChardevOf = (label: string) => Promise<{ filename: string }>;
+
+    /** A host client of chardev `label` sends 7 bytes once `chardev` shows it connected, and closes. */
+    async function hostSends7(
+      connect: () => Promise<net.Socket>,
+      chardev: ChardevOf,
+      label: string,
+    ): Promise<void> {
+      const host = await connect();
+      await until(
+        `host connected to ${label}`,
+        () => chardev(label),
+        (c) => !c.filename.startsWith('disconnected:'),
+      );
+      await writeAll(host, Buffer.from('1234567'));
+      host.destroy();
+    }
+
+    /** The sizes of the lab's hangup-unread drops from now until `off()`. */
+    function hangupDrops(): { drops: number[]; off: () => void } {
+      const drops: number[] = [];
+      const off = machine.lab.events.on('drop', (e) => {
+        if (e.reason === 'hangup-unread') drops.push(e.bytes);
+      });
+      return { drops, off };
+    }
+
     beforeAll(async () => {
       requirePrerequisites('the fidelity real-guest tests');
       ({ guest, qmp: qemu } = await bootGuestWithQmp(PORTS));
@@ -287,18 +314,8 @@ describeRealGuest(
     }, 60_000);
 
     it('H4 7 bytes to a closed port, then the host hangs up: both guests read end-of-file', async () => {
-      const send7 = async (
-        sock: string,
-        chardev: (l: string) => Promise<{ filename: string }>,
-      ): Promise<void> => {
-        const host = await connectUnix(sock);
-        await until(
-          'host connected',
-          () => chardev('c-port6'),
-          (c) => !c.filename.startsWith('disconnected:'),
-        );
-        await writeAll(host, Buffer.from('1234567'));
-        host.destroy();
+      const send7 = async (sock: string, chardev: ChardevOf): Promise<void> => {
+        await hostSends7(() => connectUnix(sock), chardev, 'c-port6');
         await until(
           'host gone',
           () => chardev('c-port6'),
@@ -308,10 +325,7 @@ describeRealGuest(
       await send7(guest.portSocket('port6'), qemuChardev);
       const real = await sh('head -c 100 /dev/virtio-ports/org.test.port.6 | wc -c');
 
-      const drops: number[] = [];
-      const off = machine.lab.events.on('drop', (e) => {
-        if (e.reason === 'hangup-unread') drops.push(e.bytes);
-      });
+      const { drops, off } = hangupDrops();
       await send7(path.join(labDir, 'port6.sock'), labChardev);
       const fd = await labOpen('/dev/virtio-ports/org.test.port.6');
       const labGot = await labReadAll(fd);
@@ -341,20 +355,13 @@ describeRealGuest(
         async () => machine.lab.guest.namespace.exists(labLink),
         Boolean,
       );
-      const send7 = async (chardev: (l: string) => Promise<{ filename: string }>) => {
-        const host = await connectTcp(tcpPortOf((await chardev('c-tcp7')).filename));
-        await until(
-          'host connected',
-          () => chardev('c-tcp7'),
-          (c) => !c.filename.startsWith('disconnected:'),
+      const send7 = (chardev: ChardevOf): Promise<void> =>
+        hostSends7(
+          async () => connectTcp(tcpPortOf((await chardev('c-tcp7')).filename)),
+          chardev,
+          'c-tcp7',
         );
-        await writeAll(host, Buffer.from('1234567'));
-        host.destroy();
-      };
-      const drops: number[] = [];
-      const off = machine.lab.events.on('drop', (e) => {
-        if (e.reason === 'hangup-unread') drops.push(e.bytes);
-      });
+      const { drops, off } = hangupDrops();
       try {
         await send7(qemuChardev);
         const real = await sh('head -c 100 /dev/virtio-ports/org.test.tcp7 | wc -c');
