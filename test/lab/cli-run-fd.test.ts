@@ -5,7 +5,9 @@
  * a number or a monitor name). The test makes a listening socket,
  * (tcp) passes it to `vmchan run` as its descriptor 3, closes its own copy, and
  * a client of that socket reaches the guest's echo through the chardev.
- * Descriptor names (-add-fd fdsets, getfd) are refused by name.
+ * A descriptor name on the command line is QEMU's "Unable to parse FD
+ * number" (monitor names come from getfd, which vmchan refuses); -add-fd
+ * fd sets are tested in test/monitor/fdsets-run.test.ts (H6).
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
