@@ -470,8 +470,10 @@ export class SocketChardev extends BackendEndpoint {
     this.socket = null;
     const link = this.link;
     this.link = null;
+    // Guest bytes still in this process go with the connection: measured before it is closed.
+    const unsent = link?.queued ?? 0;
     link?.close();
-    this.peerDisconnected();
+    this.peerDisconnected(unsent);
     this.scheduleReconnect();
     if (this.listenMode) this.serveNextWaiting();
   }

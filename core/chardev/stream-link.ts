@@ -11,6 +11,7 @@
  * at most the high-water mark plus one buffer: a slow host reader cannot
  * grow the process.
  */
+import { bytesNotInKernel } from './unsent.js';
 import type { Readable, Writable } from 'node:stream';
 
 export interface StreamLinkEvents {
@@ -82,9 +83,9 @@ export class StreamLink {
     return n;
   }
 
-  /** Bytes written and not yet handed to the OS. */
+  /** Bytes written and not yet handed to the OS (what closing the link now would lose). */
   get queued(): number {
-    return this.output?.writableLength ?? 0;
+    return this.output === null ? 0 : bytesNotInKernel(this.output);
   }
 
   hasRoom(): boolean {
