@@ -457,6 +457,11 @@ export class SocketChardev extends BackendEndpoint {
         drain: () => this.writable(),
         end: () => this.hostEnded(),
         gone: () => this.dropConnection(socket),
+        // The peer left (EPIPE): what it sent before is read, delivered or counted (H4), then EOF ends it.
+        writeFailed: (error) => {
+          this.failed('connection error', error);
+          this.peerHungUp();
+        },
       },
     });
     this.peerConnected();
@@ -521,6 +526,11 @@ export class SocketChardev extends BackendEndpoint {
 
   override get queuedToHost(): number {
     return this.link?.queued ?? 0;
+  }
+
+  /** Guest bytes of socket writes not finished, the write in flight whole (StreamLink.unfinished). */
+  get unfinishedToHost(): number {
+    return this.link?.unfinished ?? 0;
   }
 
   protected transmit(bytes: Uint8Array): number {

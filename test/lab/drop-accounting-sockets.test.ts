@@ -19,14 +19,12 @@
  * 'guest-client-gone' (host bytes the bridge read for a client that never
  * took them) was filed as to-host.
  */
-import type * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackendEndpoint } from '../../core/chardev/backend-endpoint.js';
 import { DROP_REASONS } from '../../core/chardev/counters.js';
 import { GuestDir, isGuestDirError } from '../../core/guestdir/index.js';
 import type { Machine } from '../../core/machine/machine.js';
-import { PatternStream } from '../../core/workloads/index.js';
 import { RINGS } from '../serial/helpers.js';
 import {
   connectUnix,
@@ -36,6 +34,7 @@ import {
   unixServer,
   waitUntil,
 } from './helpers.js';
+import { stalled, stream } from './socket-streams.js';
 
 let machine: Machine | null = null;
 let guestDir: GuestDir | null = null;
@@ -47,37 +46,6 @@ afterEach(async () => {
   machine = null;
   removeTempDirs();
 });
-
-/** A client that writes patterned chunks one at a time and reads everything. */
-function stream(socket: net.Socket, seed: number) {
-  const s = { acked: 0, received: 0, ended: false, stop: false };
-  const p = new PatternStream(seed);
-  socket.on('data', (d: Buffer) => (s.received += d.length));
-  socket.on('end', () => (s.ended = true));
-  socket.on('close', () => (s.ended = true));
-  socket.on('error', () => {});
-  const next = (): void => {
-    if (s.stop || s.ended) return;
-    const chunk = p.next(64 * 1024);
-    // the callback says the bytes are in the kernel's buffer: from here on they are the lab's or the kernel's
-    socket.write(chunk, (error) => {
-      if (error) return;
-      s.acked += chunk.length;
-      next();
-    });
-  };
-  next();
-  return s;
-}
-
-/** Wait until `count` stays the same over many event-loop turns (no timer): the flow has stopped. */
-async function stalled(count: () => number): Promise<void> {
-  let before = -1;
-  while (before !== count()) {
-    before = count();
-    for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
-  }
-}
 
 describe('item 14 over real sockets: sent - received == counted drops + kernel-held', () => {
   for (const ring of RINGS) {
