@@ -145,7 +145,7 @@ export class QgaClient {
       return requests.map(
         () => new QgaError('Busy', `more than ${MAX_PENDING} agent requests in flight`),
       );
-    const replies = requests.map(({ command, args }) => this.expect(command, timeoutMs));
+    const replies = requests.map(({ command }) => this.expect(command, timeoutMs));
     this.stream.write(
       requests
         .map(({ command, args }) =>
