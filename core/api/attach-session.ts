@@ -18,6 +18,7 @@
  * files, loadLab).
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import type { CaptureError } from '../capture/error.js';
 import type { CaptureInterface } from '../capture/record.js';
@@ -29,6 +30,9 @@ import { ReverseTap } from '../qemu/reverse-tap.js';
 import { tapChardev, type ChardevTap } from '../qemu/tap.js';
 import { recoverMoves, type TapJournal } from '../qemu/tap-journal.js';
 import { AttachCapture } from './attach-capture.js';
+import { AGENT_PORT_NAME } from '../qga/agent.js';
+import { isQgaError, QgaClient } from '../qga/client.js';
+import { GuestConsole, type GuestConsoleOptions } from '../qga/guest-console.js';
 import {
   queueRoleText,
   type AttachedChardev,
@@ -60,6 +64,7 @@ import {
 } from './contract.js';
 import {
   Refusal,
+  type Can,
   type Capabilities,
   type Capability,
   type CaptureSwitches,
@@ -81,6 +86,8 @@ export interface AttachSessionOptions {
   unplugTimeoutMs?: number;
   /** Where in-place taps note the paths they moved (default: the user's runtime dir). */
   journal?: TapJournal;
+  /** Guest consoles through the guest's agent: poll period and batch (guest-console.ts). */
+  guestConsole?: GuestConsoleOptions;
 }
 
 export interface AttachHooks {
@@ -89,6 +96,8 @@ export interface AttachHooks {
   /** The topology (or the vring state) changed. */
   changed(): void;
 }
+
+const NO_AGENT_PORT = `a real guest’s side is its own: vmchan reaches it only through a guest agent, and this VM has no ${AGENT_PORT_NAME} port`;
 
 const STEP_MODE =
   'step mode needs the emulated lab: a real QEMU runs on its own (Detach to return)';
@@ -132,7 +141,7 @@ export const ATTACHED_CAPABILITIES: Capabilities = {
   hostTerminal: { can: true },
   guestTerminal: {
     can: false,
-    reason: 'terminals on the guest side need the emulated lab: a real guest’s side is its own',
+    reason: NO_AGENT_PORT,
   },
   monitor: {
     can: false,
@@ -205,6 +214,12 @@ export class AttachSession implements Session {
   private readonly vringVersions = new Map<string, number>();
   private readonly off: () => void;
   private closed = false;
+  /** vmchan's client of the guest's agent while a guest console is open. */
+  private agentClient: QgaClient | null = null;
+  /** Why the last try to reach the agent failed (null: it did not), and the agent port's guest state then. */
+  private agentProblem: string | null = null;
+  private agentProblemOpen: boolean | null = null;
+  private readonly consoles = new Set<GuestConsole>();
 
   private constructor(
     readonly machine: AttachedMachine,
@@ -271,7 +286,137 @@ export class AttachSession implements Session {
   }
 
   capabilities(): Capabilities {
-    return ATTACHED_CAPABILITIES;
+    return { ...ATTACHED_CAPABILITIES, guestTerminal: this.guestConsoleCan() };
+  }
+
+  // -------------------------------------------------------- guest console
+
+  /** The agent's port and chardev, when the VM has one. */
+  private agentPort(): AttachedPort | undefined {
+    return this.machine.ports.find((p) => p.name === AGENT_PORT_NAME && p.chardev !== null);
+  }
+
+  /**
+   * Whether a guest console can open now: a qemu-ga must hold the agent port
+   * open in the guest, and its chardev must be free for vmchan (a socket
+   * QEMU listens on, nobody else connected, or vmchan's tap with no client).
+   */
+  private guestConsoleCan(): Can {
+    if (this.agentClient !== null) return { can: true };
+    const agent = this.agentPort();
+    if (agent === undefined) return ATTACHED_CAPABILITIES.guestTerminal;
+    if (agent.guestOpen === false)
+      return {
+        can: false,
+        reason: `no guest agent runs: the guest has not opened ${AGENT_PORT_NAME} (start qemu-ga in the guest)`,
+      };
+    const where = this.agentAddress(agent);
+    if (typeof where === 'string') return { can: false, reason: where };
+    if (this.agentProblem !== null) return { can: false, reason: this.agentProblem };
+    return { can: true };
+  }
+
+  /** Where vmchan connects to the agent channel's host end, or why it cannot. */
+  private agentAddress(agent: AttachedPort): SocketSpec | string {
+    const id = agent.chardev!;
+    const tap = this.taps.get(id);
+    if (tap !== undefined) {
+      if (tap.chardevTap.connected)
+        return `the agent channel (chardev ${id}) is in use by another client through the tap: qemu-ga answers one client at a time`;
+      const l = tap.chardevTap.listenSpec;
+      return l.transport === 'unix'
+        ? { transport: 'unix', path: l.path, server: true }
+        : { transport: 'tcp', host: l.host, port: l.port, server: true };
+    }
+    const c = this.machine.chardev(id);
+    if (c?.socket == null || !c.socket.server)
+      return `the agent channel (chardev ${id}, ${c?.filename ?? 'gone'}) is not a socket QEMU listens on: vmchan cannot be its client`;
+    if (c.connected === true)
+      return `the agent channel (chardev ${id}) is held by another client (libvirtd?): tap it in place, and open the console while that client is away`;
+    return c.socket;
+  }
+
+  /** A console on the guest side of `ref` through the guest's agent, or why not. */
+  async openGuestConsole(ref: PortRef): Promise<{ label: string; console: GuestConsole } | string> {
+    const p = this.findPort(ref);
+    if (p === undefined) return `${ref.device} has no port ${ref.nr}`;
+    if (p.name === null)
+      return `${p.label} has no name: the guest has no /dev/virtio-ports link to open it by`;
+    if (p.name === AGENT_PORT_NAME) return `${p.label} is the agent’s own port`;
+    const can = this.guestConsoleCan();
+    if (!can.can) return can.reason;
+    const client = await this.agent();
+    if (typeof client === 'string') return client;
+    const opened = await GuestConsole.open(
+      client,
+      `/dev/virtio-ports/${p.name}`,
+      this.options.guestConsole,
+    );
+    if (isQgaError(opened)) {
+      this.releaseAgent();
+      return `guest-file-open /dev/virtio-ports/${p.name}: ${opened.message}`;
+    }
+    this.consoles.add(opened);
+    opened.onEnd(() => {
+      this.consoles.delete(opened);
+      this.releaseAgent();
+    });
+    return { label: p.label, console: opened };
+  }
+
+  /** The shared agent client (connected and synced on first use). */
+  private async agent(): Promise<QgaClient | string> {
+    if (this.agentClient !== null && !this.agentClient.closed) return this.agentClient;
+    const agent = this.agentPort();
+    if (agent === undefined) return NO_AGENT_PORT;
+    const where = this.agentAddress(agent);
+    if (typeof where === 'string') return where;
+    const socket =
+      where.transport === 'unix'
+        ? net.createConnection({ path: where.path })
+        : net.createConnection({ host: where.host, port: where.port });
+    const text = where.transport === 'unix' ? where.path : `${where.host}:${where.port}`;
+    const connected = await new Promise<string | null>((resolve) => {
+      socket.once('connect', () => resolve(null));
+      socket.once('error', (e) => resolve(e.message));
+    });
+    if (connected !== null) {
+      socket.destroy();
+      return `cannot connect to the agent channel at ${text}: ${connected}`;
+    }
+    const client = await QgaClient.over(socket);
+    if (isQgaError(client)) {
+      // Kept until the guest's side of the agent port changes (the next open may be a new qemu-ga).
+      this.agentProblem = client.message;
+      this.agentProblemOpen = agent.guestOpen;
+      this.hooks.changed();
+      return client.message;
+    }
+    this.agentProblem = null;
+    this.agentClient = client;
+    client.onClose(() => {
+      if (this.agentClient === client) this.agentClient = null;
+    });
+    return client;
+  }
+
+  /** Hang up on the agent when no console uses it: its chardev is free for others again. */
+  private releaseAgent(): void {
+    if (this.consoles.size > 0 || this.agentClient === null) return;
+    this.agentClient.close();
+    this.agentClient = null;
+  }
+
+  private findPort(ref: PortRef): AttachedPort | undefined {
+    return this.machine.ports.find(
+      (x) =>
+        x.nr === ref.nr &&
+        this.machine.devices.some(
+          (d) =>
+            d.name === x.device &&
+            (d.name === ref.device || d.id === ref.device || d.bus === ref.device),
+        ),
+    );
   }
 
   engineState(): EngineState {
@@ -688,6 +833,8 @@ export class AttachSession implements Session {
 
   private onEvent(e: AttachEvent): void {
     if (this.closed) return;
+    if (this.agentProblem !== null && this.agentPort()?.guestOpen !== this.agentProblemOpen)
+      this.agentProblem = null;
     this.capture.event(e);
     this.hooks.emit({
       time: e.time,
@@ -710,6 +857,9 @@ export class AttachSession implements Session {
     if (this.closed) return;
     this.closed = true;
     this.off();
+    for (const c of [...this.consoles]) await c.close();
+    this.agentClient?.close();
+    this.agentClient = null;
     // every path an in-place tap took goes back before the QMP connection closes
     for (const id of [...this.taps.keys()]) await this.untap(id);
     for (const p of this.pollers.values()) p.stop();

@@ -1,0 +1,365 @@
+/**
+ * The guest side of a port on a real QEMU, through the guest's own agent:
+ * the test guest runs Debian's qemu-ga 7.2 (test/guest/build.sh,
+ * `vmchan.qga=on`) on org.qemu.guest_agent.0, vmchan attaches over QMP and
+ * opens a guest console on org.test.con.1 with guest-file-open / read /
+ * write / close (core/qga/guest-console.ts). Bytes go host socket -> guest
+ * console and guest console -> host socket (L6: the console's open is a
+ * guest open, VSERPORT_CHANGE / frontend-open).
+ *
+ * Also: the simulated agent (core/qga) answers the guest-file-* commands the
+ * console uses with the real qemu-ga's reply shapes and error texts; and the
+ * real qemu-ga answers guest-ping / guest-info through vmchan's in-place tap
+ * of the agent socket (QEMU listens on it), the capture showing the qga
+ * JSON decoded.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { TapState, TopologySnapshot } from '../../core/api/contract.js';
+import type { TerminalSession } from '../../core/api/terminal-contract.js';
+import { CaptureError } from '../../core/capture/error.js';
+import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
+import { decodePayload } from '../../core/capture/protocols.js';
+import { isQgaError, QgaClient } from '../../core/qga/client.js';
+import { startGuestAgents } from '../../core/qga/index.js';
+import { QmpClient } from '../../core/qemu/qmp-client.js';
+import { isQmpError } from '../../core/qemu/qmp-error.js';
+import { TapJournal } from '../../core/qemu/tap-journal.js';
+import { rig, type Rig } from '../api/helpers.js';
+import { isGuestError } from '../guest/guest-shell.js';
+import {
+  AGENT_INSTALL_HINT,
+  AGENT_PORT,
+  missingAgent,
+  startGuest,
+  type Guest,
+} from '../guest/qemu.js';
+import { startRig, tempDir, unixServer, waitFor } from '../monitor/helpers.js';
+import {
+  chardevLookup,
+  connectUnix,
+  describeRealGuest,
+  poller,
+  requirePrerequisites,
+} from './real-guest.js';
+
+const PORT_NAME = 'org.test.con.1';
+const noAgent = missingAgent();
+const inCi = process.env['CI'] === 'true';
+if (noAgent.length > 0 && !inCi)
+  console.warn(`guest console tests skipped: missing ${noAgent.join(', ')}: ${AGENT_INSTALL_HINT}`);
+
+/** A client connected to the agent socket and synced, or the test fails naming why. */
+async function agentClient(socketPath: string): Promise<QgaClient> {
+  const c = await QgaClient.over(await connectUnix(socketPath), { syncTimeoutMs: 15_000 });
+  if (isQgaError(c)) throw new Error(`agent at ${socketPath}: ${c.toString()}`);
+  return c;
+}
+
+/** A reply reduced to its shape: each key with the type of its value, or the error class and text. */
+function shape(reply: unknown): unknown {
+  if (isQgaError(reply)) return { error: reply.errorClass, desc: reply.message };
+  if (typeof reply !== 'object' || reply === null) return typeof reply;
+  return Object.fromEntries(
+    Object.entries(reply)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => [k, typeof v]),
+  );
+}
+
+/**
+ * The guest-file-* calls the guest console makes, on a port with a host
+ * client connected and nothing queued: what each answers, as shapes. The
+ * handle of a closed file answers "handle '...' has not been found".
+ */
+async function guestFileTranscript(
+  c: QgaClient,
+  hostReads: () => Promise<string>,
+): Promise<unknown[]> {
+  const out: unknown[] = [];
+  out.push(shape(await c.execute('guest-file-open', { path: '/no/such/port', mode: 'r' })));
+  const h = await c.execute('guest-file-open', {
+    path: `/dev/virtio-ports/${PORT_NAME}`,
+    mode: 'r+',
+  });
+  out.push(typeof h);
+  if (typeof h !== 'number') return out;
+  // nothing queued: a one-byte read fails with EAGAIN, taking nothing
+  out.push(shape(await c.execute('guest-file-read', { handle: h, count: 1 })));
+  // a write straight after a read: a port cannot seek
+  const b64 = Buffer.from('via-agent').toString('base64');
+  out.push(shape(await c.execute('guest-file-write', { handle: h, 'buf-b64': b64 })));
+  out.push(shape(await c.execute('guest-file-flush', { handle: h })));
+  out.push(shape(await c.execute('guest-file-write', { handle: h, 'buf-b64': b64 })));
+  out.push(shape(await c.execute('guest-file-flush', { handle: h })));
+  out.push(await hostReads());
+  out.push(shape(await c.execute('guest-file-close', { handle: h })));
+  const gone = await c.execute('guest-file-read', { handle: h, count: 1 });
+  out.push(isQgaError(gone) ? gone.message.replace(String(h), 'H') : gone);
+  return out;
+}
+
+describeRealGuest('guest console through qemu-ga on a real QEMU', 'guest console tests', () => {
+  let guest: Guest;
+  let qmp: QmpClient;
+  let runDir: string;
+  let appQmp: string;
+  let r: Rig | undefined;
+  const until = poller(30_000, 50);
+  const chardev = chardevLookup(() => qmp);
+
+  beforeAll(async () => {
+    requirePrerequisites('the guest console tests');
+    if (noAgent.length > 0)
+      throw new Error(
+        `cannot run the guest console tests: missing ${noAgent.join(', ')}; install with: ${AGENT_INSTALL_HINT}`,
+      );
+    runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-gcon-real-'));
+    appQmp = path.join(runDir, 'app-qmp.sock');
+    const g = await startGuest({
+      runDir,
+      agent: true,
+      ports: [{ id: 'con1', name: PORT_NAME }],
+      extraArgs: ['-qmp', `unix:${appQmp},server=on,wait=off`],
+    });
+    if (isGuestError(g)) throw new Error(g.toString());
+    guest = g;
+    const c = await QmpClient.connect(guest.qmpPath, { greetingTimeoutMs: 15_000 });
+    if (isQmpError(c)) throw new Error(c.toString());
+    qmp = c;
+    await until(
+      'qemu-ga opened org.qemu.guest_agent.0 in the guest',
+      () => chardev(AGENT_PORT.chardev),
+      (x) => x['frontend-open'],
+      60_000,
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    await r?.close();
+    await qmp?.close();
+    await guest?.stop();
+    if (runDir) fs.rmSync(runDir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('attached: the guest console of a port through qemu-ga, bytes both ways, close is a guest close', async () => {
+    r = await rig({
+      attach: { pollIntervalMs: 300, guestConsole: { pollMs: 50 } },
+    });
+    const t = await r.must<TopologySnapshot>({ cmd: 'attach', address: appQmp });
+    expect(t.capabilities?.['guestTerminal']).toEqual({ can: true });
+    const port = t.ports.find((p) => p.name === PORT_NAME)!;
+    const agentPort = t.ports.find((p) => p.name === AGENT_PORT.name)!;
+
+    // the agent's own port is not a console, and a port must be named to be opened by name
+    const own = await r.run({
+      cmd: 'openTerminal',
+      port: { device: agentPort.device, nr: agentPort.nr },
+      side: 'guest',
+    });
+    expect(own.ok).toBe(false);
+
+    // the host application first: a guest read with no host gets EOF
+    const host = await connectUnix(guest.portSocket('con1'));
+    let atHost = '';
+    host.on('data', (b: Buffer) => (atHost += b.toString()));
+    await until(
+      'QEMU sees the host',
+      () => chardev('c-con1'),
+      (c) => !c.filename.startsWith('disconnected:'),
+    );
+    const session = await r.must<TerminalSession>({
+      cmd: 'openTerminal',
+      port: { device: port.device, nr: port.nr },
+      side: 'guest',
+    });
+    expect(session).toMatchObject({
+      kind: 'guest',
+      path: `/dev/virtio-ports/${PORT_NAME}`,
+      open: true,
+    });
+    expect(session.title).toContain('qemu-ga');
+    await until(
+      'the guest opened the port (guest-file-open)',
+      () => chardev('c-con1'),
+      (c) => c['frontend-open'],
+    );
+
+    const screen = (): string =>
+      r!.batches
+        .flatMap((b) => b.terminals ?? [])
+        .filter((o) => o.session === session.id)
+        .map((o) => Buffer.from(o.data, 'base64').toString())
+        .join('');
+    host.write('hello from the host\n');
+    await until('the guest console shows the host bytes', screen, (s) =>
+      s.includes('hello from the host\n'),
+    );
+    await r.must({ cmd: 'terminalInput', session: session.id, data: 'hello from the guest\n' });
+    await until(
+      'the host socket reads what the console typed',
+      () => atHost,
+      (s) => s === 'hello from the guest\n',
+    );
+    // and again: reads after a write, a write after reads
+    host.write('second\n');
+    await until('the console reads again', screen, (s) => s.endsWith('second\n'));
+    await r.must({ cmd: 'terminalInput', session: session.id, data: 'again\n' });
+    await until(
+      'the host reads again',
+      () => atHost,
+      (s) => s.endsWith('again\n'),
+    );
+
+    await r.must({ cmd: 'closeTerminal', session: session.id });
+    await until(
+      'guest-file-close closed the port in the guest',
+      () => chardev('c-con1'),
+      (c) => !c['frontend-open'],
+    );
+    // the agent socket is free again once no console uses it
+    await until(
+      'vmchan hung up on the agent',
+      () => chardev(AGENT_PORT.chardev),
+      (c) => c.filename.startsWith('disconnected:'),
+    );
+    host.destroy();
+    await r.must({ cmd: 'detach' });
+  }, 180_000);
+
+  it('the simulated agent answers the guest-file-* calls as the real qemu-ga does', async () => {
+    // the real one, in the guest
+    const host = await connectUnix(guest.portSocket('con1'));
+    let atHost = '';
+    host.on('data', (b: Buffer) => (atHost += b.toString()));
+    await until(
+      'QEMU sees the host',
+      () => chardev('c-con1'),
+      (c) => !c.filename.startsWith('disconnected:'),
+    );
+    const real = await agentClient(guest.agentSocket);
+    const hostReads = async (): Promise<string> => {
+      await until(
+        'the host reads via-agent',
+        () => atHost,
+        (s) => s.includes('via-agent'),
+      );
+      const got = atHost;
+      atHost = '';
+      return got;
+    };
+    const realTranscript = await guestFileTranscript(real, hostReads);
+    real.close();
+    host.destroy();
+
+    // the simulated one, in the lab's guest, on a port of the same name
+    const dir = tempDir('gcon-sim');
+    const sim = await startRig(
+      [
+        ...unixServer(dir, 'qga0'),
+        ...unixServer(dir, 'c1'),
+        '-device',
+        'virtio-serial-pci,id=vser0,max_ports=8',
+        '-device',
+        'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,id=qga',
+        '-device',
+        `virtserialport,chardev=c1,name=${PORT_NAME},id=con1`,
+      ],
+      dir,
+    );
+    const agents = startGuestAgents(sim.machine.lab);
+    try {
+      await waitFor(() => agents.current?.state === 'running', 'the simulated agent');
+      const simHost = await connectUnix(path.join(dir, 'c1'));
+      simHost.on('data', (b: Buffer) => (atHost += b.toString()));
+      const simClient = await agentClient(path.join(dir, 'qga0'));
+      const simTranscript = await guestFileTranscript(simClient, hostReads);
+      simClient.close();
+      simHost.destroy();
+      expect(simTranscript).toEqual(realTranscript);
+    } finally {
+      agents.close();
+      await sim.close();
+    }
+    // what both said, for the record
+    expect(realTranscript).toEqual([
+      {
+        error: 'GenericError',
+        desc: "failed to open file '/no/such/port' (mode: 'r'): No such file or directory",
+      },
+      'number',
+      { error: 'GenericError', desc: 'failed to read file: Resource temporarily unavailable' },
+      { error: 'GenericError', desc: 'failed to seek file: Illegal seek' },
+      {},
+      { count: 'number', eof: 'boolean' },
+      {},
+      'via-agent',
+      {},
+      "handle 'H' has not been found",
+    ]);
+  }, 120_000);
+
+  it('the real qemu-ga answers guest-ping and guest-info through the in-place tap of its socket, the capture decoded', async () => {
+    r = await rig({
+      attach: { pollIntervalMs: 300, journal: new TapJournal(path.join(runDir, 'journal')) },
+    });
+    await r.must({ cmd: 'attach', address: appQmp });
+    const capPath = path.join(runDir, 'qga.pcapng');
+    await r.must({ cmd: 'startCapture', path: capPath });
+    const tap = await r.must<TapState>({ cmd: 'tapChardev', id: AGENT_PORT.chardev });
+    expect(tap).toMatchObject({ mode: 'in-place', address: guest.agentSocket });
+
+    // a client of the agent socket at its usual path (as libvirtd would be), through vmchan
+    const c = await agentClient(guest.agentSocket);
+    expect(await c.execute('guest-ping')).toEqual({});
+    const info = (await c.execute('guest-info')) as {
+      version: string;
+      supported_commands: { name: string }[];
+    };
+    expect(info.version).toBe('7.2.22');
+    expect(info.supported_commands.map((x) => x.name)).toEqual(
+      expect.arrayContaining(['guest-ping', 'guest-file-open', 'guest-file-read']),
+    );
+    c.close();
+    await until(
+      'the client gone for QEMU',
+      () => chardev(AGENT_PORT.chardev),
+      (x) => x.filename.startsWith('disconnected:'),
+    );
+    await r.must({ cmd: 'stopCapture' });
+    await r.must({ cmd: 'detach' });
+
+    const reader = openCaptureSync(capPath);
+    if (reader instanceof CaptureError) throw new Error(reader.toString());
+    const decoded: { direction: string | undefined; fields: Record<string, unknown> }[] = [];
+    try {
+      for (let n = 0; n < reader.count; n++) {
+        if (reader.kind(n) !== 'data') continue;
+        if (reader.interfaceOf(n).portName !== AGENT_PORT.name) continue;
+        const bytes = reader.payload(n);
+        if (bytes instanceof CaptureError) throw new Error(bytes.toString());
+        const d = decodePayload(AGENT_PORT.name, bytes);
+        if (d === undefined) continue;
+        expect(d.protocol).toBe('qga');
+        decoded.push({
+          direction: reader.direction(n),
+          fields: Object.fromEntries(d.fields.map((f) => [f.name, f.value])),
+        });
+      }
+    } finally {
+      reader.close();
+    }
+    const commands = decoded
+      .filter((d) => d.direction === 'host-to-guest')
+      .map((d) => d.fields['qga.command']);
+    expect(commands).toEqual(
+      expect.arrayContaining(['guest-sync-delimited', 'guest-ping', 'guest-info']),
+    );
+    expect(
+      decoded.some((d) => d.direction === 'guest-to-host' && d.fields['qga.type'] !== undefined),
+    ).toBe(true);
+  }, 180_000);
+});
