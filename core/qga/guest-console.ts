@@ -70,7 +70,10 @@ export class GuestConsole {
   private readonly endListeners = new Set<(reason: string) => void>();
   private queue: Uint8Array[] = [];
   private queued = 0;
+  /** Why the console stops (set at once: the loop ends on it). */
   private ended: string | null = null;
+  /** Why it ended, once the listeners were told (after guest-file-close, on close()). */
+  private endedWith: string | null = null;
   private wake: (() => void) | null = null;
   /** The stdio buffer holds nothing unread (a read found nothing since the last byte). */
   private drained = true;
@@ -135,8 +138,8 @@ export class GuestConsole {
 
   /** Told once, with why, when the console ends (close() included). */
   onEnd(listener: (reason: string) => void): () => void {
-    if (this.ended !== null) {
-      listener(this.ended);
+    if (this.endedWith !== null) {
+      listener(this.endedWith);
       return () => {};
     }
     this.endListeners.add(listener);
@@ -156,16 +159,28 @@ export class GuestConsole {
     return this.queued;
   }
 
-  /** guest-file-close (the guest closes the port); the client stays the caller's. */
+  /**
+   * guest-file-close (the guest closes the port), then onEnd; the client
+   * stays the caller's.
+   */
   async close(): Promise<void> {
     if (this.ended !== null) {
       await this.loop;
       return;
     }
-    this.end('closed');
+    this.ended = 'closed';
+    this.wake?.();
     await this.loop;
-    if (!this.client.closed)
-      await this.client.execute('guest-file-close', { handle: this.handle }, this.timeoutMs);
+    let reason = 'closed';
+    if (!this.client.closed) {
+      const r = await this.client.execute(
+        'guest-file-close',
+        { handle: this.handle },
+        this.timeoutMs,
+      );
+      if (isQgaError(r)) reason = `closed; guest-file-close: ${r.message}`;
+    }
+    this.notifyEnd(reason);
   }
 
   // --------------------------------------------------------------- loop
@@ -174,6 +189,12 @@ export class GuestConsole {
     if (this.ended !== null) return;
     this.ended = reason;
     this.wake?.();
+    this.notifyEnd(reason);
+  }
+
+  private notifyEnd(reason: string): void {
+    if (this.endedWith !== null) return;
+    this.endedWith = reason;
     for (const l of this.endListeners) l(reason);
     this.endListeners.clear();
   }
