@@ -31,6 +31,7 @@ import { isQmpError } from '../core/qemu/qmp-error.js';
 import { tapChardev, type ChardevTap } from '../core/qemu/tap.js';
 import type { AttachedQueueSnapshot } from '../core/qemu/vring.js';
 import { UsageError } from './errors.js';
+import { checkConsoleMode, runGuestConsole, type ConsoleIo } from './guest-console.js';
 
 /** Where a session writes: stdout for the table and events, stderr for problems. */
 export interface CliIo {
@@ -56,6 +57,9 @@ export interface SessionOptions {
 
 interface AttachCliOptions extends SessionOptions {
   qmp?: string;
+  /** A console on the guest side of this port, through the guest's qemu-ga (guest-console.ts). */
+  guestConsole?: string;
+  guestConsoleMode?: string;
   /** A libvirt domain instead of a QMP socket (QMP through virt-qemu-qmp-proxy). */
   domain?: string;
   connect?: string;
@@ -146,7 +150,12 @@ export function registerAttach(program: Command): void {
       '--domain <name>',
       'a libvirt domain instead: QMP goes through libvirt (virt-qemu-qmp-proxy), which owns its monitor',
     )
-    .option('--connect <uri>', `the libvirt URI for --domain (default ${DEFAULT_URI})`);
+    .option('--connect <uri>', `the libvirt URI for --domain (default ${DEFAULT_URI})`)
+    .option(
+      '--guest-console <name>',
+      'a console on the guest side of port NAME through the guest’s qemu-ga (guest-file-open/read/write on /dev/virtio-ports/NAME): stdin into the guest, the host’s bytes out on stdout',
+    )
+    .option('--guest-console-mode <mode>', 'the guest console’s open mode: r+ (default), r or w');
   addSessionOptions(cmd, { watch: true })
     .addHelpText(
       'after',
@@ -160,7 +169,9 @@ Examples:
   vmchan attach --qmp localhost:4444 --watch
   vmchan attach --qmp /tmp/vm-qmp.sock --tap c1=/tmp/p1-tapped.sock -w p1.pcapng
       (then point the host application at /tmp/p1-tapped.sock)
-  vmchan attach --domain myvm --connect qemu:///system --watch`,
+  vmchan attach --domain myvm --connect qemu:///system --watch
+  vmchan attach --qmp /tmp/vm-qmp.sock --guest-console org.test.port.1
+      (the guest runs qemu-ga on org.qemu.guest_agent.0, a socket QEMU listens on)`,
     )
     .action(async (options: AttachCliOptions) => {
       const stop = untilSignal();
@@ -177,12 +188,21 @@ export async function runAttach(
   options: AttachCliOptions,
   io: CliIo,
   stop: Promise<unknown>,
+  consoleIo: ConsoleIo = {
+    input: process.stdin,
+    output: (b) => void process.stdout.write(b),
+    note: (t) => void process.stderr.write(`vmchan: ${t}\n`),
+  },
 ): Promise<void> {
   if ((options.qmp === undefined) === (options.domain === undefined))
     throw new UsageError('give either --qmp ADDRESS or --domain NAME');
   if (options.connect !== undefined && options.domain === undefined)
     throw new UsageError('--connect goes with --domain');
   const session = checkSessionOptions(options);
+  const consoleMode =
+    options.guestConsole !== undefined ? checkConsoleMode(options.guestConsoleMode) : null;
+  if (options.guestConsoleMode !== undefined && options.guestConsole === undefined)
+    throw new UsageError('--guest-console-mode goes with --guest-console NAME');
   let proxy: QmpProxy | null = null;
   let qmpAddress = options.qmp ?? '';
   if (options.domain !== undefined) {
@@ -219,7 +239,15 @@ export async function runAttach(
     });
   });
   try {
-    await runSession(machine, options, io, stop, gone);
+    if (options.guestConsole !== undefined && consoleMode !== null)
+      await runGuestConsole(
+        machine,
+        options.guestConsole,
+        consoleMode,
+        consoleIo,
+        Promise.race([stop, gone]),
+      );
+    else await runSession(machine, options, io, stop, gone);
   } finally {
     off();
     await machine.close();

@@ -18,7 +18,6 @@
  * files, loadLab).
  */
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import type { CaptureError } from '../capture/error.js';
 import type { CaptureInterface } from '../capture/record.js';
@@ -31,7 +30,8 @@ import { tapChardev, type ChardevTap } from '../qemu/tap.js';
 import { recoverMoves, type TapJournal } from '../qemu/tap-journal.js';
 import { AttachCapture } from './attach-capture.js';
 import { AGENT_PORT_NAME } from '../qga/agent.js';
-import { isQgaError, QgaClient } from '../qga/client.js';
+import { isQgaError, type QgaClient } from '../qga/client.js';
+import { agentAddress, connectAgent, type AgentAddress } from '../qga/connect.js';
 import { GuestConsole, type GuestConsoleOptions } from '../qga/guest-console.js';
 import {
   queueRoleText,
@@ -316,8 +316,8 @@ export class AttachSession implements Session {
     return { can: true };
   }
 
-  /** Where vmchan connects to the agent channel's host end, or why it cannot. */
-  private agentAddress(agent: AttachedPort): SocketSpec | string {
+  /** Where vmchan connects to the agent channel's host end (through a tap if there is one), or why it cannot. */
+  private agentAddress(agent: AttachedPort): AgentAddress | string {
     const id = agent.chardev!;
     const tap = this.taps.get(id);
     if (tap !== undefined) {
@@ -325,15 +325,12 @@ export class AttachSession implements Session {
         return `the agent channel (chardev ${id}) is in use by another client through the tap: qemu-ga answers one client at a time`;
       const l = tap.chardevTap.listenSpec;
       return l.transport === 'unix'
-        ? { transport: 'unix', path: l.path, server: true }
-        : { transport: 'tcp', host: l.host, port: l.port, server: true };
+        ? { transport: 'unix', path: l.path }
+        : { transport: 'tcp', host: l.host, port: l.port };
     }
     const c = this.machine.chardev(id);
-    if (c?.socket == null || !c.socket.server)
-      return `the agent channel (chardev ${id}, ${c?.filename ?? 'gone'}) is not a socket QEMU listens on: vmchan cannot be its client`;
-    if (c.connected === true)
-      return `the agent channel (chardev ${id}) is held by another client (libvirtd?): tap it in place, and open the console while that client is away`;
-    return c.socket;
+    if (c === undefined) return `the agent channel's chardev ${id} is gone`;
+    return agentAddress(c);
   }
 
   /** A console on the guest side of `ref` through the guest's agent, or why not. */
@@ -371,20 +368,7 @@ export class AttachSession implements Session {
     if (agent === undefined) return NO_AGENT_PORT;
     const where = this.agentAddress(agent);
     if (typeof where === 'string') return where;
-    const socket =
-      where.transport === 'unix'
-        ? net.createConnection({ path: where.path })
-        : net.createConnection({ host: where.host, port: where.port });
-    const text = where.transport === 'unix' ? where.path : `${where.host}:${where.port}`;
-    const connected = await new Promise<string | null>((resolve) => {
-      socket.once('connect', () => resolve(null));
-      socket.once('error', (e) => resolve(e.message));
-    });
-    if (connected !== null) {
-      socket.destroy();
-      return `cannot connect to the agent channel at ${text}: ${connected}`;
-    }
-    const client = await QgaClient.over(socket);
+    const client = await connectAgent(where);
     if (isQgaError(client)) {
       // Kept until the guest's side of the agent port changes (the next open may be a new qemu-ga).
       this.agentProblem = client.message;
