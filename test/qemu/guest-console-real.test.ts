@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TapState, TopologySnapshot } from '../../core/api/contract.js';
 import type { TerminalSession } from '../../core/api/terminal-contract.js';
@@ -28,6 +29,7 @@ import { startGuestAgents } from '../../core/qga/index.js';
 import { QmpClient } from '../../core/qemu/qmp-client.js';
 import { isQmpError } from '../../core/qemu/qmp-error.js';
 import { TapJournal } from '../../core/qemu/tap-journal.js';
+import { runAttach } from '../../cli/attach.js';
 import { rig, type Rig } from '../api/helpers.js';
 import { isGuestError } from '../guest/guest-shell.js';
 import {
@@ -417,4 +419,57 @@ describeRealGuest('guest console through qemu-ga on a real QEMU', 'guest console
       decoded.some((d) => d.direction === 'guest-to-host' && d.fields['qga.type'] !== undefined),
     ).toBe(true);
   }, 180_000);
+
+  it('vmchan attach --guest-console NAME: stdin into the guest side, the host’s bytes on stdout, ends at the end of stdin', async () => {
+    await r?.close();
+    r = undefined;
+    const host = await hostApp(guest.portSocket('con1'));
+    await until(
+      'QEMU sees the host',
+      () => chardev('c-con1'),
+      (c) => !c.filename.startsWith('disconnected:'),
+    );
+    const input = new PassThrough();
+    let output = '';
+    const notes: string[] = [];
+    const io = { out: () => {}, err: (t: string) => void notes.push(t) };
+    const done = runAttach(
+      { qmp: appQmp, guestConsole: PORT_NAME, poll: '0' },
+      io,
+      new Promise(() => {}),
+      {
+        input,
+        output: (b) => void (output += Buffer.from(b).toString()),
+        note: (t) => void notes.push(t),
+      },
+    );
+    await until(
+      'the CLI’s console opened the port in the guest',
+      () => chardev('c-con1'),
+      (c) => c['frontend-open'],
+    );
+    expect(notes.join('')).toMatch(/guest console on \/dev\/virtio-ports\/org\.test\.con\.1/);
+    host.send('to the cli\n');
+    await until(
+      'stdout shows the host bytes',
+      () => output,
+      (o) => o.includes('to the cli\n'),
+    );
+    input.write('from the cli\n');
+    expect(await host.reads('from the cli\n')).toBe('from the cli\n');
+    input.end('bye\n');
+    await done;
+    expect(await host.reads('bye\n')).toBe('bye\n');
+    await until(
+      'the console closed the port when stdin ended',
+      () => chardev('c-con1'),
+      (c) => !c['frontend-open'],
+    );
+    host.socket.destroy();
+
+    // a port the VM does not have: one line
+    await expect(
+      runAttach({ qmp: appQmp, guestConsole: 'org.no.such', poll: '0' }, io, Promise.resolve()),
+    ).rejects.toThrow(/QEMU has no port named org\.no\.such/);
+  }, 120_000);
 });
