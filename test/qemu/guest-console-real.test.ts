@@ -285,7 +285,7 @@ describeRealGuest('guest console through qemu-ga on a real QEMU', 'guest console
     r = undefined;
   }, 180_000);
 
-  it('the simulated agent answers the guest-file-* calls as the real qemu-ga does', async () => {
+  it('Q8 the simulated agent answers the guest-file-* calls as the real qemu-ga does', async () => {
     const wait = <T>(what: string, probe: () => Promise<T>, done: (v: T) => boolean) =>
       until(what, probe, done);
     // the real one, in the guest
