@@ -28,7 +28,9 @@ import { DEFAULT_URI, QmpProxy } from '../core/qemu/libvirt.js';
 import type { AttachedTopology, AttachEvent } from '../core/qemu/attach-model.js';
 import { parseQmpAddress } from '../core/qemu/qmp-address.js';
 import { isQmpError } from '../core/qemu/qmp-error.js';
+import { tapChardevInPlace, type InPlaceTap } from '../core/qemu/inplace-tap.js';
 import { tapChardev, type ChardevTap } from '../core/qemu/tap.js';
+import { recoverMoves } from '../core/qemu/tap-journal.js';
 import type { AttachedQueueSnapshot } from '../core/qemu/vring.js';
 import { UsageError } from './errors.js';
 
@@ -95,9 +97,10 @@ export function addSessionOptions(cmd: Command, options: { watch: boolean }): Co
   }
   return cmd
     .option(
-      '--tap <chardev=listen>',
-      'tap a socket chardev: the host application connects to LISTEN (a new ' +
-        "unix socket path, mode 0600, or 127.0.0.1:PORT) instead of QEMU's socket; repeatable",
+      '--tap <chardev[=listen]>',
+      'tap a socket chardev: CHARDEV alone taps in place (QEMU listens on a unix socket: ' +
+        'vmchan takes its path, applications connect as before); CHARDEV=LISTEN makes a new ' +
+        'socket (a unix path, mode 0600, or 127.0.0.1:PORT) to point the application at; repeatable',
       collect,
     )
     .option('-w, --write <file>', 'write a pcapng capture: tapped bytes both ways and port events')
@@ -127,8 +130,14 @@ Events (--watch):
             polling had already shown its state.
   [tap]     an application connected to or left a tap.
 
-Taps (--tap CHARDEV=LISTEN):
-  For chardevs QEMU listens on (-chardev socket,...,server=on). vmchan connects
+Taps (--tap CHARDEV, --tap CHARDEV=LISTEN):
+  For chardevs QEMU listens on (-chardev socket,...,server=on). --tap CHARDEV
+  taps a unix socket in place: QEMU's socket node is moved aside (QEMU keeps
+  listening on it), vmchan listens at the original path with the same owner and
+  mode, and the path is given back on exit, on SIGINT/SIGTERM, and at the next
+  start of vmchan attach after a crash (a journal in $XDG_RUNTIME_DIR/vmchan). A
+  client connected before the tap keeps its direct, uncaptured connection until
+  it reconnects. --tap CHARDEV=LISTEN listens on a new socket instead. vmchan connects
   to QEMU's socket when an application connects to LISTEN, forwards both ways
   and captures every byte; when either side disconnects it disconnects the
   other, so the guest sees the host come and go as without the tap. One
@@ -183,6 +192,8 @@ export async function runAttach(
   if (options.connect !== undefined && options.domain === undefined)
     throw new UsageError('--connect goes with --domain');
   const session = checkSessionOptions(options);
+  // A vmchan killed while tapping in place left QEMU's socket nodes moved: give them back first.
+  for (const line of recoverMoves()) io.err(`vmchan: after a crash: ${line}\n`);
   let proxy: QmpProxy | null = null;
   let qmpAddress = options.qmp ?? '';
   if (options.domain !== undefined) {
@@ -236,7 +247,8 @@ async function stopProxy(proxy: QmpProxy | null): Promise<void> {
 
 interface CheckedSession {
   pollMs: number;
-  taps: { chardev: string; listen: string }[];
+  /** listen null: in place, at QEMU's own path. */
+  taps: { chardev: string; listen: string | null }[];
   keepRunning: boolean;
 }
 
@@ -247,8 +259,11 @@ export function checkSessionOptions(options: SessionOptions): CheckedSession {
     throw new UsageError(`--poll expects milliseconds (a whole number), got '${poll}'`);
   const taps = (options.tap ?? []).map((t) => {
     const eq = t.indexOf('=');
+    if (eq < 0 && t !== '') return { chardev: t, listen: null };
     if (eq <= 0 || eq === t.length - 1) {
-      throw new UsageError(`--tap expects CHARDEV=LISTEN (e.g. c1=/tmp/c1-tap.sock), got '${t}'`);
+      throw new UsageError(
+        `--tap expects CHARDEV (in place) or CHARDEV=LISTEN (e.g. c1=/tmp/c1-tap.sock), got '${t}'`,
+      );
     }
     return { chardev: t.slice(0, eq), listen: t.slice(eq + 1) };
   });
@@ -325,31 +340,55 @@ export async function runSession(
     else published = p;
   }
   const taps: ChardevTap[] = [];
+  const inPlace: InPlaceTap[] = [];
   const offs: (() => void)[] = [];
   const print = (line: string, obj: Record<string, unknown>): void =>
     io.out(json ? `${JSON.stringify(obj)}\n` : `${clock(Date.now())}  ${line}\n`);
   try {
     for (const t of session.taps) {
-      const tapOptions = { sink };
-      const tap = await tapChardev(topo, t.chardev, t.listen, tapOptions);
-      if (isAttachFailure(tap)) {
+      const flag = t.listen === null ? t.chardev : `${t.chardev}=${t.listen}`;
+      const made =
+        t.listen === null
+          ? await tapChardevInPlace(topo, t.chardev, { sink })
+          : await tapChardev(topo, t.chardev, t.listen, { sink });
+      if (isAttachFailure(made)) {
         if (
-          tap.kind === 'NotFound' ||
-          tap.kind === 'InvalidArgument' ||
-          tap.kind === 'Unsupported'
+          made.kind === 'NotFound' ||
+          made.kind === 'InvalidArgument' ||
+          made.kind === 'Unsupported'
         ) {
-          throw new UsageError(`--tap ${t.chardev}=${t.listen}: ${tap.message}`);
+          throw new UsageError(`--tap ${flag}: ${made.message}`);
         }
-        throw new Error(`--tap ${t.chardev}=${t.listen}: ${tap.message}`);
+        throw new Error(`--tap ${flag}: ${made.message}`);
       }
-      taps.push(tap);
+      const tap = 'tap' in made ? made.tap : made;
+      if ('tap' in made) inPlace.push(made);
+      else taps.push(tap);
       offs.push(tap.onEvent((e) => print(`[tap]    ${e.text}`, { type: 'tap', ...e })));
-      print(
-        `[tap]    chardev ${t.chardev}: point the host application at ${tap.address} instead of QEMU's socket`,
-        { type: 'tap', kind: 'listening', chardev: t.chardev, address: tap.address },
-      );
+      if ('tap' in made) {
+        for (const n of made.notes) io.err(`vmchan: tap on ${t.chardev}: ${n}\n`);
+        print(
+          `[tap]    chardev ${t.chardev}: tapped in place at ${made.path}: applications connect as before, through vmchan` +
+            (made.waitingForReconnect
+              ? ' (the client connected before keeps talking to QEMU directly, uncaptured, until it reconnects)'
+              : ''),
+          {
+            type: 'tap',
+            kind: 'listening',
+            mode: 'in-place',
+            chardev: t.chardev,
+            address: made.path,
+            waiting: made.waitingForReconnect,
+          },
+        );
+      } else {
+        print(
+          `[tap]    chardev ${t.chardev}: point the host application at ${tap.address} instead of QEMU's socket`,
+          { type: 'tap', kind: 'listening', chardev: t.chardev, address: tap.address },
+        );
+      }
     }
-    if (file && taps.length === 0) {
+    if (file && taps.length + inPlace.length === 0) {
       io.err('vmchan: no --tap given: the capture holds port events only, no data\n');
     }
 
@@ -371,6 +410,8 @@ export async function runSession(
   } finally {
     for (const off of offs) off();
     for (const tap of taps) await tap.close();
+    // QEMU's socket nodes go back to their paths
+    for (const t of inPlace) io.err(`vmchan: ${await t.close()}\n`);
     await published?.close();
     capture.close();
     if (file) {
