@@ -24,7 +24,8 @@ import {
 } from '../core/capture/record.js';
 import { AttachedMachine } from '../core/qemu/attach.js';
 import { isAttachError, isAttachFailure } from '../core/qemu/attach-error.js';
-import { DEFAULT_URI, QmpProxy } from '../core/qemu/libvirt.js';
+import { DEFAULT_URI, domainXml, QmpProxy } from '../core/qemu/libvirt.js';
+import { domainChannels, type DomainChannel } from '../core/machine/libvirt-channels.js';
 import type { AttachedTopology, AttachEvent } from '../core/qemu/attach-model.js';
 import { parseQmpAddress } from '../core/qemu/qmp-address.js';
 import { isQmpError } from '../core/qemu/qmp-error.js';
@@ -54,6 +55,8 @@ export interface SessionOptions {
   extraSink?: CaptureSink;
   /** Publish the session for live capture (`vmchan extcap`); default true. */
   publish?: boolean;
+  /** A libvirt domain's channels from its XML, printed after the ports (attach --domain). */
+  libvirtChannels?: { domain: string; channels: DomainChannel[] };
 }
 
 interface AttachCliOptions extends SessionOptions {
@@ -196,12 +199,18 @@ export async function runAttach(
   for (const line of recoverMoves()) io.err(`vmchan: after a crash: ${line}\n`);
   let proxy: QmpProxy | null = null;
   let qmpAddress = options.qmp ?? '';
+  let libvirtChannels: SessionOptions['libvirtChannels'];
   if (options.domain !== undefined) {
+    const target = { domain: options.domain, uri: options.connect ?? DEFAULT_URI };
+    // the channels' targets, sources and libvirt's roles are in the domain's XML, not in QMP
+    const xml = await domainXml(target);
+    if (typeof xml !== 'string') throw new Error(xml.message);
+    const channels = domainChannels(xml);
+    if (!Array.isArray(channels))
+      throw new Error(`virsh dumpxml ${options.domain}: ${channels.message}`);
+    libvirtChannels = { domain: options.domain, channels };
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-domain-'));
-    const started = await QmpProxy.start(
-      { domain: options.domain, uri: options.connect ?? DEFAULT_URI },
-      path.join(dir, 'qmp.sock'),
-    );
+    const started = await QmpProxy.start(target, path.join(dir, 'qmp.sock'));
     if (isAttachError(started)) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw new Error(started.message);
@@ -230,7 +239,13 @@ export async function runAttach(
     });
   });
   try {
-    await runSession(machine, options, io, stop, gone);
+    await runSession(
+      machine,
+      libvirtChannels !== undefined ? { ...options, libvirtChannels } : options,
+      io,
+      stop,
+      gone,
+    );
   } finally {
     off();
     await machine.close();
@@ -300,6 +315,14 @@ export async function runSession(
   const json = Boolean(options.json);
   const topo = machine.topology();
   io.out(json ? `${JSON.stringify({ type: 'topology', topology: topo })}\n` : formatTopology(topo));
+  const lv = options.libvirtChannels;
+  if (lv !== undefined) {
+    io.out(
+      json
+        ? `${JSON.stringify({ type: 'libvirt-channels', domain: lv.domain, channels: lv.channels })}\n`
+        : formatDomainChannels(lv.domain, lv.channels),
+    );
+  }
   if (!session.keepRunning) return;
 
   // One capture feeds the file, an extcap's fifo and live clients (vmchan extcap).
@@ -459,6 +482,28 @@ export function formatTopology(t: AttachedTopology): string {
     ...table(
       ['DEVICE', 'NR', 'ID', 'NAME', 'KIND', 'CHARDEV', 'GUEST OPEN', 'HOST CONNECTED', 'BACKEND'],
       rows,
+    ),
+  );
+  return lines.join('\n') + '\n';
+}
+
+/** The domain's channels as its XML tells them: target, chardev, source, libvirt's view and role. */
+export function formatDomainChannels(domain: string, channels: readonly DomainChannel[]): string {
+  const lines = [
+    '',
+    `libvirt domain ${domain}: ${channels.length} virtio channel${channels.length === 1 ? '' : 's'} in its XML`,
+  ];
+  if (channels.length === 0) return lines.join('\n') + '\n';
+  lines.push(
+    ...table(
+      ['TARGET', 'CHARDEV', 'SOURCE', 'GUEST (LIBVIRT)', 'ROLE'],
+      channels.map((c) => [
+        c.target ?? `(${c.element})`,
+        c.chardev ?? '-',
+        `${c.type}${c.mode !== null ? `/${c.mode}` : ''}${c.path !== null ? ` ${c.path}` : ''}`,
+        c.state ?? '-',
+        c.roleText,
+      ]),
     ),
   );
   return lines.join('\n') + '\n';
