@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import type { TapState } from '../../core/api/contract.js';
+import type { TapState } from '../../core/api/contract/contract.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { followCapture, followRaw } from '../../core/capture/follow.js';
 import { openCaptureSync } from '../../core/capture/pcapng-reader.js';

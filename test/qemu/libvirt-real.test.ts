@@ -27,7 +27,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { PortSnapshot, TapState, TopologySnapshot } from '../../core/api/contract.js';
+import type { PortSnapshot, TapState, TopologySnapshot } from '../../core/api/contract/contract.js';
 import { runAttach } from '../../cli/attach.js';
 import { domainXml, listDomains } from '../../core/qemu/libvirt.js';
 import { TapJournal } from '../../core/qemu/tap-journal.js';
