@@ -1,7 +1,7 @@
 /**
  * A real libvirtd running a transient domain of the test guest, for the
  * libvirt tests (libvirt-real.test.ts) and the app's end-to-end attach by
- * domain name (test/e2e/attach-tap.test.ts).
+ * domain name (test/e2e/attach-domain.test.ts).
  *
  * No systemd on these machines: when `virsh -c qemu:///system version` does
  * not answer, the rig starts `virtlogd` and `libvirtd` itself (both as
@@ -16,14 +16,15 @@
  * guest agent channel org.qemu.guest_agent.0 (libvirtd's), and the guest's
  * shell on a unix <serial> (GuestShell).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe } from 'vitest';
 import { GuestShell, isGuestError } from '../guest/guest-shell.js';
 import { buildGuest } from '../guest/qemu.js';
-import { poller } from './real-guest.js';
+import type { ChardevInfo } from '../../core/qemu/qmp-types.js';
+import { chardevWatch, poller, type ChardevWatch } from './real-guest.js';
 
 export const LIBVIRT_INSTALL =
   'apt-get install --no-install-recommends libvirt-daemon-system libvirt-clients libvirt-clients-qemu libvirt-daemon-driver-qemu python3-libvirt';
@@ -114,6 +115,24 @@ async function releaseDaemons(): Promise<void> {
   }
 }
 
+/** query-chardev's entry for `label`, through libvirtd (it owns the monitor). */
+function monitorChardev(domain: string, label: string): Promise<ChardevInfo> {
+  return new Promise((resolve, reject) =>
+    execFile(
+      'virsh',
+      ['-c', URI, 'qemu-monitor-command', domain, '{"execute":"query-chardev"}'],
+      { encoding: 'utf8', timeout: 30_000 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`virsh qemu-monitor-command: ${stderr.trim()}`));
+        const list = (JSON.parse(stdout) as { return: ChardevInfo[] }).return;
+        const entry = list.find((c) => c.label === label);
+        if (entry) resolve(entry);
+        else reject(new Error(`no chardev ${label} in ${stdout.trim()}`));
+      },
+    ),
+  );
+}
+
 // ---- the domain --------------------------------------------------------------------------------
 
 export interface LibvirtDomain {
@@ -126,6 +145,8 @@ export interface LibvirtDomain {
   ch1Path: string;
   /** The guest's shell on its serial port. */
   shell: GuestShell;
+  /** QEMU's view of a chardev, asked through libvirtd (`virsh qemu-monitor-command`). */
+  watch: ChardevWatch;
   /** Destroy the domain, leave the daemons (the last user stops them), remove the run directory. */
   close(): Promise<void>;
 }
@@ -181,6 +202,7 @@ export async function startLibvirtDomain(tmpPrefix: string): Promise<LibvirtDoma
       agentPath: path.join(runDir, 'agent.sock'),
       ch1Path: path.join(runDir, 'ch1.sock'),
       shell,
+      watch: chardevWatch((label) => monitorChardev(name, label), until),
       close: async () => {
         shell.close();
         await close();

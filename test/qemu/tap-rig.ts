@@ -23,6 +23,7 @@ import { isGuestError, type RunResult } from '../guest/guest-shell.js';
 import { startGuest, type Guest, type StartGuestOptions } from '../guest/qemu.js';
 import {
   chardevLookup,
+  chardevWatch,
   connectUnix,
   guestShell,
   poller,
@@ -64,22 +65,16 @@ export class TapGuest {
   /** QEMU's query-chardev entry of a chardev. */
   readonly chardev = chardevLookup(() => this.qmp);
 
+  private readonly watch = chardevWatch(this.chardev, this.until);
+
   /** QEMU sees a host client on the chardev (or none), as query-chardev tells. */
   hostSeen(label: string, connected: boolean, what: string): Promise<ChardevInfo> {
-    return this.until(
-      what,
-      () => this.chardev(label),
-      (c) => c.filename.startsWith('disconnected:') !== connected,
-    );
+    return this.watch.hostSeen(label, connected, what);
   }
 
   /** The guest has the port open (query-chardev's frontend-open). */
-  guestOpened(label: string, what = 'the guest opened the port'): Promise<ChardevInfo> {
-    return this.until(
-      what,
-      () => this.chardev(label),
-      (c) => c['frontend-open'],
-    );
+  guestOpened(label: string, what?: string): Promise<ChardevInfo> {
+    return this.watch.guestOpened(label, what);
   }
 }
 
