@@ -26,17 +26,15 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeHandle } from '../../cli/serve.js';
 import { domainXml } from '../../core/qemu/libvirt.js';
-import { INSTALL_HINT, missingPrerequisites } from '../guest/qemu.js';
 import { libvirtProblem, startLibvirtDomain, type LibvirtDomain } from '../qemu/libvirt-rig.js';
-import { poller } from '../qemu/real-guest.js';
+import { missingGuest, poller } from '../qemu/real-guest.js';
 import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 import { STEP_MS, tapCaptureFollowConsoleDetach } from './tap-flow.js';
 
-const guestMissing = missingPrerequisites();
 const libvirt = libvirtProblem();
 const ready = prerequisites('attaches to a libvirt domain from the app', [
   ...missingChromium(),
-  ...(guestMissing.length > 0 ? [`missing ${guestMissing.join(', ')}: ${INSTALL_HINT}`] : []),
+  ...missingGuest(),
   ...(libvirt ? [libvirt] : []),
 ]);
 

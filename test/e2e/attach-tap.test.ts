@@ -22,15 +22,15 @@ import type { ServeHandle } from '../../cli/serve.js';
 import { QmpClient } from '../../core/qemu/qmp-client.js';
 import { isQmpError } from '../../core/qemu/qmp-error.js';
 import { isGuestError } from '../guest/guest-shell.js';
-import { INSTALL_HINT, missingPrerequisites, startGuest } from '../guest/qemu.js';
+import { startGuest } from '../guest/qemu.js';
+import { missingGuest } from '../qemu/real-guest.js';
 import { PORT, TapGuest } from '../qemu/tap-rig.js';
 import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 import { STEP_MS, tapCaptureFollowConsoleDetach } from './tap-flow.js';
 
-const guestMissing = missingPrerequisites();
 const ready = prerequisites('taps, captures and types into a real QEMU from the app', [
   ...missingChromium(),
-  ...(guestMissing.length > 0 ? [`missing ${guestMissing.join(', ')}: ${INSTALL_HINT}`] : []),
+  ...missingGuest(),
 ]);
 
 describe.runIf(ready)('a real VM in the app: tap, capture, follow, console (Chromium)', () => {

@@ -11,14 +11,18 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import type { TapState } from '../../core/api/contract/contract.js';
-import { CaptureError } from '../../core/capture/error.js';
-import { followCapture, followRaw } from '../../core/capture/follow.js';
-import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { TapJournal } from '../../core/qemu/tap-journal.js';
 import { rig as apiRig, type Rig } from '../api/helpers.js';
 import { isGuestError } from '../guest/guest-shell.js';
 import { connectUnix, describeRealGuest } from './real-guest.js';
-import { expectBothCaptured, guestToHost, hostToGuest, PORT, useTapGuest } from './tap-rig.js';
+import {
+  expectBothCaptured,
+  guestToHost,
+  hostToGuest,
+  PORT,
+  readCapturedStream,
+  useTapGuest,
+} from './tap-rig.js';
 
 const SIZE = 2 * 1024 * 1024;
 
@@ -53,7 +57,6 @@ describeRealGuest('in-place tap on a real QEMU', 'in-place tap tests on a real Q
       await new Promise<void>((res) => (appServer ? appServer.close(() => res()) : res()));
     },
   });
-  const chardev = g.chardev;
   const until = g.until;
   const sh = g.sh;
 
@@ -129,26 +132,15 @@ describeRealGuest('in-place tap on a real QEMU', 'in-place tap tests on a real Q
     const reading = g.guest.shell.run('head -c 5 /dev/virtio-ports/org.test.rev', {
       timeoutMs: 30_000,
     });
-    await until(
-      'guest opened the port',
-      () => chardev('rc'),
-      (c) => c['frontend-open'],
-    );
+    await g.guestOpened('rc');
     through.socket.write('ping!');
     const read = await reading;
     if (isGuestError(read)) throw new Error(read.toString());
     expect(read.output).toContain('ping!');
     await r.must({ cmd: 'stopCapture' });
-    const reader = openCaptureSync(capPath);
-    if (reader instanceof CaptureError) throw new Error(reader.toString());
-    try {
-      const stream = followCapture(reader, { port: 'org.test.rev' });
-      if (stream instanceof CaptureError) throw new Error(stream.toString());
-      expect(Buffer.from(followRaw(stream, 'guest-to-host')).toString()).toBe('hello-rev');
-      expect(Buffer.from(followRaw(stream, 'host-to-guest')).toString()).toBe('ping!');
-    } finally {
-      reader.close();
-    }
+    const rev = readCapturedStream(capPath, 'org.test.rev');
+    expect(rev.guestToHost.toString()).toBe('hello-rev');
+    expect(rev.hostToGuest.toString()).toBe('ping!');
 
     // detach: chardev-change back; QEMU connects to the application directly again
     const n = appConns.length;

@@ -33,11 +33,9 @@ import { domainXml, listDomains } from '../../core/qemu/libvirt.js';
 import { TapJournal } from '../../core/qemu/tap-journal.js';
 import { rig, type Rig } from '../api/helpers.js';
 import { isGuestError } from '../guest/guest-shell.js';
-import { CaptureError } from '../../core/capture/error.js';
-import { followCapture, followRaw } from '../../core/capture/follow.js';
-import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { describeLibvirt, startLibvirtDomain, URI, type LibvirtDomain } from './libvirt-rig.js';
 import { poller } from './real-guest.js';
+import { readCapturedStream } from './tap-rig.js';
 
 describeLibvirt('a libvirt domain', () => {
   let dom: LibvirtDomain | undefined;
@@ -155,17 +153,9 @@ describeLibvirt('a libvirt domain', () => {
     expect(await sh('head -c 30 <&3')).toContain('"guest-sync"');
     await sh('exec 3>&-');
     await r.must({ cmd: 'stopCapture' });
-    const reader = openCaptureSync(capPath);
-    if (reader instanceof CaptureError) throw new Error(reader.toString());
-    try {
-      const stream = followCapture(reader, { port: 'org.qemu.guest_agent.0' });
-      if (stream instanceof CaptureError) throw new Error(stream.toString());
-      expect(Buffer.from(followRaw(stream, 'host-to-guest')).toString()).toMatch(
-        /"execute":\s*"guest-sync"/,
-      );
-    } finally {
-      reader.close();
-    }
+    expect(readCapturedStream(capPath, 'org.qemu.guest_agent.0').hostToGuest.toString()).toMatch(
+      /"execute":\s*"guest-sync"/,
+    );
 
     // hot-plug a channel into the domain, and take it out again
     const plugged = await r.must<PortSnapshot>({

@@ -32,6 +32,11 @@ export function describeRealGuest(title: string, skipped: string, body: () => vo
   );
 }
 
+/** What is missing to boot the guest, with the install command (for e2e's prerequisites()). */
+export function missingGuest(): string[] {
+  return missingText ? [missingText] : [];
+}
+
 /** The first step of the block's beforeAll: fails with the install command when something is missing. */
 export function requirePrerequisites(what: string): void {
   if (missingText) throw new Error(`cannot run ${what}: ${missingText}`);

@@ -18,12 +18,12 @@ import { beforeAll, expect, it } from 'vitest';
 import { runAttach } from '../../cli/attach.js';
 import { answers } from '../../core/qemu/inplace-tap.js';
 import { TapJournal } from '../../core/qemu/tap-journal.js';
+import { requireBuilt, ROOT } from '../lab/helpers.js';
 import { isGuestError } from '../guest/guest-shell.js';
 import { connectUnix, describeRealGuest } from './real-guest.js';
 import { expectBothCaptured, guestToHost, hostToGuest, PORT, useTapGuest } from './tap-rig.js';
 
 const SIZE = 3 * 1024 * 1024;
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin', 'vmchan.js');
 
 describeRealGuest('the CLI’s taps on a real QEMU', 'tap tests on a real QEMU', () => {
@@ -34,20 +34,13 @@ describeRealGuest('the CLI’s taps on a real QEMU', 'tap tests on a real QEMU',
   });
   const cliQmp = (): string => path.join(rig.runDir, 'cli-qmp.sock');
 
-  beforeAll(() => {
-    // the SIGKILL test runs the built CLI, as a person does
-    for (const [built, source] of [
+  // the SIGKILL test runs the built CLI, as a person does
+  beforeAll(() =>
+    requireBuilt([
       ['dist/cli/attach.js', 'cli/attach.ts'],
       ['dist/core/qemu/inplace-tap.js', 'core/qemu/inplace-tap.ts'],
-    ] as const) {
-      const b = path.join(ROOT, built);
-      if (
-        !fs.existsSync(b) ||
-        fs.statSync(b).mtimeMs < fs.statSync(path.join(ROOT, source)).mtimeMs
-      )
-        throw new Error(`${built} is missing or older than ${source}: run \`npm run build\``);
-    }
-  });
+    ]),
+  );
 
   it("moves the case study's files both ways through the tap, sha1 intact, every byte captured", async () => {
     const tapPath = path.join(rig.runDir, 'port1-tapped.sock');

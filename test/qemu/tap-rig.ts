@@ -175,6 +175,37 @@ export async function guestToHost(rig: TapGuest, appPath: string, size: number):
   return { sha1: sum, bytes: null, ms };
 }
 
+/** A port's conversation in a capture file: each direction's bytes, and its host-* events in order. */
+export interface CapturedStream {
+  hostToGuest: Buffer;
+  guestToHost: Buffer;
+  /** The tap's host-open / host-close events, as recorded. */
+  hostEvents: string[];
+}
+
+/** Reads `port`'s stream from the capture at `capPath` (core/capture/follow.ts); a CaptureError fails the test. */
+export function readCapturedStream(capPath: string, port: string): CapturedStream {
+  const reader = openCaptureSync(capPath);
+  if (reader instanceof CaptureError) throw new Error(reader.toString());
+  try {
+    const stream = followCapture(reader, { port });
+    if (stream instanceof CaptureError) throw new Error(stream.toString());
+    const hostEvents: string[] = [];
+    for (let n = 0; n < reader.count; n++) {
+      const rec = reader.record(n);
+      if (!(rec instanceof CaptureError) && rec.kind === 'event' && rec.event.startsWith('host-'))
+        hostEvents.push(rec.event);
+    }
+    return {
+      hostToGuest: Buffer.from(followRaw(stream, 'host-to-guest')),
+      guestToHost: Buffer.from(followRaw(stream, 'guest-to-host')),
+      hostEvents,
+    };
+  } finally {
+    reader.close();
+  }
+}
+
 /**
  * The capture holds both transfers of `port`, byte for byte: the stream
  * followed has `size` bytes each way with the senders' sha1. Returns the
@@ -187,22 +218,9 @@ export function expectBothCaptured(
   h2g: Transfer,
   g2h: Transfer,
 ): string[] {
-  const reader = openCaptureSync(capPath);
-  if (reader instanceof CaptureError) throw new Error(reader.toString());
-  try {
-    const stream = followCapture(reader, { port });
-    if (stream instanceof CaptureError) throw new Error(stream.toString());
-    expect([stream.hostToGuest, stream.guestToHost]).toEqual([size, size]);
-    expect(sha1(followRaw(stream, 'host-to-guest'))).toBe(h2g.sha1);
-    expect(sha1(followRaw(stream, 'guest-to-host'))).toBe(g2h.sha1);
-    const hostEvents: string[] = [];
-    for (let n = 0; n < reader.count; n++) {
-      const rec = reader.record(n);
-      if (!(rec instanceof CaptureError) && rec.kind === 'event' && rec.event.startsWith('host-'))
-        hostEvents.push(rec.event);
-    }
-    return hostEvents;
-  } finally {
-    reader.close();
-  }
+  const stream = readCapturedStream(capPath, port);
+  expect([stream.hostToGuest.length, stream.guestToHost.length]).toEqual([size, size]);
+  expect(sha1(stream.hostToGuest)).toBe(h2g.sha1);
+  expect(sha1(stream.guestToHost)).toBe(g2h.sha1);
+  return stream.hostEvents;
 }
