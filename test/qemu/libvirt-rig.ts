@@ -8,7 +8,8 @@
  * root). Test files run in parallel, so the daemons are shared: each user
  * notes its pid in a directory, the pids of daemons a rig started go in a
  * file beside, and the last user to leave stops them by pid (SIGTERM, then
- * SIGKILL after 5 s). Daemons that were running before any test are never
+ * SIGKILL after 5 s); joining and leaving hold a lock file, one file at a
+ * time. Daemons that were running before any test are never
  * touched.
  *
  * The domain: `<domain type='qemu'>` (TCG), the guest's kernel and initramfs
@@ -79,9 +80,52 @@ function startedPids(): number[] {
   }
 }
 
-/** Join the users of libvirtd; start virtlogd and libvirtd when nothing answers. */
-async function acquireDaemons(): Promise<void> {
+const LOCK = path.join(SHARED, 'lock');
+
+/** The pid in the lock file; null when there is none. */
+function lockOwner(): number | null {
+  try {
+    return Number(fs.readFileSync(LOCK, 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** Take the rig's lock (a file holding the owner's pid); a dead owner's lock is taken over. */
+function tryLock(): boolean {
+  try {
+    fs.writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch {
+    const owner = lockOwner();
+    if (owner === null) return false; // released meanwhile: the next try takes it
+    if (Number.isInteger(owner) && owner > 0 && !alive(owner)) fs.rmSync(LOCK, { force: true });
+    return false;
+  }
+}
+
+/**
+ * `fn` with the rig's lock held: test files start and stop the shared daemons
+ * one at a time, so that no file stops them while another is joining, and
+ * no two files start them together.
+ */
+async function locked<T>(fn: () => Promise<T>): Promise<T> {
   fs.mkdirSync(SHARED, { recursive: true, mode: 0o700 });
+  await until(
+    'the libvirt rig’s lock (another test file starts or stops libvirtd)',
+    tryLock,
+    (ok) => ok,
+  );
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(LOCK, { force: true });
+  }
+}
+
+/** Join the users of libvirtd; start virtlogd and libvirtd when nothing answers. */
+const acquireDaemons = (): Promise<void> => locked(joinDaemons);
+async function joinDaemons(): Promise<void> {
   fs.writeFileSync(userFile(process.pid), '');
   if (answers()) return;
   const pids: number[] = [];
@@ -96,7 +140,8 @@ async function acquireDaemons(): Promise<void> {
 }
 
 /** Leave; the last user stops the daemons a rig started. */
-async function releaseDaemons(): Promise<void> {
+const releaseDaemons = (): Promise<void> => locked(leaveDaemons);
+async function leaveDaemons(): Promise<void> {
   fs.rmSync(userFile(process.pid), { force: true });
   const others = fs
     .readdirSync(SHARED)
