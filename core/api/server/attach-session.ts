@@ -24,7 +24,13 @@ import type { CaptureInterface } from '../../capture/record.js';
 import { AttachedMachine } from '../../qemu/attach.js';
 import { isAttachError, isAttachFailure, type AttachFailure } from '../../qemu/attach-error.js';
 import { InPlaceTap } from '../../qemu/inplace-tap.js';
-import { parseLibvirtAddress, QmpProxy } from '../../qemu/libvirt.js';
+import {
+  domainXml,
+  parseLibvirtAddress,
+  QmpProxy,
+  type LibvirtTarget,
+} from '../../qemu/libvirt.js';
+import { domainChannels, type DomainChannel } from '../../machine/libvirt-channels.js';
 import { ReverseTap } from '../../qemu/reverse-tap.js';
 import { tapChardev, type ChardevTap } from '../../qemu/tap.js';
 import { recoverMoves, type TapJournal } from '../../qemu/tap-journal.js';
@@ -204,6 +210,8 @@ export class AttachSession implements Session {
   private readonly taps = new Map<string, LiveTap>();
   /** The libvirt QMP proxy this session started (a domain), stopped on close. */
   private proxy: QmpProxy | null = null;
+  /** A libvirt domain's target and its channels from its XML (read at attach, again after hot-plug). */
+  private libvirt: { target: LibvirtTarget; channels: DomainChannel[] } | null = null;
   /** Every tap's bytes and QEMU's events, into a file while recording. */
   private readonly capture = new AttachCapture();
   private readonly pollers = new Map<string, VringPoller>();
@@ -268,9 +276,35 @@ export class AttachSession implements Session {
     fs.mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
     const session = new AttachSession(machine, address, runtimeDir, hooks, options);
     session.proxy = proxy;
+    if (domain !== null) {
+      session.libvirt = { target: domain, channels: [] };
+      await session.readDomainChannels();
+    }
     // A vmchan that died while tapping in place left QEMU's paths moved: give them back first.
     for (const line of recoverMoves(options.journal)) session.note(`after a crash: ${line}`);
     return session;
+  }
+
+  /**
+   * The domain's channels from `virsh dumpxml` (QMP does not tell a
+   * channel's libvirt role); a failure is a note, the attach goes on.
+   */
+  private async readDomainChannels(): Promise<void> {
+    if (this.libvirt === null) return;
+    const xml = await domainXml(this.libvirt.target);
+    if (typeof xml !== 'string') {
+      this.note(`the domain's channels are not known: ${xml.message}`);
+      return;
+    }
+    const channels = domainChannels(xml);
+    if (!Array.isArray(channels)) {
+      this.note(`the domain's XML cannot be read: ${channels.message}`);
+      return;
+    }
+    if (this.libvirt !== null && !this.closed) {
+      this.libvirt.channels = channels;
+      this.hooks.changed();
+    }
   }
 
   // ------------------------------------------------------------ snapshots
@@ -621,13 +655,29 @@ export class AttachSession implements Session {
   info(): AttachedInfo {
     const t = this.machine.topology();
     const vringMs = Math.max(0, ...[...this.pollers.values()].map((p) => p.intervalMs));
+    const lv = this.libvirt;
     return {
       qmp: this.address,
       qemu: `QEMU ${t.qemu.version}${t.qemu.package ? ` (${t.qemu.package})` : ''}`,
       pollMs: this.pollMs,
-      notes: ATTACH_NOTES(this.pollMs),
+      notes: [
+        ...ATTACH_NOTES(this.pollMs),
+        ...(lv?.channels ?? []).map(
+          (c) =>
+            `libvirt channel ${c.target ?? c.element} (${c.chardev ?? 'no alias'}, ${c.type}${c.path !== null ? ` ${c.path}` : ''}): ${c.roleText}`,
+        ),
+      ],
       vringRound: this.vringRound,
       vringMs,
+      ...(lv !== null
+        ? {
+            libvirt: {
+              domain: lv.target.domain,
+              uri: lv.target.uri,
+              channels: lv.channels.map((c) => ({ ...c })),
+            },
+          }
+        : {}),
     };
   }
 
@@ -818,6 +868,8 @@ export class AttachSession implements Session {
     if (this.agentProblem !== null && this.agentPort()?.guestOpen !== this.agentProblemOpen)
       this.agentProblem = null;
     this.capture.event(e);
+    // a channel plugged or unplugged: the domain's XML says what it is now
+    if (e.kind === 'port-added' || e.kind === 'port-removed') void this.readDomainChannels();
     this.hooks.emit({
       time: e.time,
       kind: e.kind,
