@@ -12,8 +12,8 @@
  *   as the lab has beside real programs;
  * - a 1-byte ping-pong (host -> guest echo workload -> host), against the
  *   same ping-pong through the relay to an echo server;
- * - the time from spawning `vmchan run` to its `ready` line, against
- *   spawning `node -e 0` (what Node itself costs to start).
+ * - (group lab-startup) the time from spawning `vmchan run` to its `ready`
+ *   line, against spawning `node -e 0` (what Node itself costs to start).
  *
  * Except for the cross-process check, everything of the lab and the
  * baselines runs in this process, one event loop for both ends, so the
@@ -386,16 +386,25 @@ async function startup(report: Report, dir: string): Promise<void> {
   report('vmchan run (demo) start to ready', median(lab), median(node), 'ms');
 }
 
-export async function benchLab(report: Report): Promise<void> {
+async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-bench-'));
   try {
+    await body(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function benchLab(report: Report): Promise<void> {
+  await inTempDir(async (dir) => {
     const load = os.loadavg().map((l) => l.toFixed(2));
     process.stdout.write(`load average ${load.join(' ')} (${os.cpus().length} CPUs)\n`);
     await bulk(report, dir);
     await crossProcess(report, dir);
     await roundTrip(report, dir);
-    await startup(report, dir);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  });
+}
+
+export async function benchLabStartup(report: Report): Promise<void> {
+  await inTempDir((dir) => startup(report, dir));
 }
