@@ -63,10 +63,12 @@ function textFileOps(content: string): FileOps {
   const bytes = new TextEncoder().encode(content);
   let pos = 0;
   return {
-    read: async (count) => {
-      const out = bytes.slice(pos, pos + count);
+    read: async (count, _nonblock, into) => {
+      const out = bytes.subarray(pos, pos + count);
       pos += out.length;
-      return out;
+      if (into === undefined) return out.slice();
+      into.set(out);
+      return into.subarray(0, out.length);
     },
     write: async () => errno('EINVAL', 'write to a read-only attribute'),
     poll: () => POLLIN | POLLRDNORM,
@@ -143,12 +145,18 @@ export class GuestFiles {
     });
   }
 
-  read(fd: number, count: number): Promise<Uint8Array | Errno> {
+  /**
+   * read(2). With `into` the bytes land in the caller's buffer (the result
+   * is a view of it), as read(2) fills the buffer it is given; a buffer
+   * shorter than `count` is EFAULT, as Linux's copy_to_user past the end.
+   */
+  read(fd: number, count: number, into?: Uint8Array): Promise<Uint8Array | Errno> {
     return this.syscall(`read fd ${fd}`, () => {
       const f = this.file(fd, 'read');
       if (isErrno(f)) return f;
       if (!Number.isInteger(count) || count < 0) return errno('EINVAL', `read fd ${fd}`);
-      return f.ops.read(count, (f.flags & O_NONBLOCK) !== 0);
+      if (into !== undefined && into.length < count) return errno('EFAULT', `read fd ${fd}`);
+      return f.ops.read(count, (f.flags & O_NONBLOCK) !== 0, into);
     });
   }
 
