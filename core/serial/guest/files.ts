@@ -2,16 +2,18 @@
  * The guest's system calls on files: a file descriptor table over the
  * namespace, with Linux's semantics and errno values.
  *
- * Every call is a 'guest' task on the engine's queue and returns a Promise
- * that settles when the call returns in the guest: a blocking read settles
- * when the driver wakes the reader (data, host disconnect, unplug), not
- * before. Errors are values (Errno), never exceptions.
+ * Every call is a 'guest' task on the engine's queue (in free-run it runs at
+ * once, when the program makes it: post.mayRunNow; in step mode it waits for
+ * its step) and returns a Promise that settles when the call returns in the
+ * guest: a blocking read settles when the driver wakes the reader (data,
+ * host disconnect, unplug), not before. Errors are values (Errno), never
+ * exceptions.
  *
  * Flags are Linux's: O_NONBLOCK makes waits EAGAIN; O_ASYNC, set with
  * fcntl(F_SETFL) (as in Linux, O_ASYNC given to open() has no effect),
  * makes the driver send SIGIO to the owner set with setOwner (L7).
  */
-import type { PostTask } from '../../virtio/device.js';
+import { runOrPost, type PostTask } from '../../virtio/device.js';
 import { errno, isErrno, type Errno } from './errno.js';
 import type { FileOps, GuestNamespace } from './namespace.js';
 
@@ -108,7 +110,7 @@ export class GuestFiles {
         process.stderr.write(`vmchan: guest ${label} failed: ${text}\n`);
         resolve(errno('EIO', label));
       };
-      this.post('guest', label, () => {
+      runOrPost(this.post, 'guest', label, () => {
         try {
           Promise.resolve(body()).then(resolve, failed);
         } catch (error) {
