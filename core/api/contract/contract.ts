@@ -453,7 +453,7 @@ export const AttachedInfoSchema = z.object({
 });
 export type AttachedInfo = z.infer<typeof AttachedInfoSchema>;
 
-/** Whether what is served can do one thing, and why not (session.ts Capability). */
+/** Whether what is served can do one thing, and why not (capabilities.ts). */
 export const CanSchema = z.union([
   z.object({ can: z.literal(true) }),
   z.object({ can: z.literal(false), reason: z.string() }),
@@ -469,7 +469,7 @@ export const TopologySnapshotSchema = z.object({
   chardevs: z.array(ChardevSnapshotSchema),
   /** Set while a real QEMU is served instead of the lab (null or absent: the lab). */
   attached: AttachedInfoSchema.nullable().optional(),
-  /** What the session served can do (session.ts CAPABILITIES), with the reason where it cannot. */
+  /** What the session served can do (capabilities.ts), with the reason where it cannot. */
   capabilities: z.record(z.string(), CanSchema).optional(),
 });
 export type TopologySnapshot = z.infer<typeof TopologySnapshotSchema>;

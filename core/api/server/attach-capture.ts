@@ -12,8 +12,8 @@
  * records at once while no file is recording (no sink), so a tap costs a
  * check per chunk when nobody captures.
  */
-import { CaptureError } from '../capture/error.js';
-import { openCaptureFile } from '../capture/ring-writer.js';
+import { CaptureError } from '../../capture/error.js';
+import { openCaptureFile } from '../../capture/ring-writer.js';
 import {
   Capture,
   eventRecord,
@@ -21,8 +21,8 @@ import {
   type CaptureRecord,
   type CaptureSink,
   type PortEventType,
-} from '../capture/record.js';
-import type { AttachEvent } from '../qemu/attach-model.js';
+} from '../../capture/record.js';
+import type { AttachEvent } from '../../qemu/attach-model.js';
 import type { CaptureSwitches, Recorder } from './session.js';
 
 const EVENT_OF: Partial<Record<AttachEvent['kind'], PortEventType>> = {
