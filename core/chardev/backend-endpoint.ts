@@ -164,7 +164,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     this.isFrontendOpen = false;
   }
 
-  write(bytes: Uint8Array): number {
+  write(bytes: Uint8Array, handover = false): number {
     if (bytes.length === 0) return 0;
     if (this.closing !== null) {
       this.counters.dropped.closed += bytes.length;
@@ -175,7 +175,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       this.log?.write(bytes);
       return bytes.length;
     }
-    const taken = this.transmit(bytes);
+    const taken = this.transmit(bytes, handover);
     if (taken > 0) {
       this.counters.bytesOut += taken;
       this.log?.write(taken === bytes.length ? bytes : bytes.subarray(0, taken));
@@ -329,8 +329,12 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
 
   // ------------------------------------------------ for the subclasses
 
-  /** Send up to bytes.length bytes to the host; return how many were taken. Copy before queuing. */
-  protected abstract transmit(bytes: Uint8Array): number;
+  /**
+   * Send up to bytes.length bytes to the host; return how many were taken.
+   * Copy before queuing, unless `handover` says the array is the backend's
+   * to keep (ChardevEndpoint.write).
+   */
+  protected abstract transmit(bytes: Uint8Array, handover: boolean): number;
 
   /** Release OS resources. Called once, by close(). */
   protected abstract teardown(): Promise<void>;

@@ -46,6 +46,8 @@ export interface SchedulerStats {
   executed: number;
   /** Times free-run yielded to the event loop (after a full batch). */
   yields: number;
+  /** Of `executed`, work that ran without the hop through the queue (mayRunNow, mayContinue). */
+  ranNow: number;
   byKind: Record<TaskKind, number>;
 }
 
@@ -67,6 +69,7 @@ export class Scheduler {
     posted: 0,
     executed: 0,
     yields: 0,
+    ranNow: 0,
     byKind: { guest: 0, device: 0, backend: 0 },
   };
 
@@ -111,6 +114,7 @@ export class Scheduler {
     const seq = ++this.seq;
     this.stats.posted++;
     this.stats.executed++;
+    this.stats.ranNow++;
     this.stats.byKind[kind]++;
     if (this.taskListeners.length > 0) {
       const info = { seq, kind, label };
