@@ -43,6 +43,12 @@ const MiB = 1024 * 1024;
 const LAB_BYTES = 48 * MiB;
 const RELAY_BYTES = 256 * MiB;
 const CHUNK = 256 * 1024;
+/**
+ * Bytes moved each way before timing, the relay's and the lab's alike: the
+ * lab's path is long, and after only 4 MiB V8 has not finished optimising
+ * it (the first timed 48 MiB then cost up to twice the CPU of the next).
+ */
+const WARM_BYTES = 24 * MiB;
 const PING_MS = 1200;
 
 function repoRoot(): string {
@@ -183,8 +189,8 @@ function reportCpu(report: Report, what: string, lab: CpuSample, relay: CpuSampl
 
 async function bulk(report: Report, dir: string): Promise<void> {
   const relay = await relayPair(dir, () => {});
-  await transfer(relay.client, relay.server, 4 * MiB);
-  await transfer(relay.server, relay.client, 4 * MiB);
+  await transfer(relay.client, relay.server, WARM_BYTES);
+  await transfer(relay.server, relay.client, WARM_BYTES);
   const relayUp = await measure(relay.client, relay.server, RELAY_BYTES);
   const relayDown = await measure(relay.server, relay.client, RELAY_BYTES);
   await relay.close();
@@ -193,8 +199,8 @@ async function bulk(report: Report, dir: string): Promise<void> {
   const host = await connect(path.join(dir, 'test2'));
   const guest = await connect(path.join(lab.guestDir.dir, 'test2'));
   // Warm up both ways (JIT, guest buffers) before timing.
-  await transfer(host, guest, 4 * MiB);
-  await transfer(guest, host, 4 * MiB);
+  await transfer(host, guest, WARM_BYTES);
+  await transfer(guest, host, WARM_BYTES);
   const toGuest = await measure(host, guest, LAB_BYTES);
   const toHost = await measure(guest, host, LAB_BYTES);
   host.destroy();
@@ -257,9 +263,13 @@ function runClient(
 ): Promise<{ aToB: Measured; bToA: Measured }> {
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lab-client.js');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, aPath, bPath, String(bytes), String(4 * MiB)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [script, aPath, bPath, String(bytes), String(WARM_BYTES)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let err = '';
     let out = '';
     let mark = cpuNow();
