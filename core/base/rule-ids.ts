@@ -82,6 +82,8 @@ export const RULE_IDS = [
   'H2',
   'H3',
   'H4',
+  'H5',
+  'H6',
   'Q1',
   'Q2',
   'Q3',

@@ -32,6 +32,7 @@
  *   that the port refused (unplugged mid-write), to `onUnsent`.
  */
 import type net from 'node:net';
+import { bytesNotInKernel } from '../chardev/unsent.js';
 import { isErrno } from '../serial/guest/errno.js';
 import { READ_SIZE, type PortStream } from '../workloads/port-stream.js';
 
@@ -90,7 +91,8 @@ export class ClientBridge {
     if (this.stopped) return this.done;
     this.stopped = true;
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
-    const unsent = this.socket.destroyed ? 0 : this.socket.writableLength;
+    // Only what never reached the kernel: bytes already in the client's receive queue still get there.
+    const unsent = bytesNotInKernel(this.socket);
     // Read from the client (out of the kernel) but held paused in Node: the port never gets them.
     const unread = this.socket.destroyed ? 0 : this.socket.readableLength;
     this.socket.destroy();

@@ -1078,6 +1078,33 @@ const HOST = family('H', [
     source: 'QEMU chardev/char-socket.c (tcp_chr_connect, tcp_chr_hup, tcp_chr_read_poll)',
     seeAlso: ['H3', 'D6', 'D7'],
   },
+  {
+    id: 'H5',
+    title: 'Abstract unix sockets, tight or padded',
+    summary:
+      'abstract=on names a Linux abstract socket (no file on disk); tight=on, the default, uses only the name\u2019s own length as the address, tight=off pads it with NUL bytes to the full 108.',
+    explanation:
+      'An abstract socket lives in the kernel, not in the file system, so nothing is left behind and no file permission guards it: any process in the same network namespace can connect. ' +
+      'The kernel compares the whole address, including its length, so a tight name and the same name padded are two different sockets: a client must use the same form as the server. ' +
+      "QEMU's default is tight=on; the padded form exists for programs that always pass the whole sun_path. " +
+      'vmchan makes both: Node pads by itself, and a short-lived helper hands over a tight socket; no byte of the channel passes through the helper.',
+    source: 'QEMU util/qemu-sockets.c (unix_listen_saddr, unix_connect_saddr); Linux unix(7)',
+    seeAlso: ['H1', 'H3'],
+  },
+  {
+    id: 'H6',
+    title: 'Descriptors passed in: fd=N and -add-fd',
+    summary:
+      'A chardev can use a descriptor its parent opened (socket,fd=N), and -add-fd puts descriptors into numbered sets that a file chardev opens as /dev/fdset/N.',
+    explanation:
+      'Management tools such as libvirt open files and sockets themselves, with their own permissions and labels, and hand QEMU only the descriptor, so QEMU never needs the right to open the path. ' +
+      'A /dev/fdset/N path picks the member of set N whose access mode matches the open (a file chardev opens for writing), and the set is closed when nobody holds it any more and no monitor is connected. ' +
+      'query-fdsets lists the sets and remove-fd takes members out. ' +
+      'Passing a descriptor over the QMP socket itself (getfd, add-fd) needs SCM_RIGHTS, which vmchan does not emulate.',
+    source:
+      'QEMU 7.2 monitor/misc.c (monitor_fdset_dup_fd_add, qmp_query_fdsets), softmmu/vl.c (parse_add_fd)',
+    seeAlso: ['H1', 'Q1'],
+  },
 ]);
 
 const MONITORS = family('Q', [
