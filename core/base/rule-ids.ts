@@ -90,6 +90,8 @@ export const RULE_IDS = [
   'Q4',
   'Q5',
   'Q6',
+  'Q7',
+  'Q8',
 ] as const;
 
 export type RuleId = (typeof RULE_IDS)[number];

@@ -174,7 +174,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     this.isFrontendOpen = false;
   }
 
-  write(bytes: Uint8Array): number {
+  write(bytes: Uint8Array, handover = false): number {
     if (bytes.length === 0) return 0;
     if (this.closing !== null) {
       this.countDrop('closed', bytes.length, 'to-host');
@@ -185,7 +185,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       this.log?.write(bytes);
       return bytes.length;
     }
-    const taken = this.transmit(bytes);
+    const taken = this.transmit(bytes, handover);
     if (taken > 0) {
       this.counters.bytesOut += taken;
       this.log?.write(taken === bytes.length ? bytes : bytes.subarray(0, taken));
@@ -341,8 +341,12 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
 
   // ------------------------------------------------ for the subclasses
 
-  /** Send up to bytes.length bytes to the host; return how many were taken. Copy before queuing. */
-  protected abstract transmit(bytes: Uint8Array): number;
+  /**
+   * Send up to bytes.length bytes to the host; return how many were taken.
+   * Copy before queuing, unless `handover` says the array is the backend's
+   * to keep (ChardevEndpoint.write).
+   */
+  protected abstract transmit(bytes: Uint8Array, handover: boolean): number;
 
   /** Release OS resources. Called once, by close(). */
   protected abstract teardown(): Promise<void>;
@@ -612,27 +616,41 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     if (this.pumpPosted || this.handlers === null || !this.carrying) return;
     if (this.inbound.length === 0) return;
     this.pumpPosted = true;
-    this.post('backend', `chardev ${this.id}: read`, this.pump);
+    this.post('backend', this.readLabel, this.pump);
   }
 
-  /** One chunk to the frontend per task (QEMU's fd and socket handlers read one buffer per wakeup). */
+  private get readLabel(): string {
+    return `chardev ${this.id}: read`;
+  }
+
+  /**
+   * One chunk to the frontend per task (QEMU's fd and socket handlers read
+   * one buffer per wakeup). In free-run the next chunk may follow in the same
+   * task (post.mayContinue, each counted as a task of its own), as QEMU's main
+   * loop comes straight back to a socket that is still readable; every
+   * chunk is still one read of at most READ_CHUNK bytes.
+   */
   private readonly pump = (): void => {
     this.pumpPosted = false;
-    const handlers = this.handlers;
-    if (handlers === null || !this.carrying || this.inbound.length === 0) return;
-    const room = handlers.canRead();
-    if (room <= 0) return; // wait for acceptInput()
-    const chunk = this.inbound.take(Math.min(room, READ_CHUNK));
-    this.counters.bytesIn += chunk.length;
-    handlers.read(chunk);
-    if (this.sourcePaused && this.inbound.length <= INBOUND_LOW_WATER) {
-      this.sourcePaused = false;
-      this.resumeSource();
-      this.syncHangUpWatch();
-    }
-    if (this.hostDone && this.inbound.length === 0) {
-      this.peerFinished();
-      return;
+    for (;;) {
+      const handlers = this.handlers;
+      if (handlers === null || !this.carrying || this.inbound.length === 0) return;
+      const room = handlers.canRead();
+      if (room <= 0) return; // wait for acceptInput()
+      const chunk = this.inbound.take(Math.min(room, READ_CHUNK));
+      this.counters.bytesIn += chunk.length;
+      handlers.read(chunk);
+      if (this.sourcePaused && this.inbound.length <= INBOUND_LOW_WATER) {
+        this.sourcePaused = false;
+        this.resumeSource();
+        this.syncHangUpWatch();
+      }
+      if (this.hostDone && this.inbound.length === 0) {
+        this.peerFinished();
+        return;
+      }
+      if (this.inbound.length === 0 || this.pumpPosted) return;
+      if (this.post.mayContinue?.('backend', this.readLabel) !== true) break;
     }
     this.schedulePump();
   };

@@ -556,8 +556,8 @@ export class SocketChardev extends BackendEndpoint {
     return this.link?.unfinished ?? 0;
   }
 
-  protected transmit(bytes: Uint8Array): number {
-    return this.link?.write(bytes) ?? 0;
+  protected transmit(bytes: Uint8Array, handover: boolean): number {
+    return this.link?.write(bytes, handover) ?? 0;
   }
 
   protected override canTransmit(): boolean {

@@ -4,12 +4,14 @@
  * the calls a BackendEndpoint expects and keeps the write side bounded.
  *
  * Writes are bounded by the stream's own writableHighWaterMark (16 KiB for
- * a socket in Node 20): while the stream is under it, write() takes a whole
- * buffer (up to MAX_WHOLE_WRITE), as QEMU hands the guest's whole buffer to
- * the chardev, so one guest buffer stays one write (and one capture
- * record); once over it, write() takes nothing until 'drain'. What waits is
- * at most the high-water mark plus one buffer: a slow host reader cannot
- * grow the process.
+ * a socket in Node 20): while the bytes not yet handed to the OS are under
+ * it, write() takes a whole buffer (up to MAX_WHOLE_WRITE), as QEMU hands
+ * the guest's whole buffer to the chardev, so one guest buffer stays one
+ * write (and one capture record); once over it, write() takes nothing until
+ * 'drain'. What waits is at most the high-water mark plus one buffer: a slow
+ * host reader cannot grow the process. A write the OS took at once leaves
+ * nothing queued, so the next buffer goes at once too (Node still emits
+ * 'drain' after a write larger than the mark, but nothing waits for it).
  */
 import { bytesNotInKernel } from './unsent.js';
 import type { Readable, Writable } from 'node:stream';
@@ -93,15 +95,19 @@ export class StreamLink {
     return this.isGone;
   }
 
-  /** Take up to bytes.length bytes; returns how many (0 when the stream's buffer is full). */
-  write(bytes: Uint8Array): number {
+  /**
+   * Take up to bytes.length bytes; returns how many (0 when the stream's
+   * buffer is full). With `handover` the caller gave the array away and it
+   * is written as it is; otherwise it is copied, since the caller's view
+   * (guest memory) may change after we return.
+   */
+  write(bytes: Uint8Array, handover = false): number {
     const out = this.output;
     if (out === null || this.isGone || out.writableEnded || out.destroyed) return 0;
     if (this.failedUnsent !== null) return 0;
     if (this.room() <= 0) return 0;
     const n = Math.min(MAX_WHOLE_WRITE, bytes.length);
-    // Buffer.from copies: the caller's view (guest memory) may change after we return.
-    out.write(Buffer.from(bytes.subarray(0, n)));
+    out.write(handover && n === bytes.length ? bytes : Buffer.from(bytes.subarray(0, n)));
     return n;
   }
 
@@ -184,7 +190,7 @@ export class StreamLink {
 
   private room(): number {
     const out = this.output;
-    if (out === null || out.writableNeedDrain) return 0;
+    if (out === null) return 0;
     return out.writableHighWaterMark - out.writableLength;
   }
 

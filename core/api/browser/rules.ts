@@ -1185,6 +1185,33 @@ const MONITORS = family('Q', [
       'QEMU chardev/char.c (qmp_chardev_change), hw/char/virtio-console.c, tests/unit/test-char.c',
     seeAlso: ['Q2', 'Q4', 'H1'],
   },
+  {
+    id: 'Q7',
+    title: 'The guest agent protocol',
+    summary:
+      'qemu-ga reads one JSON request per line from its port and answers each with one compact JSON line; guest-sync-delimited puts a 0xFF byte before its answer.',
+    explanation:
+      'The agent has no session: a host that connects may find half a request left by the one before, so it starts with guest-sync (or guest-sync-delimited) and a random id, and throws away everything up to the answer with that id. ' +
+      "The 0xFF byte can never appear in JSON text, so it marks where the answer starts; the host sends 0xFF too, to reset the agent's parser. " +
+      "Every request goes through QEMU's QMP dispatcher, so a request that is not an object or lacks execute gets QMP's words, and an unknown command is CommandNotFound. " +
+      "vmchan's simulated agent answers byte for byte as the real qemu-ga 7.2 for the commands it has; the tests compare both on the same pipe.",
+    source: 'QEMU qga/main.c, qapi/qmp-dispatch.c, qga/commands.c (guest-sync, guest-info)',
+    seeAlso: ['Q1', 'Q8', 'L6'],
+  },
+  {
+    id: 'Q8',
+    title: 'guest-file-* on a port',
+    summary:
+      "qemu-ga's guest-file-open, read, write and close work on /dev/virtio-ports/NAME, which is how a host reaches the guest side of a channel without logging in.",
+    explanation:
+      'Opening the port through the agent is a guest open: the host side sees the port go open, and closing it is a guest close (L6). ' +
+      'A read asks for at most N bytes and fails with EAGAIN when the port has fewer queued, taking nothing, so a console reads in small steps. ' +
+      'A port cannot seek, so a write right after a read fails until guest-file-flush, as with any stdio stream switching direction. ' +
+      "vmchan's guest console is built on exactly these rules, so it works the same on the simulated agent and on a real guest's qemu-ga.",
+    source:
+      'QEMU qga/commands-posix.c (qmp_guest_file_open, qmp_guest_file_read, qmp_guest_file_write)',
+    seeAlso: ['Q7', 'L6'],
+  },
 ]);
 
 const ALL: readonly RuleExplanation[] = [
