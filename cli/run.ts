@@ -3,7 +3,7 @@
  * a QEMU command line. The chardevs become real host endpoints (sockets,
  * pipes, ptys, files...), the guest is the engine's Linux-like guest, and
  * its side of every port is a unix socket in the guest directory. With no
- * QEMU arguments it runs the demo lab (core/api/demo-lab.ts, the app's too).
+ * QEMU arguments it runs the demo lab (core/api/server/demo-lab.ts, the app's too).
  *
  * Output (stdout; stderr when a stdio chardev owns stdout): one block per
  * host endpoint and per guest endpoint, the ignored options, the workloads,
@@ -41,7 +41,7 @@ import {
 } from '../core/workloads/index.js';
 import { prepareCaptureFile, type PendingCaptureFile } from './capture-file.js';
 import { UsageError } from './errors.js';
-import { demoGuestWorkloads, demoQemuArgs } from '../core/api/demo-lab.js';
+import { demoGuestWorkloads, demoQemuArgs } from '../core/api/server/demo-lab.js';
 
 interface RunOptions {
   guestDir?: string;
@@ -223,7 +223,7 @@ function reclaimQemuOption(command: Command, qemuArgs: string[], options: RunOpt
 // ------------------------------------------------------------------ helpers
 
 /**
- * The demo lab (core/api/demo-lab.ts, the app's too) and, as `vmchan run`'s
+ * The demo lab (core/api/server/demo-lab.ts, the app's too) and, as `vmchan run`'s
  * own addition, its monitors in the legacy shorthand people paste from QEMU
  * how-tos.
  */

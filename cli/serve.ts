@@ -12,13 +12,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
-import { ApiService } from '../core/api/service.js';
-import { isLoopbackHost } from '../core/api/reach.js';
+import { ApiService } from '../core/api/server/service.js';
+import { isLoopbackHost } from '../core/api/contract/reach.js';
 import {
   RemoteListenNotConfirmed,
   startWebServer,
   type WebServer,
-} from '../core/api/web-server.js';
+} from '../core/api/server/web-server.js';
 
 export interface ServeOptions {
   port?: number;

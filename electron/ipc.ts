@@ -16,8 +16,8 @@ import {
   type Batch,
   type MenuAction,
   type Result,
-} from '../core/api/contract.js';
-import { describeReach, reachOf, type Reach } from '../core/api/reach.js';
+} from '../core/api/contract/contract.js';
+import { describeReach, reachOf, type Reach } from '../core/api/contract/reach.js';
 
 /** The app's origin: everything the window shows comes from here. */
 export const APP_SCHEME = 'app';

@@ -8,9 +8,9 @@
 import { app, BrowserWindow, dialog, ipcMain, Menu, protocol, session, shell } from 'electron';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IPC, type MenuAction } from '../core/api/contract.js';
-import { describeReach, type Reach } from '../core/api/reach.js';
-import { ApiService, type Screen } from '../core/api/service.js';
+import { IPC, type MenuAction } from '../core/api/contract/contract.js';
+import { describeReach, type Reach } from '../core/api/contract/reach.js';
+import { ApiService, type Screen } from '../core/api/server/service.js';
 import { VERSION } from '../core/version.js';
 import {
   APP_ENTRY,

@@ -8,7 +8,7 @@
  *   Help: About vmchan, Documentation
  */
 import type { MenuItemConstructorOptions } from 'electron';
-import type { MenuAction } from '../core/api/contract.js';
+import type { MenuAction } from '../core/api/contract/contract.js';
 
 export interface MenuHooks {
   /** Development build: the developer tools item is there. */

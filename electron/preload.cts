@@ -3,7 +3,7 @@
  * load ES modules, nor any file but 'electron'). It exposes exactly one
  * object, `window.vmchan`, with four functions; the page never touches
  * ipcRenderer itself. The channel names are those of IPC in
- * core/api/contract.ts (test/electron/preload.test.ts keeps them in step);
+ * core/api/contract/contract.ts (test/electron/preload.test.ts keeps them in step);
  * checking the messages is the main process's and the client's job.
  */
 import type { IpcRendererEvent } from 'electron';

@@ -5,7 +5,7 @@
  * other host than `vmchan` is refused.
  */
 import { readFile } from 'node:fs/promises';
-import { SECURITY_HEADERS, contentType, staticPath } from '../core/api/csp.js';
+import { SECURITY_HEADERS, contentType, staticPath } from '../core/api/server/csp.js';
 import { APP_HOST, APP_SCHEME } from './ipc.js';
 
 export interface AppResponse {

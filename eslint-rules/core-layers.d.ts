@@ -5,3 +5,5 @@ export declare const CORE_LAYERS: Readonly<Record<string, readonly string[]>>;
 export declare const coreLayersRule: Rule.RuleModule;
 declare const plugin: { rules: { 'core-layers': Rule.RuleModule } };
 export default plugin;
+/** The layer of core/ a file is in ('.', 'virtio', 'api/server', ...), or null outside core/. */
+export declare function coreFolder(coreDir: string, file: string): string | null;

@@ -5,7 +5,9 @@
 // is a design decision: put a concept in the lowest folder that needs it
 // rather than let a low folder reach up.
 //
-// `.` is core/'s own top-level files (version.ts).
+// `.` is core/'s own top-level files (version.ts). core/api counts as three
+// layers, one per sub-folder (contract, browser, server): who may import
+// what follows who runs it (docs/ARCHITECTURE.md, "core/api").
 import path from 'node:path';
 
 /** @type {Readonly<Record<string, readonly string[]>>} */
@@ -35,9 +37,17 @@ export const CORE_LAYERS = {
   qemu: ['.', 'base', 'capture', 'chardev', 'serial', 'virtio'],
   // the guest agent
   qga: ['.', 'base', 'engine', 'monitor', 'serial', 'virtio'],
-  // the contract and the service every face uses: the top
-  api: [
+  // core/api is split by who uses it; each part is a layer of its own.
+  // The contract both faces speak: zod schemas, error kinds, capabilities,
+  // what a command reaches. The renderer loads it, so nothing Node-only.
+  'api/contract': ['base', 'chardev', 'machine', 'virtio'],
+  // What only the renderer runs (views, virtual scroll, teaching texts, the
+  // client): the contract and the pure filter parser, never the server.
+  'api/browser': ['api/contract', 'capture'],
+  // The service, the sessions, the web server: the top.
+  'api/server': [
     '.',
+    'api/contract',
     'base',
     'capture',
     'chardev',
@@ -53,12 +63,21 @@ export const CORE_LAYERS = {
   ],
 };
 
-/** The folder of core/ a path is in ('.' for core's own files), or null outside core/. */
-function coreFolder(coreDir, file) {
+/** core/ folders whose sub-folders are layers of their own (core/api/contract, ...). */
+const SPLIT_FOLDERS = new Set(['api']);
+
+/**
+ * The layer of core/ a path is in: its folder ('.' for core's own files),
+ * or `api/<part>` inside core/api. A file directly in core/api/ is layer
+ * `api`, which has no row: it must go into one of the parts. null outside core/.
+ */
+export function coreFolder(coreDir, file) {
   const rel = path.relative(coreDir, file);
   if (rel.startsWith('..') || path.isAbsolute(rel)) return null;
   const parts = rel.split(path.sep);
-  return parts.length > 1 ? parts[0] : '.';
+  if (parts.length === 1) return '.';
+  if (SPLIT_FOLDERS.has(parts[0]) && parts.length > 2) return `${parts[0]}/${parts[1]}`;
+  return parts[0];
 }
 
 /** @type {import('eslint').Rule.RuleModule} */
@@ -72,6 +91,8 @@ export const coreLayersRule = {
         'core/{{from}} may not import core/{{to}} (layers: eslint-rules/core-layers.js allows {{from}} -> {{allowed}}). Move the shared concept down to the lowest folder that needs it.',
       unknown:
         'core/{{from}} is not in the layer table: add it to CORE_LAYERS in eslint-rules/core-layers.js.',
+      unsplit:
+        'core/{{from}}/ holds no modules of its own: put this file in one of its parts ({{parts}}), by who uses it.',
     },
   },
   create(context) {
@@ -79,6 +100,14 @@ export const coreLayersRule = {
     const coreDir = path.join(context.cwd, 'core');
     const from = coreFolder(coreDir, file);
     if (from === null) return {};
+    if (SPLIT_FOLDERS.has(from)) {
+      const parts = Object.keys(CORE_LAYERS)
+        .filter((l) => l.startsWith(`${from}/`))
+        .join(', ');
+      return {
+        Program: (node) => context.report({ node, messageId: 'unsplit', data: { from, parts } }),
+      };
+    }
     const allowed = CORE_LAYERS[from];
     const check = (node, source) => {
       if (typeof source !== 'string' || !source.startsWith('.')) return;

@@ -6,7 +6,7 @@
  * Values, not exceptions: functions return them, nothing throws one across a
  * module boundary, and they do not extend Error (no stack is captured, so
  * making one is cheap and no face can print a stack trace). A face turns one
- * into an API error with the table in core/api/api-error.ts, never by
+ * into an API error with the table in core/api/server/api-error.ts, never by
  * reading its message.
  */
 

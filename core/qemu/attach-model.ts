@@ -1,6 +1,6 @@
 /**
  * What an attached (real) QEMU looks like to the rest of vmchan: plain,
- * JSON-safe data in the shapes the emulated lab offers (core/api/contract.ts
+ * JSON-safe data in the shapes the emulated lab offers (core/api/contract/contract.ts
  * PortSnapshot, DeviceSnapshot, ChardevSnapshot, ApiEvent), so the app's
  * API can serve an attached machine beside an emulated one. Fields the
  * real QEMU cannot tell are null, never invented.

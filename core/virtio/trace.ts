@@ -7,7 +7,7 @@
  */
 import type { RuleId, VirtioFault } from './fault.js';
 
-/** Every ring operation, once: the API's schema (core/api/vring-contract.ts) is made from it. */
+/** Every ring operation, once: the API's schema (core/api/contract/vring-contract.ts) is made from it. */
 export const RING_OPS = [
   /** Driver wrote a chain's descriptors and made it available (split: avail entry; packed: AVAIL flip). */
   'driver-add',

@@ -1,9 +1,9 @@
 /**
  * The table from the engine's named errors to the API's error kinds
- * (core/api/api-error.ts): the kind decides, never the words.
+ * (core/api/server/api-error.ts): the kind decides, never the words.
  */
 import { describe, expect, it } from 'vitest';
-import { apiErrorKind, failWith, notFound, refused } from '../../core/api/api-error.js';
+import { apiErrorKind, failWith, notFound, refused } from '../../core/api/server/api-error.js';
 import { QemuError } from '../../core/base/qemu-error.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { ChardevError } from '../../core/chardev/chardev-error.js';

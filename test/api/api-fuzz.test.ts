@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandInput } from '../../core/api/contract.js';
+import type { CommandInput } from '../../core/api/contract/contract.js';
 import { rig, type Rig } from './helpers.js';
 
 /** Far beyond any command's work: only a command that never answers reaches it. */

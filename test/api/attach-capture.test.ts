@@ -1,5 +1,5 @@
 /**
- * Capture in the app while attached (core/api/attach-capture.ts): an
+ * Capture in the app while attached (core/api/server/attach-capture.ts): an
  * in-place tap on a unix chardev QEMU listens on (the fake QMP server for
  * QEMU's monitor, a real listening socket standing in for the chardev),
  * started from the app, with the host application connecting to the path
@@ -13,7 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PortSnapshot, TapState } from '../../core/api/contract.js';
+import type { PortSnapshot, TapState } from '../../core/api/contract/contract.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { CaptureReader } from '../../core/capture/pcapng-reader.js';
 import type { CaptureRecord } from '../../core/capture/record.js';

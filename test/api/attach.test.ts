@@ -1,5 +1,5 @@
 /**
- * The app's API over an attached QEMU (core/api/attach-session.ts), against
+ * The app's API over an attached QEMU (core/api/server/attach-session.ts), against
  * the fake QMP server with QEMU 7.2's recorded shapes: attach and detach,
  * topology snapshots with what QEMU cannot tell marked unknown, events with
  * their source (VSERPORT_CHANGE, polling, DEVICE_DELETED), hot-plug and
@@ -12,7 +12,7 @@ import type {
   PortSnapshot,
   TopologySnapshot,
   VringSnapshot,
-} from '../../core/api/contract.js';
+} from '../../core/api/contract/contract.js';
 import { FakeQmpServer } from '../qemu/fake-qmp-server.js';
 import { startFakeQemu, type FakeQemu } from './attach-fake.js';
 import { rig, type Rig } from './helpers.js';

@@ -4,13 +4,13 @@
  * traffic, everything that was folded counted.
  */
 import { describe, expect, it } from 'vitest';
-import { BatchBridge, mergeSamples } from '../../core/api/batcher.js';
+import { BatchBridge, mergeSamples } from '../../core/api/server/batcher.js';
 import type {
   ApiEvent,
   Batch,
   ThroughputSample,
   TopologySnapshot,
-} from '../../core/api/contract.js';
+} from '../../core/api/contract/contract.js';
 
 const topology: TopologySnapshot = {
   lab: 'test',

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CaptureState } from '../../core/api/contract.js';
+import type { CaptureState } from '../../core/api/contract/contract.js';
 import { rig, until, type Rig } from './helpers.js';
 
 let r: Rig | undefined;

@@ -7,7 +7,7 @@
  * record; the port snapshot carries each port's switch.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CaptureState, PortSnapshot } from '../../core/api/contract.js';
+import type { CaptureState, PortSnapshot } from '../../core/api/contract/contract.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { nowNs, type CaptureRecord } from '../../core/capture/record.js';

@@ -8,7 +8,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FollowFindResult, IoGraph, SortColumn } from '../../core/api/capture-contract.js';
+import type {
+  FollowFindResult,
+  IoGraph,
+  SortColumn,
+} from '../../core/api/contract/capture-contract.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { findInStream } from '../../core/capture/follow-find.js';
 import type { FollowStream } from '../../core/capture/follow.js';

@@ -11,8 +11,8 @@ import type {
   CaptureRecordDetail,
   CaptureRows,
   FollowResult,
-} from '../../core/api/capture-contract.js';
-import type { TopologySnapshot } from '../../core/api/contract.js';
+} from '../../core/api/contract/capture-contract.js';
+import type { TopologySnapshot } from '../../core/api/contract/contract.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { kindOf, writeCapture } from './capture-fixture.js';

@@ -6,7 +6,7 @@
  * and builds the spec the engine checks with the same kind record.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ChardevFormChoice, ChardevSnapshot } from '../../core/api/contract.js';
+import type { ChardevFormChoice, ChardevSnapshot } from '../../core/api/contract/contract.js';
 import { chardevKinds } from '../../core/chardev/kinds/index.js';
 import { chardevSpec, emptyChardevForm, withChoices } from '../../renderer/src/lib/chardev-form.js';
 import { rig, type Rig } from './helpers.js';

@@ -1,7 +1,7 @@
-/** The throughput chart's scale and units (core/api/chart-scale.ts). */
+/** The throughput chart's scale and units (core/api/browser/chart-scale.ts). */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { humanRate, robustScale, significantDigits } from '../../core/api/chart-scale.js';
+import { humanRate, robustScale, significantDigits } from '../../core/api/browser/chart-scale.js';
 
 describe('the robust y maximum', () => {
   it('ignores a single-sample spike and says the chart is clipped', () => {

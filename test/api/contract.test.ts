@@ -9,7 +9,7 @@ import {
   fail,
   parseCommand,
   type Batch,
-} from '../../core/api/contract.js';
+} from '../../core/api/contract/contract.js';
 import { backendFromForm } from '../../core/chardev/kinds/app-spec.js';
 
 const engine = { mode: 'running' as const, pending: 0, executed: 12, booted: true };

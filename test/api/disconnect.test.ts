@@ -9,7 +9,7 @@
 import { BackendEndpoint } from '../../core/chardev/backend-endpoint.js';
 import type * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PortSnapshot } from '../../core/api/contract.js';
+import type { PortSnapshot } from '../../core/api/contract/contract.js';
 import { plugOnNewChardev, rig, socketClient, until, type Rig } from './helpers.js';
 
 let r: Rig | null = null;

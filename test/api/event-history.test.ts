@@ -1,8 +1,8 @@
-/** Per-port event history (core/api/event-history.ts): a quiet port's open/close survives a busy port. */
+/** Per-port event history (core/api/browser/event-history.ts): a quiet port's open/close survives a busy port. */
 import { describe, expect, it } from 'vitest';
-import type { ApiEvent, EventKind } from '../../core/api/contract.js';
-import { appendBounded } from '../../core/api/view.js';
-import { PER_PORT, PortHistory } from '../../core/api/event-history.js';
+import type { ApiEvent, EventKind } from '../../core/api/contract/contract.js';
+import { appendBounded } from '../../core/api/browser/view.js';
+import { PER_PORT, PortHistory } from '../../core/api/browser/event-history.js';
 
 let seq = 0;
 const ev = (kind: EventKind, nr: number): ApiEvent => ({

@@ -13,7 +13,7 @@
  *   hung up" (char-socket.c tcp_chr_hup).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PortSnapshot } from '../../core/api/contract.js';
+import type { PortSnapshot } from '../../core/api/contract/contract.js';
 import { plugOnNewChardev, rig, socketClient, until, type Rig } from './helpers.js';
 
 let r: Rig | null = null;

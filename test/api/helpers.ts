@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ApiService, type ApiServiceOptions } from '../../core/api/service.js';
+import { ApiService, type ApiServiceOptions } from '../../core/api/server/service.js';
 import { until as waitUntil } from '../until.js';
 import type {
   ApiEvent,
@@ -12,7 +12,7 @@ import type {
   PortSnapshot,
   Result,
   TopologySnapshot,
-} from '../../core/api/contract.js';
+} from '../../core/api/contract/contract.js';
 
 export interface Rig {
   service: ApiService;

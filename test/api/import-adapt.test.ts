@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { TopologySnapshot } from '../../core/api/contract.js';
+import type { TopologySnapshot } from '../../core/api/contract/contract.js';
 import { rig, type Rig } from './helpers.js';
 
 type Imported = { topology: TopologySnapshot; notes: { kind: string; message: string }[] };

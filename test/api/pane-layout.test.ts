@@ -1,4 +1,4 @@
-/** The window's pane sizes: stored per user, read back safely, fitted to the window (core/api/pane-layout.ts). */
+/** The window's pane sizes: stored per user, read back safely, fitted to the window (core/api/browser/pane-layout.ts). */
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_LAYOUT,
@@ -9,7 +9,7 @@ import {
   fitLayout,
   parseLayout,
   resized,
-} from '../../core/api/pane-layout.js';
+} from '../../core/api/browser/pane-layout.js';
 
 describe('a stored layout', () => {
   it('round-trips through JSON', () => {

@@ -6,7 +6,7 @@
  * once with what it queued, and the bytes go when the engine runs.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CommandInput, Result } from '../../core/api/contract.js';
+import type { CommandInput, Result } from '../../core/api/contract/contract.js';
 import { plugOnNewChardev, rig, socketClient, until, type Rig } from './helpers.js';
 
 let r: Rig | undefined;

@@ -1,5 +1,5 @@
 /**
- * The rule explanations (core/api/rules.ts) against the conformance table
+ * The rule explanations (core/api/browser/rules.ts) against the conformance table
  * (docs/CONFORMANCE.md): one entry per table id, nothing else, each short
  * enough for the step view and long enough to teach.
  *
@@ -11,7 +11,12 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join } from 'node:path';
-import { FAMILY_NAMES, RULES, explainRule, type RuleExplanation } from '../../core/api/rules.js';
+import {
+  FAMILY_NAMES,
+  RULES,
+  explainRule,
+  type RuleExplanation,
+} from '../../core/api/browser/rules.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const FAMILIES: RuleExplanation['family'][] = ['C', 'G', 'S', 'P', 'M', 'D', 'L', 'H', 'Q'];
@@ -112,7 +117,7 @@ describe('rule explanations', () => {
   });
 
   it('the module imports nothing from node (the sandboxed renderer loads it)', () => {
-    const src = readFileSync(join(ROOT, 'core', 'api', 'rules.ts'), 'utf8');
+    const src = readFileSync(join(ROOT, 'core', 'api', 'browser', 'rules.ts'), 'utf8');
     const specifiers = [
       ...src.matchAll(/\b(?:import|export)\b[^;]*?\bfrom\s+['"]([^'"]+)['"]/g),
       ...src.matchAll(/\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g),

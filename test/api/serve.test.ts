@@ -2,7 +2,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import WebSocket from 'ws';
-import { apiProtocols } from '../../core/api/client.js';
+import { apiProtocols } from '../../core/api/browser/client.js';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { registerServeCommand, startServe } from '../../cli/serve.js';

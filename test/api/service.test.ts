@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PortSnapshot, TopologySnapshot } from '../../core/api/contract.js';
+import type { PortSnapshot, TopologySnapshot } from '../../core/api/contract/contract.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
 import { plugOnNewChardev, rig, socketClient, until, type Rig } from './helpers.js';
 

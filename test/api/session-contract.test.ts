@@ -1,5 +1,5 @@
 /**
- * One contract for every Session (core/api/session.ts): the same cases run
+ * One contract for every Session (core/api/server/session.ts): the same cases run
  * against the emulated lab and against an attached QEMU (the fake QMP
  * server answering with QEMU 7.2's recorded shapes: these commands need no
  * real guest), for every command both support: the topology with its
@@ -13,14 +13,14 @@ import type {
   ChardevSnapshot,
   PortSnapshot,
   VringSnapshot,
-} from '../../core/api/contract.js';
+} from '../../core/api/contract/contract.js';
+import { CAPABILITIES } from '../../core/api/contract/capabilities.js';
 import {
-  CAPABILITIES,
   COMMAND_CAPABILITY,
   SESSION_COMMANDS,
   type SessionCommandName,
-} from '../../core/api/session.js';
-import type { CommandInput } from '../../core/api/contract.js';
+} from '../../core/api/server/session.js';
+import type { CommandInput } from '../../core/api/contract/contract.js';
 import { startFakeQemu, type FakeQemu } from './attach-fake.js';
 import { rig, until, type Rig } from './helpers.js';
 
@@ -226,8 +226,8 @@ describe.each(['lab', 'attached'] as const)('the session contract: %s', (kind) =
 
 describe('the attached session’s command table', () => {
   it('refuses exactly the commands whose capability it lacks (the table and the capabilities agree)', async () => {
-    const { ATTACHED_CAPABILITIES } = await import('../../core/api/attach-session.js');
-    const { Refusal } = await import('../../core/api/session.js');
+    const { ATTACHED_CAPABILITIES } = await import('../../core/api/server/attach-session.js');
+    const { Refusal } = await import('../../core/api/server/session.js');
     current = await subjects.attached();
     const session = (current.r as unknown as { service: { attachedSession: { commands: object } } })
       .service.attachedSession;

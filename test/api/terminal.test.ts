@@ -5,9 +5,12 @@
  * hot-plug, and the bounded output of a screen that falls behind.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Batch, TopologySnapshot } from '../../core/api/contract.js';
-import { TERMINAL_BATCH_BYTES, type TerminalSession } from '../../core/api/terminal-contract.js';
-import { Outbox } from '../../core/api/terminal-service.js';
+import type { Batch, TopologySnapshot } from '../../core/api/contract/contract.js';
+import {
+  TERMINAL_BATCH_BYTES,
+  type TerminalSession,
+} from '../../core/api/contract/terminal-contract.js';
+import { Outbox } from '../../core/api/server/terminal-service.js';
 import { startWorkload } from '../../core/workloads/index.js';
 import { rig, socketClient, until, type Rig } from './helpers.js';
 

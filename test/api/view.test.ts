@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ApiEvent } from '../../core/api/contract.js';
+import type { ApiEvent } from '../../core/api/contract/contract.js';
 import {
   DIRECTION_COLOURS,
   ThroughputHistory,
@@ -10,7 +10,7 @@ import {
   formatRate,
   matchesEvent,
   queuePair,
-} from '../../core/api/view.js';
+} from '../../core/api/browser/view.js';
 
 describe('view helpers', () => {
   it('gives each direction its own colour', () => {

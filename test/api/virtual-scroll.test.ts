@@ -1,4 +1,4 @@
-/** The scaled-scroll mapping of the capture list (core/api/virtual-scroll.ts). */
+/** The scaled-scroll mapping of the capture list (core/api/browser/virtual-scroll.ts). */
 import { describe, expect, it } from 'vitest';
 import {
   MAX_SCROLL_PX,
@@ -14,7 +14,7 @@ import {
   wheelRows,
   windowAt,
   type ScrollGeometry,
-} from '../../core/api/virtual-scroll.js';
+} from '../../core/api/browser/virtual-scroll.js';
 
 const small: ScrollGeometry = { count: 100, rowHeight: 20, viewport: 400 };
 const huge: ScrollGeometry = { count: 10_000_000, rowHeight: 20, viewport: 600 };

@@ -1,7 +1,7 @@
 /** The vring view's chain colouring: one chain, one colour, across the three tables. */
 import { describe, expect, it } from 'vitest';
-import type { SplitRing } from '../../core/api/vring-contract.js';
-import { chainColour, splitChains } from '../../core/api/vring-view.js';
+import type { SplitRing } from '../../core/api/contract/vring-contract.js';
+import { chainColour, splitChains } from '../../core/api/browser/vring-view.js';
 
 const desc = (index: number, flags = 0, next = 0) => ({
   index,

@@ -6,7 +6,7 @@
  * and malformed chains injected on purpose and refused with their rule.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ApiEvent, PortSnapshot } from '../../core/api/contract.js';
+import type { ApiEvent, PortSnapshot } from '../../core/api/contract/contract.js';
 import type {
   GetVringViewResult,
   InjectFaultResult,
@@ -14,7 +14,7 @@ import type {
   RingOp,
   SplitRing,
   VringView,
-} from '../../core/api/vring-contract.js';
+} from '../../core/api/contract/vring-contract.js';
 import { O_NONBLOCK, O_RDWR } from '../../core/serial/guest/files.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
 import { rig, until, type Rig } from './helpers.js';

@@ -16,10 +16,10 @@ import {
   apiProtocols,
   webSocketTransport,
   type WebSocketLike,
-} from '../../core/api/client.js';
-import { ServerMessageSchema, type Batch } from '../../core/api/contract.js';
-import { ApiService } from '../../core/api/service.js';
-import { startWebServer, type WebServer } from '../../core/api/web-server.js';
+} from '../../core/api/browser/client.js';
+import { ServerMessageSchema, type Batch } from '../../core/api/contract/contract.js';
+import { ApiService } from '../../core/api/server/service.js';
+import { startWebServer, type WebServer } from '../../core/api/server/web-server.js';
 import { until } from '../until.js';
 
 let service: ApiService;

@@ -4,7 +4,7 @@
  * malformed XML, not an internal error for deep nesting), and keeps serving.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiService } from '../../core/api/service.js';
+import { ApiService } from '../../core/api/server/service.js';
 import { XML_CASES } from './libvirt-xml.cases.js';
 import { expectClearLine } from './clear.js';
 

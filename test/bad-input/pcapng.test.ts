@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApiService } from '../../core/api/service.js';
+import { ApiService } from '../../core/api/server/service.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { PcapngWriter } from '../../core/capture/pcapng-writer.js';

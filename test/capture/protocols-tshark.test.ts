@@ -216,7 +216,7 @@ describeWithTshark('channel protocols in tshark agree with vmchan read -V', () =
 
 describe('channel protocols in the app (core/api capture view)', () => {
   it('a Protocol column per row and the protocol subtree in the detail', async () => {
-    const { CaptureView, isViewError } = await import('../../core/api/capture-view.js');
+    const { CaptureView, isViewError } = await import('../../core/api/server/capture-view.js');
     const view = await CaptureView.open(file);
     if (isViewError(view)) throw new Error(view.message);
     const rows = view.rows(0, 20, 'proto == qga');

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import fsModule from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import * as path from 'node:path';
-import { CaptureView } from '../../core/api/capture-view.js';
+import { CaptureView } from '../../core/api/server/capture-view.js';
 import { CaptureError } from '../../core/capture/error.js';
 import {
   openCapture,

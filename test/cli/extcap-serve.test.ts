@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiProtocols } from '../../core/api/client.js';
+import { apiProtocols } from '../../core/api/browser/client.js';
 import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { removeTempDirs, ROOT, tempDir, waitUntil } from '../lab/helpers.js';

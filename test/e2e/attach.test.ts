@@ -117,7 +117,7 @@ describe.runIf(ready)('attach to a real QEMU from the app (Chromium)', () => {
     expect(await page.locator('.overview').textContent()).not.toContain('B/s');
     const device = page.locator('[data-action=add-device]');
     expect(await device.isDisabled()).toBe(true);
-    // the reason is the attached session's capability (core/api/attach-session.ts)
+    // the reason is the attached session's capability (core/api/server/attach-session.ts)
     expect(await device.getAttribute('title')).toMatch(
       /hot-plugs ports and chardevs there, not virtio-serial devices/,
     );

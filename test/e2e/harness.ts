@@ -15,7 +15,7 @@ import { build } from 'vite';
 import { it } from 'vitest';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/app-frames.js';
 import { startServe, type ServeHandle } from '../../cli/serve.js';
-import type { TopologySnapshot } from '../../core/api/contract.js';
+import type { TopologySnapshot } from '../../core/api/contract/contract.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 export const SHOTS = path.join(ROOT, 'test-results', 'screenshots');

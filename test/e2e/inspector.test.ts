@@ -20,7 +20,7 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeHandle } from '../../cli/serve.js';
-import type { PortSnapshot } from '../../core/api/contract.js';
+import type { PortSnapshot } from '../../core/api/contract/contract.js';
 import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());

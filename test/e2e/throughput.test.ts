@@ -13,7 +13,7 @@
  */
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { significantDigits } from '../../core/api/chart-scale.js';
+import { significantDigits } from '../../core/api/browser/chart-scale.js';
 import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());

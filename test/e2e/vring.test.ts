@@ -13,7 +13,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeFrames, measureFrames } from '../../bench/app-frames.js';
 import type { ServeHandle } from '../../cli/serve.js';
-import type { CommandInput, PortSnapshot } from '../../core/api/contract.js';
+import type { CommandInput, PortSnapshot } from '../../core/api/contract/contract.js';
 import { O_NONBLOCK, O_RDWR } from '../../core/serial/guest/files.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
 import { until } from '../until.js';

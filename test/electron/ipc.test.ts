@@ -4,9 +4,9 @@
  * refused; a good one reaches the service.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { ApiService } from '../../core/api/service.js';
-import { IPC, type MenuAction } from '../../core/api/contract.js';
-import { ApiClient } from '../../core/api/client.js';
+import { ApiService } from '../../core/api/server/service.js';
+import { IPC, type MenuAction } from '../../core/api/contract/contract.js';
+import { ApiClient } from '../../core/api/browser/client.js';
 import {
   APP_ENTRY,
   checkedBatch,
@@ -16,7 +16,7 @@ import {
   type IpcEventLike,
   type MenuTargetLike,
 } from '../../electron/ipc.js';
-import type { Reach } from '../../core/api/reach.js';
+import type { Reach } from '../../core/api/contract/reach.js';
 
 const sender = { id: 1 };
 const fromApp: IpcEventLike = { senderFrame: { url: APP_ENTRY }, sender };

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { MenuItemConstructorOptions } from 'electron';
-import { MenuActionSchema } from '../../core/api/contract.js';
+import { MenuActionSchema } from '../../core/api/contract/contract.js';
 import { menuTemplate } from '../../electron/menu.js';
 
 function items(menu: MenuItemConstructorOptions[], label: string): MenuItemConstructorOptions[] {

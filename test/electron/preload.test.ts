@@ -1,13 +1,13 @@
 /**
  * The preload, compiled as Electron loads it (CommonJS) and run against a
  * fake `electron`: it exposes one object, `vmchan`, whose functions use the
- * channels of core/api/contract.ts and nothing else.
+ * channels of core/api/contract/contract.ts and nothing else.
  */
 import * as fs from 'node:fs';
 import * as vm from 'node:vm';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { IPC } from '../../core/api/contract.js';
+import { IPC } from '../../core/api/contract/contract.js';
 
 const source = fs.readFileSync(new URL('../../electron/preload.cts', import.meta.url), 'utf8');
 

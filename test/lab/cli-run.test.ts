@@ -93,7 +93,7 @@ describe('vmchan run', () => {
       `${path.join(runtimeDir!, 'guest', 'org.qemu.guest_agent.0')} -> /dev/vport0p3`,
     );
     expect(out).toContain(`socat - UNIX-CONNECT:${path.join(runtimeDir!, 'test1')}`);
-    // the app's demo guest programs (core/api/demo-lab.ts)
+    // the app's demo guest programs (core/api/server/demo-lab.ts)
     expect(out).toMatch(/^workloads: hvc0=source:2048 \(\/dev\/hvc0\), test1=sha1 \(/m);
 
     // console.0: the guest's numbered lines

@@ -6,12 +6,12 @@
  * with DEVICE_DELETED. Guest RAM is fixed at start with room for one more
  * default device; beyond that the refusal names the limit.
  */
-import { labCommands } from '../../core/api/lab-commands.js';
-import { VringService } from '../../core/api/vring-service.js';
+import { labCommands } from '../../core/api/server/lab-commands.js';
+import { VringService } from '../../core/api/server/vring-service.js';
 import { isVmchanError } from '../../core/base/error.js';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LabSession } from '../../core/api/lab-session.js';
+import { LabSession } from '../../core/api/server/lab-session.js';
 import { DEFAULT_RAM_MIB } from '../../core/machine/guest-ram.js';
 import { deviceMemoryBytes, memoryMiBFor } from '../../core/machine/machine.js';
 import { defaultDevice, type Topology } from '../../core/machine/topology.js';

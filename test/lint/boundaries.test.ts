@@ -1,7 +1,7 @@
 /**
  * The import boundaries of docs/ARCHITECTURE.md, checked through the
  * project's own ESLint config: core/ never imports a face or Electron, and
- * the renderer imports only core/api.
+ * the renderer imports only core/api/contract and core/api/browser.
  */
 import { describe, expect, it } from 'vitest';
 import { ESLint } from 'eslint';
@@ -41,15 +41,28 @@ describe('import boundaries', () => {
     expect(errors).toEqual([]);
   });
 
-  it('renderer/ may import core/api but not the engine, the faces or node:*', async () => {
+  it('renderer/ may import core/api/contract and core/api/browser but not the engine, the faces or node:*', async () => {
     const file = 'renderer/src/lib/boundary-probe.ts';
     expect(
       await boundaryErrors(
         file,
-        "import { RULES } from '../../../core/api/rules.js';\nexport const y = RULES;\n",
+        "import { RULES } from '../../../core/api/browser/rules.js';\nexport const y = RULES;\n",
       ),
     ).toEqual([]);
-    for (const spec of ['../../../core/engine/lab.js', '../../../cli/main.js', 'node:fs']) {
+    expect(
+      await boundaryErrors(
+        file,
+        "import type { ApiEvent } from '../../../core/api/contract/contract.js';\nexport type Y = ApiEvent;\n",
+      ),
+    ).toEqual([]);
+    for (const spec of [
+      '../../../core/engine/lab.js',
+      '../../../core/api/server/service.js',
+      '../../../core/api/server/session.js',
+      '../../../cli/main.js',
+      'node:fs',
+      'fs',
+    ]) {
       const errors = await boundaryErrors(
         file,
         `import * as x from '${spec}';\nexport const y = x;\n`,

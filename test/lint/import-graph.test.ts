@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import ts from 'typescript';
-import { CORE_LAYERS } from '../../eslint-rules/core-layers.js';
+import { CORE_LAYERS, coreFolder } from '../../eslint-rules/core-layers.js';
 
 const CORE = path.join(import.meta.dirname, '..', '..', 'core');
 
@@ -48,9 +48,9 @@ function importGraph(): Map<string, string[]> {
   return graph;
 }
 
+/** The layer a file is in: its folder of core/, or core/api's part (`api/server`). */
 function folderOf(file: string): string {
-  const parts = path.relative(CORE, file).split(path.sep);
-  return parts.length > 1 ? parts[0]! : '.';
+  return coreFolder(CORE, file) ?? '(outside core)';
 }
 
 /** Strongly connected components with more than one node (Tarjan). */
@@ -104,7 +104,9 @@ describe('core import graph', () => {
   it('reads a real graph (every folder of core/, hundreds of edges)', () => {
     expect(files.size).toBeGreaterThan(150);
     expect([...files.values()].flat().length).toBeGreaterThan(500);
-    expect(folders.get('api')).toContain('engine');
+    expect(folders.get('api/server')).toContain('engine');
+    expect(folders.get('api/server')).toContain('api/contract');
+    expect(folders.get('api/browser')).toContain('api/contract');
   });
 
   it('has no cycle between folders', () => {

@@ -12,7 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { TapState } from '../../core/api/contract.js';
+import type { TapState } from '../../core/api/contract/contract.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { followCapture, followRaw } from '../../core/capture/follow.js';
 import { openCaptureSync } from '../../core/capture/pcapng-reader.js';

@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PortSnapshot, TapState, TopologySnapshot } from '../../core/api/contract.js';
+import type { PortSnapshot, TapState, TopologySnapshot } from '../../core/api/contract/contract.js';
 import { runAttach } from '../../cli/attach.js';
 import { domainXml, listDomains } from '../../core/qemu/libvirt.js';
 import { TapJournal } from '../../core/qemu/tap-journal.js';

@@ -1,12 +1,12 @@
 /**
  * Attach mode in the window: what the app shows while it serves a real QEMU
- * (core/api/attach-session.ts) instead of the emulated lab.
+ * (core/api/server/attach-session.ts) instead of the emulated lab.
  */
-import type { AttachedInfo, TopologySnapshot } from '../../../core/api/contract.js';
-import type { Capability } from '../../../core/api/session.js';
+import type { AttachedInfo, TopologySnapshot } from '../../../core/api/contract/contract.js';
+import type { Capability } from '../../../core/api/contract/capabilities.js';
 
 /**
- * Whether what is served can do `capability` (core/api/session.ts), with
+ * Whether what is served can do `capability` (core/api/contract/capabilities.ts), with
  * the session's reason when it cannot; a snapshot without the list (an
  * older service) can do everything.
  */

@@ -1,5 +1,5 @@
 /** Small text helpers of the capture view. */
-import type { CaptureListRow } from '../../../core/api/capture-contract.js';
+import type { CaptureListRow } from '../../../core/api/contract/capture-contract.js';
 
 /** Seconds since the first record, as Wireshark's time column: `12.345678`. */
 export function formatRel(seconds: number): string {

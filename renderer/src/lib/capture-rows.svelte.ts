@@ -14,13 +14,13 @@ import type {
   CaptureListRow,
   CaptureRows,
   SortColumn,
-} from '../../../core/api/capture-contract.js';
+} from '../../../core/api/contract/capture-contract.js';
 
 export interface ListSort {
   column: SortColumn;
   descending: boolean;
 }
-import type { CommandInputOf, Result } from '../../../core/api/contract.js';
+import type { CommandInputOf, Result } from '../../../core/api/contract/contract.js';
 
 export const PAGE_ROWS = 200;
 const MAX_PAGES = 120;

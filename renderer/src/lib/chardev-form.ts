@@ -4,7 +4,7 @@
  * registered chardev kinds' forms (`chardevForms`, one record per kind in
  * core/chardev/kinds/), so a new kind shows up here without a change.
  */
-import type { ChardevFormChoice, ChardevSpecInput } from '../../../core/api/contract.js';
+import type { ChardevFormChoice, ChardevSpecInput } from '../../../core/api/contract/contract.js';
 
 export interface ChardevForm {
   id: string;

@@ -10,8 +10,8 @@ import {
   apiProtocols,
   ipcTransport,
   webSocketTransport,
-} from '../../../core/api/client.js';
-import type { VmchanBridge } from '../../../core/api/contract.js';
+} from '../../../core/api/browser/client.js';
+import type { VmchanBridge } from '../../../core/api/contract/contract.js';
 
 export interface Connection {
   client: ApiClient;

@@ -1,6 +1,6 @@
 /**
  * The pane sizes of this window, remembered per user in localStorage
- * (core/api/pane-layout.ts parses and fits them) and fitted to the window
+ * (core/api/browser/pane-layout.ts parses and fits them) and fitted to the window
  * as it is resized.
  */
 import {
@@ -10,7 +10,7 @@ import {
   resized,
   type PANE_BOUNDS,
   type PaneLayout,
-} from '../../../core/api/pane-layout.js';
+} from '../../../core/api/browser/pane-layout.js';
 
 function readStored(): string | null {
   try {

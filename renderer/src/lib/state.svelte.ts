@@ -1,10 +1,10 @@
 /**
  * The window's state, fed by batches: at most one is applied per animation
  * frame, and it is acknowledged from that frame, which is what lets the
- * service send the next one (core/api/batcher.ts). Big structures are kept
+ * service send the next one (core/api/server/batcher.ts). Big structures are kept
  * as raw state (replaced, never deeply proxied) so a batch costs little.
  */
-import type { ApiClient } from '../../../core/api/client.js';
+import type { ApiClient } from '../../../core/api/browser/client.js';
 import type {
   ApiEvent,
   Batch,
@@ -17,9 +17,9 @@ import type {
   Result,
   ResultOf,
   TopologySnapshot,
-} from '../../../core/api/contract.js';
-import { ThroughputHistory, insertByTime } from '../../../core/api/view.js';
-import { PortHistory } from '../../../core/api/event-history.js';
+} from '../../../core/api/contract/contract.js';
+import { ThroughputHistory, insertByTime } from '../../../core/api/browser/view.js';
+import { PortHistory } from '../../../core/api/browser/event-history.js';
 import { TerminalStore } from './terminals.svelte.js';
 
 export type Selection =
@@ -62,6 +62,11 @@ export class AppState {
   face = $state<'electron' | 'web'>('web');
   /** The service's hello: version, reference versions, docs (the About dialog). */
   hello = $state.raw<ResultOf<'hello'> | null>(null);
+  /**
+   * The next capture's ring buffer and stop conditions (dumpcap's -b and -a
+   * words, checked by capture-settings.ts): every Start capture sends them.
+   */
+  captureSettings = $state.raw<{ ring: string[]; autostop: string[] }>({ ring: [], autostop: [] });
 
   readonly history = new ThroughputHistory(300);
   /** Each port's state changes, kept apart from the bounded list (event-history.ts). */

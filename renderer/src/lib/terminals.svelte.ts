@@ -1,17 +1,17 @@
 /**
- * The window's terminal sessions (core/api/terminal-contract.ts): the tabs
+ * The window's terminal sessions (core/api/contract/terminal-contract.ts): the tabs
  * of the Console tab and the HMP console of the Monitor tab. Output comes
  * in the batches (AppState hands it here); each session keeps a bounded
  * log, so a terminal shown again (a tab switch) replays what it missed, and
  * a mounted terminal gets the new bytes as they are applied.
  */
-import type { ApiClient } from '../../../core/api/client.js';
-import type { PortSnapshot } from '../../../core/api/contract.js';
+import type { ApiClient } from '../../../core/api/browser/client.js';
+import type { PortSnapshot } from '../../../core/api/contract/contract.js';
 import type {
   TerminalOutput,
   TerminalSession,
   TerminalSide,
-} from '../../../core/api/terminal-contract.js';
+} from '../../../core/api/contract/terminal-contract.js';
 
 /** Bytes of a session's output kept for replay. */
 const LOG_BYTES = 256 * 1024;

@@ -1,5 +1,5 @@
 /**
- * xterm.js under the app's Content-Security-Policy (core/api/csp.ts:
+ * xterm.js under the app's Content-Security-Policy (core/api/server/csp.ts:
  * `style-src 'self'`, no inline styles): xterm's DOM renderer and viewport
  * put their computed CSS (cell sizes, theme colours, scrollbar) into
  * `<style>` elements, which the policy blocks. While `term.open()` runs

@@ -12,29 +12,22 @@
  *   nobody listens), and let go after a few idle seconds;
  * - the device's status and feature negotiation as they happened, recorded
  *   from the first status write of the guest's probe (at lab start);
- * - faults on purpose: a malformed chain written into the guest's own ring
- *   memory the way a buggy driver would, published and kicked.
+ * - faults on purpose: the device and queue checked, the malformed chain
+ *   written by core/virtio/fault-injection.ts, then the queue kicked.
  */
-import type { Lab } from '../engine/lab.js';
-import type { VirtioSerialDevice } from '../serial/device.js';
-import { queueRole } from '../serial/layout.js';
-import type { StatusChange } from '../virtio/device.js';
-import { hex, type VirtioFault } from '../virtio/fault.js';
-import { Feature, featureBits } from '../virtio/features.js';
-import {
-  PACKED_DESC_F_AVAIL,
-  PACKED_DESC_F_INDIRECT,
-  PACKED_DESC_F_NEXT,
-  PACKED_DESC_F_USED,
-  PACKED_DESC_F_WRITE,
-  SPLIT_DESC_F_INDIRECT,
-  SPLIT_DESC_F_NEXT,
-  SPLIT_DESC_F_WRITE,
-  type QueueSnapshot,
-} from '../virtio/queue.js';
-import { Status, statusNames } from '../virtio/status.js';
-import type { RingTraceEvent } from '../virtio/trace.js';
-import { fail, ok, type Result } from './contract.js';
+import { isVmchanError } from '../../base/error.js';
+import type { Lab } from '../../engine/lab.js';
+import type { VirtioSerialDevice } from '../../serial/device.js';
+import { queueRole } from '../../serial/layout.js';
+import type { StatusChange } from '../../virtio/device.js';
+import type { VirtioFault } from '../../virtio/fault.js';
+import { injectChain } from '../../virtio/fault-injection.js';
+import { Feature, featureBits } from '../../virtio/features.js';
+import type { QueueSnapshot } from '../../virtio/queue.js';
+import { Status, statusNames } from '../../virtio/status.js';
+import type { RingTraceEvent } from '../../virtio/trace.js';
+import { fail, ok, type Result } from '../contract/contract.js';
+import { failWith } from './api-error.js';
 import type {
   GetVringViewResult,
   InjectableFault,
@@ -45,7 +38,7 @@ import type {
   Ring,
   RingOp,
   VringView,
-} from './vring-contract.js';
+} from '../contract/vring-contract.js';
 
 /** Ring operations kept per device (the step log). */
 const MAX_OPS = 400;
@@ -453,9 +446,8 @@ export class VringService {
         'Refused',
         `${d.name} is already in NEEDS_RESET (${d.fault.rule}); reload the lab to start again`,
       );
-    const written =
-      snap.format === 'split' ? this.injectSplit(snap, kind) : this.injectPacked(snap, kind);
-    if (typeof written === 'string') return fail('Refused', written);
+    const written = injectChain(this.lab!.memory, snap, kind);
+    if (isVmchanError(written)) return failWith(written);
     // The kick: a notification on the queue, as the driver's notify register write.
     d.notify(queue);
     return ok({
@@ -464,191 +456,6 @@ export class VringService {
       descriptors: written.descriptors,
       view: this.build(rec, queue, this.version(rec, queue)),
     });
-  }
-
-  private get memory() {
-    return this.lab!.memory;
-  }
-
-  private writeDesc(
-    base: number,
-    d: { addr: number; len: number; flags: number; next: number },
-  ): string | null {
-    const m = this.memory;
-    const bad =
-      m.write64(base, d.addr) ??
-      m.write32(base + 8, d.len) ??
-      m.write16(base + 12, d.flags) ??
-      m.write16(base + 14, d.next);
-    return bad === null ? null : bad.message;
-  }
-
-  private injectSplit(
-    s: Extract<QueueSnapshot, { format: 'split' }>,
-    kind: InjectableFault,
-  ): { text: string; descriptors: number[] } | string {
-    const size = s.size;
-    // Descriptors nobody references: not in any avail or used slot's chain, not in flight.
-    const busy = new Set<number>();
-    const walk = (head: number): void => {
-      let i = head;
-      for (let n = 0; n < size && i < size && !busy.has(i); n++) {
-        busy.add(i);
-        const desc = s.descriptors[i];
-        if (desc === undefined || !(desc.flags & SPLIT_DESC_F_NEXT)) break;
-        i = desc.next;
-      }
-    };
-    for (const h of s.avail.ring) walk(h);
-    for (const u of s.used.ring) walk(u.id);
-    for (const c of s.chainsInFlight) for (const i of c.descriptors) busy.add(i);
-    const free: number[] = [];
-    for (let i = size - 1; i >= 0 && free.length < 2; i--) if (!busy.has(i)) free.push(i);
-    const need = kind === 'M3' || kind === 'M5' ? 2 : 1;
-    if (free.length < need) {
-      return `every descriptor of queue ${s.index} is in use (a receive queue keeps all of them posted): inject into a transmit queue`;
-    }
-    const [a, b] = free as [number, number];
-    const valid = s.layout.descAddr; // some readable guest memory
-    const desc = (i: number): number => s.layout.descAddr + 16 * i;
-    let text: string;
-    let used: number[];
-    let bad: string | null;
-    switch (kind) {
-      case 'M2': {
-        const next = size + 5;
-        bad = this.writeDesc(desc(a), { addr: valid, len: 16, flags: SPLIT_DESC_F_NEXT, next });
-        text = `descriptor ${a}: NEXT to ${next}, outside the table of ${size}`;
-        used = [a];
-        break;
-      }
-      case 'M3':
-        bad =
-          this.writeDesc(desc(a), { addr: valid, len: 16, flags: SPLIT_DESC_F_NEXT, next: b }) ??
-          this.writeDesc(desc(b), { addr: valid, len: 16, flags: SPLIT_DESC_F_NEXT, next: a });
-        text = `descriptors ${a} and ${b} chain to each other: a loop`;
-        used = [a, b];
-        break;
-      case 'M4':
-        bad = this.writeDesc(desc(a), {
-          addr: valid,
-          len: 20,
-          flags: SPLIT_DESC_F_INDIRECT,
-          next: 0,
-        });
-        text = `descriptor ${a}: INDIRECT with a table of 20 bytes, not a multiple of 16`;
-        used = [a];
-        break;
-      case 'M5':
-        bad =
-          this.writeDesc(desc(a), {
-            addr: valid,
-            len: 16,
-            flags: SPLIT_DESC_F_WRITE | SPLIT_DESC_F_NEXT,
-            next: b,
-          }) ?? this.writeDesc(desc(b), { addr: valid, len: 16, flags: 0, next: 0 });
-        text = `descriptor ${a} is WRITE and chains to ${b}, which is readable: readable after writable`;
-        used = [a, b];
-        break;
-      case 'M8': {
-        const addr = this.outside();
-        bad = this.writeDesc(desc(a), { addr, len: 64, flags: 0, next: 0 });
-        text = `descriptor ${a}: a 64-byte buffer at ${hex(addr)}, outside guest memory`;
-        used = [a];
-        break;
-      }
-    }
-    if (bad !== null) return bad;
-    // Publish as a driver does: the head into the next avail slot, then avail.idx + 1.
-    const idxAddr = s.layout.driverAddr + 2;
-    const idx = this.memory.read16(idxAddr);
-    if (typeof idx !== 'number') return idx.message;
-    const slot = idx % size;
-    const pub =
-      this.memory.write16(s.layout.driverAddr + 4 + 2 * slot, a) ??
-      this.memory.write16(idxAddr, (idx + 1) & 0xffff);
-    if (pub !== null) return pub.message;
-    return {
-      text: `${text}; head ${a} published in avail slot ${slot}, avail.idx ${idx} -> ${(idx + 1) & 0xffff}, queue ${s.index} kicked`,
-      descriptors: used,
-    };
-  }
-
-  private injectPacked(
-    s: Extract<QueueSnapshot, { format: 'packed' }>,
-    kind: InjectableFault,
-  ): { text: string; descriptors: number[] } | string {
-    if (kind === 'M3') {
-      return 'a packed ring has no next index, so a loop cannot be written into it (M3 is about split rings and indirect tables): pick another fault';
-    }
-    if (s.device === null) return `queue ${s.index} has no device side`;
-    const size = s.size;
-    const slot0 = s.device.nextAvail;
-    const wrap0 = s.device.availWrap;
-    const slot1 = (slot0 + 1) % size;
-    const wrap1 = slot1 === 0 ? !wrap0 : wrap0;
-    // Available to the device: AVAIL equal to the wrap counter, USED not (P3).
-    const availBits = (wrap: boolean): number => (wrap ? PACKED_DESC_F_AVAIL : PACKED_DESC_F_USED);
-    const valid = s.layout.descAddr;
-    const at = (slot: number): number => s.layout.descAddr + 16 * slot;
-    // Packed descriptor: le64 addr, le32 len, le16 id, le16 flags (flags last: the AVAIL flip).
-    const write = (slot: number, d: { addr: number; len: number; id: number; flags: number }) => {
-      const m = this.memory;
-      const bad =
-        m.write64(at(slot), d.addr) ??
-        m.write32(at(slot) + 8, d.len) ??
-        m.write16(at(slot) + 12, d.id) ??
-        m.write16(at(slot) + 14, d.flags);
-      return bad === null ? null : bad.message;
-    };
-    let bad: string | null;
-    let text: string;
-    let used = [slot0];
-    switch (kind) {
-      case 'M2':
-        bad = write(slot0, { addr: valid, len: 16, id: size + 3, flags: availBits(wrap0) });
-        text = `slot ${slot0}: buffer id ${size + 3}, not below the queue size ${size}`;
-        break;
-      case 'M4':
-        bad = write(slot0, {
-          addr: valid,
-          len: 20,
-          id: 0,
-          flags: PACKED_DESC_F_INDIRECT | availBits(wrap0),
-        });
-        text = `slot ${slot0}: INDIRECT with a table of 20 bytes, not a multiple of 16`;
-        break;
-      case 'M5':
-        bad =
-          write(slot1, { addr: valid, len: 16, id: 0, flags: availBits(wrap1) }) ??
-          write(slot0, {
-            addr: valid,
-            len: 16,
-            id: 0,
-            flags: PACKED_DESC_F_WRITE | PACKED_DESC_F_NEXT | availBits(wrap0),
-          });
-        text = `slot ${slot0} is WRITE with NEXT, slot ${slot1} is readable: readable after writable`;
-        used = [slot0, slot1];
-        break;
-      case 'M8': {
-        const addr = this.outside();
-        bad = write(slot0, { addr, len: 64, id: 0, flags: availBits(wrap0) });
-        text = `slot ${slot0}: a 64-byte buffer at ${hex(addr)}, outside guest memory`;
-        break;
-      }
-    }
-    if (bad !== null) return bad;
-    return {
-      text: `${text}; made available with AVAIL=${wrap0 ? 1 : 0} USED=${wrap0 ? 0 : 1} (wrap counter ${wrap0 ? 1 : 0}), queue ${s.index} kicked`,
-      descriptors: used,
-    };
-  }
-
-  /** A guest-physical address no memory region holds. */
-  private outside(): number {
-    let addr = 0x10_0000_0000; // 64 GiB
-    while (this.memory.check(addr, 64) === null) addr *= 2;
-    return addr;
   }
 }
 

@@ -12,20 +12,20 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { VmchanError } from '../base/error.js';
+import type { VmchanError } from '../../base/error.js';
 import { failWith } from './api-error.js';
-import type { Emitter } from '../base/emitter.js';
-import type { EngineEvents } from '../serial/events.js';
-import type { Lab } from '../engine/lab.js';
-import { CaptureError } from '../capture/error.js';
-import { topologyFromLibvirtXml } from '../machine/libvirt-xml.js';
-import { explainNoVirtioSerial } from '../machine/libvirt-read.js';
-import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
-import { emptyTopology, type Topology } from '../machine/topology.js';
-import { nonRegularAt } from '../capture/regular-file.js';
-import { DOCS, REFERENCE, VERSION } from '../version.js';
+import type { Emitter } from '../../base/emitter.js';
+import type { EngineEvents } from '../../serial/events.js';
+import type { Lab } from '../../engine/lab.js';
+import { CaptureError } from '../../capture/error.js';
+import { topologyFromLibvirtXml } from '../../machine/libvirt-xml.js';
+import { explainNoVirtioSerial } from '../../machine/libvirt-read.js';
+import { parseQemuCommandLine } from '../../machine/qemu-cmdline.js';
+import { emptyTopology, type Topology } from '../../machine/topology.js';
+import { nonRegularAt } from '../../capture/regular-file.js';
+import { DOCS, REFERENCE, VERSION } from '../../version.js';
 import { adaptImport } from './import-adapt.js';
-import { packageRoot } from '../package-root.js';
+import { packageRoot } from '../../package-root.js';
 import { BatchBridge } from './batcher.js';
 import { chardevFormChoices } from './chardev-hosts.js';
 import {
@@ -45,11 +45,11 @@ import {
   type Result,
   type ResultOf,
   type TopologySnapshot,
-} from './contract.js';
+} from '../contract/contract.js';
 import { demoTopology } from './demo-lab.js';
-import { DEFAULT_URI, listDomains } from '../qemu/libvirt.js';
+import { DEFAULT_URI, listDomains } from '../../qemu/libvirt.js';
 import { AttachSession, failure, type AttachSessionOptions } from './attach-session.js';
-import { makeRuntimeDir } from '../base/runtime-dir.js';
+import { makeRuntimeDir } from '../../base/runtime-dir.js';
 import { labCommands } from './lab-commands.js';
 import { LabSession, portLabel, type SessionNote } from './lab-session.js';
 import { dropDirection } from './recorder.js';
@@ -58,18 +58,18 @@ import {
   isSessionCommand,
   Refusal,
   runCommand,
-  type Capability,
   type Recorder,
   type Session,
 } from './session.js';
+import type { Capability } from '../contract/capabilities.js';
 import {
   captureDataDir,
   DEFAULT_CAPTURE_WARN_BYTES,
   ensureCaptureDataDir,
-} from '../capture/data-dir.js';
-import { parseRingOptions } from '../capture/ring-writer.js';
-import { publishSession, type PublishedSession } from '../capture/live-session.js';
-import type { SessionEntry } from '../capture/session-registry.js';
+} from '../../capture/data-dir.js';
+import { parseRingOptions } from '../../capture/ring-writer.js';
+import { publishSession, type PublishedSession } from '../../capture/live-session.js';
+import type { SessionEntry } from '../../capture/session-registry.js';
 import { TerminalService } from './terminal-service.js';
 import { CaptureView, viewAnswer } from './capture-view.js';
 import { VringService } from './vring-service.js';

@@ -10,7 +10,8 @@
  * and contract.ts imports it (so it must not import contract.ts).
  */
 import { z } from 'zod';
-import { RING_OPS } from '../virtio/trace.js';
+import { INJECTABLE_RULE_IDS, INJECTABLE_RULES } from '../../virtio/fault-injection.js';
+import { RING_OPS } from '../../virtio/trace.js';
 
 const Int = z.number().int();
 const DeviceName = z.string().min(1).max(128);
@@ -208,16 +209,12 @@ export type VringView = z.infer<typeof VringViewSchema>;
 
 // ---------------------------------------------------------------- faults
 
-export const InjectableFaultSchema = z.enum(['M2', 'M3', 'M4', 'M5', 'M8']);
+/** The rules a fault on purpose can break, declared with the writer (core/virtio/fault-injection.ts). */
+export const InjectableFaultSchema = z.enum(INJECTABLE_RULE_IDS);
 export type InjectableFault = z.infer<typeof InjectableFaultSchema>;
 
-export const INJECTABLE_FAULTS: Readonly<Record<InjectableFault, string>> = {
-  M2: 'next index out of range (packed: buffer id out of range)',
-  M3: 'a chain that loops back on itself (split only)',
-  M4: 'an indirect table whose length is not a multiple of 16',
-  M5: 'a readable descriptor after a writable one',
-  M8: 'a buffer address outside guest memory',
-};
+/** What each one writes, for the fault menu. */
+export const INJECTABLE_FAULTS: Readonly<Record<InjectableFault, string>> = INJECTABLE_RULES;
 
 // --------------------------------------------------------------- commands
 

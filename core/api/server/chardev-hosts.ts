@@ -7,11 +7,11 @@
  */
 import * as net from 'node:net';
 import * as path from 'node:path';
-import { isMux, SocketChardev, type OpenChardev } from '../chardev/index.js';
-import type { Chardev } from '../machine/topology.js';
-import { backendFromForm } from '../chardev/kinds/app-spec.js';
-import { formChoices } from '../chardev/kinds/index.js';
-import type { ChardevFormChoice, ChardevSpec } from './contract.js';
+import { isMux, SocketChardev, type OpenChardev } from '../../chardev/index.js';
+import type { Chardev } from '../../machine/topology.js';
+import { backendFromForm } from '../../chardev/kinds/app-spec.js';
+import { formChoices } from '../../chardev/kinds/index.js';
+import type { ChardevFormChoice, ChardevSpec } from '../contract/contract.js';
 
 /**
  * An API chardev spec in QEMU's terms, by the kind's record

@@ -22,8 +22,8 @@ import {
   type Result,
   type ResultOf,
   type VmchanBridge,
-} from './contract.js';
-import { describeReach, reachKey, reachOf } from './reach.js';
+} from '../contract/contract.js';
+import { describeReach, reachKey, reachOf } from '../contract/reach.js';
 
 export interface ApiTransport {
   request(command: unknown): Promise<unknown>;

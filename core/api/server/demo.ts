@@ -22,14 +22,14 @@
  */
 import { createHash } from 'node:crypto';
 import * as net from 'node:net';
-import type { Lab } from '../engine/lab.js';
-import { startGuestAgents, type GuestAgents } from '../qga/index.js';
+import type { Lab } from '../../engine/lab.js';
+import { startGuestAgents, type GuestAgents } from '../../qga/index.js';
 import {
   PatternStream,
   startWorkload,
   type Workload,
   type WorkloadSpec,
-} from '../workloads/index.js';
+} from '../../workloads/index.js';
 import { demoGuestWorkload, type Speed } from './demo-lab.js';
 
 /** What the workloads need from the service around them. */

@@ -9,25 +9,25 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Lab } from '../engine/lab.js';
-import type { Capture, CaptureInterface } from '../capture/record.js';
-import { tapLab, type LabTap } from '../capture/lab-tap.js';
-import { Machine } from '../machine/machine.js';
-import { chardevArg, deviceArg, portArg } from '../machine/qemu-print.js';
+import type { Lab } from '../../engine/lab.js';
+import type { Capture, CaptureInterface } from '../../capture/record.js';
+import { tapLab, type LabTap } from '../../capture/lab-tap.js';
+import { Machine } from '../../machine/machine.js';
+import { chardevArg, deviceArg, portArg } from '../../machine/qemu-print.js';
 import {
   defaultDevice,
   type Chardev,
   type Topology,
   type VirtioSerialDevice as DeviceConfig,
-} from '../machine/topology.js';
-import { isErrno } from '../serial/guest/errno.js';
-import { O_NONBLOCK, O_RDWR } from '../serial/guest/files.js';
-import type { VirtioSerialDevice } from '../serial/device.js';
-import type { SerialPort } from '../serial/port.js';
-import { isVmchanError, type VmchanError } from '../base/error.js';
-import { QemuError, isQemuError } from '../base/qemu-error.js';
+} from '../../machine/topology.js';
+import { isErrno } from '../../serial/guest/errno.js';
+import { O_NONBLOCK, O_RDWR } from '../../serial/guest/files.js';
+import type { VirtioSerialDevice } from '../../serial/device.js';
+import type { SerialPort } from '../../serial/port.js';
+import { isVmchanError, type VmchanError } from '../../base/error.js';
+import { QemuError, isQemuError } from '../../base/qemu-error.js';
 import { notFound, refused, type SessionError } from './api-error.js';
-import { Feature } from '../virtio/features.js';
+import { Feature } from '../../virtio/features.js';
 import { failuresOf, HostTerminals, listenAddress } from './chardev-hosts.js';
 import type {
   ChardevSnapshot,
@@ -35,20 +35,20 @@ import type {
   EngineState,
   PortRef,
   PortSnapshot,
-} from './contract.js';
+} from '../contract/contract.js';
 import { DemoWorkloads } from './demo.js';
 import type { Speed } from './demo-lab.js';
 import {
   capableBut,
-  type Capabilities,
   type CaptureSwitches,
   type CommandTable,
   type Recorder,
   type PortTotals,
   type Session,
 } from './session.js';
+import type { Capabilities } from '../contract/capabilities.js';
 import { CaptureRecorder } from './recorder.js';
-import type { CaptureError } from '../capture/error.js';
+import type { CaptureError } from '../../capture/error.js';
 
 export interface SessionNote {
   kind: string;

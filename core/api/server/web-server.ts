@@ -34,9 +34,9 @@ import {
   describeIssues,
   fail,
   type ServerMessage,
-} from './contract.js';
+} from '../contract/contract.js';
 import { SECURITY_HEADERS, contentType, staticPath } from './csp.js';
-import { describeReach, isLoopbackHost, unconfirmedReach } from './reach.js';
+import { describeReach, isLoopbackHost, unconfirmedReach } from '../contract/reach.js';
 import type { ApiService } from './service.js';
 
 /** The HTTP header that carries the token. */

@@ -19,8 +19,8 @@
  * what it tested, goes on from there when its filter is asked for again.
  */
 import * as fs from 'node:fs';
-import { CaptureError } from '../capture/error.js';
-import { parseFilter, type Filter } from '../capture/filter.js';
+import { CaptureError } from '../../capture/error.js';
+import { parseFilter, type Filter } from '../../capture/filter.js';
 import {
   followCapture,
   followHex,
@@ -28,7 +28,7 @@ import {
   followRuns,
   type FollowStream,
   type PortSelector,
-} from '../capture/follow.js';
+} from '../../capture/follow.js';
 import {
   directionArrow,
   hexDump,
@@ -37,13 +37,13 @@ import {
   recordSummary,
   protocolColumn,
   fieldText,
-} from '../capture/format.js';
-import { findInStream } from '../capture/follow-find.js';
-import { openCapture, type CaptureReader } from '../capture/pcapng-reader.js';
-import { nonRegularAt } from '../capture/regular-file.js';
-import { BLOCK_EPB } from '../capture/pcapng-writer.js';
-import { decodePayload } from '../capture/protocols.js';
-import type { CaptureRecord } from '../capture/record.js';
+} from '../../capture/format.js';
+import { findInStream } from '../../capture/follow-find.js';
+import { openCapture, type CaptureReader } from '../../capture/pcapng-reader.js';
+import { nonRegularAt } from '../../capture/regular-file.js';
+import { BLOCK_EPB } from '../../capture/pcapng-writer.js';
+import { decodePayload } from '../../capture/protocols.js';
+import type { CaptureRecord } from '../../capture/record.js';
 import {
   MAX_DETAIL_BYTES,
   MAX_FIND_MATCHES,
@@ -60,8 +60,8 @@ import {
   type CaptureViewState,
   type FollowResult,
   type FollowRun,
-} from './capture-contract.js';
-import { fail, ok, type Command, type Result } from './contract.js';
+} from '../contract/capture-contract.js';
+import { fail, ok, type Command, type Result } from '../contract/contract.js';
 
 const BLOCK_PB = 0x00000002;
 const BLOCK_SPB = 0x00000003;

@@ -23,9 +23,9 @@
  * | org.qemu.guest_agent.0 | qemu-ga (core/qga), started beside the workloads |
  */
 import * as path from 'node:path';
-import { parseQemuArgs } from '../machine/qemu-cmdline.js';
-import type { Topology } from '../machine/topology.js';
-import type { WorkloadSpec } from '../workloads/index.js';
+import { parseQemuArgs } from '../../machine/qemu-cmdline.js';
+import type { Topology } from '../../machine/topology.js';
+import type { WorkloadSpec } from '../../workloads/index.js';
 
 export type Speed = 'paced' | 'full';
 

@@ -33,6 +33,7 @@ import {
   VringCommandSchemas,
   VringViewSchema,
 } from './vring-contract.js';
+import { AutostopWordsSchema, RingWordsSchema } from './capture-options.js';
 // Terminal sessions and the HMP monitor console (output in batches): terminal-contract.ts.
 import {
   TerminalCommandSchemas,
@@ -258,10 +259,10 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   z.object({
     cmd: z.literal('startCapture'),
     path: z.string().max(4096).optional(),
-    /** dumpcap's -b words: filesize:KB, duration:S, files:N. */
-    ring: z.array(z.string().max(64)).max(8).optional(),
-    /** dumpcap's -a words: filesize:KB, duration:S, packets:N. */
-    autostop: z.array(z.string().max(64)).max(8).optional(),
+    /** dumpcap's -b words: filesize:KB, duration:S, files:N (capture-options.ts). */
+    ring: RingWordsSchema.optional(),
+    /** dumpcap's -a words: filesize:KB, duration:S, packets:N (capture-options.ts). */
+    autostop: AutostopWordsSchema.optional(),
     /** Warn once the file passes this many bytes (default 1 GiB). */
     warnBytes: z.number().int().positive().optional(),
   }),
@@ -453,7 +454,7 @@ export const AttachedInfoSchema = z.object({
 });
 export type AttachedInfo = z.infer<typeof AttachedInfoSchema>;
 
-/** Whether what is served can do one thing, and why not (session.ts Capability). */
+/** Whether what is served can do one thing, and why not (capabilities.ts). */
 export const CanSchema = z.union([
   z.object({ can: z.literal(true) }),
   z.object({ can: z.literal(false), reason: z.string() }),
@@ -469,7 +470,7 @@ export const TopologySnapshotSchema = z.object({
   chardevs: z.array(ChardevSnapshotSchema),
   /** Set while a real QEMU is served instead of the lab (null or absent: the lab). */
   attached: AttachedInfoSchema.nullable().optional(),
-  /** What the session served can do (session.ts CAPABILITIES), with the reason where it cannot. */
+  /** What the session served can do (capabilities.ts), with the reason where it cannot. */
   capabilities: z.record(z.string(), CanSchema).optional(),
 });
 export type TopologySnapshot = z.infer<typeof TopologySnapshotSchema>;

@@ -6,7 +6,7 @@
  * Chain colours avoid the two direction hues (blue host-to-guest, orange
  * guest-to-host, view.ts), which mark the queue's direction instead.
  */
-import type { PackedRing, Ring, SplitRing } from './vring-contract.js';
+import type { PackedRing, Ring, SplitRing } from '../contract/vring-contract.js';
 
 export type ChainState = 'available' | 'in-flight' | 'used';
 

@@ -14,8 +14,8 @@
  * every port switched on for live clients (vmchan extcap, Wireshark): the
  * file's switches are the app's, a live client's are its own filter.
  */
-import { CaptureError } from '../capture/error.js';
-import { openCaptureFile } from '../capture/ring-writer.js';
+import { CaptureError } from '../../capture/error.js';
+import { openCaptureFile } from '../../capture/ring-writer.js';
 import {
   Capture,
   eventRecord,
@@ -23,8 +23,8 @@ import {
   type CaptureRecord,
   type CaptureSink,
   type PortEventType,
-} from '../capture/record.js';
-import type { AttachEvent } from '../qemu/attach-model.js';
+} from '../../capture/record.js';
+import type { AttachEvent } from '../../qemu/attach-model.js';
 import type { CaptureSwitches, Recorder } from './session.js';
 
 const EVENT_OF: Partial<Record<AttachEvent['kind'], PortEventType>> = {

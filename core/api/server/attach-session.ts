@@ -19,15 +19,15 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { CaptureError } from '../capture/error.js';
-import type { Capture, CaptureInterface } from '../capture/record.js';
-import { AttachedMachine } from '../qemu/attach.js';
-import { isAttachError, isAttachFailure, type AttachFailure } from '../qemu/attach-error.js';
-import { InPlaceTap } from '../qemu/inplace-tap.js';
-import { parseLibvirtAddress, QmpProxy } from '../qemu/libvirt.js';
-import { ReverseTap } from '../qemu/reverse-tap.js';
-import { tapChardev, type ChardevTap } from '../qemu/tap.js';
-import { recoverMoves, type TapJournal } from '../qemu/tap-journal.js';
+import type { CaptureError } from '../../capture/error.js';
+import type { Capture, CaptureInterface } from '../../capture/record.js';
+import { AttachedMachine } from '../../qemu/attach.js';
+import { isAttachError, isAttachFailure, type AttachFailure } from '../../qemu/attach-error.js';
+import { InPlaceTap } from '../../qemu/inplace-tap.js';
+import { parseLibvirtAddress, QmpProxy } from '../../qemu/libvirt.js';
+import { ReverseTap } from '../../qemu/reverse-tap.js';
+import { tapChardev, type ChardevTap } from '../../qemu/tap.js';
+import { recoverMoves, type TapJournal } from '../../qemu/tap-journal.js';
 import { AttachCapture } from './attach-capture.js';
 import {
   queueRoleText,
@@ -36,12 +36,12 @@ import {
   type AttachedPort,
   type AttachEvent,
   type SocketSpec,
-} from '../qemu/attach-model.js';
-import { isQmpError } from '../qemu/qmp-error.js';
-import type { ChardevBackend } from '../qemu/qmp-types.js';
-import { backendFromForm } from '../chardev/kinds/app-spec.js';
-import { kindOf } from '../chardev/kinds/index.js';
-import type { AttachedQueueSnapshot, VringPoller } from '../qemu/vring.js';
+} from '../../qemu/attach-model.js';
+import { isQmpError } from '../../qemu/qmp-error.js';
+import type { ChardevBackend } from '../../qemu/qmp-types.js';
+import { backendFromForm } from '../../chardev/kinds/app-spec.js';
+import { kindOf } from '../../chardev/kinds/index.js';
+import type { AttachedQueueSnapshot, VringPoller } from '../../qemu/vring.js';
 import {
   fail,
   ok,
@@ -57,11 +57,9 @@ import {
   type Result,
   type TapState,
   type VringSnapshot,
-} from './contract.js';
+} from '../contract/contract.js';
 import {
   Refusal,
-  type Capabilities,
-  type Capability,
   type CaptureSwitches,
   type CommandTable,
   type HostSocket,
@@ -69,6 +67,7 @@ import {
   type Recorder,
   type Session,
 } from './session.js';
+import type { Capabilities, Capability } from '../contract/capabilities.js';
 
 export interface AttachSessionOptions {
   /** query-chardev polling period (default 1000 ms, AttachedMachine's). */

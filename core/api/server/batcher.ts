@@ -24,7 +24,7 @@ import type {
   PortSample,
   ThroughputSample,
   TopologySnapshot,
-} from './contract.js';
+} from '../contract/contract.js';
 
 export interface BatchSource {
   /** A fresh snapshot (taken only when something changed). */

@@ -12,10 +12,10 @@
  * port without a switch of its own) and each port's own, given at start
  * and flipped while it runs (`setAll`, `setPort`, as the lab tap's).
  */
-import type { DropReason } from '../serial/events.js';
-import type { Lab } from '../engine/lab.js';
-import { CaptureError } from '../capture/error.js';
-import { openCaptureFile } from '../capture/ring-writer.js';
+import type { DropReason } from '../../serial/events.js';
+import type { Lab } from '../../engine/lab.js';
+import { CaptureError } from '../../capture/error.js';
+import { openCaptureFile } from '../../capture/ring-writer.js';
 import {
   Capture,
   controlRecord,
@@ -23,9 +23,9 @@ import {
   eventRecord,
   nowNs,
   type CaptureInterface,
-} from '../capture/record.js';
+} from '../../capture/record.js';
 import type { CaptureSwitches, Recorder } from './session.js';
-import { DEFAULT_CONTROL_CODEC, encodeControl } from '../serial/control.js';
+import { DEFAULT_CONTROL_CODEC, encodeControl } from '../../serial/control.js';
 
 /** Drops of bytes that were on their way to the host; the rest were going to the guest. */
 const TO_HOST_DROPS: ReadonlySet<DropReason> = new Set<DropReason>([

@@ -19,15 +19,15 @@
  * Outbox that keeps at most TERMINAL_BATCH_BYTES per session until its next
  * batch, dropping the oldest and counting them.
  */
-import { isVmchanError } from '../base/error.js';
+import { isVmchanError } from '../../base/error.js';
 import { failWith } from './api-error.js';
 import * as net from 'node:net';
-import { isErrno } from '../serial/guest/errno.js';
-import { MemoryEndpoint } from '../serial/memory-endpoint.js';
-import { attachMonitor } from '../monitor/index.js';
-import { PortStream } from '../workloads/port-stream.js';
+import { isErrno } from '../../serial/guest/errno.js';
+import { MemoryEndpoint } from '../../serial/memory-endpoint.js';
+import { attachMonitor } from '../../monitor/index.js';
+import { PortStream } from '../../workloads/port-stream.js';
 import { socketOf } from './chardev-hosts.js';
-import { fail, ok, type PortRef, type Result } from './contract.js';
+import { fail, ok, type PortRef, type Result } from '../contract/contract.js';
 import type { LabSession } from './lab-session.js';
 import type { HostSocket } from './session.js';
 import { portLabel } from './lab-session.js';
@@ -37,7 +37,7 @@ import {
   type TerminalOutput,
   type TerminalSession,
   type TerminalSide,
-} from './terminal-contract.js';
+} from '../contract/terminal-contract.js';
 
 /** Sessions kept at once (ended ones count until closed). */
 export const MAX_TERMINALS = 32;

@@ -8,10 +8,10 @@
  * keeps QMP's), in which a command the session cannot run is a `Refusal`
  * value naming the capability it lacks, never a branch in the service.
  */
-import { VmchanError } from '../base/error.js';
-import type { CaptureError } from '../capture/error.js';
-import type { Capture } from '../capture/record.js';
-import type { RingOptions } from '../capture/ring-writer.js';
+import { VmchanError } from '../../base/error.js';
+import type { CaptureError } from '../../capture/error.js';
+import type { Capture } from '../../capture/record.js';
+import type { RingOptions } from '../../capture/ring-writer.js';
 import {
   fail,
   type ApiErrorKind,
@@ -23,51 +23,13 @@ import {
   type PortRef,
   type PortSnapshot,
   type Result,
-} from './contract.js';
-
-/** What a session may be able to do; each one the app shows or hides as a whole. */
-export const CAPABILITIES = [
-  /** Add and remove virtio-serial devices. */
-  'devices',
-  /** Add and remove chardevs, plug and unplug ports. */
-  'hotplug',
-  /** Re-point a live port at another chardev; hang up its host application. */
-  'rewire',
-  /** Pause, run, step the engine one ring operation at a time. */
-  'stepMode',
-  /** Corrupt a ring on purpose (teaching). */
-  'faults',
-  /** Write bytes into a port as its host application. */
-  'writeHost',
-  /** Write bytes into a port as a guest program. */
-  'writeGuest',
-  /** The demo workloads. */
-  'workloads',
-  /** A terminal as the host application of a port. */
-  'hostTerminal',
-  /** A terminal as a guest program holding the port open. */
-  'guestTerminal',
-  /** The HMP console of the machine. */
-  'monitor',
-  /** Live capture into pcapng. */
-  'capture',
-  /** Export the machine as a QEMU command line or libvirt XML. */
-  'exportConfig',
-  /** The vring view: every descriptor, chain and the ring's history. */
-  'vringHistory',
-  /** Put a tap between a chardev and its host application. */
-  'tap',
-] as const;
-export type Capability = (typeof CAPABILITIES)[number];
-
-/** Whether a session can do one thing; when it cannot, why (shown as the control's tooltip). */
-export type Can = { can: true } | { can: false; reason: string };
-export type Capabilities = { readonly [K in Capability]: Can };
+} from '../contract/contract.js';
+import { CAPABILITIES, type Capabilities, type Capability } from '../contract/capabilities.js';
 
 /**
  * A command this session does not run, as a value: the capability it lacks
  * and why. One of core's named errors (domain 'session'), so the API maps it
- * by the same table as every other (core/api/api-error.ts).
+ * by the same table as every other (core/api/server/api-error.ts).
  */
 export class Refusal extends VmchanError<'Unsupported' | 'Refused'> {
   readonly domain = 'session';

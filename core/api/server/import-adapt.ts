@@ -8,8 +8,8 @@
  * instead, as libvirt's would listen in its own.
  */
 import * as path from 'node:path';
-import { LIBVIRT_CHANNEL_DIR } from '../machine/libvirt-source.js';
-import type { Topology } from '../machine/topology.js';
+import { LIBVIRT_CHANNEL_DIR } from '../../machine/libvirt-source.js';
+import type { Topology } from '../../machine/topology.js';
 
 export interface ImportNote {
   kind: 'skipped' | 'changed';

@@ -3,13 +3,13 @@
  * on the engine. The lab can do everything but tap (its chardevs are its
  * own); the engine's own refusals come back in QEMU's words.
  */
-import { topologyToLibvirtXml } from '../machine/libvirt-xml.js';
-import { printQemuArgs } from '../machine/qemu-print.js';
-import { queueRole } from '../serial/layout.js';
+import { topologyToLibvirtXml } from '../../machine/libvirt-xml.js';
+import { printQemuArgs } from '../../machine/qemu-print.js';
+import { queueRole } from '../../serial/layout.js';
 import { chardevFromSpec } from './chardev-hosts.js';
-import { isVmchanError } from '../base/error.js';
+import { isVmchanError } from '../../base/error.js';
 import { failWith } from './api-error.js';
-import { fail, ok } from './contract.js';
+import { fail, ok } from '../contract/contract.js';
 import type { LabSession } from './lab-session.js';
 import { Refusal, type Answer, type CommandTable } from './session.js';
 import type { VringService } from './vring-service.js';

@@ -5,8 +5,8 @@
  * and kind, never from its words. The message goes through unchanged, one
  * line (QEMU's words where QEMU has them).
  */
-import { VmchanError, type ErrorDomain } from '../base/error.js';
-import { fail, type ApiError, type ApiErrorKind } from './contract.js';
+import { VmchanError, type ErrorDomain } from '../../base/error.js';
+import { fail, type ApiError, type ApiErrorKind } from '../contract/contract.js';
 
 /**
  * What a lab session itself answers when a command names something that is

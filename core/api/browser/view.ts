@@ -3,7 +3,13 @@
  * throughput ring buffers behind the chart, event filters. The renderer
  * imports this; tests check it under Node.
  */
-import type { ApiEvent, Direction, EventKind, PortSnapshot, ThroughputSample } from './contract.js';
+import type {
+  ApiEvent,
+  Direction,
+  EventKind,
+  PortSnapshot,
+  ThroughputSample,
+} from '../contract/contract.js';
 
 /** Host to guest is always this colour, guest to host always the other, on every view. */
 export const DIRECTION_COLOURS: Readonly<Record<Direction, string>> = {

@@ -5,7 +5,7 @@
  * side opening and closing, plug, unplug, faults) are also kept in a small
  * bounded history of their own, and the timeline merges the two in time order.
  */
-import type { ApiEvent, EventKind } from './contract.js';
+import type { ApiEvent, EventKind } from '../contract/contract.js';
 
 /** The kinds a port's own history keeps (rare, and what a person looks for). */
 export const STATE_KINDS: ReadonlySet<EventKind> = new Set<EventKind>([

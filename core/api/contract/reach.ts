@@ -8,10 +8,10 @@
  *
  * Pure: shared by the server (which checks) and the client (which asks).
  */
-import { parseQemuCommandLine } from '../machine/qemu-cmdline.js';
-import { topologyFromLibvirtXml } from '../machine/libvirt-xml.js';
-import { backendFromForm } from '../chardev/kinds/app-spec.js';
-import type { Chardev } from '../machine/topology.js';
+import { parseQemuCommandLine } from '../../machine/qemu-cmdline.js';
+import { topologyFromLibvirtXml } from '../../machine/libvirt-xml.js';
+import { backendFromForm } from '../../chardev/kinds/app-spec.js';
+import type { Chardev } from '../../machine/topology.js';
 import { CommandSchema, type ChardevBackendSpec } from './contract.js';
 
 export type ReachKind = 'write' | 'read' | 'listen';
