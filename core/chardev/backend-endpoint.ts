@@ -27,6 +27,7 @@
  *   connection of their own to drop (socket) say how; the others refuse
  *   with the reason.
  */
+import type { FdSets } from './fdsets.js';
 import type { EventEmitter } from 'node:events';
 import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
 import type { PostTask } from '../virtio/device.js';
@@ -77,6 +78,8 @@ export interface BackendOptions {
   waitForPeer?: boolean;
   /** Told about drops the engine should show as events (H4's unread bytes at a hang-up). */
   onDrop?: (reason: DropReason, bytes: number) => void;
+  /** The fd sets `/dev/fdset/N` paths open (-add-fd); none: every set is unknown. */
+  fdSets?: FdSets;
 }
 
 export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {

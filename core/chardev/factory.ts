@@ -7,6 +7,7 @@
  * backend in a MuxChardev (up to four frontends). Relative paths are taken
  * from ctx.runtimeDir when given (else the working directory, as QEMU).
  */
+import type { FdSets } from './fdsets.js';
 import path from 'node:path';
 import type { PostTask } from '../virtio/device.js';
 import type { BackendEndpoint, BackendOptions } from './backend-endpoint.js';
@@ -29,6 +30,8 @@ export interface ChardevContext {
   onDrop?: (chardev: string, reason: DropReason, bytes: number) => void;
   /** stdin/stdout for a stdio chardev; default: the process's own. */
   stdio?: StdioStreams;
+  /** The fd sets (-add-fd) a `/dev/fdset/N` path opens; none: every set is unknown. */
+  fdSets?: FdSets;
 }
 
 /** What createChardev gives back: one backend, or a mux over one. */
@@ -78,6 +81,7 @@ export async function createChardev(
     post: ctx.post,
     log,
     onNotice: ctx.onNotice,
+    ...(ctx.fdSets !== undefined ? { fdSets: ctx.fdSets } : {}),
     ...(onDrop !== undefined
       ? { onDrop: (reason: DropReason, bytes: number) => onDrop(spec.id, reason, bytes) }
       : {}),

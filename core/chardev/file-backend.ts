@@ -8,11 +8,19 @@
  * nothing is ever queued); O_NONBLOCK is set so that a FIFO without a reader
  * fails at open (ENXIO) instead of freezing the process, and a full FIFO is
  * reported as backpressure.
+ *
+ * A path `/dev/fdset/N` opens a descriptor of fd set N (fdsets.ts), as
+ * QEMU's qemu_open does: the set's member with write-only access, truncated
+ * unless append=on. A member that is not a regular file (a pipe, a FIFO)
+ * was not opened by us with O_NONBLOCK and cannot be made so, so it is
+ * written on the thread pool, one chunk at a time: the event loop never
+ * waits for its reader.
  */
 import fs from 'node:fs';
 import type { FileBackend as ChardevBackendOfKind } from './kinds/file.js';
 import { BackendEndpoint, type BackendOptions } from './backend-endpoint.js';
 import { chardevError, describeSystemError, type ChardevError } from './chardev-error.js';
+import { fdsetIdOf, fileChardevFlags, type FdsetOpen } from './fdsets.js';
 
 export type FileSpec = ChardevBackendOfKind;
 
@@ -25,15 +33,44 @@ export class FileChardev extends BackendEndpoint {
   private fd: number | null;
   private blocked = false;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** The fd set member this chardev writes to (path /dev/fdset/N); it is the set's to close. */
+  private readonly fdset: FdsetOpen | null;
+  /** Writes to a non-regular fdset member go through the thread pool, one at a time. */
+  private readonly asyncWrites: boolean;
 
-  private constructor(options: BackendOptions, path: string, fd: number) {
+  private constructor(
+    options: BackendOptions,
+    path: string,
+    fd: number,
+    fdset: FdsetOpen | null = null,
+  ) {
     super(options);
     this.path = path;
     this.fd = fd;
+    this.fdset = fdset;
+    this.asyncWrites = fdset !== null && !fdset.regularFile;
     this.peerConnected();
   }
 
   static open(spec: FileSpec, options: BackendOptions): FileChardev | ChardevError {
+    const setId = fdsetIdOf(spec.path);
+    if (setId !== undefined) {
+      // qemu_open on /dev/fdset/N: error_setg_file_open's words with the errno.
+      const opened =
+        setId === null
+          ? 'EINVAL'
+          : options.fdSets === undefined
+            ? 'ENOENT'
+            : options.fdSets.open(setId, fileChardevFlags(spec.append));
+      if (typeof opened === 'string') {
+        return chardevError(
+          'OpenFailed',
+          `Could not open '${spec.path}': ${describeSystemError({ code: opened })}`,
+          options.id,
+        );
+      }
+      return new FileChardev(options, spec.path, opened.fd, opened);
+    }
     const c = fs.constants;
     const flags = c.O_WRONLY | c.O_CREAT | c.O_NONBLOCK | (spec.append ? c.O_APPEND : c.O_TRUNC);
     try {
@@ -53,6 +90,10 @@ export class FileChardev extends BackendEndpoint {
 
   protected transmit(bytes: Uint8Array): number {
     if (this.fd === null || this.blocked) return 0;
+    if (this.asyncWrites) {
+      this.writeInBackground(this.fd, Uint8Array.from(bytes));
+      return bytes.length;
+    }
     try {
       return fs.writeSync(this.fd, bytes);
     } catch (error) {
@@ -72,13 +113,34 @@ export class FileChardev extends BackendEndpoint {
     }
   }
 
+  /** Write `bytes` in full on the thread pool; the chardev takes no more until it is done. */
+  private writeInBackground(fd: number, bytes: Uint8Array): void {
+    this.blocked = true;
+    fs.write(fd, bytes, 0, bytes.length, null, (error, written) => {
+      if (this.fd === null) return;
+      if (error !== null) {
+        this.sendFailed(bytes.length);
+        this.failed(`write to ${this.path} failed`, error);
+        this.blocked = false;
+        return;
+      }
+      if (written < bytes.length) {
+        this.writeInBackground(fd, bytes.subarray(written));
+        return;
+      }
+      this.blocked = false;
+      this.writable();
+    });
+  }
+
   protected override canTransmit(): boolean {
     return !this.blocked;
   }
 
   protected async teardown(): Promise<void> {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
-    if (this.fd !== null) fs.closeSync(this.fd);
+    if (this.fdset !== null) this.fdset.release();
+    else if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
   }
 }

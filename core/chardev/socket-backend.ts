@@ -25,8 +25,10 @@
  *   next client, a client with reconnect=N dials again in N seconds; a
  *   client without reconnect refuses (its hang-up would be final).
  * - websocket=on (server): the HTTP upgrade, then binary frames (websocket.ts).
- * Not modelled: tn3270, tls, fd passing, tight abstract unix names, service
- * names for ports.
+ * - abstract=on: a Linux abstract name, tight (QEMU's default) or padded
+ *   (tight=off), as abstract-socket.ts makes each.
+ * Not modelled: tn3270, tls, descriptor names from the monitor (getfd),
+ * service names for ports.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -44,6 +46,7 @@ import { TELNET_INIT, TelnetFilter } from './telnet.js';
 import { WebSocketHandshakeFailed, acceptWebSocket } from './websocket.js';
 import type { Duplex } from 'node:stream';
 import { listenUnixPrivately, type OwnedSocketFile } from './unix-socket-file.js';
+import { connectTightAbstract, listenTightAbstract } from './abstract-socket.js';
 
 export type SocketSpec = SocketBackend;
 
@@ -85,8 +88,12 @@ export class SocketChardev extends BackendEndpoint {
   private address: Address;
   private readonly listenMode: boolean;
   private readonly nodelay: boolean;
-  /** abstract=on,tight=off: a Linux abstract name (a leading NUL, padded by Node), no file. */
-  private readonly abstract: boolean;
+  /**
+   * abstract=on: a Linux abstract name, no file; 'tight' (QEMU's default:
+   * the name's own length, through abstract-socket.ts) or 'padded'
+   * (tight=off: the whole sun_path, as Node binds a leading NUL).
+   */
+  private readonly abstractForm: 'tight' | 'padded' | null;
   /** telnet=on: negotiate on connect and strip IAC commands (telnet.ts). */
   private readonly telnet: boolean;
   /** websocket=on: the HTTP upgrade, then binary frames (websocket.ts). */
@@ -118,7 +125,7 @@ export class SocketChardev extends BackendEndpoint {
     this.nodelay = spec.nodelay;
     this.telnet = spec.telnet === true;
     this.websocket = spec.websocket === true;
-    this.abstract = spec.abstract === true;
+    this.abstractForm = spec.abstract !== true ? null : spec.tight === false ? 'padded' : 'tight';
     this.reconnectMs = spec.server ? 0 : (spec.reconnect ?? 0) * 1000;
   }
 
@@ -149,20 +156,18 @@ export class SocketChardev extends BackendEndpoint {
   /**
    * fd=N: a socket this process inherited (`vmchan run` started with it open,
    * as libvirt passes QEMU its sockets): a listening socket for server=on,
-   * a connected one otherwise. Descriptor names from -add-fd or the
-   * monitor's getfd are not descriptors this process has: refused by name.
+   * a connected one otherwise. On the command line the string must be a
+   * number (QEMU's socket_get_fd with no monitor).
    */
   private static async openFd(
     spec: SocketSpec,
     text: string,
     options: BackendOptions,
   ): Promise<SocketChardev | ChardevError> {
-    if (!/^[0-9]+$/.test(text)) {
-      return chardevError(
-        'Unsupported',
-        `vmchan does not emulate descriptor names from -add-fd or getfd (fd=${text}); pass an inherited descriptor number`,
-        options.id,
-      );
+    // socket_get_fd without a monitor: qemu_strtoi of the string (a name
+    // from getfd is looked up only for chardev-add, core/monitor).
+    if (!/^[0-9]+$/.test(text) || Number(text) > 0x7fffffff) {
+      return chardevError('Unsupported', `Unable to parse FD number ${text}`, options.id);
     }
     const fd = Number(text);
     try {
@@ -242,14 +247,17 @@ export class SocketChardev extends BackendEndpoint {
     server.on('connection', (socket) => this.accept(socket));
     this.server = server;
     const a = this.address;
-    if (a.type === 'unix' && this.abstract) {
-      const failed = await new Promise<Error | null>((resolve) => {
-        server.once('error', resolve);
-        server.listen(`\0${a.path}`, () => {
-          server.off('error', resolve);
-          resolve(null);
-        });
-      });
+    if (a.type === 'unix' && this.abstractForm !== null) {
+      const failed =
+        this.abstractForm === 'tight'
+          ? await listenTightAbstract(server, a.path)
+          : await new Promise<Error | null>((resolve) => {
+              server.once('error', resolve);
+              server.listen(`\0${a.path}`, () => {
+                server.off('error', resolve);
+                resolve(null);
+              });
+            });
       if (failed !== null) {
         this.server = null;
         server.close();
@@ -351,22 +359,22 @@ export class SocketChardev extends BackendEndpoint {
   }
 
   /** One connect attempt; null on success, else QEMU's message. */
-  private connectOnce(): Promise<string | null> {
+  private async connectOnce(): Promise<string | null> {
     const a = this.address;
     const target = a.type === 'unix' ? `'${a.path}'` : `'${a.host}:${a.port}'`;
+    const socket = await this.dial();
+    if (socket instanceof Error) {
+      this.stats.failedConnects++;
+      return `Failed to connect to ${target}: ${describeSystemError(socket)}`;
+    }
     return new Promise((resolve) => {
-      const socket =
-        a.type === 'unix'
-          ? net.connect({ path: this.abstract ? `\0${a.path}` : a.path, allowHalfOpen: true })
-          : net.connect({ host: a.host, port: Number(a.port), allowHalfOpen: true });
       socket.pause();
       const onError = (error: Error): void => {
         this.stats.failedConnects++;
         socket.destroy();
         resolve(`Failed to connect to ${target}: ${describeSystemError(error)}`);
       };
-      socket.once('error', onError);
-      socket.once('connect', () => {
+      const onConnect = (): void => {
         socket.off('error', onError);
         if (this.closed) {
           socket.destroy();
@@ -376,8 +384,23 @@ export class SocketChardev extends BackendEndpoint {
         this.connectErrorReported = false;
         this.adopt(socket);
         resolve(null);
-      });
+      };
+      // A tight abstract socket comes connected from its helper.
+      if (socket.connecting) {
+        socket.once('error', onError);
+        socket.once('connect', onConnect);
+      } else onConnect();
     });
+  }
+
+  /** A socket connecting (or, for a tight abstract name, connected) to the address. */
+  private async dial(): Promise<net.Socket | Error> {
+    const a = this.address;
+    if (a.type === 'tcp')
+      return net.connect({ host: a.host, port: Number(a.port), allowHalfOpen: true });
+    if (this.abstractForm === 'tight') return connectTightAbstract(a.path);
+    const path = this.abstractForm === 'padded' ? `\0${a.path}` : a.path;
+    return net.connect({ path, allowHalfOpen: true });
   }
 
   private reportConnectError(message: string): void {

@@ -42,6 +42,8 @@ import type { ChardevEndpoint } from '../serial/endpoint.js';
 import { QemuError, isQemuError } from '../base/qemu-error.js';
 import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
 import { guestRamMiB } from './guest-ram.js';
+import { fdSetsFromOptions } from './add-fd.js';
+import type { FdSets } from '../chardev/fdsets.js';
 import { MuxSlot } from './mux-slot.js';
 import { chardevAddFailure } from './chardev-errors.js';
 import { chardevArg, portArg } from './qemu-print.js';
@@ -176,13 +178,17 @@ export class Machine implements RunningMachine {
   private plugging: Omit<Port, 'bus'> | null = null;
   private readonly unsubscribe: (() => void)[] = [];
   private closing: Promise<void> | null = null;
+  /** The fd sets of -add-fd (query-fdsets, remove-fd, `/dev/fdset/N` paths). */
+  readonly fdSets: FdSets;
 
   private constructor(
     lab: Lab,
     topology: Topology,
     private readonly options: MachineOptions,
+    fdSets: FdSets,
   ) {
     this.lab = lab;
+    this.fdSets = fdSets;
     this.devices = topology.devices.map((d) => ({ ...d }));
     this.monitors = topology.monitors.map((m) => ({ ...m }));
     this.ignored = topology.ignored.map((o) => ({ ...o }));
@@ -216,6 +222,9 @@ export class Machine implements RunningMachine {
     const ram = guestRamMiB(topology.ignored);
     if (isQemuError(ram)) return new StartError(ram.message, 'topology');
     const memoryMiB = Math.max(ram, memoryMiBFor(topology.devices));
+    // -add-fd: the inherited descriptors into their sets (vl.c, before any chardev).
+    const fdSets = fdSetsFromOptions(topology.ignored);
+    if (isQemuError(fdSets)) return new StartError(fdSets.message, 'topology');
     // One ring format for all: the Lab builds the devices.
     const lab = uniform
       ? Lab.create({
@@ -224,15 +233,21 @@ export class Machine implements RunningMachine {
           devices: topology.devices.map(labDevice),
         })
       : Lab.create({ memoryMiB, devices: [] });
-    if (isQemuError(lab)) return new StartError(lab.message, 'device');
+    if (isQemuError(lab)) {
+      fdSets.closeAll();
+      return new StartError(lab.message, 'device');
+    }
     if (!uniform) {
       for (const d of topology.devices) {
         const made = lab.addDevice(labDevice(d), packedOf(d));
-        if (isQemuError(made)) return new StartError(made.message, 'device');
+        if (isQemuError(made)) {
+          fdSets.closeAll();
+          return new StartError(made.message, 'device');
+        }
       }
     }
 
-    const machine = new Machine(lab, topology, options);
+    const machine = new Machine(lab, topology, options, fdSets);
     options.onLab?.(lab);
     const failed = await machine.build(topology);
     if (failed !== null) {
@@ -423,6 +438,7 @@ export class Machine implements RunningMachine {
     const opened = await createChardev(spec, {
       post: this.lab.scheduler.post,
       runtimeDir: this.options.runtimeDir,
+      fdSets: this.fdSets,
       ...(this.options.onNotice !== undefined ? { onNotice: this.options.onNotice } : {}),
       onDrop: (chardev, reason, bytes) => {
         if (reason === 'hangup-unread') this.backendDrop(chardev, 'hangup-unread', bytes);
@@ -605,6 +621,7 @@ export class Machine implements RunningMachine {
     this.slots.clear();
     // Each backend removes what it made (its socket file, its pty, its fds).
     await Promise.all(all.map((c) => c.close()));
+    this.fdSets.closeAll();
   }
 }
 

@@ -8,6 +8,7 @@
  * Implemented by `Machine` in ./machine.ts.
  */
 import type { Lab } from '../engine/lab.js';
+import type { FdSets } from '../chardev/fdsets.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
 import type { QemuError } from '../base/qemu-error.js';
 import type { Chardev, Port, Topology, VirtioSerialDevice } from './topology.js';
@@ -36,6 +37,8 @@ export interface ChardevInfo {
 export interface RunningMachine {
   /** The emulated machine: events, scheduler, guest, devices. */
   readonly lab: Lab;
+  /** The fd sets (-add-fd): query-fdsets, remove-fd, `/dev/fdset/N` paths. */
+  readonly fdSets: FdSets;
   /** The topology as it is now (hot-plug and unplug keep it current). */
   topology(): Topology;
   /** A chardev backend by id (real or in-memory). */

@@ -132,10 +132,22 @@ export class HmpServer implements HmpContext {
     if (error !== null) this.print(`Error: ${error.message}\n`);
   }
 
+  /** This monitor's client is counted in the fd sets' monitor count. */
+  private countedOpen = false;
+
   private onEvent(event: ChardevEvent): void {
     this.session++;
     this.pending = [];
+    // QEMU's mon_refcount: an fd set nobody opened is closed once no monitor is connected.
+    if (event === 'opened' && !this.countedOpen) {
+      this.countedOpen = true;
+      this.machine.fdSets.monitorOpened();
+    }
     if (event === 'closed') {
+      if (this.countedOpen) {
+        this.countedOpen = false;
+        this.machine.fdSets.monitorClosed();
+      }
       this.output.discard();
       return;
     }

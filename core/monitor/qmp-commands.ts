@@ -56,6 +56,29 @@ export function cString(bytes: Uint8Array): string {
 
 const none: QapiMembers = {};
 
+/**
+ * add-fd and getfd take the descriptor that came with the command (SCM_RIGHTS
+ * on the monitor's unix socket). Node reads its sockets with read(), which
+ * cannot take ancillary data (the kernel closes what was passed), and vmchan
+ * uses no native addon: refused, naming the way that works.
+ */
+/**
+ * A socket on `fd` from the monitor: QEMU's socket_get_fd looks the string up
+ * among the monitor's getfd names (a number too), and getfd never names one
+ * here, so it is not found (monitor_get_fd's words).
+ */
+function monitorFdName(spec: Chardev): QemuError | null {
+  const b = spec.backend;
+  if (b.kind !== 'socket' || b.address.type !== 'fd') return null;
+  return new QemuError(`File descriptor named '${b.address.fd}' has not been found`);
+}
+
+function monitorFdRefused(): QemuError {
+  return new QemuError(
+    "vmchan does not emulate descriptors passed over the monitor (SCM_RIGHTS: Node's sockets cannot receive them); pass the descriptor to vmchan run and use -add-fd",
+  );
+}
+
 /** ChardevReturn: a pty's path, from its filename ("pty:/dev/pts/N"); else empty. */
 function chardevReturn(machine: RunningMachine, spec: Chardev): QObject {
   if (spec.backend.kind !== 'pty') return {};
@@ -93,6 +116,8 @@ const COMMANDS: QmpCommand[] = [
       if (machine.chardevs().some((c) => c.id === spec.id)) {
         return new QemuError(`Chardev with id '${spec.id}' already exists`);
       }
+      const named = monitorFdName(spec);
+      if (named !== null) return chardevAddFailure(spec.id, named);
       const refused = await machine.chardevAdd(spec);
       if (refused !== null) return chardevAddFailure(spec.id, refused);
       return chardevReturn(machine, spec);
@@ -183,6 +208,38 @@ const COMMANDS: QmpCommand[] = [
       hub.quit();
       return {};
     },
+  },
+  // File descriptors (monitor/misc.c in QEMU 7.2). The sets come from -add-fd
+  // (core/chardev/fdsets.ts); nothing can arrive over the monitor itself.
+  {
+    name: 'query-fdsets',
+    args: none,
+    run: ({ machine }) => machine.fdSets.query(),
+  },
+  {
+    name: 'remove-fd',
+    args: { 'fdset-id': { type: 'int' }, fd: { type: 'int', optional: true } },
+    run: ({ machine }, args) =>
+      machine.fdSets.remove(
+        Number(args['fdset-id']),
+        args.fd === undefined ? undefined : Number(args.fd),
+      ) ?? {},
+  },
+  {
+    name: 'add-fd',
+    args: { 'fdset-id': { type: 'int', optional: true }, opaque: { type: 'str', optional: true } },
+    run: () => monitorFdRefused(),
+  },
+  {
+    name: 'getfd',
+    args: { fdname: { type: 'str' } },
+    run: () => monitorFdRefused(),
+  },
+  {
+    // qmp_closefd: getfd never names a descriptor here, so every name is unknown.
+    name: 'closefd',
+    args: { fdname: { type: 'str' } },
+    run: (_ctx, args) => new QemuError(`File descriptor named '${String(args.fdname)}' not found`),
   },
   {
     // vmchan's extension: every dropped byte of the lab by port, direction and reason.

@@ -141,13 +141,25 @@ export class QmpServer implements EventSink {
     this.output.puts(`${toQemuJson(message, this.options.pretty === true)}\n`);
   }
 
+  /** This monitor's client is counted in the fd sets' monitor count. */
+  private countedOpen = false;
+
   private onEvent(event: ChardevEvent): void {
     this.session++;
     this.parser.reset();
     this.queue.length = 0;
     this.negotiated = false;
     this.oob = false;
+    // QEMU's mon_refcount: an fd set nobody opened is closed once no monitor is connected.
+    if (event === 'opened' && !this.countedOpen) {
+      this.countedOpen = true;
+      this.machine.fdSets.monitorOpened();
+    }
     if (event === 'closed') {
+      if (this.countedOpen) {
+        this.countedOpen = false;
+        this.machine.fdSets.monitorClosed();
+      }
       this.output.discard();
       this.resume();
       return;

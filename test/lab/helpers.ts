@@ -104,6 +104,19 @@ export function connectTcp(port: number, host = '127.0.0.1'): Promise<net.Socket
   });
 }
 
+/**
+ * The port a tcp server chardev listens on, read from its query-chardev
+ * filename ("disconnected:tcp:127.0.0.1:PORT,server=on"), the lab's or a
+ * real QEMU's: with port=0 both report the port the kernel chose. The
+ * connected form ("tcp:127.0.0.1:PORT,server=on <-> 127.0.0.1:PEER")
+ * ends with the client's port, so only the first address counts.
+ */
+export function tcpPortOf(filename: string): number {
+  const port = /^(?:disconnected:)?tcp:(?:\[[^\]]*\]|[^:,\s]*):(\d+)/.exec(filename)?.[1];
+  if (port === undefined) throw new Error(`not a tcp chardev: ${filename}`);
+  return Number(port);
+}
+
 /** Everything a socket sends from now on, with waits for amounts and lines. */
 export class Collector {
   private chunks: Buffer[] = [];

@@ -445,17 +445,12 @@ describe('valid command lines (H1, H2)', () => {
 
     // Issue 14 item 4: QEMU's socket chardev implements these (chardev/char-socket.c
     // qemu_chr_parse_socket reads telnet, tn3270, websocket, tls-creds, tls-authz; util/
-    // qemu-sockets.c reads to, ipv4, ipv6, abstract); vmchan does not, so it refuses each by
+    // qemu-sockets.c reads to, ipv4, ipv6; abstract and tight are H5); vmchan does not, so it refuses each by
     // name in QEMU's style instead of accepting and ignoring it. Written off, they do nothing
     // in QEMU either and are accepted.
     test.each([
       ['host=::,port=4555,server=on,tn3270=on', 'tn3270', 'the TN3270 protocol (tn3270)'],
       ['host=::,port=4555,server=on,tls-creds=t0', 'tls-creds', 'TLS on sockets (tls-creds)'],
-      [
-        'path=/tmp/a.sock,server=on,abstract=on',
-        'tight',
-        'tight abstract unix socket names (abstract=on with tight=on, the default); use tight=off',
-      ],
       ['host=::,port=4555,to=4600', 'to', 'port ranges (to)'],
       ['host=::,port=4555,ipv4=on', 'ipv4', 'address family restrictions (ipv4)'],
     ])('socket,%s is refused: vmchan does not emulate %s', (opts, key, what) => {

@@ -13,7 +13,7 @@
  *   monitor_qapi_event_conf, 1 s per id, latest state when the timer fires).
  * - H4 (item 6): a unix host's hang-up loses what QEMU had not read
  *   (char-socket.c: read watch only while the port can read, G_IO_HUP
- *   watch always).
+ *   watch always); a tcp host's close raises no POLLHUP and loses nothing.
  * - L11 (item 7): /dev/hvc0..7 exist; an index with no console is ENODEV
  *   (hvc_console.c hvc_install).
  *
@@ -28,26 +28,23 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Machine } from '../../core/machine/machine.js';
 import { attachMonitors, type AttachedMonitors } from '../../core/monitor/index.js';
 import { QmpClient } from '../../core/qemu/qmp-client.js';
-import { isQmpError, type QmpError } from '../../core/qemu/qmp-error.js';
 import { chardevBackend, type QmpEvent } from '../../core/qemu/qmp-types.js';
 import { isErrno } from '../../core/serial/guest/errno.js';
 import { O_RDWR } from '../../core/serial/guest/files.js';
 import { isGuestError } from '../guest/guest-shell.js';
-import { startGuest, type Guest, type PortSpec } from '../guest/qemu.js';
-import { startMachine } from '../lab/helpers.js';
+import type { Guest, PortSpec } from '../guest/qemu.js';
+import { connectTcp, startMachine, tcpPortOf } from '../lab/helpers.js';
 import {
+  bootGuestWithQmp,
   chardevLookup,
   connectUnix,
   describeRealGuest,
   guestShell,
+  hotplugPort,
+  ok,
   poller,
   requirePrerequisites,
 } from './real-guest.js';
-
-function ok<T>(value: T | QmpError): T {
-  if (isQmpError(value)) throw new Error(value.toString());
-  return value;
-}
 
 const PORTS: PortSpec[] = [
   { id: 'con0', kind: 'console', name: 'org.test.console.0' },
@@ -114,14 +111,36 @@ describeRealGuest(
       }
     }
 
+    type ChardevOf = (label: string) => Promise<{ filename: string }>;
+
+    /** A host client of chardev `label` sends 7 bytes once `chardev` shows it connected, and closes. */
+    async function hostSends7(
+      connect: () => Promise<net.Socket>,
+      chardev: ChardevOf,
+      label: string,
+    ): Promise<void> {
+      const host = await connect();
+      await until(
+        `host connected to ${label}`,
+        () => chardev(label),
+        (c) => !c.filename.startsWith('disconnected:'),
+      );
+      await writeAll(host, Buffer.from('1234567'));
+      host.destroy();
+    }
+
+    /** The sizes of the lab's hangup-unread drops from now until `off()`. */
+    function hangupDrops(): { drops: number[]; off: () => void } {
+      const drops: number[] = [];
+      const off = machine.lab.events.on('drop', (e) => {
+        if (e.reason === 'hangup-unread') drops.push(e.bytes);
+      });
+      return { drops, off };
+    }
+
     beforeAll(async () => {
       requirePrerequisites('the fidelity real-guest tests');
-      const g = await startGuest({ ports: PORTS });
-      if (isGuestError(g)) throw new Error(g.toString());
-      guest = g;
-      const client = await QmpClient.connect(guest.qmpPath, { greetingTimeoutMs: 15_000 });
-      if (isQmpError(client)) throw new Error(`${client.toString()}\nqemu: ${guest.stderr()}`);
-      qemu = client;
+      ({ guest, qmp: qemu } = await bootGuestWithQmp(PORTS));
 
       labDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmf-'));
       machine = await startMachine(labArgs(labDir), labDir);
@@ -140,20 +159,8 @@ describeRealGuest(
     }, 30_000);
 
     it('D10 L10 a port unplugged while the guest holds it open: the close sends nothing, the device keeps running', async () => {
-      const plug = async (q: QmpClient, dir: string): Promise<string> => {
-        const sock = path.join(dir, 'hp.sock');
-        expect(ok(await q.chardevAdd('c-hp', chardevBackend.unixServer(sock)))).toEqual({});
-        expect(
-          await q.deviceAdd({
-            driver: 'virtserialport',
-            bus: 'vser0.0',
-            chardev: 'c-hp',
-            name: 'org.test.hp',
-            id: 'hp',
-          }),
-        ).toBeUndefined();
-        return sock;
-      };
+      const plug = (q: QmpClient, dir: string): Promise<void> =>
+        hotplugPort(q, 'hp', 'org.test.hp', chardevBackend.unixServer(path.join(dir, 'hp.sock')));
       const unplug = async (q: QmpClient): Promise<void> => {
         const deleted = q.waitForEvent('DEVICE_DELETED', {
           timeoutMs: 15_000,
@@ -307,18 +314,8 @@ describeRealGuest(
     }, 60_000);
 
     it('H4 7 bytes to a closed port, then the host hangs up: both guests read end-of-file', async () => {
-      const send7 = async (
-        sock: string,
-        chardev: (l: string) => Promise<{ filename: string }>,
-      ): Promise<void> => {
-        const host = await connectUnix(sock);
-        await until(
-          'host connected',
-          () => chardev('c-port6'),
-          (c) => !c.filename.startsWith('disconnected:'),
-        );
-        await writeAll(host, Buffer.from('1234567'));
-        host.destroy();
+      const send7 = async (sock: string, chardev: ChardevOf): Promise<void> => {
+        await hostSends7(() => connectUnix(sock), chardev, 'c-port6');
         await until(
           'host gone',
           () => chardev('c-port6'),
@@ -328,10 +325,7 @@ describeRealGuest(
       await send7(guest.portSocket('port6'), qemuChardev);
       const real = await sh('head -c 100 /dev/virtio-ports/org.test.port.6 | wc -c');
 
-      const drops: number[] = [];
-      const off = machine.lab.events.on('drop', (e) => {
-        if (e.reason === 'hangup-unread') drops.push(e.bytes);
-      });
+      const { drops, off } = hangupDrops();
       await send7(path.join(labDir, 'port6.sock'), labChardev);
       const fd = await labOpen('/dev/virtio-ports/org.test.port.6');
       const labGot = await labReadAll(fd);
@@ -341,6 +335,47 @@ describeRealGuest(
       expect(real.output.trim()).toBe('0');
       expect(labGot).toBe(0);
       expect(drops).toEqual([7]);
+    }, 60_000);
+
+    it('H4 over tcp the host closing is no hang-up: 7 bytes to a closed port survive it on both, then end-of-file', async () => {
+      // A tcp peer's FIN raises POLLIN|POLLRDHUP, not POLLHUP (net/ipv4/tcp.c
+      // tcp_poll), so QEMU's G_IO_HUP watch (char-socket.c tcp_chr_connect)
+      // stays quiet and the bytes wait in the socket for the guest; the unix
+      // case above loses them (af_unix sets both shutdown bits on the peer).
+      const labLink = '/dev/virtio-ports/org.test.tcp7';
+      await hotplugPort(qemu, 'tcp7', 'org.test.tcp7', chardevBackend.tcpServer('127.0.0.1', 0));
+      await hotplugPort(lab, 'tcp7', 'org.test.tcp7', chardevBackend.tcpServer('127.0.0.1', 0));
+      await until(
+        'the tcp port linked in the real guest',
+        () => sh('ls /dev/virtio-ports/'),
+        (r) => r.output.includes('org.test.tcp7'),
+      );
+      await until(
+        'the tcp port linked in the lab guest',
+        async () => machine.lab.guest.namespace.exists(labLink),
+        Boolean,
+      );
+      const send7 = (chardev: ChardevOf): Promise<void> =>
+        hostSends7(
+          async () => connectTcp(tcpPortOf((await chardev('c-tcp7')).filename)),
+          chardev,
+          'c-tcp7',
+        );
+      const { drops, off } = hangupDrops();
+      try {
+        await send7(qemuChardev);
+        const real = await sh('head -c 100 /dev/virtio-ports/org.test.tcp7 | wc -c');
+        await send7(labChardev);
+        const fd = await labOpen(labLink);
+        const labGot = await labReadAll(fd);
+        await files().close(fd);
+
+        expect(real.output.trim()).toBe('7');
+        expect(labGot).toBe(7);
+        expect(drops).toEqual([]);
+      } finally {
+        off();
+      }
     }, 60_000);
 
     it('H4 540,000 bytes to an open port the guest does not read, then hang-up: both guests get only their buffers worth', async () => {

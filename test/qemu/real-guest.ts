@@ -3,15 +3,23 @@
  * the prerequisite rule (without qemu-system-x86_64 or busybox-static the
  * block is skipped with a warning, except under CI=true, where it runs and
  * its beforeAll fails with the install command), a shell in the guest, a
- * poller, query-chardev by label, and a unix socket client.
+ * poller, query-chardev by label, a unix socket client, unwrapping a
+ * QMP value, booting the guest with its QMP client connected, and
+ * hot-plugging a port.
  */
 import net from 'node:net';
 import { describe } from 'vitest';
-import type { QmpClient } from '../../core/qemu/qmp-client.js';
-import { isQmpError } from '../../core/qemu/qmp-error.js';
-import type { ChardevInfo } from '../../core/qemu/qmp-types.js';
+import { QmpClient } from '../../core/qemu/qmp-client.js';
+import { isQmpError, type QmpError } from '../../core/qemu/qmp-error.js';
+import type { ChardevBackend, ChardevInfo } from '../../core/qemu/qmp-types.js';
 import { isGuestError, type RunResult } from '../guest/guest-shell.js';
-import { INSTALL_HINT, missingPrerequisites, type Guest } from '../guest/qemu.js';
+import {
+  INSTALL_HINT,
+  missingPrerequisites,
+  startGuest,
+  type Guest,
+  type PortSpec,
+} from '../guest/qemu.js';
 
 const missing = missingPrerequisites();
 const inCi = process.env['CI'] === 'true';
@@ -90,4 +98,54 @@ export function connectUnix(socketPath: string): Promise<net.Socket> {
     const s = net.createConnection({ path: socketPath }, () => resolve(s));
     s.once('error', reject);
   });
+}
+
+/** A QMP value for a test: a QmpError fails the test with its message. */
+export function ok<T>(value: T | QmpError): T {
+  if (isQmpError(value)) throw new Error(value.toString());
+  return value;
+}
+
+/**
+ * Boot the test guest with `ports` and connect a QMP client to it. Nobody
+ * else holds the socket, so a slow greeting on a loaded machine is only
+ * slowness: 15 s instead of the client's default 3. A failure throws with
+ * QEMU's stderr and the tail of the guest's serial console.
+ */
+export async function bootGuestWithQmp(
+  ports: PortSpec[],
+): Promise<{ guest: Guest; qmp: QmpClient }> {
+  const guest = await startGuest({ ports });
+  if (isGuestError(guest)) throw new Error(guest.toString());
+  const qmp = await QmpClient.connect(guest.qmpPath, { greetingTimeoutMs: 15_000 });
+  if (isQmpError(qmp)) {
+    const transcript = guest.shell.transcript.slice(-1500);
+    await guest.stop();
+    throw new Error(
+      `${qmp.toString()}\nqemu stderr: ${guest.stderr()}\nguest serial (tail): ${transcript}`,
+    );
+  }
+  return { guest, qmp };
+}
+
+/**
+ * Hot-plug virtserialport `id` (guest name `name`) on vser0.0 over a new
+ * chardev `c-<id>`, by QMP chardev-add and device_add, as a management
+ * tool does; the same on a real QEMU and on the lab's QMP server.
+ */
+export async function hotplugPort(
+  q: QmpClient,
+  id: string,
+  name: string,
+  backend: ChardevBackend,
+): Promise<void> {
+  ok(await q.chardevAdd(`c-${id}`, backend));
+  const added = await q.deviceAdd({
+    driver: 'virtserialport',
+    bus: 'vser0.0',
+    chardev: `c-${id}`,
+    name,
+    id,
+  });
+  if (added !== undefined) throw new Error(`device_add ${id}: ${added.toString()}`);
 }

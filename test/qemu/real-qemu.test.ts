@@ -9,24 +9,20 @@
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { QmpClient } from '../../core/qemu/qmp-client.js';
-import { isQmpError, QmpError } from '../../core/qemu/qmp-error.js';
+import { QmpError } from '../../core/qemu/qmp-error.js';
 import { chardevBackend, parseChardevFilename } from '../../core/qemu/qmp-types.js';
 import { isGuestError } from '../guest/guest-shell.js';
-import { startGuest, type Guest } from '../guest/qemu.js';
+import type { Guest } from '../guest/qemu.js';
 import {
+  bootGuestWithQmp,
   chardevLookup,
   connectUnix,
   describeRealGuest,
   guestShell,
+  ok,
   poller,
   requirePrerequisites,
 } from './real-guest.js';
-
-/** Unwrap a value-or-error for a test: a QmpError or GuestError fails the test with its message. */
-function ok<T>(value: T | QmpError): T {
-  if (isQmpError(value)) throw new Error(value.toString());
-  return value;
-}
 
 describeRealGuest('real QEMU with the test guest', 'real-QEMU tests', () => {
   let guest: Guest;
@@ -44,29 +40,15 @@ describeRealGuest('real QEMU with the test guest', 'real-QEMU tests', () => {
 
   beforeAll(async () => {
     requirePrerequisites('the real-QEMU tests');
-    const g = await startGuest({
-      ports: [
-        { id: 'port1', name: 'org.test.port.1' },
-        { id: 'con0', kind: 'console', name: 'org.test.console.0' },
-        // Its own port for the VSERPORT_CHANGE test: QEMU rate-limits that
-        // event per port, so other tests' opens must not delay it.
-        { id: 'port3', name: 'org.test.port.3' },
-      ],
-    });
-    if (isGuestError(g)) throw new Error(g.toString());
-    guest = g;
+    ({ guest, qmp } = await bootGuestWithQmp([
+      { id: 'port1', name: 'org.test.port.1' },
+      { id: 'con0', kind: 'console', name: 'org.test.console.0' },
+      // Its own port for the VSERPORT_CHANGE test: QEMU rate-limits that
+      // event per port, so other tests' opens must not delay it.
+      { id: 'port3', name: 'org.test.port.3' },
+    ]));
     console.info(`guest: shell after ${guest.bootMs} ms, ports linked after ${guest.portsMs} ms`);
-    // Nobody else holds this socket, so a slow greeting on a loaded
-    // machine is only slowness: allow more than the default 3 s.
-    const client = await QmpClient.connect(guest.qmpPath, { greetingTimeoutMs: 15_000 });
-    const devices = isQmpError(client) ? client : await client.xQueryVirtio();
-    if (isQmpError(client) || isQmpError(devices)) {
-      const err = isQmpError(client) ? client : (devices as QmpError);
-      throw new Error(
-        `${err.toString()}\nqemu stderr: ${guest.stderr()}\nguest serial (tail): ${guest.shell.transcript.slice(-1500)}`,
-      );
-    }
-    qmp = client;
+    const devices = ok(await qmp.xQueryVirtio());
     const vser = devices.find((d) => d.name === 'virtio-serial');
     if (!vser) throw new Error(`no virtio-serial in x-query-virtio: ${JSON.stringify(devices)}`);
     vserPath = vser.path;

@@ -40,10 +40,14 @@ const schema = z.object({
   telnet: z.literal(true).optional(),
   /**
    * abstract=on (unix only, Linux): the path is a name in the abstract
-   * namespace, no file. Only with tight=off (the name padded to the full
-   * sun_path), the form Node binds; tight=off stays in ignoredKeys.
+   * namespace, no file (core/chardev/abstract-socket.ts).
    */
   abstract: z.literal(true).optional(),
+  /**
+   * With abstract=on: tight=off pads the address to the whole sun_path;
+   * absent is QEMU's default tight=on (the name's own length).
+   */
+  tight: z.literal(false).optional(),
   /** websocket=on (server only): the HTTP upgrade handshake, then binary frames (websocket.ts). */
   websocket: z.literal(true).optional(),
 });
@@ -139,16 +143,11 @@ function parse(opts: OptionReader): SocketBackend | SpecProblem {
   }
   if (opts.bool('telnet', false)) backend.telnet = true;
   if (opts.bool('websocket', false)) backend.websocket = true;
+  // qemu_chr_parse_socket reads abstract and tight only for a path (unix);
+  // QEMU's default is tight=on.
   if (opts.bool('abstract', false) && address.type === 'unix') {
-    // QEMU's default tight=on binds the name at its own length; Node binds the
-    // padded form, which is QEMU's tight=off, so only that one is emulated.
-    if (opts.bool('tight', true)) {
-      return new SpecProblem(
-        'vmchan does not emulate tight abstract unix socket names (abstract=on with tight=on, the default); use tight=off',
-        'tight',
-      );
-    }
     backend.abstract = true;
+    if (!opts.bool('tight', true)) backend.tight = false;
   }
   return backend;
 }
@@ -186,7 +185,12 @@ function readWire(d: Readonly<Record<string, unknown>>): SocketBackend | QemuErr
       return new QemuError("'wait' option is incompatible with socket in client connect mode");
     }
   }
-  const address = addressFromWire(addrData);
+  // An abstract unix name is the socket's own business (addressFromWire refuses it for udp).
+  const addrFields = addrData.data as Readonly<Record<string, unknown>> | undefined;
+  const abstract = addrType === 'unix' && addrFields?.abstract === true;
+  const address = abstract
+    ? { type: 'unix' as const, path: addrFields.path as string }
+    : addressFromWire(addrData);
   if (address instanceof QemuError) return address;
   for (const key of ['tn3270', 'tls-creds', 'tls-authz']) {
     const v = d[key];
@@ -205,6 +209,10 @@ function readWire(d: Readonly<Record<string, unknown>>): SocketBackend | QemuErr
   }
   if (d.telnet === true) backend.telnet = true;
   if (d.websocket === true) backend.websocket = true;
+  if (abstract) {
+    backend.abstract = true;
+    if (addrFields.tight === false) backend.tight = false;
+  }
   return backend;
 }
 
@@ -234,6 +242,7 @@ export const socketKind = defineKind(schema, {
       'reconnect',
       'telnet',
       'abstract',
+      'tight',
       'websocket',
     ],
     refused: REFUSED,
@@ -250,6 +259,7 @@ export const socketKind = defineKind(schema, {
       if (b.reconnect !== undefined) pairs.push(['reconnect', String(b.reconnect)]);
       if (b.telnet === true) pairs.push(['telnet', 'on']);
       if (b.abstract === true) pairs.push(['abstract', 'on']);
+      if (b.abstract === true && b.tight === false) pairs.push(['tight', 'off']);
       if (b.websocket === true) pairs.push(['websocket', 'on']);
       return pairs;
     },
@@ -351,10 +361,13 @@ export const socketKind = defineKind(schema, {
     },
     read: (_type, data) => readWire(data),
     write(b) {
-      const data: Record<string, unknown> = {
-        addr: addressToWire(b.address as PlainAddress),
-        server: b.server,
-      };
+      const addr = addressToWire(b.address as PlainAddress);
+      if (b.abstract === true) {
+        const fields = addr.data as Record<string, unknown>;
+        fields.abstract = true;
+        if (b.tight === false) fields.tight = false;
+      }
+      const data: Record<string, unknown> = { addr, server: b.server };
       if (b.server) data.wait = b.wait;
       if (b.nodelay) data.nodelay = true;
       if (b.reconnect !== undefined) data.reconnect = b.reconnect;
