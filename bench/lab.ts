@@ -4,14 +4,21 @@
  * - bulk throughput host -> guest and guest -> host through real unix
  *   sockets (a client on the host socket, the lab, a client on the guest-dir
  *   socket), against a plain Node relay between two unix sockets (client ->
- *   relay -> server), which is the least any proxy in Node costs;
+ *   relay -> server), which is the least any proxy in Node costs; with the
+ *   CPU seconds each costs per 256 MiB, the main thread's and the whole
+ *   process's (bench/cpu.ts);
+ * - the same bulk transfers with the two clients in a process of their own
+ *   (bench/lab-client.ts), against a relay between two listening sockets,
+ *   as the lab has beside real programs;
  * - a 1-byte ping-pong (host -> guest echo workload -> host), against the
  *   same ping-pong through the relay to an echo server;
- * - the time from spawning `vmchan run` to its `ready` line, against
- *   spawning `node -e 0` (what Node itself costs to start).
+ * - (group lab-startup) the time from spawning `vmchan run` to its `ready`
+ *   line, against spawning `node -e 0` (what Node itself costs to start).
  *
- * Everything of the lab and the baselines runs in this process, one event
- * loop for both ends, so the ratios compare like with like.
+ * Except for the cross-process check, everything of the lab and the
+ * baselines runs in this process, one event loop for both ends, so the
+ * ratios compare like with like. The load average is printed first: on a
+ * shared machine the absolute figures wander, the same-run ratios less.
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { Machine } from '../core/machine/machine.js';
 import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
+import { cpuNow, cpuPer, cpuSince, type CpuSample } from './cpu.js';
 import {
   isWorkloadError,
   parseWorkload,
@@ -35,6 +43,12 @@ const MiB = 1024 * 1024;
 const LAB_BYTES = 48 * MiB;
 const RELAY_BYTES = 256 * MiB;
 const CHUNK = 256 * 1024;
+/**
+ * Bytes moved each way before timing, the relay's and the lab's alike: the
+ * lab's path is long, and after only 4 MiB V8 has not finished optimising
+ * it (the first timed 48 MiB then cost up to twice the CPU of the next).
+ */
+const WARM_BYTES = 24 * MiB;
 const PING_MS = 1200;
 
 function repoRoot(): string {
@@ -156,25 +170,160 @@ async function startLab(dir: string, workloads: string[]) {
   };
 }
 
+/** Bytes per second and CPU per 256 MiB of one timed transfer. */
+interface Measured {
+  rate: number;
+  cpu: CpuSample;
+}
+
+async function measure(from: net.Socket, to: net.Socket, total: number): Promise<Measured> {
+  const start = cpuNow();
+  const seconds = await transfer(from, to, total);
+  return { rate: total / seconds, cpu: cpuPer(cpuSince(start), total, 256 * MiB) };
+}
+
+function reportCpu(report: Report, what: string, lab: CpuSample, relay: CpuSample): void {
+  report(`${what} CPU s per 256 MiB, main thread`, lab.main, relay.main, 's');
+  report(`${what} CPU s per 256 MiB, whole process`, lab.process, relay.process, 's');
+}
+
 async function bulk(report: Report, dir: string): Promise<void> {
   const relay = await relayPair(dir, () => {});
-  const relayUp = RELAY_BYTES / (await transfer(relay.client, relay.server, RELAY_BYTES));
-  const relayDown = RELAY_BYTES / (await transfer(relay.server, relay.client, RELAY_BYTES));
+  await transfer(relay.client, relay.server, WARM_BYTES);
+  await transfer(relay.server, relay.client, WARM_BYTES);
+  const relayUp = await measure(relay.client, relay.server, RELAY_BYTES);
+  const relayDown = await measure(relay.server, relay.client, RELAY_BYTES);
   await relay.close();
 
   const lab = await startLab(dir, []);
   const host = await connect(path.join(dir, 'test2'));
   const guest = await connect(path.join(lab.guestDir.dir, 'test2'));
   // Warm up both ways (JIT, guest buffers) before timing.
-  await transfer(host, guest, 4 * MiB);
-  await transfer(guest, host, 4 * MiB);
-  const toGuest = LAB_BYTES / (await transfer(host, guest, LAB_BYTES));
-  const toHost = LAB_BYTES / (await transfer(guest, host, LAB_BYTES));
+  await transfer(host, guest, WARM_BYTES);
+  await transfer(guest, host, WARM_BYTES);
+  const toGuest = await measure(host, guest, LAB_BYTES);
+  const toHost = await measure(guest, host, LAB_BYTES);
   host.destroy();
   guest.destroy();
   await lab.close();
-  report('lab bulk host->guest (unix socket -> lab -> guest-dir socket)', toGuest, relayUp, 'B/s');
-  report('lab bulk guest->host (guest-dir socket -> lab -> unix socket)', toHost, relayDown, 'B/s');
+  report(
+    'lab bulk host->guest (unix socket -> lab -> guest-dir socket)',
+    toGuest.rate,
+    relayUp.rate,
+    'B/s',
+  );
+  reportCpu(report, '  host->guest', toGuest.cpu, relayUp.cpu);
+  report(
+    'lab bulk guest->host (guest-dir socket -> lab -> unix socket)',
+    toHost.rate,
+    relayDown.rate,
+    'B/s',
+  );
+  reportCpu(report, '  guest->host', toHost.cpu, relayDown.cpu);
+}
+
+/** A relay between two listening sockets: the first client of each is piped to the other. */
+async function splicePair(dir: string) {
+  const aPath = path.join(dir, 'splice-a');
+  const bPath = path.join(dir, 'splice-b');
+  let a: net.Socket | null = null;
+  let b: net.Socket | null = null;
+  const join = (): void => {
+    if (a === null || b === null) return;
+    a.pipe(b);
+    b.pipe(a);
+  };
+  const aServer = net.createServer((s) => {
+    a = s;
+    join();
+  });
+  const bServer = net.createServer((s) => {
+    b = s;
+    join();
+  });
+  await listen(aServer, aPath);
+  await listen(bServer, bPath);
+  return {
+    aPath,
+    bPath,
+    close: async () => {
+      a?.destroy();
+      b?.destroy();
+      await new Promise((r) => aServer.close(r));
+      await new Promise((r) => bServer.close(r));
+    },
+  };
+}
+
+/** Run bench/lab-client.js between `aPath` and `bPath`; our CPU while each direction ran. */
+function runClient(
+  aPath: string,
+  bPath: string,
+  bytes: number,
+): Promise<{ aToB: Measured; bToA: Measured }> {
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lab-client.js');
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [script, aPath, bPath, String(bytes), String(WARM_BYTES)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let err = '';
+    let out = '';
+    let mark = cpuNow();
+    const got: Partial<{ aToB: Measured; bToA: Measured }> = {};
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      let nl: number;
+      while ((nl = out.indexOf('\n')) >= 0) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        const [tag, secs] = line.split(' ');
+        const cpu = cpuSince(mark);
+        mark = cpuNow();
+        if (tag !== 'a->b' && tag !== 'b->a') continue;
+        const m = { rate: bytes / Number(secs), cpu: cpuPer(cpu, bytes, 256 * MiB) };
+        if (tag === 'a->b') got.aToB = m;
+        else got.bToA = m;
+      }
+    });
+    child.once('exit', (code) => {
+      if (got.aToB !== undefined && got.bToA !== undefined) {
+        resolve({ aToB: got.aToB, bToA: got.bToA });
+      } else reject(new Error(`lab-client exited with ${code}: ${err.trim()}`));
+    });
+  });
+}
+
+async function crossProcess(report: Report, dir: string): Promise<void> {
+  const relay = await splicePair(dir);
+  const viaRelay = await runClient(relay.aPath, relay.bPath, RELAY_BYTES);
+  await relay.close();
+
+  const lab = await startLab(dir, []);
+  const viaLab = await runClient(
+    path.join(dir, 'test2'),
+    path.join(lab.guestDir.dir, 'test2'),
+    LAB_BYTES,
+  );
+  await lab.close();
+  report(
+    'lab bulk host->guest, client in another process',
+    viaLab.aToB.rate,
+    viaRelay.aToB.rate,
+    'B/s',
+  );
+  reportCpu(report, '  host->guest (lab process only)', viaLab.aToB.cpu, viaRelay.aToB.cpu);
+  report(
+    'lab bulk guest->host, client in another process',
+    viaLab.bToA.rate,
+    viaRelay.bToA.rate,
+    'B/s',
+  );
+  reportCpu(report, '  guest->host (lab process only)', viaLab.bToA.cpu, viaRelay.bToA.cpu);
 }
 
 async function roundTrip(report: Report, dir: string): Promise<void> {
@@ -190,6 +339,7 @@ async function roundTrip(report: Report, dir: string): Promise<void> {
   host.destroy();
   await lab.close();
   report('lab 1-byte ping-pong (host -> guest echo -> host)', labRate, relayRate, 'round trips/s');
+  report('  time per round trip (goal: ratio <= 1.5)', 1e6 / labRate, 1e6 / relayRate, 'us');
 }
 
 /** Milliseconds from spawn until a line matching `ready` (or exit, for the baseline). */
@@ -246,13 +396,25 @@ async function startup(report: Report, dir: string): Promise<void> {
   report('vmchan run (demo) start to ready', median(lab), median(node), 'ms');
 }
 
-export async function benchLab(report: Report): Promise<void> {
+async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-bench-'));
   try {
-    await bulk(report, dir);
-    await roundTrip(report, dir);
-    await startup(report, dir);
+    await body(dir);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export async function benchLab(report: Report): Promise<void> {
+  await inTempDir(async (dir) => {
+    const load = os.loadavg().map((l) => l.toFixed(2));
+    process.stdout.write(`load average ${load.join(' ')} (${os.cpus().length} CPUs)\n`);
+    await bulk(report, dir);
+    await crossProcess(report, dir);
+    await roundTrip(report, dir);
+  });
+}
+
+export async function benchLabStartup(report: Report): Promise<void> {
+  await inTempDir((dir) => startup(report, dir));
 }

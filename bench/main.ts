@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: runs every benchmark group and prints each figure as a
  * ratio to a baseline measured in the same run. `npm run bench -- virtio`
- * runs only the groups whose names contain the word. `fuzz` (10,000,000
+ * runs only the groups whose names contain the word; a word that is a
+ * group's whole name runs that group alone (`lab`, not `capture-lab`). `fuzz` (10,000,000
  * virtio-serial fuzz cases) and `load` (31 ports x 64 MiB each way) are long.
  */
 import { ResultTable, type Report } from './harness.js';
@@ -16,6 +17,7 @@ const groups: Group[] = [
   { name: 'serial', load: async () => (await import('./serial.js')).benchSerial },
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
   { name: 'lab', load: async () => (await import('./lab.js')).benchLab },
+  { name: 'lab-startup', load: async () => (await import('./lab.js')).benchLabStartup },
   { name: 'tap', load: async () => (await import('./tap.js')).benchTap },
   { name: 'fuzz', load: async () => (await import('./fuzz.js')).benchFuzz },
   { name: 'load', load: async () => (await import('./load.js')).benchLoad },
@@ -32,7 +34,9 @@ const groups: Group[] = [
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const table = new ResultTable();
+  const exact = groups.filter((g) => only.includes(g.name));
   for (const g of groups) {
+    if (exact.length > 0 && !exact.includes(g)) continue;
     if (only.length > 0 && !only.some((w) => g.name.includes(w))) continue;
     process.stdout.write(`\n== ${g.name}\n`);
     const fn = await g.load();

@@ -24,13 +24,17 @@ import {
 } from '../core/capture/record.js';
 import { AttachedMachine } from '../core/qemu/attach.js';
 import { isAttachError, isAttachFailure } from '../core/qemu/attach-error.js';
-import { DEFAULT_URI, QmpProxy } from '../core/qemu/libvirt.js';
+import { DEFAULT_URI, domainXml, QmpProxy } from '../core/qemu/libvirt.js';
+import { domainChannels, type DomainChannel } from '../core/machine/libvirt-channels.js';
 import type { AttachedTopology, AttachEvent } from '../core/qemu/attach-model.js';
 import { parseQmpAddress } from '../core/qemu/qmp-address.js';
 import { isQmpError } from '../core/qemu/qmp-error.js';
+import { tapChardevInPlace, type InPlaceTap } from '../core/qemu/inplace-tap.js';
 import { tapChardev, type ChardevTap } from '../core/qemu/tap.js';
+import { recoverMoves } from '../core/qemu/tap-journal.js';
 import type { AttachedQueueSnapshot } from '../core/qemu/vring.js';
 import { UsageError } from './errors.js';
+import { checkConsoleMode, runGuestConsole, type ConsoleIo } from './guest-console.js';
 
 /** Where a session writes: stdout for the table and events, stderr for problems. */
 export interface CliIo {
@@ -52,10 +56,15 @@ export interface SessionOptions {
   extraSink?: CaptureSink;
   /** Publish the session for live capture (`vmchan extcap`); default true. */
   publish?: boolean;
+  /** A libvirt domain's channels from its XML, printed after the ports (attach --domain). */
+  libvirtChannels?: { domain: string; channels: DomainChannel[] };
 }
 
 interface AttachCliOptions extends SessionOptions {
   qmp?: string;
+  /** A console on the guest side of this port, through the guest's qemu-ga (guest-console.ts). */
+  guestConsole?: string;
+  guestConsoleMode?: string;
   /** A libvirt domain instead of a QMP socket (QMP through virt-qemu-qmp-proxy). */
   domain?: string;
   connect?: string;
@@ -95,9 +104,10 @@ export function addSessionOptions(cmd: Command, options: { watch: boolean }): Co
   }
   return cmd
     .option(
-      '--tap <chardev=listen>',
-      'tap a socket chardev: the host application connects to LISTEN (a new ' +
-        "unix socket path, mode 0600, or 127.0.0.1:PORT) instead of QEMU's socket; repeatable",
+      '--tap <chardev[=listen]>',
+      'tap a socket chardev: CHARDEV alone taps in place (QEMU listens on a unix socket: ' +
+        'vmchan takes its path, applications connect as before); CHARDEV=LISTEN makes a new ' +
+        'socket (a unix path, mode 0600, or 127.0.0.1:PORT) to point the application at; repeatable',
       collect,
     )
     .option('-w, --write <file>', 'write a pcapng capture: tapped bytes both ways and port events')
@@ -127,8 +137,14 @@ Events (--watch):
             polling had already shown its state.
   [tap]     an application connected to or left a tap.
 
-Taps (--tap CHARDEV=LISTEN):
-  For chardevs QEMU listens on (-chardev socket,...,server=on). vmchan connects
+Taps (--tap CHARDEV, --tap CHARDEV=LISTEN):
+  For chardevs QEMU listens on (-chardev socket,...,server=on). --tap CHARDEV
+  taps a unix socket in place: QEMU's socket node is moved aside (QEMU keeps
+  listening on it), vmchan listens at the original path with the same owner and
+  mode, and the path is given back on exit, on SIGINT/SIGTERM, and at the next
+  start of vmchan attach after a crash (a journal in $XDG_RUNTIME_DIR/vmchan). A
+  client connected before the tap keeps its direct, uncaptured connection until
+  it reconnects. --tap CHARDEV=LISTEN listens on a new socket instead. vmchan connects
   to QEMU's socket when an application connects to LISTEN, forwards both ways
   and captures every byte; when either side disconnects it disconnects the
   other, so the guest sees the host come and go as without the tap. One
@@ -146,7 +162,12 @@ export function registerAttach(program: Command): void {
       '--domain <name>',
       'a libvirt domain instead: QMP goes through libvirt (virt-qemu-qmp-proxy), which owns its monitor',
     )
-    .option('--connect <uri>', `the libvirt URI for --domain (default ${DEFAULT_URI})`);
+    .option('--connect <uri>', `the libvirt URI for --domain (default ${DEFAULT_URI})`)
+    .option(
+      '--guest-console <name>',
+      'a console on the guest side of port NAME through the guest’s qemu-ga (guest-file-open/read/write on /dev/virtio-ports/NAME): stdin into the guest, the host’s bytes out on stdout',
+    )
+    .option('--guest-console-mode <mode>', 'the guest console’s open mode: r+ (default), r or w');
   addSessionOptions(cmd, { watch: true })
     .addHelpText(
       'after',
@@ -160,7 +181,9 @@ Examples:
   vmchan attach --qmp localhost:4444 --watch
   vmchan attach --qmp /tmp/vm-qmp.sock --tap c1=/tmp/p1-tapped.sock -w p1.pcapng
       (then point the host application at /tmp/p1-tapped.sock)
-  vmchan attach --domain myvm --connect qemu:///system --watch`,
+  vmchan attach --domain myvm --connect qemu:///system --watch
+  vmchan attach --qmp /tmp/vm-qmp.sock --guest-console org.test.port.1
+      (the guest runs qemu-ga on org.qemu.guest_agent.0, a socket QEMU listens on)`,
     )
     .action(async (options: AttachCliOptions) => {
       const stop = untilSignal();
@@ -177,20 +200,37 @@ export async function runAttach(
   options: AttachCliOptions,
   io: CliIo,
   stop: Promise<unknown>,
+  consoleIo: ConsoleIo = {
+    input: process.stdin,
+    output: (b) => void process.stdout.write(b),
+    note: (t) => void process.stderr.write(`vmchan: ${t}\n`),
+  },
 ): Promise<void> {
   if ((options.qmp === undefined) === (options.domain === undefined))
     throw new UsageError('give either --qmp ADDRESS or --domain NAME');
   if (options.connect !== undefined && options.domain === undefined)
     throw new UsageError('--connect goes with --domain');
   const session = checkSessionOptions(options);
+  const consoleMode =
+    options.guestConsole !== undefined ? checkConsoleMode(options.guestConsoleMode) : null;
+  if (options.guestConsoleMode !== undefined && options.guestConsole === undefined)
+    throw new UsageError('--guest-console-mode goes with --guest-console NAME');
+  // A vmchan killed while tapping in place left QEMU's socket nodes moved: give them back first.
+  for (const line of recoverMoves()) io.err(`vmchan: after a crash: ${line}\n`);
   let proxy: QmpProxy | null = null;
   let qmpAddress = options.qmp ?? '';
+  let libvirtChannels: SessionOptions['libvirtChannels'];
   if (options.domain !== undefined) {
+    const target = { domain: options.domain, uri: options.connect ?? DEFAULT_URI };
+    // the channels' targets, sources and libvirt's roles are in the domain's XML, not in QMP
+    const xml = await domainXml(target);
+    if (typeof xml !== 'string') throw new Error(xml.message);
+    const channels = domainChannels(xml);
+    if (!Array.isArray(channels))
+      throw new Error(`virsh dumpxml ${options.domain}: ${channels.message}`);
+    libvirtChannels = { domain: options.domain, channels };
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-domain-'));
-    const started = await QmpProxy.start(
-      { domain: options.domain, uri: options.connect ?? DEFAULT_URI },
-      path.join(dir, 'qmp.sock'),
-    );
+    const started = await QmpProxy.start(target, path.join(dir, 'qmp.sock'));
     if (isAttachError(started)) {
       fs.rmSync(dir, { recursive: true, force: true });
       throw new Error(started.message);
@@ -219,7 +259,17 @@ export async function runAttach(
     });
   });
   try {
-    await runSession(machine, options, io, stop, gone);
+    const sessionOptions =
+      libvirtChannels !== undefined ? { ...options, libvirtChannels } : options;
+    if (options.guestConsole !== undefined && consoleMode !== null)
+      await runGuestConsole(
+        machine,
+        options.guestConsole,
+        consoleMode,
+        consoleIo,
+        Promise.race([stop, gone]),
+      );
+    else await runSession(machine, sessionOptions, io, stop, gone);
   } finally {
     off();
     await machine.close();
@@ -236,7 +286,8 @@ async function stopProxy(proxy: QmpProxy | null): Promise<void> {
 
 interface CheckedSession {
   pollMs: number;
-  taps: { chardev: string; listen: string }[];
+  /** listen null: in place, at QEMU's own path. */
+  taps: { chardev: string; listen: string | null }[];
   keepRunning: boolean;
 }
 
@@ -247,8 +298,11 @@ export function checkSessionOptions(options: SessionOptions): CheckedSession {
     throw new UsageError(`--poll expects milliseconds (a whole number), got '${poll}'`);
   const taps = (options.tap ?? []).map((t) => {
     const eq = t.indexOf('=');
+    if (eq < 0 && t !== '') return { chardev: t, listen: null };
     if (eq <= 0 || eq === t.length - 1) {
-      throw new UsageError(`--tap expects CHARDEV=LISTEN (e.g. c1=/tmp/c1-tap.sock), got '${t}'`);
+      throw new UsageError(
+        `--tap expects CHARDEV (in place) or CHARDEV=LISTEN (e.g. c1=/tmp/c1-tap.sock), got '${t}'`,
+      );
     }
     return { chardev: t.slice(0, eq), listen: t.slice(eq + 1) };
   });
@@ -285,6 +339,14 @@ export async function runSession(
   const json = Boolean(options.json);
   const topo = machine.topology();
   io.out(json ? `${JSON.stringify({ type: 'topology', topology: topo })}\n` : formatTopology(topo));
+  const lv = options.libvirtChannels;
+  if (lv !== undefined) {
+    io.out(
+      json
+        ? `${JSON.stringify({ type: 'libvirt-channels', domain: lv.domain, channels: lv.channels })}\n`
+        : formatDomainChannels(lv.domain, lv.channels),
+    );
+  }
   if (!session.keepRunning) return;
 
   // One capture feeds the file, an extcap's fifo and live clients (vmchan extcap).
@@ -325,31 +387,55 @@ export async function runSession(
     else published = p;
   }
   const taps: ChardevTap[] = [];
+  const inPlace: InPlaceTap[] = [];
   const offs: (() => void)[] = [];
   const print = (line: string, obj: Record<string, unknown>): void =>
     io.out(json ? `${JSON.stringify(obj)}\n` : `${clock(Date.now())}  ${line}\n`);
   try {
     for (const t of session.taps) {
-      const tapOptions = { sink };
-      const tap = await tapChardev(topo, t.chardev, t.listen, tapOptions);
-      if (isAttachFailure(tap)) {
+      const flag = t.listen === null ? t.chardev : `${t.chardev}=${t.listen}`;
+      const made =
+        t.listen === null
+          ? await tapChardevInPlace(topo, t.chardev, { sink })
+          : await tapChardev(topo, t.chardev, t.listen, { sink });
+      if (isAttachFailure(made)) {
         if (
-          tap.kind === 'NotFound' ||
-          tap.kind === 'InvalidArgument' ||
-          tap.kind === 'Unsupported'
+          made.kind === 'NotFound' ||
+          made.kind === 'InvalidArgument' ||
+          made.kind === 'Unsupported'
         ) {
-          throw new UsageError(`--tap ${t.chardev}=${t.listen}: ${tap.message}`);
+          throw new UsageError(`--tap ${flag}: ${made.message}`);
         }
-        throw new Error(`--tap ${t.chardev}=${t.listen}: ${tap.message}`);
+        throw new Error(`--tap ${flag}: ${made.message}`);
       }
-      taps.push(tap);
+      const tap = 'tap' in made ? made.tap : made;
+      if ('tap' in made) inPlace.push(made);
+      else taps.push(tap);
       offs.push(tap.onEvent((e) => print(`[tap]    ${e.text}`, { type: 'tap', ...e })));
-      print(
-        `[tap]    chardev ${t.chardev}: point the host application at ${tap.address} instead of QEMU's socket`,
-        { type: 'tap', kind: 'listening', chardev: t.chardev, address: tap.address },
-      );
+      if ('tap' in made) {
+        for (const n of made.notes) io.err(`vmchan: tap on ${t.chardev}: ${n}\n`);
+        print(
+          `[tap]    chardev ${t.chardev}: tapped in place at ${made.path}: applications connect as before, through vmchan` +
+            (made.waitingForReconnect
+              ? ' (the client connected before keeps talking to QEMU directly, uncaptured, until it reconnects)'
+              : ''),
+          {
+            type: 'tap',
+            kind: 'listening',
+            mode: 'in-place',
+            chardev: t.chardev,
+            address: made.path,
+            waiting: made.waitingForReconnect,
+          },
+        );
+      } else {
+        print(
+          `[tap]    chardev ${t.chardev}: point the host application at ${tap.address} instead of QEMU's socket`,
+          { type: 'tap', kind: 'listening', chardev: t.chardev, address: tap.address },
+        );
+      }
     }
-    if (file && taps.length === 0) {
+    if (file && taps.length + inPlace.length === 0) {
       io.err('vmchan: no --tap given: the capture holds port events only, no data\n');
     }
 
@@ -371,6 +457,8 @@ export async function runSession(
   } finally {
     for (const off of offs) off();
     for (const tap of taps) await tap.close();
+    // QEMU's socket nodes go back to their paths
+    for (const t of inPlace) io.err(`vmchan: ${await t.close()}\n`);
     await published?.close();
     capture.close();
     if (file) {
@@ -418,6 +506,28 @@ export function formatTopology(t: AttachedTopology): string {
     ...table(
       ['DEVICE', 'NR', 'ID', 'NAME', 'KIND', 'CHARDEV', 'GUEST OPEN', 'HOST CONNECTED', 'BACKEND'],
       rows,
+    ),
+  );
+  return lines.join('\n') + '\n';
+}
+
+/** The domain's channels as its XML tells them: target, chardev, source, libvirt's view and role. */
+export function formatDomainChannels(domain: string, channels: readonly DomainChannel[]): string {
+  const lines = [
+    '',
+    `libvirt domain ${domain}: ${channels.length} virtio channel${channels.length === 1 ? '' : 's'} in its XML`,
+  ];
+  if (channels.length === 0) return lines.join('\n') + '\n';
+  lines.push(
+    ...table(
+      ['TARGET', 'CHARDEV', 'SOURCE', 'GUEST (LIBVIRT)', 'ROLE'],
+      channels.map((c) => [
+        c.target ?? `(${c.element})`,
+        c.chardev ?? '-',
+        `${c.type}${c.mode !== null ? `/${c.mode}` : ''}${c.path !== null ? ` ${c.path}` : ''}`,
+        c.state ?? '-',
+        c.roleText,
+      ]),
     ),
   );
   return lines.join('\n') + '\n';

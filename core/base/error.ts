@@ -24,7 +24,9 @@ export type ErrorDomain =
   | 'workload'
   | 'guestdir'
   | 'json'
-  | 'session';
+  | 'session'
+  /** The QEMU guest agent as vmchan's client sees it (core/qga/client.ts). */
+  | 'qga';
 
 export abstract class VmchanError<K extends string = string> {
   abstract readonly domain: ErrorDomain;

@@ -82,12 +82,16 @@ export const RULE_IDS = [
   'H2',
   'H3',
   'H4',
+  'H5',
+  'H6',
   'Q1',
   'Q2',
   'Q3',
   'Q4',
   'Q5',
   'Q6',
+  'Q7',
+  'Q8',
 ] as const;
 
 export type RuleId = (typeof RULE_IDS)[number];

@@ -99,6 +99,10 @@ const DROP_DIRECTION: Record<DropReason, Direction | undefined> = {
   'host-hung-up': 'host-to-guest',
   'hangup-unread': 'host-to-guest',
   'guest-client-gone': 'host-to-guest',
+  'chardev-closed': undefined,
+  'host-send-failed': 'guest-to-host',
+  'host-overflow': 'host-to-guest',
+  'ringbuf-overwritten': 'guest-to-host',
 };
 
 /** A Capture that says when a switch or a sink changed, so the tap can (un)subscribe. */

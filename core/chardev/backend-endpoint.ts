@@ -30,6 +30,7 @@
 import type { FdSets } from './fdsets.js';
 import type { EventEmitter } from 'node:events';
 import type { ChardevEndpoint, ChardevEvent, ChardevHandlers } from '../serial/endpoint.js';
+import type { DropDirection } from '../serial/events.js';
 import type { PostTask } from '../virtio/device.js';
 import { ByteQueue } from './byte-queue.js';
 import { describeSystemError } from './chardev-error.js';
@@ -76,8 +77,12 @@ export interface BackendOptions {
   onNotice?: (line: string) => void;
   /** `ready` waits for the first peer (a server with wait=on) instead of settling at once. */
   waitForPeer?: boolean;
-  /** Told about drops the engine should show as events (H4's unread bytes at a hang-up). */
-  onDrop?: (reason: DropReason, bytes: number) => void;
+  /**
+   * Told about every drop, with the way the bytes were going, so the lab's
+   * ledger counts what the backend counts (the Machine files it against the
+   * port that holds this chardev).
+   */
+  onDrop?: (reason: DropReason, bytes: number, direction: DropDirection) => void;
   /** The fd sets `/dev/fdset/N` paths open (-add-fd); none: every set is unknown. */
   fdSets?: FdSets;
 }
@@ -92,7 +97,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
 
   protected readonly post: PostTask;
   protected readonly notice: (line: string) => void;
-  private readonly onDrop: (reason: DropReason, bytes: number) => void;
+  private readonly onDrop: (reason: DropReason, bytes: number, direction: DropDirection) => void;
   private readonly log: LogTee | null;
   private settleReady: (outcome: ReadyOutcome) => void = () => {};
 
@@ -106,6 +111,8 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   private hostDone = false;
   /** Why peerDisconnected() drops queued host bytes: the peer left, or hangUp() dropped it. */
   private goneReason: 'peer-gone' | 'hung-up' = 'peer-gone';
+  /** While hangUp() runs: what peerDisconnected() dropped, for hangUp()'s answer. */
+  private goneCount: { toGuest: number; toHost: number } | null = null;
 
   private readonly inbound = new ByteQueue();
   private sourcePaused = false;
@@ -167,18 +174,18 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     this.isFrontendOpen = false;
   }
 
-  write(bytes: Uint8Array): number {
+  write(bytes: Uint8Array, handover = false): number {
     if (bytes.length === 0) return 0;
     if (this.closing !== null) {
-      this.counters.dropped.closed += bytes.length;
+      this.countDrop('closed', bytes.length, 'to-host');
       return bytes.length;
     }
     if (!this.carrying) {
-      this.counters.dropped['no-peer'] += bytes.length;
+      this.countDrop('no-peer', bytes.length, 'to-host');
       this.log?.write(bytes);
       return bytes.length;
     }
-    const taken = this.transmit(bytes);
+    const taken = this.transmit(bytes, handover);
     if (taken > 0) {
       this.counters.bytesOut += taken;
       this.log?.write(taken === bytes.length ? bytes : bytes.subarray(0, taken));
@@ -240,17 +247,19 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     if (!this.isConnected) {
       return { hungUp: false, reason: `nobody is connected to chardev '${this.id}'` };
     }
-    const droppedToHost = this.queuedToHost;
-    const droppedToGuest = this.inbound.length;
     const before = this.describe();
+    const counted = { toGuest: 0, toHost: 0 };
     this.goneReason = 'hung-up';
+    this.goneCount = counted;
     try {
+      // dropPeer() ends in peerDisconnected(), which counts both ways as 'hung-up'.
       this.dropPeer();
     } finally {
       this.goneReason = 'peer-gone';
+      this.goneCount = null;
     }
-    this.counters.bytesOut -= droppedToHost;
-    this.counters.dropped['hung-up'] += droppedToHost;
+    const droppedToGuest = counted.toGuest;
+    const droppedToHost = counted.toHost;
     const lost =
       droppedToGuest + droppedToHost === 0
         ? 'nothing was queued'
@@ -261,7 +270,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
 
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
-    this.counters.dropped.closed += this.inbound.clear();
+    this.countDrop('closed', this.inbound.clear(), 'to-guest');
     const wasConnected = this.isConnected;
     this.isConnected = false;
     this.carrying = false;
@@ -332,8 +341,12 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
 
   // ------------------------------------------------ for the subclasses
 
-  /** Send up to bytes.length bytes to the host; return how many were taken. Copy before queuing. */
-  protected abstract transmit(bytes: Uint8Array): number;
+  /**
+   * Send up to bytes.length bytes to the host; return how many were taken.
+   * Copy before queuing, unless `handover` says the array is the backend's
+   * to keep (ChardevEndpoint.write).
+   */
+  protected abstract transmit(bytes: Uint8Array, handover: boolean): number;
 
   /** Release OS resources. Called once, by close(). */
   protected abstract teardown(): Promise<void>;
@@ -405,8 +418,14 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     this.schedulePump();
   }
 
-  /** The peer went away: queued host bytes are dropped (counted), 'closed', watches fire. */
-  protected peerDisconnected(): void {
+  /**
+   * The peer went away: queued host bytes are dropped (counted), 'closed',
+   * watches fire. `unsentToHost`: guest bytes write() took (in bytesOut)
+   * that the connection took with it before they reached the OS; the
+   * subclass measures them before it lets go of the connection
+   * (bytesNotInKernel), and they move from bytesOut to the drop.
+   */
+  protected peerDisconnected(unsentToHost = 0): void {
     this.carrying = false;
     this.hostDone = false;
     this.peerGoneSeen = false;
@@ -414,14 +433,19 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     if (this.discarding) {
       // The connection went before end-of-file: what was counted is still lost.
       this.discarding = false;
-      this.counters.dropped['hangup-unread'] += this.unread;
-      if (this.unread > 0) this.onDrop('hangup-unread', this.unread);
+      this.countDrop('hangup-unread', this.unread, 'to-guest');
       this.unread = 0;
     }
     const cleared = this.inbound.clear();
-    this.counters.dropped[this.goneReason] += cleared;
-    // The peer's own hang-up is told to the lab (vmchan's hangUp() reports its own drops).
-    if (cleared > 0 && this.goneReason === 'peer-gone') this.onDrop('peer-gone', cleared);
+    this.countDrop(this.goneReason, cleared, 'to-guest');
+    if (unsentToHost > 0) {
+      this.counters.bytesOut -= unsentToHost;
+      this.countDrop(this.goneReason, unsentToHost, 'to-host');
+    }
+    if (this.goneCount !== null) {
+      this.goneCount.toGuest += cleared;
+      this.goneCount.toHost += unsentToHost;
+    }
     if (this.sourcePaused) {
       this.sourcePaused = false;
       this.resumeSource();
@@ -437,7 +461,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   protected hostBytes(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
     if (this.closing !== null) {
-      this.counters.dropped.closed += chunk.length;
+      this.countDrop('closed', chunk.length, 'to-guest');
       return;
     }
     if (this.discarding) {
@@ -521,9 +545,8 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     this.discarding = false;
     this.unread = 0;
     if (lost > 0) {
-      this.counters.dropped['hangup-unread'] += lost;
+      this.countDrop('hangup-unread', lost, 'to-guest');
       this.notice(`chardev ${this.id}: QEMU discarded ${lost} unread bytes when the host hung up`);
-      this.onDrop('hangup-unread', lost);
     }
     this.peerFinished();
   }
@@ -548,7 +571,18 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
    */
   protected sendFailed(count: number): void {
     this.counters.bytesOut -= count;
-    this.counters.dropped['send-failed'] += count;
+    this.countDrop('send-failed', count, 'to-host');
+  }
+
+  /**
+   * The one place a backend's drop is counted: its counter, and the lab's
+   * ledger through onDrop, with the way the bytes were going (no silent
+   * drops: every counter the backend keeps is in the ledger too).
+   */
+  protected countDrop(reason: DropReason, bytes: number, direction: DropDirection): void {
+    if (bytes <= 0) return;
+    this.counters.dropped[reason] += bytes;
+    this.onDrop(reason, bytes, direction);
   }
 
   /** The host side can take bytes again: fire pending write watches. */
@@ -582,27 +616,41 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     if (this.pumpPosted || this.handlers === null || !this.carrying) return;
     if (this.inbound.length === 0) return;
     this.pumpPosted = true;
-    this.post('backend', `chardev ${this.id}: read`, this.pump);
+    this.post('backend', this.readLabel, this.pump);
   }
 
-  /** One chunk to the frontend per task (QEMU's fd and socket handlers read one buffer per wakeup). */
+  private get readLabel(): string {
+    return `chardev ${this.id}: read`;
+  }
+
+  /**
+   * One chunk to the frontend per task (QEMU's fd and socket handlers read
+   * one buffer per wakeup). In free-run the next chunk may follow in the same
+   * task (post.mayContinue, each counted as a task of its own), as QEMU's main
+   * loop comes straight back to a socket that is still readable; every
+   * chunk is still one read of at most READ_CHUNK bytes.
+   */
   private readonly pump = (): void => {
     this.pumpPosted = false;
-    const handlers = this.handlers;
-    if (handlers === null || !this.carrying || this.inbound.length === 0) return;
-    const room = handlers.canRead();
-    if (room <= 0) return; // wait for acceptInput()
-    const chunk = this.inbound.take(Math.min(room, READ_CHUNK));
-    this.counters.bytesIn += chunk.length;
-    handlers.read(chunk);
-    if (this.sourcePaused && this.inbound.length <= INBOUND_LOW_WATER) {
-      this.sourcePaused = false;
-      this.resumeSource();
-      this.syncHangUpWatch();
-    }
-    if (this.hostDone && this.inbound.length === 0) {
-      this.peerFinished();
-      return;
+    for (;;) {
+      const handlers = this.handlers;
+      if (handlers === null || !this.carrying || this.inbound.length === 0) return;
+      const room = handlers.canRead();
+      if (room <= 0) return; // wait for acceptInput()
+      const chunk = this.inbound.take(Math.min(room, READ_CHUNK));
+      this.counters.bytesIn += chunk.length;
+      handlers.read(chunk);
+      if (this.sourcePaused && this.inbound.length <= INBOUND_LOW_WATER) {
+        this.sourcePaused = false;
+        this.resumeSource();
+        this.syncHangUpWatch();
+      }
+      if (this.hostDone && this.inbound.length === 0) {
+        this.peerFinished();
+        return;
+      }
+      if (this.inbound.length === 0 || this.pumpPosted) return;
+      if (this.post.mayContinue?.('backend', this.readLabel) !== true) break;
     }
     this.schedulePump();
   };

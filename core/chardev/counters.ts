@@ -4,17 +4,23 @@
  * - bytesIn: host -> guest bytes handed to the frontend (handlers.read).
  * - bytesOut: guest -> host bytes the host side took (sent, written, stored).
  * - dropped: bytes that went nowhere, by reason; each reason belongs to one
- *   direction (below), 'closed' and 'hung-up' to both. A drop is decided in
- *   one place and counted there, so for the guest's output bytesOut + no-peer
- *   + send-failed + closed is every byte write() accounted for; 'overwritten'
- *   is the part of bytesOut a ringbuf later lost, 'hung-up' the part a
- *   hang-up (hangUp()) left unsent (moved out of bytesOut).
+ *   direction (below), 'closed', 'peer-gone' and 'hung-up' to both. A drop
+ *   is decided in one place and counted there (BackendEndpoint.countDrop,
+ *   which also tells the lab's ledger), so for the guest's output bytesOut +
+ *   no-peer + send-failed + closed + peer-gone + hung-up is every byte
+ *   write() accounted for; 'overwritten' is the part of bytesOut a ringbuf
+ *   later lost; 'peer-gone' and 'hung-up' guest bytes are the part the
+ *   connection took with it unsent (moved out of bytesOut).
  */
+import type { DropDirection, DropReason as EngineDropReason } from '../serial/events.js';
 
 export type DropReason =
   /** guest -> host: written while no host peer was there (D7; QEMU returns len and discards). */
   | 'no-peer'
-  /** host -> guest: received but not yet taken by the frontend when the peer hung up. */
+  /**
+   * Either way, when the peer left: host bytes received and not yet taken by
+   * the frontend; guest bytes taken and not yet handed to the OS.
+   */
   | 'peer-gone'
   /** host -> guest: datagrams that found the receive queue full (udp has no flow control). */
   | 'overflow'
@@ -63,4 +69,28 @@ export function totalDropped(c: ChardevCounters): number {
   let n = 0;
   for (const r of DROP_REASONS) n += c.dropped[r];
   return n;
+}
+
+/**
+ * The reason the lab's ledger (and x-vmchan-query-drops, the app, `vmchan
+ * run`'s summary) shows for a backend's drop.
+ */
+export function engineDropReason(reason: DropReason, direction: DropDirection): EngineDropReason {
+  switch (reason) {
+    case 'no-peer':
+      return 'host-disconnected';
+    case 'peer-gone':
+    case 'hung-up':
+      return direction === 'to-guest' ? 'host-hung-up' : 'host-disconnected';
+    case 'hangup-unread':
+      return 'hangup-unread';
+    case 'closed':
+      return 'chardev-closed';
+    case 'send-failed':
+      return 'host-send-failed';
+    case 'overflow':
+      return 'host-overflow';
+    case 'overwritten':
+      return 'ringbuf-overwritten';
+  }
 }

@@ -14,6 +14,7 @@ import type { BackendEndpoint, BackendOptions } from './backend-endpoint.js';
 import { chardevError, isChardevError, type ChardevError } from './chardev-error.js';
 import { kindOf } from './kinds/index.js';
 import type { DropReason } from './counters.js';
+import type { DropDirection } from '../serial/events.js';
 import { LogTee } from './log-tee.js';
 import { MuxChardev } from './mux.js';
 import type { Chardev } from './spec.js';
@@ -26,8 +27,8 @@ export interface ChardevContext {
   runtimeDir?: string;
   /** One line for the person running the lab (pty slave path, waiting server, refused client). */
   onNotice?: (line: string) => void;
-  /** Drops the engine shows as events (H4), with the chardev's id. */
-  onDrop?: (chardev: string, reason: DropReason, bytes: number) => void;
+  /** Every drop a backend counts, with the chardev's id and the bytes' way: for the lab's ledger. */
+  onDrop?: (chardev: string, reason: DropReason, bytes: number, direction: DropDirection) => void;
   /** stdin/stdout for a stdio chardev; default: the process's own. */
   stdio?: StdioStreams;
   /** The fd sets (-add-fd) a `/dev/fdset/N` path opens; none: every set is unknown. */
@@ -83,7 +84,10 @@ export async function createChardev(
     onNotice: ctx.onNotice,
     ...(ctx.fdSets !== undefined ? { fdSets: ctx.fdSets } : {}),
     ...(onDrop !== undefined
-      ? { onDrop: (reason: DropReason, bytes: number) => onDrop(spec.id, reason, bytes) }
+      ? {
+          onDrop: (reason: DropReason, bytes: number, direction: DropDirection) =>
+            onDrop(spec.id, reason, bytes, direction),
+        }
       : {}),
   };
   const kind = kindOf(spec.backend);

@@ -11,7 +11,7 @@ export {
 export type { ChardevInfo, Closeable, HangUpResult, ReadyOutcome } from './backend-endpoint.js';
 export { ChardevError, chardevError, isChardevError } from './chardev-error.js';
 export type { ChardevErrorKind } from './chardev-error.js';
-export { DROP_REASONS, totalDropped } from './counters.js';
+export { DROP_REASONS, engineDropReason, totalDropped } from './counters.js';
 export type { ChardevCounters, DropReason } from './counters.js';
 export { SocketChardev, DEFAULT_TCP_HOST } from './socket-backend.js';
 export type { SocketStats } from './socket-backend.js';

@@ -80,7 +80,7 @@ export class RingbufChardev extends BackendEndpoint {
     if (first < keep.length) this.ring.set(keep.subarray(first), 0);
     this.prod += bytes.length;
     if (this.prod - this.cons > this.size) {
-      this.counters.dropped.overwritten += this.prod - this.cons - this.size;
+      this.countDrop('overwritten', this.prod - this.cons - this.size, 'to-host');
       this.cons = this.prod - this.size;
     }
   }

@@ -480,6 +480,11 @@ export class SocketChardev extends BackendEndpoint {
         drain: () => this.writable(),
         end: () => this.hostEnded(),
         gone: () => this.dropConnection(socket),
+        // The peer left (EPIPE): what it sent before is read, delivered or counted (H4), then EOF ends it.
+        writeFailed: (error) => {
+          this.failed('connection error', error);
+          this.peerHungUp();
+        },
       },
     });
     this.peerConnected();
@@ -493,8 +498,10 @@ export class SocketChardev extends BackendEndpoint {
     this.socket = null;
     const link = this.link;
     this.link = null;
+    // Guest bytes still in this process go with the connection: measured before it is closed.
+    const unsent = link?.queued ?? 0;
     link?.close();
-    this.peerDisconnected();
+    this.peerDisconnected(unsent);
     this.scheduleReconnect();
     if (this.listenMode) this.serveNextWaiting();
   }
@@ -544,8 +551,13 @@ export class SocketChardev extends BackendEndpoint {
     return this.link?.queued ?? 0;
   }
 
-  protected transmit(bytes: Uint8Array): number {
-    return this.link?.write(bytes) ?? 0;
+  /** Guest bytes of socket writes not finished, the write in flight whole (StreamLink.unfinished). */
+  get unfinishedToHost(): number {
+    return this.link?.unfinished ?? 0;
+  }
+
+  protected transmit(bytes: Uint8Array, handover: boolean): number {
+    return this.link?.write(bytes, handover) ?? 0;
   }
 
   protected override canTransmit(): boolean {

@@ -37,8 +37,8 @@ export abstract class StreamEndpoint extends BackendEndpoint {
     return this.link.queued;
   }
 
-  protected transmit(bytes: Uint8Array): number {
-    return this.link.write(bytes);
+  protected transmit(bytes: Uint8Array, handover: boolean): number {
+    return this.link.write(bytes, handover);
   }
 
   protected override canTransmit(): boolean {

@@ -4,13 +4,16 @@
  * the calls a BackendEndpoint expects and keeps the write side bounded.
  *
  * Writes are bounded by the stream's own writableHighWaterMark (16 KiB for
- * a socket in Node 20): while the stream is under it, write() takes a whole
- * buffer (up to MAX_WHOLE_WRITE), as QEMU hands the guest's whole buffer to
- * the chardev, so one guest buffer stays one write (and one capture
- * record); once over it, write() takes nothing until 'drain'. What waits is
- * at most the high-water mark plus one buffer: a slow host reader cannot
- * grow the process.
+ * a socket in Node 20): while the bytes not yet handed to the OS are under
+ * it, write() takes a whole buffer (up to MAX_WHOLE_WRITE), as QEMU hands
+ * the guest's whole buffer to the chardev, so one guest buffer stays one
+ * write (and one capture record); once over it, write() takes nothing until
+ * 'drain'. What waits is at most the high-water mark plus one buffer: a slow
+ * host reader cannot grow the process. A write the OS took at once leaves
+ * nothing queued, so the next buffer goes at once too (Node still emits
+ * 'drain' after a write larger than the mark, but nothing waits for it).
  */
+import { bytesNotInKernel } from './unsent.js';
 import type { Readable, Writable } from 'node:stream';
 
 export interface StreamLinkEvents {
@@ -21,6 +24,23 @@ export interface StreamLinkEvents {
   end(): void;
   /** The link is gone (closed or failed); no more events follow. */
   gone(error: Error | null): void;
+  /**
+   * The OS refused a write (EPIPE: the peer closed). Given this handler, the
+   * link does not let the error destroy the streams: what the peer sent
+   * before it left is still in the kernel, and only reading it can deliver
+   * or count it (QEMU: tcp_chr_write leaves the end to the read handler).
+   * From then on write() takes nothing and `queued` is every byte the link
+   * took that never reached the kernel, the failed write whole (Node does
+   * not say how much of it the kernel took before the peer left).
+   */
+  writeFailed?(error: Error): void;
+}
+
+type WriteCallback = (error?: Error | null) => void;
+
+interface WritableImpl {
+  _write?: (chunk: unknown, encoding: unknown, cb: WriteCallback) => void;
+  _writev?: (chunks: unknown, cb: WriteCallback) => void;
 }
 
 export interface StreamLinkOptions {
@@ -43,6 +63,8 @@ export class StreamLink {
   private readonly events: StreamLinkEvents;
   private readonly owned: boolean;
   private isGone = false;
+  /** Bytes lost to a refused write and everything queued behind it; null while writes work. */
+  private failedUnsent: number | null = null;
   private readonly detachers: (() => void)[] = [];
 
   constructor(options: StreamLinkOptions) {
@@ -61,6 +83,8 @@ export class StreamLink {
       this.listen(this.output, 'drain', () => this.events.drain());
       streams.add(this.output);
     }
+    const writeFailed = this.events.writeFailed;
+    if (this.output !== null && writeFailed !== undefined) this.catchWriteErrors(writeFailed);
     for (const s of streams) {
       this.listen(s, 'error', (error: Error) => this.finish(error));
       this.listen(s, 'close', () => this.finish(null));
@@ -71,20 +95,69 @@ export class StreamLink {
     return this.isGone;
   }
 
-  /** Take up to bytes.length bytes; returns how many (0 when the stream's buffer is full). */
-  write(bytes: Uint8Array): number {
+  /**
+   * Take up to bytes.length bytes; returns how many (0 when the stream's
+   * buffer is full). With `handover` the caller gave the array away and it
+   * is written as it is; otherwise it is copied, since the caller's view
+   * (guest memory) may change after we return.
+   */
+  write(bytes: Uint8Array, handover = false): number {
     const out = this.output;
     if (out === null || this.isGone || out.writableEnded || out.destroyed) return 0;
+    if (this.failedUnsent !== null) return 0;
     if (this.room() <= 0) return 0;
     const n = Math.min(MAX_WHOLE_WRITE, bytes.length);
-    // Buffer.from copies: the caller's view (guest memory) may change after we return.
-    out.write(Buffer.from(bytes.subarray(0, n)));
+    out.write(handover && n === bytes.length ? bytes : Buffer.from(bytes.subarray(0, n)));
     return n;
   }
 
-  /** Bytes written and not yet handed to the OS. */
+  /** Bytes written and not yet handed to the OS (what closing the link now would lose). */
   get queued(): number {
+    if (this.failedUnsent !== null) return this.failedUnsent;
+    return this.output === null ? 0 : bytesNotInKernel(this.output);
+  }
+
+  /**
+   * Bytes of writes not finished yet, the write in flight whole: what a
+   * refused write now would count as lost (`queued` leaves out the part of
+   * the write in flight the kernel already took).
+   */
+  get unfinished(): number {
+    if (this.failedUnsent !== null) return this.failedUnsent;
     return this.output?.writableLength ?? 0;
+  }
+
+  /**
+   * Wrap the output's write implementation so a refused write is reported
+   * (once) instead of destroying the streams. At that callback Node's
+   * writableLength still holds the failed write and every write behind it:
+   * all of it is lost. The writes behind it fail too and are passed as done
+   * (they are in the count already), so Node never destroys on them.
+   */
+  private catchWriteErrors(writeFailed: (error: Error) => void): void {
+    const out = this.output as (Writable & WritableImpl) | null;
+    if (out === null) return;
+    const wrap =
+      (cb: WriteCallback): WriteCallback =>
+      (error) => {
+        if (error === null || error === undefined || this.isGone) {
+          cb(error);
+          return;
+        }
+        if (this.failedUnsent === null) {
+          this.failedUnsent = out.writableLength;
+          writeFailed(error);
+        }
+        cb();
+      };
+    const write = out._write;
+    if (typeof write === 'function') {
+      out._write = (chunk, encoding, cb) => write.call(out, chunk, encoding, wrap(cb));
+    }
+    const writev = out._writev;
+    if (typeof writev === 'function') {
+      out._writev = (chunks, cb) => writev.call(out, chunks, wrap(cb));
+    }
   }
 
   hasRoom(): boolean {
@@ -117,7 +190,7 @@ export class StreamLink {
 
   private room(): number {
     const out = this.output;
-    if (out === null || out.writableNeedDrain) return 0;
+    if (out === null) return 0;
     return out.writableHighWaterMark - out.writableLength;
   }
 

@@ -53,7 +53,7 @@ export class UdpChardev extends BackendEndpoint {
     this.local = local;
     this.remote = remote;
     socket.on('message', (msg) => {
-      if (this.inboundFull()) this.counters.dropped.overflow += msg.length;
+      if (this.inboundFull()) this.countDrop('overflow', msg.length, 'to-guest');
       else this.hostBytes(msg);
     });
     this.watchErrors(socket, 'udp socket error');

@@ -23,6 +23,8 @@ export interface DropCount {
   reason: DropReason;
   /** Which way the bytes were going; null when they belong to no port's stream. */
   direction: DropDirection | null;
+  /** The chardev, for a backend's drop (the only name of one no port holds). */
+  chardev: string | null;
   bytes: number;
   /** How many drop events made up `bytes`. */
   events: number;
@@ -40,7 +42,8 @@ export class DropLedger {
   private add(e: EngineEvents['drop']): void {
     if (e.bytes <= 0) return;
     const direction = e.direction ?? DROP_DIRECTION[e.reason] ?? null;
-    const key = `${e.device}\0${e.nr ?? ''}\0${e.side}\0${e.reason}\0${direction ?? ''}`;
+    const chardev = e.chardev ?? null;
+    const key = [e.device, e.nr ?? '', e.side, e.reason, direction ?? '', chardev ?? ''].join('\0');
     let c = this.counts.get(key);
     if (c === undefined) {
       c = {
@@ -49,6 +52,7 @@ export class DropLedger {
         side: e.side,
         reason: e.reason,
         direction,
+        chardev,
         bytes: 0,
         events: 0,
       };
@@ -98,7 +102,12 @@ export class DropLedger {
   summary(): string {
     if (this.totalBytes === 0) return 'dropped 0 bytes';
     const parts = this.list().map((c) => {
-      const where = c.nr === null ? c.device : `${c.device} port ${c.nr}`;
+      const where =
+        c.nr !== null
+          ? `${c.device} port ${c.nr}`
+          : c.device === '' && c.chardev !== null
+            ? `chardev ${c.chardev}`
+            : c.device;
       return `${where}${c.direction ? ` ${c.direction}` : ''} ${c.reason} ${c.bytes}`;
     });
     return `dropped ${this.totalBytes} bytes: ${parts.join(', ')}`;

@@ -14,6 +14,13 @@
  * - step: nothing runs until `step()` is called, which runs exactly one task
  *   (one ring operation) so a person can watch one descriptor travel.
  *
+ * In free-run, work whose turn would come at once anyway (the queue is
+ * empty) may run without the hop through it (`post.mayRunNow`): a guest
+ * system call runs when the program makes it, a backend hands its next chunk
+ * in the same task. The order of operations stays the one posting gives. Such work still counts
+ * as a task against the batch budget, so the event loop gets its turn just
+ * as often; in step mode nothing skips the queue.
+ *
  * A task that throws is a bug in the engine, not a guest error (guest errors
  * are fault values); it is reported through `onError` and the queue goes on.
  */
@@ -39,6 +46,8 @@ export interface SchedulerStats {
   executed: number;
   /** Times free-run yielded to the event loop (after a full batch). */
   yields: number;
+  /** Of `executed`, work that ran without the hop through the queue (mayRunNow, mayContinue). */
+  ranNow: number;
   byKind: Record<TaskKind, number>;
 }
 
@@ -54,10 +63,13 @@ export class Scheduler {
   private readonly batchSize: number;
   private readonly onError: (task: TaskInfo, error: unknown) => void;
   private currentMode: SchedulerMode;
+  /** A task's run() is on the stack (admitNow never nests one task in another). */
+  private inTask = false;
   readonly stats: SchedulerStats = {
     posted: 0,
     executed: 0,
     yields: 0,
+    ranNow: 0,
     byKind: { guest: 0, device: 0, backend: 0 },
   };
 
@@ -73,11 +85,43 @@ export class Scheduler {
   }
 
   /** Post a task; in free-run mode it runs soon, in step mode at a later step(). */
-  readonly post: PostTask = (kind, label, run) => {
-    this.queue.push({ seq: ++this.seq, kind, label, run });
+  readonly post: PostTask = Object.assign(
+    (kind: TaskKind, label: string, run: () => void): void => {
+      this.queue.push({ seq: ++this.seq, kind, label, run });
+      this.stats.posted++;
+      if (this.currentMode === 'free-run') this.scheduleDrain();
+    },
+    {
+      mayRunNow: (kind: TaskKind, label: string): boolean => this.admitNow(kind, label, false),
+      mayContinue: (kind: TaskKind, label: string): boolean => this.admitNow(kind, label, true),
+    },
+  );
+
+  /**
+   * Free-run with budget left and nothing queued: the caller runs its work now, counted here
+   * as a task posted and run (the listeners hear of it as of any task).
+   * `continuing` is a running task doing one more piece of its own work;
+   * otherwise the caller must be outside every task, so no task ever runs
+   * nested inside another (a guest call made from a task's callback waits
+   * its turn in the queue).
+   */
+  private admitNow(kind: TaskKind, label: string, continuing: boolean): boolean {
+    if (this.currentMode !== 'free-run' || this.sinceYield >= this.batchSize) return false;
+    // Only when nothing waits: the work then runs exactly where posting it
+    // would have run it, so every task sees the state it always saw.
+    if (this.pending > 0 || this.inTask !== continuing) return false;
+    this.sinceYield++;
+    const seq = ++this.seq;
     this.stats.posted++;
-    if (this.currentMode === 'free-run') this.scheduleDrain();
-  };
+    this.stats.executed++;
+    this.stats.ranNow++;
+    this.stats.byKind[kind]++;
+    if (this.taskListeners.length > 0) {
+      const info = { seq, kind, label };
+      for (const l of this.taskListeners) l(info);
+    }
+    return true;
+  }
 
   get mode(): SchedulerMode {
     return this.currentMode;
@@ -173,10 +217,14 @@ export class Scheduler {
       const info = { seq: task.seq, kind: task.kind, label: task.label };
       for (const l of this.taskListeners) l(info);
     }
+    const outer = this.inTask;
+    this.inTask = true;
     try {
       task.run();
     } catch (error) {
       this.onError({ seq: task.seq, kind: task.kind, label: task.label }, error);
+    } finally {
+      this.inTask = outer;
     }
   }
 

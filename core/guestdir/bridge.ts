@@ -9,6 +9,9 @@
  * - guest -> client: reads, forwarded; when the socket's buffer is full the
  *   bridge stops reading until it drains, so a slow client leaves the data
  *   in the guest's queue (and the device stops pulling from the host, D6).
+ *   The reads copy straight into a buffer the socket write then takes as
+ *   is (one copy, Linux's copy_to_user); a buffer is reused once the
+ *   socket has handed it to the OS.
  * - the host hangs up (read returns 0, L4): the client stays connected and
  *   the bridge waits for a host again, as a person watching a port expects
  *   (Linux would report end of file; a program that exits on it would lose
@@ -29,8 +32,9 @@
  *   that the port refused (unplugged mid-write), to `onUnsent`.
  */
 import type net from 'node:net';
+import { bytesNotInKernel } from '../chardev/unsent.js';
 import { isErrno } from '../serial/guest/errno.js';
-import type { PortStream } from '../workloads/port-stream.js';
+import { READ_SIZE, type PortStream } from '../workloads/port-stream.js';
 
 /** How long the guest may stay quiet after the client's end of file before the port is closed. */
 export const LINGER_MS = 500;
@@ -52,6 +56,12 @@ export class ClientBridge {
   private stopped = false;
   /** The client sent end of file; the linger timer runs. */
   private lingerTimer: NodeJS.Timeout | null = null;
+  /**
+   * Read buffers the socket has finished with. The bridge stops reading
+   * while the socket is over its high-water mark, so only a few are ever
+   * out at once.
+   */
+  private readonly spare: Buffer[] = [];
 
   constructor(
     private readonly stream: PortStream,
@@ -81,7 +91,8 @@ export class ClientBridge {
     if (this.stopped) return this.done;
     this.stopped = true;
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
-    const unsent = this.socket.destroyed ? 0 : this.socket.writableLength;
+    // Only what never reached the kernel: bytes already in the client's receive queue still get there.
+    const unsent = bytesNotInKernel(this.socket);
     // Read from the client (out of the kernel) but held paused in Node: the port never gets them.
     const unread = this.socket.destroyed ? 0 : this.socket.readableLength;
     this.socket.destroy();
@@ -111,7 +122,9 @@ export class ClientBridge {
 
   private async toClient(): Promise<void> {
     while (!this.stopped) {
-      const r = await this.stream.readSome();
+      const buffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(READ_SIZE);
+      const r = await this.stream.readSome(READ_SIZE, buffer);
+      if (!(r instanceof Uint8Array)) this.spare.push(buffer);
       if (r === 'eof') {
         if ((await this.stream.waitForHost()) === 'retry') continue;
         break;
@@ -119,7 +132,8 @@ export class ClientBridge {
       if (isErrno(r)) break;
       this.stats.toClient += r.length;
       if (this.lingerTimer !== null) this.linger(); // still talking: wait again
-      if (!this.socket.write(r)) await this.drained();
+      const room = this.socket.write(r, () => this.spare.push(buffer));
+      if (!room) await this.drained();
     }
     this.hangUp();
   }

@@ -30,6 +30,7 @@
  */
 import {
   createChardev,
+  engineDropReason,
   isChardevError,
   isMux,
   RingbufChardev,
@@ -37,7 +38,7 @@ import {
   type OpenChardev,
 } from '../chardev/index.js';
 import { Lab, type DeviceTopology } from '../engine/lab.js';
-import type { DropReason, EngineEvents } from '../serial/events.js';
+import type { DropDirection, DropReason, EngineEvents } from '../serial/events.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
 import { QemuError, isQemuError } from '../base/qemu-error.js';
 import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
@@ -417,7 +418,12 @@ export class Machine implements RunningMachine {
   }
 
   /** A backend's drop as an engine event, against the port that holds the chardev. */
-  private backendDrop(chardev: string, reason: DropReason, bytes: number): void {
+  private backendDrop(
+    chardev: string,
+    reason: DropReason,
+    bytes: number,
+    direction: DropDirection,
+  ): void {
     const events = this.lab.events;
     if (!events.has('drop')) return;
     const holder = this.lab.registry.devices
@@ -429,6 +435,7 @@ export class Machine implements RunningMachine {
       side: 'backend',
       bytes,
       reason,
+      direction,
       chardev,
     });
   }
@@ -440,11 +447,8 @@ export class Machine implements RunningMachine {
       runtimeDir: this.options.runtimeDir,
       fdSets: this.fdSets,
       ...(this.options.onNotice !== undefined ? { onNotice: this.options.onNotice } : {}),
-      onDrop: (chardev, reason, bytes) => {
-        if (reason === 'hangup-unread') this.backendDrop(chardev, 'hangup-unread', bytes);
-        // Host bytes the backend held for the guest when the host left.
-        else if (reason === 'peer-gone') this.backendDrop(chardev, 'host-hung-up', bytes);
-      },
+      onDrop: (chardev, reason, bytes, direction) =>
+        this.backendDrop(chardev, engineDropReason(reason, direction), bytes, direction),
     });
     return isChardevError(opened) ? new QemuError(opened.message) : opened;
   }

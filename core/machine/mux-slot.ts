@@ -46,8 +46,8 @@ export class MuxSlot implements ChardevEndpoint {
     this.frontend.detach();
   }
 
-  write(bytes: Uint8Array): number {
-    return this.frontend.write(bytes);
+  write(bytes: Uint8Array, handover = false): number {
+    return this.frontend.write(bytes, handover);
   }
 
   addWriteWatch(callback: () => void): () => void {

@@ -250,6 +250,7 @@ const COMMANDS: QmpCommand[] = [
         device: c.device,
         ...(c.nr === null ? {} : { port: c.nr }),
         ...(c.direction === null ? {} : { direction: c.direction }),
+        ...(c.chardev === null ? {} : { chardev: c.chardev }),
         side: c.side,
         reason: c.reason,
         bytes: c.bytes,

@@ -26,9 +26,9 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import type { CaptureSink } from '../capture/record.js';
 import { attachError, type AttachError } from './attach-error.js';
-import type { SocketSpec } from './attach-model.js';
+import type { AttachedTopology, SocketSpec } from './attach-model.js';
 import { describe, type Listening } from './private-socket.js';
-import { ChardevTap, type TapPort } from './tap.js';
+import { ChardevTap, tapPortOf, type TapPort } from './tap.js';
 import { restoreMove, TapJournal, type MoveEntry } from './tap-journal.js';
 
 /** sun_path holds 108 bytes including the terminating NUL. */
@@ -266,6 +266,40 @@ export class InPlaceTap {
     uninstallHandlers();
     return line;
   }
+}
+
+/**
+ * An in-place tap on chardev `chardevId` of an attached machine's topology
+ * (`vmchan attach --tap CHARDEV`): QEMU's socket and the port behind it
+ * found as tapChardev finds them.
+ */
+export async function tapChardevInPlace(
+  topology: AttachedTopology,
+  chardevId: string,
+  options: { sink?: CaptureSink; journal?: TapJournal } = {},
+): Promise<InPlaceTap | AttachError> {
+  const chardev = topology.chardevs.find((c) => c.id === chardevId);
+  if (chardev === undefined) {
+    return attachError(
+      'NotFound',
+      `no chardev '${chardevId}' (have: ${topology.chardevs.map((c) => c.id).join(', ') || 'none'})`,
+    );
+  }
+  if (chardev.socket === null) {
+    return attachError(
+      'Unsupported',
+      `chardev ${chardevId} is a ${chardev.kind} backend (${chardev.filename}); the tap works on socket chardevs only`,
+    );
+  }
+  const port = tapPortOf(topology, chardevId);
+  return InPlaceTap.start({
+    chardev: chardevId,
+    target: chardev.socket,
+    clientConnected: chardev.connected === true,
+    ...(port !== undefined ? { port } : {}),
+    ...(options.sink !== undefined ? { sink: options.sink } : {}),
+    ...(options.journal !== undefined ? { journal: options.journal } : {}),
+  });
 }
 
 function unlinkIfOurs(p: string, ino: number): void {

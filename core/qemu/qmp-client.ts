@@ -607,7 +607,7 @@ export class QmpClient {
   }
 
   private dispatchEvent(message: { [key: string]: JsonValue }): void {
-    const parsed = eventSchema.safeParse(message);
+    const parsed = eventSchema.safeParse(withObjectData(message));
     if (!parsed.success) return;
     const { event, timestamp } = parsed.data;
     const e: QmpEvent = {
@@ -978,4 +978,24 @@ function preview(value: unknown): string {
     text = String(value);
   }
   return text.length > 200 ? `${text.slice(0, 200)}...` : text;
+}
+
+/**
+ * An event whose `data` is JSON text instead of an object, as
+ * virt-qemu-qmp-proxy (libvirt 9.0) forwards every event: libvirt's monitor
+ * event API hands the details over as a string, and the proxy puts that
+ * string in `data` unparsed. Read as QEMU sent it, the object; anything
+ * else is left as it came (and the event schema refuses it).
+ */
+function withObjectData(message: { [key: string]: JsonValue }): { [key: string]: JsonValue } {
+  const data = message['data'];
+  if (typeof data !== 'string') return message;
+  try {
+    const parsed = JSON.parse(data) as JsonValue;
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+      ? { ...message, data: parsed }
+      : message;
+  } catch {
+    return message;
+  }
 }

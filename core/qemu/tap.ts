@@ -526,6 +526,22 @@ function describePeer(s: net.Socket, spec: ListenSpec): string {
     : 'an application';
 }
 
+/** The port behind chardev `chardevId`, as its capture records name it (undefined: no port uses it). */
+export function tapPortOf(topology: AttachedTopology, chardevId: string): TapPort | undefined {
+  const port = topology.ports.find((p) => p.chardev === chardevId);
+  if (port === undefined) return undefined;
+  return {
+    device: port.device,
+    deviceIndex: Math.max(
+      0,
+      topology.devices.findIndex((d) => d.name === port.device),
+    ),
+    nr: port.nr,
+    kind: port.kind,
+    name: port.name,
+  };
+}
+
 /**
  * Set up a tap for chardev `chardevId` of an attached machine's topology:
  * finds QEMU's socket and the port behind it.
@@ -555,22 +571,9 @@ export async function tapChardev(
       `chardev ${chardevId} already has a host client connected (${chardev.filename}); QEMU serves one at a time: disconnect it first`,
     );
   }
-  const port = topology.ports.find((p) => p.chardev === chardevId);
-  const deviceIndex = port
-    ? Math.max(
-        0,
-        topology.devices.findIndex((d) => d.name === port.device),
-      )
-    : 0;
   const tapOptions: TapOptions = { chardev: chardevId, target: chardev.socket, listen };
-  if (port)
-    tapOptions.port = {
-      device: port.device,
-      deviceIndex,
-      nr: port.nr,
-      kind: port.kind,
-      name: port.name,
-    };
+  const port = tapPortOf(topology, chardevId);
+  if (port) tapOptions.port = port;
   if (options.sink) tapOptions.sink = options.sink;
   if (options.highWaterMark !== undefined) tapOptions.highWaterMark = options.highWaterMark;
   if (options.connectTimeoutMs !== undefined)

@@ -721,13 +721,15 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     const total = chain.readableLength;
     let offset = port.pendingTxOffset;
     while (offset < total) {
-      const bytes = new Uint8Array(Math.min(TX_WRITE_CHUNK, total - offset));
+      // The one copy out of guest memory, into a buffer the backend may keep
+      // as it is (gather fills all of it, so it needs no zeroing first).
+      const bytes = Buffer.allocUnsafeSlow(Math.min(TX_WRITE_CHUNK, total - offset));
       const got = gather(this.memory, chain.readable, offset, bytes);
       if (isFault(got)) {
         this.fail(got.onQueue(queue));
         return false;
       }
-      const taken = frontend.haveData(bytes);
+      const taken = frontend.haveData(bytes, true);
       if (taken > 0 && this.events.has('data')) {
         this.events.emit('data', {
           device: this.name,

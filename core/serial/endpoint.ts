@@ -69,8 +69,14 @@ export interface ChardevEndpoint {
   attach(handlers: ChardevHandlers): boolean;
   /** Let go: no handler is called after this. */
   detach(): void;
-  /** Offer bytes to the host; returns how many were taken (fewer: backpressure). */
-  write(bytes: Uint8Array): number;
+  /**
+   * Offer bytes to the host; returns how many were taken (fewer:
+   * backpressure). `handover`: the caller made `bytes` for this call and
+   * never touches them again, so a backend may keep the array as it is
+   * instead of copying it (the device gathers a transmit chain into a fresh
+   * buffer: QEMU's one copy out of guest memory).
+   */
+  write(bytes: Uint8Array, handover?: boolean): number;
   /** Call `callback` once when the backend can take more bytes or the peer hangs up. Returns a cancel. */
   addWriteWatch(callback: () => void): () => void;
   /** The frontend may take more bytes now: the backend should ask canRead() again. */

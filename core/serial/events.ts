@@ -19,7 +19,11 @@ export interface PortRef {
 
 /** Why bytes were discarded; every discarded byte carries one (no silent drops). */
 export type DropReason =
-  /** D7: guest -> host data while no host is connected (used len 0). */
+  /**
+   * D7: guest -> host data while no host is connected (used len 0), and
+   * guest bytes a backend had taken but not yet handed to the OS when its
+   * host went (or was hung up).
+   */
   | 'host-disconnected'
   /** D5: a console port could not write and QEMU's console policy drops. */
   | 'console-backpressure'
@@ -47,7 +51,15 @@ export type DropReason =
    */
   | 'hangup-unread'
   /** Host bytes a guest-dir bridge read from the port that its socket client never took (it left, or the port went). */
-  | 'guest-client-gone';
+  | 'guest-client-gone'
+  /** Either way: bytes a backend held when its chardev was closed, or was given after (chardev-remove, quit). */
+  | 'chardev-closed'
+  /** Guest -> host bytes a backend took that the OS then refused (udp: port unreachable; file: disk full). */
+  | 'host-send-failed'
+  /** Host -> guest datagrams a udp backend received with its queue for the guest full (udp has no flow control). */
+  | 'host-overflow'
+  /** Guest -> host bytes a ringbuf chardev held unread and overwrote with newer ones. */
+  | 'ringbuf-overwritten';
 
 export type DropDirection = 'to-guest' | 'to-host';
 
@@ -62,6 +74,9 @@ export const DROP_DIRECTION: Partial<Record<DropReason, DropDirection>> = {
   'host-hung-up': 'to-guest',
   'guest-client-gone': 'to-guest',
   'hangup-unread': 'to-guest',
+  'host-send-failed': 'to-host',
+  'host-overflow': 'to-guest',
+  'ringbuf-overwritten': 'to-host',
 };
 
 export interface EngineEvents {

@@ -104,9 +104,10 @@ export class PortFrontend {
 
   /**
    * flush_buf: guest bytes for the host. Returns how many count as consumed;
-   * fewer than offered only when the port is now throttled.
+   * fewer than offered only when the port is now throttled. `handover`: the
+   * array is the backend's to keep (ChardevEndpoint.write).
    */
-  haveData(bytes: Uint8Array): number {
+  haveData(bytes: Uint8Array, handover = false): number {
     const endpoint = this.endpoint;
     const port = this.port;
     if (endpoint === null) {
@@ -119,7 +120,7 @@ export class PortFrontend {
     // device), and a console's output is offered to the backend even when it
     // reports no peer, which then decides: udp (never 'opened') sends it, a
     // socket with no client discards and counts it ('no-peer').
-    const taken = endpoint.write(bytes);
+    const taken = endpoint.write(bytes, handover);
     port.stats.toHost += taken;
     if (taken >= bytes.length) return taken;
     if (port.isConsole && this.consoleBackpressure === 'drop') {

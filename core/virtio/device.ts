@@ -60,7 +60,35 @@ export interface StatusChange {
 /** Who a task works for: the guest, a device, or a host backend. */
 export type TaskKind = 'guest' | 'device' | 'backend';
 /** How code asks for work to be done later, in order (the engine's Scheduler.post). */
-export type PostTask = (kind: TaskKind, label: string, run: () => void) => void;
+export interface PostTask {
+  (kind: TaskKind, label: string, run: () => void): void;
+  /**
+   * The engine's scheduler answers: may the caller do this piece of work now
+   * (inside the task it runs, or from outside any task) instead of posting
+   * it? Yes only while free-running with batch budget left and nothing
+   * queued (so the order of operations is the one posting gives), and the work
+   * then counts as a task that ran (statistics, task listeners); never in
+   * step mode, where every task stays one ring operation. A plain function
+   * (tests that collect tasks by hand) has no answer: everything is posted.
+   * Asked from inside a task it says no (tasks never nest).
+   */
+  readonly mayRunNow?: (kind: TaskKind, label: string) => boolean;
+  /**
+   * Asked by a running task: may it go on with one more piece of its own
+   * work (counted as one more task) instead of posting its continuation?
+   * Same rule as mayRunNow: free-run with batch budget left.
+   */
+  readonly mayContinue?: (kind: TaskKind, label: string) => boolean;
+}
+
+/**
+ * Run `run` at once when the scheduler lets it skip the queue (free-run),
+ * else post it. `run` must not throw: nothing catches it when it runs now.
+ */
+export function runOrPost(post: PostTask, kind: TaskKind, label: string, run: () => void): void {
+  if (post.mayRunNow?.(kind, label) === true) run();
+  else post(kind, label, run);
+}
 /** A posted task as the scheduler reports it (step mode, engine events). */
 export interface TaskInfo {
   /** Position in the sequence of all tasks ever posted (from 1). */

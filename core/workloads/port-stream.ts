@@ -33,7 +33,7 @@ export type ReadResult = Uint8Array | 'eof' | Errno;
 export type HostWait = 'retry' | 'gone' | 'closed';
 
 /** Largest read asked of the driver; one read returns one receive buffer at most (4 KiB). */
-const READ_SIZE = 64 * 1024;
+export const READ_SIZE = 64 * 1024;
 
 export class PortStream {
   private closed = false;
@@ -74,12 +74,12 @@ export class PortStream {
     return this.closed;
   }
 
-  /** One read(2) that waits for data: a buffer's worth at most. */
-  async read(max = READ_SIZE): Promise<ReadResult> {
+  /** One read(2) that waits for data: a buffer's worth at most (into `into` when given). */
+  async read(max = READ_SIZE, into?: Uint8Array): Promise<ReadResult> {
     for (;;) {
       if (this.closed) return errno('EBADF', `read ${this.path}`);
       this.sigiosAtRead = this.sigios;
-      const r = await this.files.read(this.fd, max);
+      const r = await this.files.read(this.fd, max, into);
       if (!isErrno(r)) return r.length === 0 ? 'eof' : r;
       if (r.code !== 'EAGAIN') return r;
       const woke = await this.pollOrClose(POLLIN);
@@ -90,9 +90,16 @@ export class PortStream {
   /**
    * Wait for data, then take what else is already queued without waiting,
    * up to `max` bytes: one chunk for the caller instead of one per 4 KiB
-   * receive buffer. Ends early at 'eof' or an error only if nothing was read.
+   * receive buffer (each still one read(2) of one buffer). Ends early at
+   * 'eof' or an error only if nothing was read.
+   *
+   * With `into`, every read(2) copies straight into it, one after the other
+   * (a program reading into its own buffer at a moving offset), and the
+   * result is a view of `into`: no array is made and nothing is copied
+   * twice. Without it the result is a fresh array the caller may keep.
    */
-  async readSome(max = READ_SIZE): Promise<ReadResult> {
+  async readSome(max = READ_SIZE, into?: Uint8Array): Promise<ReadResult> {
+    if (into !== undefined) return this.readSomeInto(Math.min(max, into.length), into);
     const first = await this.read(Math.min(max, READ_SIZE));
     if (!(first instanceof Uint8Array) || first.length >= max) return first;
     const parts = [first];
@@ -111,6 +118,18 @@ export class PortStream {
       at += p.length;
     }
     return out;
+  }
+
+  private async readSomeInto(max: number, into: Uint8Array): Promise<ReadResult> {
+    const first = await this.read(max, into.subarray(0, max));
+    if (!(first instanceof Uint8Array)) return first;
+    let total = first.length;
+    while (total < max && !this.closed) {
+      const more = await this.files.read(this.fd, max - total, into.subarray(total, max));
+      if (isErrno(more) || more.length === 0) break; // EAGAIN, eof, unplug: report at the next call
+      total += more.length;
+    }
+    return into.subarray(0, total);
   }
 
   /**

@@ -11,7 +11,7 @@
 import type { GuestFiles } from '../serial/guest/files.js';
 import { isErrno } from '../serial/guest/errno.js';
 import type { GuestPortEntry } from './port-names.js';
-import { PortStream } from './port-stream.js';
+import { PortStream, READ_SIZE } from './port-stream.js';
 import type { WorkloadSpec } from './spec.js';
 
 export type WorkloadState = 'starting' | 'running' | 'stopped' | 'ended' | 'failed';
@@ -165,14 +165,17 @@ export abstract class GuestProgram implements Workload {
 
 /**
  * The reading half of most programs: call `onData` for every chunk, wait for
- * the host across hang-ups; returns when the port is gone or closed.
+ * the host across hang-ups; returns when the port is gone or closed. The
+ * program reads into one buffer of its own, as a C program would: `bytes`
+ * is a view of it, valid until `onData` returns (or its promise settles).
  */
 export async function readLoop(
   stream: PortStream,
   onData: (bytes: Uint8Array) => Promise<boolean> | boolean,
 ): Promise<void> {
+  const buffer = new Uint8Array(READ_SIZE);
   for (;;) {
-    const r = await stream.readSome();
+    const r = await stream.readSome(READ_SIZE, buffer);
     if (r === 'eof') {
       if ((await stream.waitForHost()) === 'retry') continue;
       return;

@@ -4,16 +4,23 @@
  * server answering with QEMU 7.2's recorded shapes: these commands need no
  * real guest), for every command both support: the topology with its
  * capabilities, chardev-add/remove, port hot-plug and unplug (D8) with
- * QEMU's words for a refusal, the vring state, and a refusal for every
+ * QEMU's words for a refusal, a capture (a hot-plug as event records on
+ * its port, opened, listed and saved alike), the vring state, and a refusal for every
  * command whose capability the session lacks, typed and with its reason.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CaptureError } from '../../core/capture/error.js';
+import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import type {
   ApiEvent,
   ChardevSnapshot,
   PortSnapshot,
   VringSnapshot,
 } from '../../core/api/contract/contract.js';
+import type { CaptureRows } from '../../core/api/contract/capture-contract.js';
 import { CAPABILITIES } from '../../core/api/contract/capabilities.js';
 import {
   COMMAND_CAPABILITY,
@@ -213,6 +220,59 @@ describe.each(['lab', 'attached'] as const)('the session contract: %s', (kind) =
     const missing = await r.run({ cmd: 'getVring', device: 'vser9', queue: 0 });
     expect(missing.ok).toBe(false);
     if (!missing.ok) expect(missing.error.kind).toBe('NotFound');
+  });
+
+  it('capture: start, a hot-plug recorded on its port (added, then removed, in time order), stop, open, the rows, save', async () => {
+    const { r, device, freeNr } = await start();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-contract-capture-'));
+    try {
+      const file = path.join(dir, 'contract.pcapng');
+      await r.must({ cmd: 'startCapture', path: file });
+      expect((await r.topology()).capture).toMatchObject({ on: true, path: file });
+      await r.must({
+        cmd: 'hotplugPort',
+        port: {
+          driver: 'virtserialport',
+          device,
+          nr: freeNr,
+          name: 'org.vmchan.contract.cap',
+          newChardev: { id: 'cpcap', backend: { kind: 'null' } },
+        },
+      });
+      await r.must({ cmd: 'unplugPort', port: { device, nr: freeNr } });
+      await until(async () => !(await r.topology()).ports.some((p) => p.nr === freeNr));
+      await r.must({ cmd: 'stopCapture' });
+      expect((await r.topology()).capture).toMatchObject({ on: false, last: file });
+
+      // the same file format and reader for both: the app's list of the records
+      const opened = await r.must<{ records: number }>({ cmd: 'openCapture', path: file });
+      expect(opened.records).toBeGreaterThanOrEqual(2);
+      const rows = await r.must<CaptureRows>({
+        cmd: 'getCaptureRows',
+        from: 0,
+        count: 100,
+        filter: 'kind == event',
+      });
+      const mine = rows.rows.filter((row) => row.port === 'org.vmchan.contract.cap');
+      expect(mine.length).toBeGreaterThanOrEqual(2);
+      expect(mine[0]!.summary).toMatch(/added/);
+      expect(mine[mine.length - 1]!.summary).toMatch(/port removed/);
+      const times = mine.map((row) => row.rel);
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+
+      // saved, it reads back with every record
+      const saved = path.join(dir, 'saved.pcapng');
+      await r.must({ cmd: 'saveCapture', path: saved });
+      const reader = openCaptureSync(saved);
+      if (reader instanceof CaptureError) throw new Error(reader.toString());
+      try {
+        expect(reader.count).toBe(opened.records);
+      } finally {
+        reader.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('getTopology’s engine state and hello answer on both', async () => {

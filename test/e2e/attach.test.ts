@@ -16,13 +16,13 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeHandle } from '../../cli/serve.js';
 import { isGuestError } from '../guest/guest-shell.js';
-import { INSTALL_HINT, missingPrerequisites, startGuest, type Guest } from '../guest/qemu.js';
+import { startGuest, type Guest } from '../guest/qemu.js';
+import { missingGuest } from '../qemu/real-guest.js';
 import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
-const guestMissing = missingPrerequisites();
 const ready = prerequisites('attaches to a real QEMU from the app', [
   ...missingChromium(),
-  ...(guestMissing.length > 0 ? [`missing ${guestMissing.join(', ')}: ${INSTALL_HINT}`] : []),
+  ...missingGuest(),
 ]);
 
 describe.runIf(ready)('attach to a real QEMU from the app (Chromium)', () => {

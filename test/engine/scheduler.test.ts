@@ -88,4 +88,46 @@ describe('Scheduler', () => {
     await s.settle();
     expect(done).toBe(true);
   });
+  it('mayRunNow lets work skip the hop only in free-run, with nothing queued, outside every task, within the batch budget', async () => {
+    const s = new Scheduler({ batchSize: 3 });
+    const seen: string[] = [];
+    s.onTask((t) => seen.push(`${t.kind} ${t.label}`));
+    expect(s.post.mayRunNow?.('guest', 'read')).toBe(true);
+    expect(s.stats).toMatchObject({ posted: 1, executed: 1 });
+    expect(seen).toEqual(['guest read']);
+    let nested: boolean | undefined;
+    let continued: boolean | undefined;
+    s.post('device', 'kick', () => {
+      nested = s.post.mayRunNow?.('guest', 'from a task');
+      continued = s.post.mayContinue?.('device', 'kick again');
+    });
+    await s.settle();
+    expect(nested).toBe(false); // tasks never nest
+    expect(continued).toBe(true);
+    expect(s.post.mayContinue?.('backend', 'outside a task')).toBe(false);
+    // something queued: posting would run it after that, so no skipping
+    s.post('device', 'queued', () => {});
+    expect(s.post.mayRunNow?.('guest', 'behind it')).toBe(false);
+    await s.settle();
+    // the budget: work run now counts against the batch like any task
+    const t = new Scheduler({ batchSize: 2 });
+    expect(t.post.mayRunNow?.('guest', 'a')).toBe(true);
+    expect(t.post.mayRunNow?.('guest', 'b')).toBe(true);
+    expect(t.post.mayRunNow?.('guest', 'c')).toBe(false);
+    t.post('guest', 'c', () => {});
+    await t.settle();
+    expect(t.stats.yields).toBe(1);
+  });
+
+  it('in step mode nothing skips the queue', () => {
+    const s = new Scheduler({ mode: 'step' });
+    expect(s.post.mayRunNow?.('guest', 'read')).toBe(false);
+    let continued: boolean | undefined;
+    s.post('backend', 'chunk', () => {
+      continued = s.post.mayContinue?.('backend', 'next chunk');
+    });
+    expect(s.step()?.label).toBe('chunk');
+    expect(continued).toBe(false);
+    expect(s.stats.executed).toBe(1);
+  });
 });

@@ -20,6 +20,15 @@
 # Needs: apt-get/apt-cache/dpkg-deb (Debian), busybox-static (/bin/busybox),
 # gzip. cpio and xz/zstd are used when present, else busybox's applets.
 # Override the kernel package with VMCHAN_KERNEL_PACKAGE=linux-image-...
+#
+# qemu-ga: when the host has Debian's qemu-guest-agent (/usr/sbin/qemu-ga, or
+# VMCHAN_QEMU_GA=PATH), the guest gets that binary and the shared libraries
+# ldd lists, at the paths ldd names. The guest starts it only when asked:
+# kernel command line `vmchan.qga=on` and a port named
+# org.qemu.guest_agent.0 (at boot or hot-plugged); other guests boot as
+# before. The build key covers the agent's and its libraries' contents, so a
+# qemu-guest-agent or glib update rebuilds. Without qemu-ga the guest is
+# built without it (manifest: qga=none) and `vmchan.qga=on` only logs that.
 set -euo pipefail
 
 FORCE=0
@@ -57,6 +66,15 @@ BUSYBOX="${VMCHAN_BUSYBOX:-/bin/busybox}"
 if ldd "$BUSYBOX" >/dev/null 2>&1; then
   die "$BUSYBOX is dynamically linked: apt-get install busybox-static"
 fi
+QEMU_GA="${VMCHAN_QEMU_GA:-/usr/sbin/qemu-ga}"
+# The agent and its libraries, one path a line (empty: no agent in the guest).
+QGA_FILES=""
+if [ -x "$QEMU_GA" ]; then
+  # `ldd` lines: "libx.so.1 => /lib/.../libx.so.1 (0x...)" and the loader "/lib64/ld-linux-x86-64.so.2 (0x...)".
+  QGA_LIBS="$(ldd "$QEMU_GA" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')" ||
+    die "ldd $QEMU_GA failed"
+  QGA_FILES="$(printf '%s\n%s\n' "$QEMU_GA" "$QGA_LIBS" | awk 'NF' | LC_ALL=C sort -u)"
+fi
 for tool in apt-cache apt-get dpkg-deb gzip tar; do
   command -v "$tool" >/dev/null || die "missing $tool (this script needs a Debian host)"
 done
@@ -87,7 +105,15 @@ if [ -z "$PKG" ]; then
   exit 0
 fi
 KVER="${PKG#linux-image-}"
-SCRIPT_HASH="$(sha256sum "$SELF" | cut -c1-12)"
+# The key: this script, and the agent's bytes and its libraries' (paths too).
+SCRIPT_HASH="$(
+  {
+    sha256sum "$SELF" | cut -d' ' -f1
+    # shellcheck disable=SC2086 # one path a line, no spaces in library paths
+    [ -z "$QGA_FILES" ] || sha256sum $(printf '%s' "$QGA_FILES" | xargs readlink -f) | cut -d' ' -f1
+    printf '%s\n' "$QGA_FILES"
+  } | sha256sum | cut -c1-12
+)"
 OUT="$CACHE/$KVER-$SCRIPT_HASH"
 
 if [ "$FORCE" = 0 ] && [ -f "$OUT/ok" ]; then
@@ -234,6 +260,20 @@ for m in "${ORDER[@]}"; do
   echo "$m" >>"$R/etc/modules.order"
 done
 
+# qemu-ga and its libraries at the paths ldd named (the loader path is
+# baked into the binary), dereferenced: the soname links become files.
+if [ -n "$QGA_FILES" ]; then
+  while read -r f; do
+    [ -n "$f" ] || continue
+    mkdir -p "$R$(dirname "$f")"
+    cp -L "$f" "$R$f"
+  done <<<"$QGA_FILES"
+  if [ "$QEMU_GA" != /usr/sbin/qemu-ga ]; then
+    cp -L "$QEMU_GA" "$R/usr/sbin/qemu-ga"
+  fi
+  chmod 755 "$R/usr/sbin/qemu-ga"
+fi
+
 # /dev/virtio-ports/NAME links, as udev's rule does: the kernel sends "add"
 # for a new port and "change" once the host has told it the port's name; on
 # "remove" the sysfs name is gone, so we find the link by its target.
@@ -248,15 +288,39 @@ case "$ACTION" in
     if [ -n "$name" ]; then
       mkdir -p /dev/virtio-ports
       ln -sfn "../$dev" "/dev/virtio-ports/$name"
+      [ "$name" = org.qemu.guest_agent.0 ] && /sbin/qga-start
     fi
     ;;
   remove)
     for l in /dev/virtio-ports/*; do
-      [ "$(readlink "$l")" = "../$dev" ] && rm -f "$l"
+      if [ "$(readlink "$l")" = "../$dev" ]; then
+        rm -f "$l"
+        [ "${l##*/}" = org.qemu.guest_agent.0 ] && rmdir /run/qga.lock 2>/dev/null
+      fi
     done
     ;;
 esac
 exit 0
+EOF
+
+# qemu-ga on the agent port, when the kernel command line says vmchan.qga=on
+# (as qemu-guest-agent.service is bound to the port's device). Uevents run
+# helpers concurrently: mkdir is the lock, held while the agent runs, so one
+# agent runs; unplugging the port drops the lock (qemu-ga ends itself on its
+# port's read error) and the next agent port starts a new one.
+cat >"$R/sbin/qga-start" <<'EOF'
+#!/bin/sh
+grep -qw 'vmchan.qga=on' /proc/cmdline || exit 0
+port=/dev/virtio-ports/org.qemu.guest_agent.0
+if [ ! -x /usr/sbin/qemu-ga ]; then
+  echo "vmchan-guest: vmchan.qga=on but this guest was built without qemu-ga" >/dev/kmsg
+  exit 0
+fi
+mkdir /run/qga.lock 2>/dev/null || exit 0
+mkdir -p /run/qemu-ga
+/usr/sbin/qemu-ga -m virtio-serial -p "$port" -t /run/qemu-ga -f /run/qemu-ga.pid \
+  -l /run/qemu-ga.log -d
+echo "[qga] started on $port: $?" >/dev/kmsg
 EOF
 
 cat >"$R/init" <<'EOF'
@@ -298,7 +362,7 @@ while :; do
   sleep 0.1
 done
 EOF
-chmod 755 "$R/init" "$R/sbin/vport-hotplug"
+chmod 755 "$R/init" "$R/sbin/vport-hotplug" "$R/sbin/qga-start"
 
 # cpio newc, owned by root, in a stable order (gzip -n: no timestamp).
 CPIO=(cpio)
@@ -318,6 +382,12 @@ mv "$WORK/initramfs.gz" "$STAGE/initramfs.gz"
   echo "modules=${ORDER[*]}"
   echo "busybox=$("$BUSYBOX" 2>&1 | sed -n 1p)"
   echo "script=$SCRIPT_HASH"
+  if [ -n "$QGA_FILES" ]; then
+    echo "qga=$("$QEMU_GA" --version 2>&1 | sed -n 1p)"
+    echo "qga-files=$(printf '%s' "$QGA_FILES" | tr '\n' ' ')"
+  else
+    echo "qga=none"
+  fi
 } >"$STAGE/manifest.txt"
 touch "$STAGE/ok"
 

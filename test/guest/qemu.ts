@@ -7,6 +7,9 @@
  *   ttyS0.sock     the guest's serial console (the shell; see guest-shell.ts)
  *   serial.log     everything the guest printed on ttyS0 (deleted before a boot)
  *   <port id>.sock one unix socket chardev (server, wait=off) per port
+ *   qga.sock       with `agent: true`: the agent channel (chardev qga0, port
+ *                  id qga, org.qemu.guest_agent.0); the guest runs qemu-ga 7.2
+ *                  on it (kernel command line vmchan.qga=on, build.sh)
  *
  * TCG only (KVM is not usable on these machines); a boot to a usable shell
  * takes about 5 s.
@@ -51,6 +54,22 @@ export interface StartGuestOptions {
   bootTimeoutMs?: number;
   /** Use this directory instead of a fresh temp dir (kept after stop). */
   runDir?: string;
+  /**
+   * Add the agent channel (qga.sock) and run the real qemu-ga in the guest
+   * on it (`vmchan.qga=on`). Needs qemu-guest-agent on the host (build.sh
+   * copies it in): see missingAgent().
+   */
+  agent?: boolean;
+}
+
+/** The agent port the harness adds with `agent: true`. */
+export const AGENT_PORT = { id: 'qga', chardev: 'qga0', name: 'org.qemu.guest_agent.0' } as const;
+export const AGENT_INSTALL_HINT = 'apt-get install qemu-guest-agent';
+
+/** Why the guest cannot run qemu-ga (empty when it can): build.sh copies the host's in. */
+export function missingAgent(): string[] {
+  const qga = process.env['VMCHAN_QEMU_GA'] ?? '/usr/sbin/qemu-ga';
+  return isExecutable(qga) ? [] : [`qemu-ga (${qga})`];
 }
 
 export interface Guest {
@@ -67,6 +86,8 @@ export interface Guest {
   readonly portsMs: number;
   /** Unix socket of a port's chardev. */
   portSocket(id: string): string;
+  /** The agent channel's socket (with `agent: true`). */
+  readonly agentSocket: string;
   /** QEMU's stderr so far. */
   stderr(): string;
   /** quit over QMP, SIGKILL if QEMU has not exited within `timeoutMs` (default 5 s). */
@@ -134,7 +155,16 @@ export async function startGuest(options: StartGuestOptions = {}): Promise<Guest
   for (const stale of [qmpPath, controlPath, serialPath, serialLogPath])
     fs.rmSync(stale, { force: true });
 
-  const ports = options.ports ?? [];
+  const ports = [
+    ...(options.ports ?? []),
+    ...(options.agent
+      ? [{ id: AGENT_PORT.id, name: AGENT_PORT.name, chardev: AGENT_PORT.chardev }]
+      : []),
+  ];
+  const agentSocket = portSocket(AGENT_PORT.id);
+  const append = [options.append, options.agent ? 'vmchan.qga=on' : undefined]
+    .filter((x) => x !== undefined)
+    .join(' ');
   // Option and value on one line each, as one would type them.
   // prettier-ignore
   const args = [
@@ -147,7 +177,7 @@ export async function startGuest(options: StartGuestOptions = {}): Promise<Guest
     '-no-reboot',
     '-kernel', image.kernel,
     '-initrd', image.initrd,
-    '-append', `console=ttyS0 quiet panic=-1${options.append ? ` ${options.append}` : ''}`,
+    '-append', `console=ttyS0 quiet panic=-1${append ? ` ${append}` : ''}`,
     '-chardev', `socket,id=ser0,path=${serialPath},server=on,wait=off,logfile=${serialLogPath}`,
     '-serial', 'chardev:ser0',
     '-qmp', `unix:${qmpPath},server=on,wait=off`,
@@ -282,6 +312,7 @@ export async function startGuest(options: StartGuestOptions = {}): Promise<Guest
     bootMs,
     portsMs,
     portSocket,
+    agentSocket,
     stderr: () => stderr,
     stop,
   };

@@ -12,20 +12,16 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeTempDirs, ROOT, tempDir, waitUntil } from './helpers.js';
+import { removeTempDirs, requireBuilt, ROOT, tempDir, waitUntil } from './helpers.js';
 
 const BIN = path.join(ROOT, 'bin', 'vmchan.js');
 
-beforeAll(() => {
-  for (const [built, source] of [
+beforeAll(() =>
+  requireBuilt([
     ['dist/cli/run.js', 'cli/run.ts'],
     ['dist/cli/capture-file.js', 'cli/capture-file.ts'],
-  ] as const) {
-    const b = path.join(ROOT, built);
-    if (!fs.existsSync(b) || fs.statSync(b).mtimeMs < fs.statSync(path.join(ROOT, source)).mtimeMs)
-      throw new Error(`${built} is missing or older than ${source}: run \`npm run build\``);
-  }
-});
+  ]),
+);
 afterAll(removeTempDirs);
 
 interface Child {

@@ -129,6 +129,7 @@ describe.skipIf(!hasPerl && process.env.CI !== 'true')(
           side: 'backend',
           bytes: 7,
           reason: 'hangup-unread',
+          direction: 'to-guest',
           chardev: 'c1',
         },
       ]);

@@ -37,6 +37,18 @@ export function describeWithSocat(name: string, body: () => void): void {
 const tempDirs: string[] = [];
 
 /** A fresh private directory (short path: unix socket paths are limited to 107 bytes). */
+/**
+ * Fails when a built file a test runs (the CLI in a child process) is
+ * missing or older than its source, naming the fix: `npm run build`.
+ */
+export function requireBuilt(pairs: readonly (readonly [built: string, source: string])[]): void {
+  for (const [built, source] of pairs) {
+    const b = path.join(ROOT, built);
+    if (!fs.existsSync(b) || fs.statSync(b).mtimeMs < fs.statSync(path.join(ROOT, source)).mtimeMs)
+      throw new Error(`${built} is missing or older than ${source}: run \`npm run build\``);
+  }
+}
+
 export function tempDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `vml-${prefix}-`));
   tempDirs.push(d);

@@ -3,9 +3,9 @@
  * the prerequisite rule (without qemu-system-x86_64 or busybox-static the
  * block is skipped with a warning, except under CI=true, where it runs and
  * its beforeAll fails with the install command), a shell in the guest, a
- * poller, query-chardev by label, a unix socket client, unwrapping a
- * QMP value, booting the guest with its QMP client connected, and
- * hot-plugging a port.
+ * poller, query-chardev by label and waits on it, a unix socket client,
+ * unwrapping a QMP value, booting the guest with its QMP client connected,
+ * and hot-plugging a port.
  */
 import net from 'node:net';
 import { describe } from 'vitest';
@@ -38,6 +38,11 @@ export function describeRealGuest(title: string, skipped: string, body: () => vo
     `${title}${missingText ? ` (${missingText})` : ''}`,
     body,
   );
+}
+
+/** What is missing to boot the guest, with the install command (for e2e's prerequisites()). */
+export function missingGuest(): string[] {
+  return missingText ? [missingText] : [];
 }
 
 /** The first step of the block's beforeAll: fails with the install command when something is missing. */
@@ -89,6 +94,35 @@ export function chardevLookup(qmp: () => QmpClient): (label: string) => Promise<
     const entry = list.find((c) => c.label === label);
     if (!entry) throw new Error(`no chardev ${label} in ${JSON.stringify(list)}`);
     return entry;
+  };
+}
+
+/** Waits on QEMU's view of a chardev (query-chardev), however the test asks QEMU. */
+export interface ChardevWatch {
+  /** QEMU sees a host client on the chardev (or none). */
+  hostSeen(label: string, connected: boolean, what: string): Promise<ChardevInfo>;
+  /** The guest has the port open (query-chardev's frontend-open). */
+  guestOpened(label: string, what?: string): Promise<ChardevInfo>;
+}
+
+/** A ChardevWatch on `lookup` (chardevLookup, or libvirt's qemu-monitor-command), polled by `until`. */
+export function chardevWatch(
+  lookup: (label: string) => Promise<ChardevInfo>,
+  until: Until,
+): ChardevWatch {
+  return {
+    hostSeen: (label, connected, what) =>
+      until(
+        what,
+        () => lookup(label),
+        (c) => c.filename.startsWith('disconnected:') !== connected,
+      ),
+    guestOpened: (label, what = 'the guest opened the port') =>
+      until(
+        what,
+        () => lookup(label),
+        (c) => c['frontend-open'],
+      ),
   };
 }
 

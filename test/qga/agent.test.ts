@@ -152,10 +152,10 @@ describe('qemu-ga malformed input', () => {
       '{"error": {"class": "GenericError", "desc": "JSON parse error, expecting value"}}\n',
     );
     expect((await qga.raw('[1]')).toString()).toBe(
-      '{"error": {"class": "GenericError", "desc": "Input must be a JSON object"}}\n',
+      '{"error": {"class": "GenericError", "desc": "QMP input must be a JSON object"}}\n',
     );
     expect((await qga.raw('{"id": 1}')).toString()).toBe(
-      '{"error": {"class": "GenericError", "desc": "this feature or command is not currently supported"}}\n',
+      '{"id": 1, "error": {"class": "GenericError", "desc": "QMP input lacks member \'execute\'"}}\n',
     );
     expect(await qga.text('guest-sync', {})).toBe(
       '{"error": {"class": "GenericError", "desc": "Parameter \'id\' is missing"}}',

@@ -127,6 +127,24 @@ describe('L4 read', () => {
     expect(text(r)).toBe(text(pattern(10_000).subarray(0, 4096)));
   });
 
+  it('L4 a read into the caller buffer fills it in place, still one buffer per read; a short buffer is EFAULT', async () => {
+    const { files, fd, host, lab } = await opened();
+    host.connect();
+    host.write(pattern(6_000));
+    await lab.settle();
+    const into = new Uint8Array(8192).fill(0xee);
+    expect(await files.read(fd, 8192, into.subarray(0, 100))).toHaveProperty('code', 'EFAULT');
+    const first = must(await files.read(fd, 8192, into));
+    expect(first.length).toBe(4096);
+    expect(first.buffer).toBe(into.buffer);
+    expect(first.byteOffset).toBe(0);
+    const second = must(await files.read(fd, 4096, into.subarray(4096)));
+    expect(second.length).toBe(6_000 - 4096);
+    expect(second.byteOffset).toBe(4096);
+    expect(text(into.subarray(0, 6_000))).toBe(text(pattern(6_000)));
+    expect(into[6_000]).toBe(0xee); // nothing written past what was read
+  });
+
   it('L4 blocks until the host disconnects, then returns 0; queued data is read first', async () => {
     const { files, fd, host, lab } = await opened();
     host.connect();

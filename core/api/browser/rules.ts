@@ -1078,6 +1078,33 @@ const HOST = family('H', [
     source: 'QEMU chardev/char-socket.c (tcp_chr_connect, tcp_chr_hup, tcp_chr_read_poll)',
     seeAlso: ['H3', 'D6', 'D7'],
   },
+  {
+    id: 'H5',
+    title: 'Abstract unix sockets, tight or padded',
+    summary:
+      'abstract=on names a Linux abstract socket (no file on disk); tight=on, the default, uses only the name\u2019s own length as the address, tight=off pads it with NUL bytes to the full 108.',
+    explanation:
+      'An abstract socket lives in the kernel, not in the file system, so nothing is left behind and no file permission guards it: any process in the same network namespace can connect. ' +
+      'The kernel compares the whole address, including its length, so a tight name and the same name padded are two different sockets: a client must use the same form as the server. ' +
+      "QEMU's default is tight=on; the padded form exists for programs that always pass the whole sun_path. " +
+      'vmchan makes both: Node pads by itself, and a short-lived helper hands over a tight socket; no byte of the channel passes through the helper.',
+    source: 'QEMU util/qemu-sockets.c (unix_listen_saddr, unix_connect_saddr); Linux unix(7)',
+    seeAlso: ['H1', 'H3'],
+  },
+  {
+    id: 'H6',
+    title: 'Descriptors passed in: fd=N and -add-fd',
+    summary:
+      'A chardev can use a descriptor its parent opened (socket,fd=N), and -add-fd puts descriptors into numbered sets that a file chardev opens as /dev/fdset/N.',
+    explanation:
+      'Management tools such as libvirt open files and sockets themselves, with their own permissions and labels, and hand QEMU only the descriptor, so QEMU never needs the right to open the path. ' +
+      'A /dev/fdset/N path picks the member of set N whose access mode matches the open (a file chardev opens for writing), and the set is closed when nobody holds it any more and no monitor is connected. ' +
+      'query-fdsets lists the sets and remove-fd takes members out. ' +
+      'Passing a descriptor over the QMP socket itself (getfd, add-fd) needs SCM_RIGHTS, which vmchan does not emulate.',
+    source:
+      'QEMU 7.2 monitor/misc.c (monitor_fdset_dup_fd_add, qmp_query_fdsets), softmmu/vl.c (parse_add_fd)',
+    seeAlso: ['H1', 'Q1'],
+  },
 ]);
 
 const MONITORS = family('Q', [
@@ -1157,6 +1184,33 @@ const MONITORS = family('Q', [
     source:
       'QEMU chardev/char.c (qmp_chardev_change), hw/char/virtio-console.c, tests/unit/test-char.c',
     seeAlso: ['Q2', 'Q4', 'H1'],
+  },
+  {
+    id: 'Q7',
+    title: 'The guest agent protocol',
+    summary:
+      'qemu-ga reads one JSON request per line from its port and answers each with one compact JSON line; guest-sync-delimited puts a 0xFF byte before its answer.',
+    explanation:
+      'The agent has no session: a host that connects may find half a request left by the one before, so it starts with guest-sync (or guest-sync-delimited) and a random id, and throws away everything up to the answer with that id. ' +
+      "The 0xFF byte can never appear in JSON text, so it marks where the answer starts; the host sends 0xFF too, to reset the agent's parser. " +
+      "Every request goes through QEMU's QMP dispatcher, so a request that is not an object or lacks execute gets QMP's words, and an unknown command is CommandNotFound. " +
+      "vmchan's simulated agent answers byte for byte as the real qemu-ga 7.2 for the commands it has; the tests compare both on the same pipe.",
+    source: 'QEMU qga/main.c, qapi/qmp-dispatch.c, qga/commands.c (guest-sync, guest-info)',
+    seeAlso: ['Q1', 'Q8', 'L6'],
+  },
+  {
+    id: 'Q8',
+    title: 'guest-file-* on a port',
+    summary:
+      "qemu-ga's guest-file-open, read, write and close work on /dev/virtio-ports/NAME, which is how a host reaches the guest side of a channel without logging in.",
+    explanation:
+      'Opening the port through the agent is a guest open: the host side sees the port go open, and closing it is a guest close (L6). ' +
+      'A read asks for at most N bytes and fails with EAGAIN when the port has fewer queued, taking nothing, so a console reads in small steps. ' +
+      'A port cannot seek, so a write right after a read fails until guest-file-flush, as with any stdio stream switching direction. ' +
+      "vmchan's guest console is built on exactly these rules, so it works the same on the simulated agent and on a real guest's qemu-ga.",
+    source:
+      'QEMU qga/commands-posix.c (qmp_guest_file_open, qmp_guest_file_read, qmp_guest_file_write)',
+    seeAlso: ['Q7', 'L6'],
   },
 ]);
 

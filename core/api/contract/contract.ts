@@ -451,6 +451,27 @@ export const AttachedInfoSchema = z.object({
   vringRound: z.number().int(),
   /** The vring poller's period now (ms; it backs off when QMP is slow). */
   vringMs: z.number(),
+  /** A libvirt domain (libvirt:NAME): its channels as its XML tells them (core/machine/libvirt-channels.ts). */
+  libvirt: z
+    .object({
+      domain: z.string(),
+      uri: z.string(),
+      channels: z.array(
+        z.object({
+          element: z.enum(['channel', 'console']),
+          target: z.string().nullable(),
+          alias: z.string().nullable(),
+          chardev: z.string().nullable(),
+          type: z.string(),
+          path: z.string().nullable(),
+          mode: z.string().nullable(),
+          state: z.string().nullable(),
+          role: z.enum(['agent', 'spice', 'libguestfs', 'application']),
+          roleText: z.string(),
+        }),
+      ),
+    })
+    .optional(),
 });
 export type AttachedInfo = z.infer<typeof AttachedInfoSchema>;
 

@@ -44,6 +44,7 @@ const BY_DOMAIN: Readonly<Record<ErrorDomain, ApiErrorKind>> = {
   guestdir: 'IoError',
   json: 'ParseError',
   session: 'Refused',
+  qga: 'IoError',
 };
 
 /** ...except these kinds (`domain:kind`). */
@@ -63,6 +64,7 @@ const BY_KIND: Readonly<Record<string, ApiErrorKind>> = {
   'capture:NoSuchPort': 'NotFound',
   'capture:SinkClosed': 'Refused',
   'capture:TooLarge': 'Refused',
+  'qga:CommandFailed': 'Refused',
 };
 
 export function apiErrorKind(error: VmchanError): ApiErrorKind {

@@ -24,11 +24,21 @@ import type { Capture, CaptureInterface } from '../../capture/record.js';
 import { AttachedMachine } from '../../qemu/attach.js';
 import { isAttachError, isAttachFailure, type AttachFailure } from '../../qemu/attach-error.js';
 import { InPlaceTap } from '../../qemu/inplace-tap.js';
-import { parseLibvirtAddress, QmpProxy } from '../../qemu/libvirt.js';
+import {
+  domainXml,
+  parseLibvirtAddress,
+  QmpProxy,
+  type LibvirtTarget,
+} from '../../qemu/libvirt.js';
+import { domainChannels, type DomainChannel } from '../../machine/libvirt-channels.js';
 import { ReverseTap } from '../../qemu/reverse-tap.js';
 import { tapChardev, type ChardevTap } from '../../qemu/tap.js';
 import { recoverMoves, type TapJournal } from '../../qemu/tap-journal.js';
 import { AttachCapture } from './attach-capture.js';
+import { AGENT_PORT_NAME } from '../../qga/agent.js';
+import { isQgaError, type QgaClient } from '../../qga/client.js';
+import { agentAddress, connectAgent, type AgentAddress } from '../../qga/connect.js';
+import { GuestConsole, type GuestConsoleOptions } from '../../qga/guest-console.js';
 import {
   queueRoleText,
   type AttachedChardev,
@@ -67,7 +77,7 @@ import {
   type Recorder,
   type Session,
 } from './session.js';
-import type { Capabilities, Capability } from '../contract/capabilities.js';
+import type { Can, Capabilities, Capability } from '../contract/capabilities.js';
 
 export interface AttachSessionOptions {
   /** query-chardev polling period (default 1000 ms, AttachedMachine's). */
@@ -80,6 +90,8 @@ export interface AttachSessionOptions {
   unplugTimeoutMs?: number;
   /** Where in-place taps note the paths they moved (default: the user's runtime dir). */
   journal?: TapJournal;
+  /** Guest consoles through the guest's agent: poll period and batch (guest-console.ts). */
+  guestConsole?: GuestConsoleOptions;
 }
 
 export interface AttachHooks {
@@ -88,6 +100,8 @@ export interface AttachHooks {
   /** The topology (or the vring state) changed. */
   changed(): void;
 }
+
+const NO_AGENT_PORT = `a real guest’s side is its own: vmchan reaches it only through a guest agent, and this VM has no ${AGENT_PORT_NAME} port`;
 
 const STEP_MODE =
   'step mode needs the emulated lab: a real QEMU runs on its own (Detach to return)';
@@ -131,7 +145,7 @@ export const ATTACHED_CAPABILITIES: Capabilities = {
   hostTerminal: { can: true },
   guestTerminal: {
     can: false,
-    reason: 'terminals on the guest side need the emulated lab: a real guest’s side is its own',
+    reason: NO_AGENT_PORT,
   },
   monitor: {
     can: false,
@@ -196,6 +210,8 @@ export class AttachSession implements Session {
   private readonly taps = new Map<string, LiveTap>();
   /** The libvirt QMP proxy this session started (a domain), stopped on close. */
   private proxy: QmpProxy | null = null;
+  /** A libvirt domain's target and its channels from its XML (read at attach, again after hot-plug). */
+  private libvirt: { target: LibvirtTarget; channels: DomainChannel[] } | null = null;
   /** Every tap's bytes and QEMU's events, into a file while recording. */
   private readonly capture = new AttachCapture();
   private readonly pollers = new Map<string, VringPoller>();
@@ -204,6 +220,12 @@ export class AttachSession implements Session {
   private readonly vringVersions = new Map<string, number>();
   private readonly off: () => void;
   private closed = false;
+  /** vmchan's client of the guest's agent while a guest console is open. */
+  private agentClient: QgaClient | null = null;
+  /** Why the last try to reach the agent failed (null: it did not), and the agent port's guest state then. */
+  private agentProblem: string | null = null;
+  private agentProblemOpen: boolean | null = null;
+  private readonly consoles = new Set<GuestConsole>();
 
   private constructor(
     readonly machine: AttachedMachine,
@@ -254,9 +276,35 @@ export class AttachSession implements Session {
     fs.mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
     const session = new AttachSession(machine, address, runtimeDir, hooks, options);
     session.proxy = proxy;
+    if (domain !== null) {
+      session.libvirt = { target: domain, channels: [] };
+      await session.readDomainChannels();
+    }
     // A vmchan that died while tapping in place left QEMU's paths moved: give them back first.
     for (const line of recoverMoves(options.journal)) session.note(`after a crash: ${line}`);
     return session;
+  }
+
+  /**
+   * The domain's channels from `virsh dumpxml` (QMP does not tell a
+   * channel's libvirt role); a failure is a note, the attach goes on.
+   */
+  private async readDomainChannels(): Promise<void> {
+    if (this.libvirt === null) return;
+    const xml = await domainXml(this.libvirt.target);
+    if (typeof xml !== 'string') {
+      this.note(`the domain's channels are not known: ${xml.message}`);
+      return;
+    }
+    const channels = domainChannels(xml);
+    if (!Array.isArray(channels)) {
+      this.note(`the domain's XML cannot be read: ${channels.message}`);
+      return;
+    }
+    if (this.libvirt !== null && !this.closed) {
+      this.libvirt.channels = channels;
+      this.hooks.changed();
+    }
   }
 
   // ------------------------------------------------------------ snapshots
@@ -270,7 +318,121 @@ export class AttachSession implements Session {
   }
 
   capabilities(): Capabilities {
-    return ATTACHED_CAPABILITIES;
+    return { ...ATTACHED_CAPABILITIES, guestTerminal: this.guestConsoleCan() };
+  }
+
+  // -------------------------------------------------------- guest console
+
+  /** The agent's port and chardev, when the VM has one. */
+  private agentPort(): AttachedPort | undefined {
+    return this.machine.ports.find((p) => p.name === AGENT_PORT_NAME && p.chardev !== null);
+  }
+
+  /**
+   * Whether a guest console can open now: a qemu-ga must hold the agent port
+   * open in the guest, and its chardev must be free for vmchan (a socket
+   * QEMU listens on, nobody else connected, or vmchan's tap with no client).
+   */
+  private guestConsoleCan(): Can {
+    if (this.agentClient !== null) return { can: true };
+    const agent = this.agentPort();
+    if (agent === undefined) return ATTACHED_CAPABILITIES.guestTerminal;
+    if (agent.guestOpen === false)
+      return {
+        can: false,
+        reason: `no guest agent runs: the guest has not opened ${AGENT_PORT_NAME} (start qemu-ga in the guest)`,
+      };
+    const where = this.agentAddress(agent);
+    if (typeof where === 'string') return { can: false, reason: where };
+    if (this.agentProblem !== null) return { can: false, reason: this.agentProblem };
+    return { can: true };
+  }
+
+  /** Where vmchan connects to the agent channel's host end (through a tap if there is one), or why it cannot. */
+  private agentAddress(agent: AttachedPort): AgentAddress | string {
+    const id = agent.chardev!;
+    const tap = this.taps.get(id);
+    if (tap !== undefined) {
+      if (tap.chardevTap.connected)
+        return `the agent channel (chardev ${id}) is in use by another client through the tap: qemu-ga answers one client at a time`;
+      const l = tap.chardevTap.listenSpec;
+      return l.transport === 'unix'
+        ? { transport: 'unix', path: l.path }
+        : { transport: 'tcp', host: l.host, port: l.port };
+    }
+    const c = this.machine.chardev(id);
+    if (c === undefined) return `the agent channel's chardev ${id} is gone`;
+    return agentAddress(c);
+  }
+
+  /** A console on the guest side of `ref` through the guest's agent, or why not. */
+  async openGuestConsole(ref: PortRef): Promise<{ label: string; console: GuestConsole } | string> {
+    const p = this.findPort(ref);
+    if (p === undefined) return `${ref.device} has no port ${ref.nr}`;
+    if (p.name === null)
+      return `${p.label} has no name: the guest has no /dev/virtio-ports link to open it by`;
+    if (p.name === AGENT_PORT_NAME) return `${p.label} is the agent’s own port`;
+    const can = this.guestConsoleCan();
+    if (!can.can) return can.reason;
+    const client = await this.agent();
+    if (typeof client === 'string') return client;
+    const opened = await GuestConsole.open(
+      client,
+      `/dev/virtio-ports/${p.name}`,
+      this.options.guestConsole,
+    );
+    if (isQgaError(opened)) {
+      this.releaseAgent();
+      return `guest-file-open /dev/virtio-ports/${p.name}: ${opened.message}`;
+    }
+    this.consoles.add(opened);
+    opened.onEnd(() => {
+      this.consoles.delete(opened);
+      this.releaseAgent();
+    });
+    return { label: p.label, console: opened };
+  }
+
+  /** The shared agent client (connected and synced on first use). */
+  private async agent(): Promise<QgaClient | string> {
+    if (this.agentClient !== null && !this.agentClient.closed) return this.agentClient;
+    const agent = this.agentPort();
+    if (agent === undefined) return NO_AGENT_PORT;
+    const where = this.agentAddress(agent);
+    if (typeof where === 'string') return where;
+    const client = await connectAgent(where);
+    if (isQgaError(client)) {
+      // Kept until the guest's side of the agent port changes (the next open may be a new qemu-ga).
+      this.agentProblem = client.message;
+      this.agentProblemOpen = agent.guestOpen;
+      this.hooks.changed();
+      return client.message;
+    }
+    this.agentProblem = null;
+    this.agentClient = client;
+    client.onClose(() => {
+      if (this.agentClient === client) this.agentClient = null;
+    });
+    return client;
+  }
+
+  /** Hang up on the agent when no console uses it: its chardev is free for others again. */
+  private releaseAgent(): void {
+    if (this.consoles.size > 0 || this.agentClient === null) return;
+    this.agentClient.close();
+    this.agentClient = null;
+  }
+
+  private findPort(ref: PortRef): AttachedPort | undefined {
+    return this.machine.ports.find(
+      (x) =>
+        x.nr === ref.nr &&
+        this.machine.devices.some(
+          (d) =>
+            d.name === x.device &&
+            (d.name === ref.device || d.id === ref.device || d.bus === ref.device),
+        ),
+    );
   }
 
   engineState(): EngineState {
@@ -499,13 +661,29 @@ export class AttachSession implements Session {
   info(): AttachedInfo {
     const t = this.machine.topology();
     const vringMs = Math.max(0, ...[...this.pollers.values()].map((p) => p.intervalMs));
+    const lv = this.libvirt;
     return {
       qmp: this.address,
       qemu: `QEMU ${t.qemu.version}${t.qemu.package ? ` (${t.qemu.package})` : ''}`,
       pollMs: this.pollMs,
-      notes: ATTACH_NOTES(this.pollMs),
+      notes: [
+        ...ATTACH_NOTES(this.pollMs),
+        ...(lv?.channels ?? []).map(
+          (c) =>
+            `libvirt channel ${c.target ?? c.element} (${c.chardev ?? 'no alias'}, ${c.type}${c.path !== null ? ` ${c.path}` : ''}): ${c.roleText}`,
+        ),
+      ],
       vringRound: this.vringRound,
       vringMs,
+      ...(lv !== null
+        ? {
+            libvirt: {
+              domain: lv.target.domain,
+              uri: lv.target.uri,
+              channels: lv.channels.map((c) => ({ ...c })),
+            },
+          }
+        : {}),
     };
   }
 
@@ -693,7 +871,11 @@ export class AttachSession implements Session {
 
   private onEvent(e: AttachEvent): void {
     if (this.closed) return;
+    if (this.agentProblem !== null && this.agentPort()?.guestOpen !== this.agentProblemOpen)
+      this.agentProblem = null;
     this.capture.event(e);
+    // a channel plugged or unplugged: the domain's XML says what it is now
+    if (e.kind === 'port-added' || e.kind === 'port-removed') void this.readDomainChannels();
     this.hooks.emit({
       time: e.time,
       kind: e.kind,
@@ -715,6 +897,9 @@ export class AttachSession implements Session {
     if (this.closed) return;
     this.closed = true;
     this.off();
+    for (const c of [...this.consoles]) await c.close();
+    this.agentClient?.close();
+    this.agentClient = null;
     // every path an in-place tap took goes back before the QMP connection closes
     for (const id of [...this.taps.keys()]) await this.untap(id);
     this.capture.live.close();

@@ -436,21 +436,7 @@ export class LabSession implements Session {
     const r = backend.hangUp();
     if (!r.hungUp) return refused(r.reason);
     this.hostTerminals.drop(id);
-    const events = this.lab.events;
-    const drop = (bytes: number, reason: 'host-hung-up' | 'host-disconnected'): void => {
-      if (bytes === 0 || !events.has('drop')) return;
-      events.emit('drop', {
-        device: found.device.name,
-        nr: found.port.nr,
-        side: 'backend',
-        bytes,
-        reason,
-        direction: reason === 'host-hung-up' ? 'to-guest' : 'to-host',
-        chardev: id,
-      });
-    };
-    drop(r.droppedToGuest, 'host-hung-up');
-    drop(r.droppedToHost, 'host-disconnected');
+    // What the hang-up dropped is in the lab's ledger already (the backend's onDrop, Machine).
     this.onChange();
     return null;
   }

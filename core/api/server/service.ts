@@ -123,6 +123,7 @@ export class ApiService {
   private readonly terminals = new TerminalService({
     session: () => this.lab,
     hostSocket: (ref) => this.current.hostSocket(ref),
+    guestConsole: (ref) => this.current.openGuestConsole?.(ref) ?? null,
     changed: () => this.topologyChanged(),
   });
   private unsubscribe: (() => void)[] = [];

@@ -12,6 +12,7 @@ import { VmchanError } from '../../base/error.js';
 import type { CaptureError } from '../../capture/error.js';
 import type { Capture } from '../../capture/record.js';
 import type { RingOptions } from '../../capture/ring-writer.js';
+import type { GuestConsole } from '../../qga/guest-console.js';
 import {
   fail,
   type ApiErrorKind,
@@ -178,6 +179,13 @@ export interface HostSocket {
   address: { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: number };
 }
 
+/** A console on the guest side of a port that the session opened (an attached QEMU's guest agent). */
+export interface GuestConsoleOpened {
+  /** The port's label, for the terminal's title. */
+  label: string;
+  console: GuestConsole;
+}
+
 export interface Session {
   /** 'lab': the emulated machine; 'attached': a real QEMU over QMP. */
   readonly kind: 'lab' | 'attached';
@@ -200,6 +208,12 @@ export interface Session {
    * the session's own terminals do it (the lab), or why it cannot.
    */
   hostSocket(ref: PortRef): HostSocket | string | null;
+  /**
+   * A console on the guest side of a port where the session's own guest
+   * programs cannot run it (an attached QEMU: through the guest's qemu-ga),
+   * or why not; absent where the session's terminals do it (the lab).
+   */
+  openGuestConsole?(ref: PortRef): Promise<GuestConsoleOpened | string>;
   /** Start a live capture into `file`; the file's error, or why this session cannot. */
   record(file: string, switches: CaptureSwitches): Recorder | CaptureError | Refusal;
   /**

@@ -29,7 +29,7 @@ import { PortStream } from '../../workloads/port-stream.js';
 import { socketOf } from './chardev-hosts.js';
 import { fail, ok, type PortRef, type Result } from '../contract/contract.js';
 import type { LabSession } from './lab-session.js';
-import type { HostSocket } from './session.js';
+import type { GuestConsoleOpened, HostSocket } from './session.js';
 import { portLabel } from './lab-session.js';
 import {
   TERMINAL_BATCH_BYTES,
@@ -52,6 +52,11 @@ export interface TerminalHost {
    * attached QEMU's tap), or why it cannot; null: the lab's own way.
    */
   hostSocket?(ref: PortRef): HostSocket | string | null;
+  /**
+   * A console on the guest side that the served session opens itself (an
+   * attached QEMU's guest agent), or why not; null: the lab's own way.
+   */
+  guestConsole?(ref: PortRef): Promise<GuestConsoleOpened | string> | null;
   /** Something the topology shows changed (a guest open, a monitor's hot-plug). */
   changed(): void;
 }
@@ -270,6 +275,8 @@ export class TerminalService {
     const served = side === 'host' ? (this.host.hostSocket?.(ref) ?? null) : null;
     if (typeof served === 'string') return fail('Refused', served);
     if (served !== null) return this.openSocket(ref, served);
+    const agentConsole = side === 'guest' ? (this.host.guestConsole?.(ref) ?? null) : null;
+    if (agentConsole !== null) return this.openAgentConsole(ref, await agentConsole);
     const lab = this.host.session();
     const found = lab.port(ref);
     if (isVmchanError(found)) return failWith(found);
@@ -474,6 +481,39 @@ export class TerminalService {
       return fail('Refused', info);
     }
     this.sessions.get(info.id)!.program = this.socketProgram(info.id, socket, where);
+    this.host.changed();
+    return ok(info);
+  }
+
+  /** A guest terminal through the guest's agent (guest-file-* on the port's node). */
+  private async openAgentConsole(
+    ref: PortRef,
+    opened: GuestConsoleOpened | string,
+  ): Promise<Result<unknown>> {
+    if (typeof opened === 'string') return fail('Refused', opened);
+    const con = opened.console;
+    const info = this.register({
+      kind: 'guest',
+      port: ref,
+      title: `${opened.label} · guest (qemu-ga)`,
+      path: con.path,
+    });
+    if (typeof info === 'string') {
+      await con.close();
+      return fail('Refused', info);
+    }
+    let stopping = false;
+    con.onData((b) => this.emit(info.id, b));
+    con.onEnd((why) => {
+      if (!stopping) this.ended(info.id, `${con.path} through qemu-ga: ${why}`);
+    });
+    this.sessions.get(info.id)!.program = {
+      input: (bytes) => con.write(bytes),
+      stop: async () => {
+        stopping = true;
+        await con.close();
+      },
+    };
     this.host.changed();
     return ok(info);
   }

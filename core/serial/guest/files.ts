@@ -2,16 +2,18 @@
  * The guest's system calls on files: a file descriptor table over the
  * namespace, with Linux's semantics and errno values.
  *
- * Every call is a 'guest' task on the engine's queue and returns a Promise
- * that settles when the call returns in the guest: a blocking read settles
- * when the driver wakes the reader (data, host disconnect, unplug), not
- * before. Errors are values (Errno), never exceptions.
+ * Every call is a 'guest' task on the engine's queue (in free-run it runs at
+ * once, when the program makes it: post.mayRunNow; in step mode it waits for
+ * its step) and returns a Promise that settles when the call returns in the
+ * guest: a blocking read settles when the driver wakes the reader (data,
+ * host disconnect, unplug), not before. Errors are values (Errno), never
+ * exceptions.
  *
  * Flags are Linux's: O_NONBLOCK makes waits EAGAIN; O_ASYNC, set with
  * fcntl(F_SETFL) (as in Linux, O_ASYNC given to open() has no effect),
  * makes the driver send SIGIO to the owner set with setOwner (L7).
  */
-import type { PostTask } from '../../virtio/device.js';
+import { runOrPost, type PostTask } from '../../virtio/device.js';
 import { errno, isErrno, type Errno } from './errno.js';
 import type { FileOps, GuestNamespace } from './namespace.js';
 
@@ -63,10 +65,12 @@ function textFileOps(content: string): FileOps {
   const bytes = new TextEncoder().encode(content);
   let pos = 0;
   return {
-    read: async (count) => {
-      const out = bytes.slice(pos, pos + count);
+    read: async (count, _nonblock, into) => {
+      const out = bytes.subarray(pos, pos + count);
       pos += out.length;
-      return out;
+      if (into === undefined) return out.slice();
+      into.set(out);
+      return into.subarray(0, out.length);
     },
     write: async () => errno('EINVAL', 'write to a read-only attribute'),
     poll: () => POLLIN | POLLRDNORM,
@@ -106,7 +110,7 @@ export class GuestFiles {
         process.stderr.write(`vmchan: guest ${label} failed: ${text}\n`);
         resolve(errno('EIO', label));
       };
-      this.post('guest', label, () => {
+      runOrPost(this.post, 'guest', label, () => {
         try {
           Promise.resolve(body()).then(resolve, failed);
         } catch (error) {
@@ -143,12 +147,18 @@ export class GuestFiles {
     });
   }
 
-  read(fd: number, count: number): Promise<Uint8Array | Errno> {
+  /**
+   * read(2). With `into` the bytes land in the caller's buffer (the result
+   * is a view of it), as read(2) fills the buffer it is given; a buffer
+   * shorter than `count` is EFAULT, as Linux's copy_to_user past the end.
+   */
+  read(fd: number, count: number, into?: Uint8Array): Promise<Uint8Array | Errno> {
     return this.syscall(`read fd ${fd}`, () => {
       const f = this.file(fd, 'read');
       if (isErrno(f)) return f;
       if (!Number.isInteger(count) || count < 0) return errno('EINVAL', `read fd ${fd}`);
-      return f.ops.read(count, (f.flags & O_NONBLOCK) !== 0);
+      if (into !== undefined && into.length < count) return errno('EFAULT', `read fd ${fd}`);
+      return f.ops.read(count, (f.flags & O_NONBLOCK) !== 0, into);
     });
   }
 

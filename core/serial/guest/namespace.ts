@@ -21,7 +21,12 @@ export interface CharDevice {
 
 /** What an open file can do (file_operations), implemented by the driver. */
 export interface FileOps {
-  read(count: number, nonblock: boolean): Promise<Uint8Array | Errno>;
+  /**
+   * Up to `count` bytes. With `into` (at least `count` long) they are copied
+   * there, as read(2) copies into the caller's buffer, and the result is a
+   * view of `into`; without it the result is a fresh array.
+   */
+  read(count: number, nonblock: boolean, into?: Uint8Array): Promise<Uint8Array | Errno>;
   write(data: Uint8Array, nonblock: boolean): Promise<number | Errno>;
   /** The poll mask right now. */
   poll(): number;

@@ -78,7 +78,7 @@ class VportFile implements FileOps {
     private readonly port: GuestPort,
   ) {}
 
-  read(count: number, nonblock: boolean): Promise<Uint8Array | Errno> {
+  read(count: number, nonblock: boolean, into?: Uint8Array): Promise<Uint8Array | Errno> {
     const { host, port } = this;
     return new Promise((resolve) => {
       const finish = (): void => {
@@ -86,7 +86,7 @@ class VportFile implements FileOps {
         // "Port got hot-unplugged while we were waiting above."
         if (!port.guestConnected) return resolve(errno('ENODEV'));
         if (!port.hasData() && !port.hostConnected) return resolve(new Uint8Array(0));
-        resolve(port.fillReadbuf(count));
+        resolve(port.fillReadbuf(count, into));
       };
       const waitForData = (): void => {
         if (host.broken || !port.willReadBlock()) finish();
@@ -191,13 +191,13 @@ class HvcFile implements FileOps {
     private readonly port: GuestPort,
   ) {}
 
-  read(count: number, nonblock: boolean): Promise<Uint8Array | Errno> {
+  read(count: number, nonblock: boolean, into?: Uint8Array): Promise<Uint8Array | Errno> {
     const { host, port } = this;
     return new Promise((resolve) => {
       const attempt = (): void => {
         if (port.unplugged) return resolve(new Uint8Array(0)); // hung-up tty
         if (host.broken) return resolve(errno('EIO'));
-        if (port.hasData()) return resolve(port.fillReadbuf(count));
+        if (port.hasData()) return resolve(port.fillReadbuf(count, into));
         if (nonblock) return resolve(errno('EAGAIN'));
         waitThen(host, port, 'hvc read', attempt);
       };

@@ -122,12 +122,22 @@ export class GuestPort {
     return this.inbuf !== null;
   }
 
-  /** fill_readbuf: up to `count` bytes from the current buffer; an emptied buffer is posted again. */
-  fillReadbuf(count: number): Uint8Array | Errno {
+  /**
+   * fill_readbuf: up to `count` bytes from the current buffer; an emptied
+   * buffer is posted again. The bytes are copied once, into `into` when the
+   * caller gives its buffer (copy_to_user), else into a fresh array.
+   */
+  fillReadbuf(count: number, into?: Uint8Array): Uint8Array | Errno {
     const inbuf = this.inbuf;
     if (inbuf === null) return new Uint8Array(0);
-    const n = Math.min(count, inbuf.len - inbuf.offset);
-    const bytes = this.host.memory.readBytes(inbuf.buf.addr + inbuf.offset, n);
+    const n = Math.min(count, inbuf.len - inbuf.offset, into?.length ?? count);
+    const addr = inbuf.buf.addr + inbuf.offset;
+    let bytes: Uint8Array | VirtioFault;
+    if (into === undefined) bytes = this.host.memory.readBytes(addr, n);
+    else {
+      const target = into.subarray(0, n);
+      bytes = this.host.memory.readInto(addr, target) ?? target;
+    }
     if (isFault(bytes)) {
       this.host.ringFault(bytes);
       return errno('EIO', 'read');

@@ -1,0 +1,73 @@
+/**
+ * The client process of the cross-process lab bench (bench/lab.ts): it
+ * connects to two unix sockets (`a` and `b`), moves bytes a -> b and then
+ * b -> a, and prints a line as it starts and one with the seconds each
+ * direction took,
+ * so the lab (or the relay it is compared to) has a process of its own, as
+ * it has beside a real guest and host program.
+ *
+ *   node dist/bench/lab-client.js A_PATH B_PATH BYTES WARMUP_BYTES
+ */
+import * as net from 'node:net';
+
+const CHUNK = 256 * 1024;
+
+function connect(p: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.createConnection({ path: p }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+async function transfer(from: net.Socket, to: net.Socket, total: number): Promise<number> {
+  const chunk = Buffer.alloc(CHUNK, 0x5a);
+  const start = performance.now();
+  const arrived = new Promise<void>((resolve) => {
+    let got = 0;
+    const onData = (c: Buffer): void => {
+      got += c.length;
+      if (got >= total) {
+        to.off('data', onData);
+        resolve();
+      }
+    };
+    to.on('data', onData);
+  });
+  for (let sent = 0; sent < total; sent += CHUNK) {
+    if (!from.write(chunk.subarray(0, Math.min(CHUNK, total - sent)))) {
+      await new Promise((r) => from.once('drain', r));
+    }
+  }
+  await arrived;
+  return (performance.now() - start) / 1000;
+}
+
+async function main(): Promise<void> {
+  const [aPath, bPath, bytesText, warmText] = process.argv.slice(2);
+  if (aPath === undefined || bPath === undefined) {
+    process.stderr.write('usage: lab-client A_PATH B_PATH BYTES WARMUP_BYTES\n');
+    process.exitCode = 2;
+    return;
+  }
+  const bytes = Number(bytesText);
+  const warm = Number(warmText ?? 0);
+  const a = await connect(aPath);
+  const b = await connect(bPath);
+  if (warm > 0) {
+    await transfer(a, b, warm);
+    await transfer(b, a, warm);
+  }
+  // The parent reads its CPU clock at each line: before, between and after the two directions.
+  process.stdout.write('go\n');
+  const aToB = await transfer(a, b, bytes);
+  process.stdout.write(`a->b ${aToB}\n`);
+  const bToA = await transfer(b, a, bytes);
+  process.stdout.write(`b->a ${bToA}\n`);
+  a.destroy();
+  b.destroy();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`lab-client: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
