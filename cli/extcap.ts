@@ -23,7 +23,6 @@
  * into Wireshark's extcap folder and the dissector into its Lua plugins
  * folder, both asked of `tshark -G folders` (cli/extcap-install.ts).
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
@@ -151,26 +150,44 @@ export async function runExtcap(args: string[]): Promise<number> {
     if (a.iface === QMP_INTERFACE) return await captureAttached(a, fifo);
     return await captureSession(a.iface, fifo, a.filter);
   } catch (err) {
-    releaseFifo(fifo);
-    throw err;
+    // The one line first (Wireshark shows the extcap's stderr), then the fifo.
+    const usage = err instanceof UsageError;
+    process.stderr.write(`vmchan: ${err instanceof Error ? err.message : String(err)}\n`);
+    await releaseFifo(fifo);
+    return usage ? 2 : 1;
   }
 }
 
+/** How long a refused capture waits for dumpcap to open the fifo before it gives up. */
+const FIFO_READER_WAIT_MS = 10_000;
+
 /**
- * dumpcap reports an extcap's stderr when the extcap exits, which is how a
- * refusal reaches the person; if dumpcap is still blocked opening the fifo
- * a few seconds later, a detached helper opens and closes it so dumpcap
- * sees the end instead of waiting forever. (Releasing the fifo at once would
- * make dumpcap report an empty error before it reads our message.)
+ * A refused capture never writes to the fifo, but it must not leave its
+ * reader waiting: dumpcap 4.0 opens the extcap fifo non-blocking and waits
+ * in select() for the first bytes, with no timeout and no look at whether
+ * the extcap is still alive; tshark deletes the fifo once the extcap has
+ * exited, so nobody could open it later. So, before exiting, open the write
+ * side (once dumpcap has the read side open) and close it: dumpcap reads
+ * end-of-file, stops at once, and tshark shows the extcap's stderr
+ * ("Error by extcap pipe: vmchan: ...") and exits non-zero.
+ * Non-blocking opens, retried while no reader is there (ENXIO), so a fifo
+ * nobody reads (the filter check of Wireshark's dialog) costs at most the wait.
  */
-function releaseFifo(fifo: string): void {
-  const child = spawn(
-    'sh',
-    ['-c', 'sleep 5; [ -p "$1" ] && timeout 2 sh -c \': > "$1"\' sh "$1"', 'sh', fifo],
-    { detached: true, stdio: 'ignore' },
-  );
-  child.on('error', () => {}); // no sh: nothing more to do
-  child.unref();
+export async function releaseFifo(fifo: string, waitMs = FIFO_READER_WAIT_MS): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    try {
+      const st = fs.statSync(fifo);
+      if (!st.isFIFO()) return; // only ever a fifo: never truncate a file by mistake
+      const fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+      fs.closeSync(fd);
+      return;
+    } catch (err) {
+      // ENXIO: no reader yet. Anything else (gone, not ours): nothing to release.
+      if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() >= deadline) return;
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
 }
 
 function installScope(args: string[]): InstallScope {

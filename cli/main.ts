@@ -47,7 +47,8 @@ export async function run(argv: string[]): Promise<number> {
   });
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    // A subcommand that reported its own failure (extcap, launch) set the code.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit through here with code 0

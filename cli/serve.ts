@@ -64,6 +64,8 @@ export async function startServe(options: ServeOptions = {}): Promise<ServeHandl
   const service = await ApiService.create({
     face: 'web',
     lab: options.demo === false ? 'empty' : 'demo',
+    // Its labs and attached QEMUs are Wireshark interfaces (vmchan extcap) while they run.
+    publishSessions: true,
     ...(options.runtimeBase !== undefined ? { runtimeBase: options.runtimeBase } : {}),
   });
   let server: WebServer;

@@ -84,7 +84,11 @@ async function main(): Promise<void> {
   );
   session.defaultSession.setPermissionCheckHandler(() => false);
 
-  const service = await ApiService.create({ face: 'electron', dialogs: true });
+  const service = await ApiService.create({
+    face: 'electron',
+    dialogs: true,
+    publishSessions: true,
+  });
   // Paths the person picked in a native file dialog this session; anything else is asked natively.
   const chosen = new Set<string>();
   let window: BrowserWindow | null = null;

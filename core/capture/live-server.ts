@@ -8,15 +8,16 @@
  *   server -> `OK\n` then a pcapng stream (section header, interfaces, packets), or
  *             `ERR <one line>\n` and the server hangs up.
  *
- * Each client is one more sink on the session's {@link Capture}: the capture
- * hands every record to the file, the app and each live client as the same
- * object; each sink encodes it once. A client's pcapng is flushed once per
- * engine batch (setImmediate after the first record of a batch), so records
- * reach Wireshark as they happen without a write call per record.
+ * All clients share one sink on the session's {@link Capture}, the
+ * {@link LiveHub}: each record is encoded once, and the same bytes go to
+ * every client, flushed once per engine batch (setImmediate after the first
+ * record of a batch), so records reach Wireshark as they happen without a
+ * write call per record.
  *
  * Bounds: at most {@link MAX_LIVE_CLIENTS} clients; a client that falls
- * more than {@link MAX_LIVE_QUEUE_BYTES} behind is disconnected and counted
- * (never silently dropped from: a pcapng stream with a hole would be a lie).
+ * more than {@link MAX_LIVE_QUEUE_BYTES} behind is disconnected, counted and
+ * named in a notice (never silently dropped from: a pcapng stream with a
+ * hole would be a lie).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -29,29 +30,192 @@ export const MAX_LIVE_CLIENTS = 16;
 export const MAX_LIVE_QUEUE_BYTES = 16 * 1024 * 1024;
 const MAX_HELLO_BYTES = 4096;
 
-/** Writes pcapng chunks to a socket, refusing to queue more than the bound. */
-class SocketOutput implements ByteOutput {
-  constructor(private readonly socket: net.Socket) {}
-  write(chunk: Uint8Array): CaptureError | undefined {
-    const s = this.socket;
-    if (s.destroyed || s.writableEnded)
-      return new CaptureError('SinkClosed', 'live capture reader is gone');
-    if (s.writableLength > MAX_LIVE_QUEUE_BYTES)
-      return new CaptureError(
-        'IoError',
-        `live capture reader fell more than ${MAX_LIVE_QUEUE_BYTES} bytes behind`,
-      );
-    // The writer reuses its buffer: the socket gets its own copy.
-    s.write(Buffer.from(chunk));
+/** One connected live client: its socket and, when it asked for one, its filter. */
+interface LiveClient {
+  readonly socket: net.Socket;
+  readonly filter: Filter | undefined;
+  /** The first record's time this client saw (its filter's `time` is relative to it). */
+  firstTime: bigint | undefined;
+}
+
+/** A record's block in the shared stream, and which filtered clients want it. */
+interface Span {
+  readonly start: number;
+  /** Filtered clients whose filter matched the record (unfiltered clients take every block). */
+  readonly wantedBy: ReadonlySet<LiveClient>;
+}
+
+const BLOCK_SHB_LE = 0x0a0d0d0a;
+const BLOCK_IDB_LE = 0x00000001;
+
+/**
+ * Every live client of one session fed from one encoding: the hub is a
+ * single sink on the session's {@link Capture}; each record becomes pcapng
+ * bytes once (its own PcapngWriter), and each flushed chunk is copied once
+ * out of the writer's reused buffer, then the same Buffer is queued on every
+ * unfiltered client's socket (a filtered client gets subarrays of it: the
+ * blocks its filter matched, plus every interface block). A client that
+ * joins later gets the section header and the interfaces so far (kept as
+ * they pass), then the stream from there.
+ *
+ * Each socket's queue is bounded ({@link LiveHubOptions.queueBytes}): a
+ * client that falls that far behind is disconnected, counted, and told to
+ * `onDrop` with its reason. Writing never waits for a client, so a slow or
+ * stalled Wireshark never holds up the lab.
+ */
+export class LiveHub implements CaptureSink {
+  private readonly clients = new Set<LiveClient>();
+  private readonly writer: PcapngWriter;
+  /** Section header and interface blocks written so far: what a late client starts with. */
+  private preamble: Buffer[] = [];
+  /** Bytes handed out so far (the absolute offset of the next chunk). */
+  private sent = 0;
+  /** Blocks of records not yet flushed, by their absolute start offset (only with filtered clients). */
+  private readonly spans = new Map<number, Span>();
+  private flushScheduled = false;
+  private readonly queueBytes: number;
+  /** Clients disconnected because they fell behind. */
+  dropped = 0;
+  /** Chunks copied out of the writer (one per flush, whatever the number of clients). */
+  chunks = 0;
+
+  /** Records encoded: once each, whatever the number of clients. */
+  get encoded(): number {
+    return this.writer.records;
+  }
+
+  constructor(options: LiveHubOptions = {}) {
+    this.queueBytes = options.queueBytes ?? MAX_LIVE_QUEUE_BYTES;
+    const onDrop = options.onDrop ?? (() => {});
+    const out: ByteOutput = {
+      write: (chunk: Uint8Array): CaptureError | undefined => {
+        this.fanOut(Buffer.from(chunk), onDrop);
+        return undefined;
+      },
+      close: () => undefined,
+    };
+    // The hub flushes per engine batch; the writer's own deadline is only a safety net.
+    const writer = PcapngWriter.to(out, { flushIntervalMs: 1000 });
+    if (writer instanceof CaptureError) throw writer; // a MemoryOutput-like sink cannot fail
+    this.writer = writer;
+    this.writer.flush();
+  }
+
+  /** Clients connected now. */
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** Start streaming to a client: the header and interfaces so far at once, then live. */
+  join(socket: net.Socket, filter: Filter | undefined): () => void {
+    this.writer.flush(); // pending records belong to the clients that were there
+    const client: LiveClient = { socket, filter, firstTime: undefined };
+    for (const block of this.preamble) socket.write(block);
+    this.clients.add(client);
+    return () => {
+      this.clients.delete(client);
+    };
+  }
+
+  addInterface(iface: CaptureInterface): CaptureError | undefined {
+    return this.writer.addInterface(iface);
+  }
+
+  write(record: CaptureRecord): CaptureError | undefined {
+    if (this.clients.size === 0) {
+      // Nobody to send to: interfaces still go into the preamble, records go nowhere.
+      return undefined;
+    }
+    let wantedBy: Set<LiveClient> | undefined;
+    for (const c of this.clients) {
+      if (c.filter === undefined) continue;
+      c.firstTime ??= record.time;
+      wantedBy ??= new Set();
+      // The filter reads the record now: its bytes are only lent to sinks.
+      if (c.filter.test(subjectOfRecord(record, c.firstTime))) wantedBy.add(c);
+    }
+    // Noted before the write: a block larger than the writer's buffer is handed out within it.
+    const start = this.writer.size;
+    if (wantedBy !== undefined) this.spans.set(start, { start, wantedBy });
+    const err = this.writer.write(record);
+    if (err) {
+      this.spans.delete(start);
+      return err;
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.writer.flush();
+      });
+    }
     return undefined;
   }
+
+  flush(): CaptureError | undefined {
+    return this.writer.flush();
+  }
+
   close(): CaptureError | undefined {
-    this.socket.end();
-    return undefined;
+    const err = this.writer.close();
+    for (const c of this.clients) c.socket.end();
+    this.clients.clear();
+    return err;
+  }
+
+  /** One chunk of whole blocks, the same Buffer for every client. */
+  private fanOut(chunk: Buffer, onDrop: (reason: string) => void): void {
+    this.chunks++;
+    const base = this.sent;
+    this.sent += chunk.length;
+    // Walk the blocks once: keep interface blocks for late clients; cut per-filter parts.
+    const filtered = [...this.clients].filter((c) => c.filter !== undefined);
+    const parts = new Map<LiveClient, Buffer[]>(filtered.map((c) => [c, []]));
+    for (let o = 0; o + 8 <= chunk.length;) {
+      const type = chunk.readUInt32LE(o);
+      const length = chunk.readUInt32LE(o + 4);
+      if (length < 12 || o + length > chunk.length) break; // never: the writer hands whole blocks
+      const block = chunk.subarray(o, o + length);
+      if (type === BLOCK_SHB_LE || type === BLOCK_IDB_LE) {
+        this.preamble.push(block);
+        for (const list of parts.values()) list.push(block);
+      } else {
+        const span = this.spans.get(base + o);
+        this.spans.delete(base + o);
+        if (span !== undefined) for (const c of span.wantedBy) parts.get(c)?.push(block);
+      }
+      o += length;
+    }
+    for (const c of [...this.clients]) {
+      const s = c.socket;
+      if (s.destroyed || s.writableEnded) {
+        this.clients.delete(c);
+        continue;
+      }
+      if (s.writableLength > this.queueBytes) {
+        this.clients.delete(c);
+        this.dropped++;
+        s.destroy();
+        onDrop(`live capture reader fell more than ${this.queueBytes} bytes behind`);
+        continue;
+      }
+      if (c.filter === undefined) s.write(chunk);
+      else for (const part of parts.get(c) ?? []) s.write(part);
+    }
   }
 }
 
-/** One live client: a pcapng writer on its socket, an optional filter, flushed per batch. */
+export interface LiveHubOptions {
+  /** A client's queue bound (default {@link MAX_LIVE_QUEUE_BYTES}). */
+  queueBytes?: number;
+  /** Told, with the reason, about each client disconnected for falling behind. */
+  onDrop?: (reason: string) => void;
+}
+
+/**
+ * One pcapng writer of its own with an optional filter, flushed per batch: a
+ * single reader such as extcap's attach interface writing to Wireshark's fifo.
+ */
 export class LiveSink implements CaptureSink {
   private flushScheduled = false;
   private firstTime: bigint | undefined;
@@ -96,6 +260,8 @@ export class LiveSink implements CaptureSink {
 export interface LiveServerOptions {
   /** Told about clients that come, go or are disconnected (one line each). */
   onNotice?: (line: string) => void;
+  /** A client's queue bound (default {@link MAX_LIVE_QUEUE_BYTES}). */
+  queueBytes?: number;
 }
 
 export interface LiveServer {
@@ -104,6 +270,8 @@ export interface LiveServer {
   readonly clients: number;
   /** Clients disconnected because they fell behind. */
   readonly dropped: number;
+  /** The one encoder all clients share. */
+  readonly hub: LiveHub;
   close(): Promise<void>;
 }
 
@@ -132,7 +300,6 @@ export function startLiveServer(
 ): Promise<LiveServer | CaptureError> {
   const notice = options.onNotice ?? (() => {});
   const sockets = new Set<net.Socket>();
-  let dropped = 0;
 
   const serve = (socket: net.Socket): void => {
     if (sockets.size >= MAX_LIVE_CLIENTS) {
@@ -161,28 +328,30 @@ export function startLiveServer(
         return;
       }
       socket.write('OK\n');
-      const writer = PcapngWriter.to(new SocketOutput(socket), {
-        // LiveSink flushes per batch; the writer's own deadline is only a safety net.
-        flushIntervalMs: 1000,
-      });
-      if (writer instanceof CaptureError) {
-        socket.destroy();
-        return;
-      }
-      const sink = new LiveSink(writer, asked.filter);
-      detach = capture.attach(sink);
-      writer.flush(); // the section header and interfaces go out at once
+      // The hub is a sink only while someone reads: with no client the lab captures nothing.
+      if (hub.size === 0) detachHub = capture.attach(hub);
+      const leave = hub.join(socket, asked.filter);
+      detach = () => {
+        leave();
+        if (hub.size === 0) {
+          detachHub?.();
+          detachHub = undefined;
+        }
+      };
       socket.resume(); // nothing more is read from the client
     };
     socket.on('data', onData);
   };
 
-  const offError = capture.onError((err, sink) => {
-    if (!(sink instanceof LiveSink)) return;
-    if (err.kind === 'SinkClosed') return; // the reader went away: nothing to report
-    dropped++;
-    notice(`live capture client disconnected: ${err.message}`);
+  const hub = new LiveHub({
+    queueBytes: options.queueBytes,
+    onDrop: (reason) => notice(`live capture client disconnected: ${reason}`),
   });
+  let detachHub: (() => void) | undefined;
+  const offError = (): void => {
+    detachHub?.();
+    hub.close();
+  };
 
   return new Promise((resolve) => {
     const server = net.createServer(serve);
@@ -207,8 +376,9 @@ export function startLiveServer(
           return sockets.size;
         },
         get dropped() {
-          return dropped;
+          return hub.dropped;
         },
+        hub,
         close: () =>
           new Promise<void>((done) => {
             offError();

@@ -20,10 +20,15 @@ export async function publishSession(
   kind: SessionKind,
   description: string,
   onNotice: (line: string) => void = () => {},
+  /** A live client's queue bound (default MAX_LIVE_QUEUE_BYTES; the bench sets it above its transfer). */
+  queueBytes?: number,
 ): Promise<PublishedSession | CaptureError> {
   const reg = registerSession(kind, description);
   if (reg instanceof CaptureError) return reg;
-  const server = await startLiveServer(capture, reg.entry.socket, { onNotice });
+  const server = await startLiveServer(capture, reg.entry.socket, {
+    onNotice,
+    ...(queueBytes !== undefined ? { queueBytes } : {}),
+  });
   if (server instanceof CaptureError) {
     reg.unregister();
     return server;

@@ -50,11 +50,49 @@ function vmchan(args: string[]): { status: number | null; stdout: string; stderr
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * Run tshark; with `hang`, a tshark still running after `limitMs` is killed
+ * and the run fails with that sentence (what it was left waiting for).
+ */
 function tshark(
+  args: string[],
+  hang?: { limitMs: number; what: string },
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('tshark', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let hung = false;
+    const timer =
+      hang &&
+      setTimeout(() => {
+        hung = true;
+        child.kill('SIGTERM');
+      }, hang.limitMs);
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (status) => {
+      if (timer) clearTimeout(timer);
+      if (hung)
+        reject(
+          new Error(
+            `tshark ${args.join(' ')} still ran after ${hang!.limitMs} ms: ${hang!.what}\n${stderr}`,
+          ),
+        );
+      else resolve({ status, stdout, stderr });
+    });
+  });
+}
+
+/** vmchan without blocking the test's event loop (a fifo reader in this process must keep running). */
+function vmchanAsync(
   args: string[],
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('tshark', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -179,14 +217,17 @@ describeWithTshark('vmchan as a tshark extcap', () => {
     // fifo's reader is not left waiting.
     const fifo = path.join(home, 'refused.fifo');
     spawnSync('mkfifo', [fifo]);
-    const reader = new Promise<number>((resolve) => {
-      const s = fs.createReadStream(fifo);
-      let n = 0;
-      s.on('data', (c) => (n += c.length));
-      s.on('close', () => resolve(n));
-      s.on('error', () => resolve(-1));
-    });
-    const r = vmchan([
+    // The reader opens the fifo (in libuv's pool: the open waits for a writer) and reads to
+    // end-of-file: only a refused extcap that opens and closes the write side lets it end.
+    const reader = (async (): Promise<number> => {
+      const fh = await fs.promises.open(fifo, 'r');
+      try {
+        return (await fh.readFile()).length;
+      } finally {
+        await fh.close();
+      }
+    })();
+    const r = await vmchanAsync([
       'extcap',
       '--capture',
       '--extcap-interface',
@@ -198,9 +239,37 @@ describeWithTshark('vmchan as a tshark extcap', () => {
     ]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^vmchan: capture filter: filter error at column 8: /);
-    expect(await reader).toBe(0);
+    // The extcap has exited: the reader has end-of-file now, or never will.
+    expect(
+      await Promise.race([
+        reader,
+        new Promise((_, reject) =>
+          setTimeout(
+            () => reject(new Error('the fifo reader still waits after the refused extcap exited')),
+            20_000,
+          ),
+        ),
+      ]),
+    ).toBe(0);
     fs.rmSync(fifo);
   }, 180_000);
+
+  it("tshark -f <invalid> -i <lab> -a duration:3 ends at once with vmchan's message, not a hang", async () => {
+    // dumpcap 4.0 waits in select() on the extcap fifo until its first bytes
+    // or end-of-file: the refused extcap closes the fifo's write side before
+    // it exits, so dumpcap ends and tshark prints the extcap's stderr.
+    const r = await tshark(
+      ['-f', 'port ==', '-i', iface, '-a', 'duration:3', '-w', path.join(home, 'refused.pcapng')],
+      {
+        limitMs: 60_000,
+        what: 'dumpcap left waiting on the fifo of a refused vmchan extcap capture',
+      },
+    );
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(
+      /Error by extcap pipe: vmchan: capture filter: filter error at column 8: expected a value after '=='/,
+    );
+  }, 120_000);
 
   it('uninstall leaves the folders as they were', () => {
     const r = vmchan(['extcap', 'uninstall', '--user']);

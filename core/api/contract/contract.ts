@@ -33,6 +33,7 @@ import {
   VringCommandSchemas,
   VringViewSchema,
 } from './vring-contract.js';
+import { AutostopWordsSchema, RingWordsSchema } from './capture-options.js';
 // Terminal sessions and the HMP monitor console (output in batches): terminal-contract.ts.
 import {
   TerminalCommandSchemas,
@@ -274,10 +275,10 @@ export const CommandSchema = z.discriminatedUnion('cmd', [
   z.object({
     cmd: z.literal('startCapture'),
     path: z.string().max(4096).optional(),
-    /** dumpcap's -b words: filesize:KB, duration:S, files:N. */
-    ring: z.array(z.string().max(64)).max(8).optional(),
-    /** dumpcap's -a words: filesize:KB, duration:S, packets:N. */
-    autostop: z.array(z.string().max(64)).max(8).optional(),
+    /** dumpcap's -b words: filesize:KB, duration:S, files:N (capture-options.ts). */
+    ring: RingWordsSchema.optional(),
+    /** dumpcap's -a words: filesize:KB, duration:S, packets:N (capture-options.ts). */
+    autostop: AutostopWordsSchema.optional(),
     /** Warn once the file passes this many bytes (default 1 GiB). */
     warnBytes: z.number().int().positive().optional(),
   }),

@@ -10,7 +10,9 @@
  *
  * The taps write into one Capture switchboard all the time; it drops
  * records at once while no file is recording (no sink), so a tap costs a
- * check per chunk when nobody captures.
+ * check per chunk when nobody captures. A second switchboard, `live`, has
+ * every port switched on for live clients (vmchan extcap, Wireshark): the
+ * file's switches are the app's, a live client's are its own filter.
  */
 import { CaptureError } from '../../capture/error.js';
 import { openCaptureFile } from '../../capture/ring-writer.js';
@@ -38,22 +40,27 @@ const EVENT_OF: Partial<Record<AttachEvent['kind'], PortEventType>> = {
 
 export class AttachCapture {
   private readonly capture = new Capture();
+  /** Every port, for live clients (published by the service in the session registry). */
+  readonly live = new Capture();
   private failure: CaptureError | null = null;
 
   constructor() {
     this.capture.onError((err) => {
       this.failure = err;
     });
+    this.live.setAll(true);
   }
 
   /** The sink a tap writes into (it never fails the tap: a file error stops the recording). */
   readonly sink: CaptureSink = {
     addInterface: (iface) => {
       this.capture.addInterface(iface);
+      this.live.addInterface(iface);
       return undefined;
     },
     write: (record) => {
       this.capture.write(record);
+      this.live.write(record);
       return undefined;
     },
     flush: () => undefined,
@@ -64,6 +71,8 @@ export class AttachCapture {
   describe(iface: CaptureInterface): void {
     if (this.capture.interfaceOf(iface.device, iface.port) === undefined)
       this.capture.addInterface(iface);
+    if (this.live.interfaceOf(iface.device, iface.port) === undefined)
+      this.live.addInterface(iface);
   }
 
   /** An attached machine's event as an event record, at QEMU's time. */
@@ -79,6 +88,7 @@ export class AttachCapture {
       text: e.text,
     });
     this.capture.write(record);
+    this.live.write(record);
   }
 
   /** Start writing `file`: every record from now on, by the switches. */

@@ -20,7 +20,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CaptureError } from '../../capture/error.js';
-import type { CaptureInterface } from '../../capture/record.js';
+import type { Capture, CaptureInterface } from '../../capture/record.js';
 import { AttachedMachine } from '../../qemu/attach.js';
 import { isAttachError, isAttachFailure, type AttachFailure } from '../../qemu/attach-error.js';
 import { InPlaceTap } from '../../qemu/inplace-tap.js';
@@ -446,6 +446,12 @@ export class AttachSession implements Session {
   record(file: string, switches: CaptureSwitches): Recorder | CaptureError {
     for (const p of this.machine.ports) this.capture.describe(this.captureInterface(p));
     return this.capture.record(file, switches);
+  }
+
+  /** Every tap's bytes and QEMU's events, for live clients (attach-capture.ts). */
+  liveCapture(): Capture {
+    for (const p of this.machine.ports) this.capture.describe(this.captureInterface(p));
+    return this.capture.live;
   }
 
   /** QMP counts no bytes: the totals are the taps' (an untapped port has none). */
@@ -898,6 +904,7 @@ export class AttachSession implements Session {
     this.agentClient = null;
     // every path an in-place tap took goes back before the QMP connection closes
     for (const id of [...this.taps.keys()]) await this.untap(id);
+    this.capture.live.close();
     for (const p of this.pollers.values()) p.stop();
     this.pollers.clear();
     await this.machine.close();

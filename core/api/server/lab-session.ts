@@ -10,7 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Lab } from '../../engine/lab.js';
-import type { CaptureInterface } from '../../capture/record.js';
+import type { Capture, CaptureInterface } from '../../capture/record.js';
+import { tapLab, type LabTap } from '../../capture/lab-tap.js';
 import { Machine } from '../../machine/machine.js';
 import { chardevArg, deviceArg, portArg } from '../../machine/qemu-print.js';
 import {
@@ -134,6 +135,8 @@ export class LabSession implements Session {
   /** Guest-side terminals being opened (a write queued while paused opens once). */
   private readonly opening = new Map<string, Promise<number | VmchanError>>();
   booted = true;
+  /** Every port for live clients (liveCapture); made on first use. */
+  private tap: LabTap | null = null;
 
   private constructor(
     readonly name: string,
@@ -187,6 +190,12 @@ export class LabSession implements Session {
   /** The engine's events of every port into `file` (recorder.ts). */
   record(file: string, switches: CaptureSwitches): Recorder | CaptureError {
     return CaptureRecorder.start(this.lab, file, (d, nr) => this.captureInterface(d, nr), switches);
+  }
+
+  /** Every port of the lab, for live clients; the tap has no sink of its own, so it costs nothing until one attaches. */
+  liveCapture(): Capture {
+    this.tap ??= tapLab(this.lab, null);
+    return this.tap.capture;
   }
 
   /** The device's own counters of every port. */
@@ -248,6 +257,8 @@ export class LabSession implements Session {
     }
     this.lab.scheduler.setMode('step'); // nothing runs any more
     this.hostTerminals.closeAll();
+    this.tap?.stop();
+    this.tap = null;
     await this.machine.close();
   }
 

@@ -68,6 +68,8 @@ import {
   ensureCaptureDataDir,
 } from '../../capture/data-dir.js';
 import { parseRingOptions } from '../../capture/ring-writer.js';
+import { publishSession, type PublishedSession } from '../../capture/live-session.js';
+import type { SessionEntry } from '../../capture/session-registry.js';
 import { TerminalService } from './terminal-service.js';
 import { CaptureView, viewAnswer } from './capture-view.js';
 import { VringService } from './vring-service.js';
@@ -84,6 +86,13 @@ export interface ApiServiceOptions {
   runtimeBase?: string;
   /** Where the app's captures go by default (default: the user's data directory). */
   captureDir?: string;
+  /**
+   * Register the lab and an attached QEMU in the session registry
+   * (core/capture/session-registry.ts), so `vmchan extcap` and Wireshark list
+   * them as interfaces while they run: the app and `vmchan serve` do; tests
+   * that do not look at it leave the user's registry alone.
+   */
+  publishSessions?: boolean;
   /** Throughput sample period (ms). */
   sampleMs?: number;
   maxEvents?: number;
@@ -139,6 +148,9 @@ export class ApiService {
   private attachment: { session: AttachSession; parkedMode: 'free-run' | 'step' } | null = null;
   private attachCount = 0;
   private importCount = 0;
+  /** The lab's and the attached QEMU's entries in the session registry (publishSessions). */
+  private publishedLab: Promise<PublishedSession | null> | null = null;
+  private publishedAttach: Promise<PublishedSession | null> | null = null;
   private parkedMode: 'free-run' | 'step' = 'free-run';
   /** Commands run one at a time, in arrival order (a lab switch is not interleaved with a hot-plug). */
   private queue: Promise<unknown> = Promise.resolve();
@@ -307,6 +319,7 @@ export class ApiService {
     this.portCapture.clear();
     await this.terminals.endAll('the lab was replaced');
     for (const u of this.unsubscribe.splice(0)) u();
+    await this.unpublish('lab');
     await old?.dispose();
     if (old !== null) fs.rmSync(old.runtimeDir, { recursive: true, force: true });
     const options = (runtimeDir: string, demo: boolean) => ({
@@ -348,6 +361,7 @@ export class ApiService {
   }
 
   private adopt(session: LabSession): void {
+    if (this.lab !== session) this.publish('lab', session);
     this.lab = session;
     this.current = session;
     this.lastSample.clear();
@@ -401,6 +415,7 @@ export class ApiService {
     if (!(a instanceof AttachSession)) return failure(a);
     this.stopRecorder();
     for (const u of this.unsubscribe.splice(0)) u();
+    this.publish('attach', a);
     const sch = this.lab.lab.scheduler;
     this.attachment = { session: a, parkedMode: sch.mode === 'step' ? 'step' : 'free-run' };
     sch.setMode('step');
@@ -428,11 +443,57 @@ export class ApiService {
     this.stopRecorder();
     await this.terminals.endAll('detached from the QEMU');
     this.current = this.lab;
+    await this.unpublish('attach');
     await attached.session.close();
     this.lab.lab.scheduler.setMode(attached.parkedMode);
     this.listen(this.lab.lab);
     this.note(`detached from ${attached.session.address}; back to the ${this.lab.name} lab`);
     this.adopt(this.lab);
+  }
+
+  // ------------------------------------------------------------ live capture
+
+  /**
+   * List a session in the session registry with a live socket streaming its
+   * capture (what `vmchan extcap` lists), as `vmchan run` and `attach` do.
+   * A registry that cannot be made is a note, not a failure of the lab.
+   */
+  private publish(kind: 'lab' | 'attach', session: Session): void {
+    if (this.options.publishSessions !== true) return;
+    const description =
+      kind === 'lab'
+        ? `app lab ${session.title} (pid ${process.pid})`
+        : `app, QEMU at ${(session as AttachSession).address} (pid ${process.pid})`;
+    const published = publishSession(session.liveCapture(), kind, description, (line) =>
+      this.note(line),
+    ).then((p) => {
+      if (p instanceof CaptureError) {
+        this.note(`live capture unavailable: ${p.message}`);
+        return null;
+      }
+      this.note(`live capture: ${p.entry.id} (vmchan extcap, Wireshark)`);
+      return p;
+    });
+    if (kind === 'lab') this.publishedLab = published;
+    else this.publishedAttach = published;
+  }
+
+  /** Take a session out of the registry; its live clients see the stream end. */
+  private async unpublish(kind: 'lab' | 'attach'): Promise<void> {
+    const published = kind === 'lab' ? this.publishedLab : this.publishedAttach;
+    if (kind === 'lab') this.publishedLab = null;
+    else this.publishedAttach = null;
+    await (await published)?.close();
+  }
+
+  /** The registry entries of the lab and the attached QEMU, once listed (tests). */
+  async publishedSessions(): Promise<SessionEntry[]> {
+    const out: SessionEntry[] = [];
+    for (const p of [this.publishedLab, this.publishedAttach]) {
+      const got = await p;
+      if (got) out.push(got.entry);
+    }
+    return out;
   }
 
   /** The attached QEMU, when one is served (tests). */
@@ -777,8 +838,10 @@ export class ApiService {
     for (const b of this.screens) b.close();
     this.screens.clear();
     for (const u of this.unsubscribe.splice(0)) u();
+    await this.unpublish('attach');
     await this.attachment?.session.close();
     this.attachment = null;
+    await this.unpublish('lab');
     await this.lab.dispose();
     fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@
  */
 import { VmchanError } from '../../base/error.js';
 import type { CaptureError } from '../../capture/error.js';
+import type { Capture } from '../../capture/record.js';
 import type { RingOptions } from '../../capture/ring-writer.js';
 import type { GuestConsole } from '../../qga/guest-console.js';
 import {
@@ -219,4 +220,10 @@ export interface Session {
   openGuestConsole?(ref: PortRef): Promise<GuestConsoleOpened | string>;
   /** Start a live capture into `file`; the file's error, or why this session cannot. */
   record(file: string, switches: CaptureSwitches): Recorder | CaptureError | Refusal;
+  /**
+   * Everything this session captures, every port, for live clients (`vmchan
+   * extcap`, Wireshark): the service publishes it in the session registry.
+   * Costs nothing while no client is attached.
+   */
+  liveCapture(): Capture;
 }

@@ -62,6 +62,11 @@ export class AppState {
   face = $state<'electron' | 'web'>('web');
   /** The service's hello: version, reference versions, docs (the About dialog). */
   hello = $state.raw<ResultOf<'hello'> | null>(null);
+  /**
+   * The next capture's ring buffer and stop conditions (dumpcap's -b and -a
+   * words, checked by capture-settings.ts): every Start capture sends them.
+   */
+  captureSettings = $state.raw<{ ring: string[]; autostop: string[] }>({ ring: [], autostop: [] });
 
   readonly history = new ThroughputHistory(300);
   /** Each port's state changes, kept apart from the bounded list (event-history.ts). */
