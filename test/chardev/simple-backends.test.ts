@@ -7,6 +7,7 @@ import {
   createChardev,
   isChardevError,
   RingbufChardev,
+  StdioChardev,
   totalDropped,
   UdpChardev,
   type OpenChardev,
@@ -215,6 +216,7 @@ describe('stdio chardev (H1)', () => {
     });
     const c = await open(spec('s1', { kind: 'stdio' }));
     opened.push(c);
+    if (!(c instanceof StdioChardev)) throw new Error('not a stdio chardev');
     c.attach(new TestFrontend());
     const sizes = [1000, 2000, 3000, 4000];
     let taken = 0;
