@@ -219,7 +219,7 @@ export class LiveHub implements CaptureSink {
     const view = Buffer.from(lent.buffer, lent.byteOffset, lent.byteLength);
     if (this.clients.size === 0) {
       // Only files: keep the header and interface blocks (copied: the buffer is reused).
-      for (let o = 0; o + 8 <= view.length; ) {
+      for (let o = 0; o + 8 <= view.length;) {
         const type = view.readUInt32LE(o);
         const length = view.readUInt32LE(o + 4);
         if (length < 12 || o + length > view.length) break;

@@ -42,7 +42,9 @@ function records(n: number, big = -1): CaptureRecord[] {
   for (let i = 0; i < n; i++) {
     const time = BigInt(1_000_000 + i);
     if (i % 50 === 7) {
-      out.push(eventRecord({ time, device: 'vser0', port: 1, portName: 'p1', event: 'throttle-on' }));
+      out.push(
+        eventRecord({ time, device: 'vser0', port: 1, portName: 'p1', event: 'throttle-on' }),
+      );
       continue;
     }
     if (i % 50 === 9) {
@@ -86,7 +88,7 @@ function feed(capture: Capture, recs: CaptureRecord[]): void {
 
 const OPTS: PcapngWriterOptions = { comment: 'vmchan live capture' };
 
-describe('SharedCaptureFile: the file takes the hub\'s bytes', () => {
+describe("SharedCaptureFile: the file takes the hub's bytes", () => {
   it('a plain file: byte-identical to its own PcapngWriter for the same records, and to what three live clients got; each record encoded once', async () => {
     const dir = tempDir('shared-file');
     const recs = records(2000, 1200);
