@@ -26,7 +26,9 @@ export abstract class StreamEndpoint extends BackendEndpoint {
         data: (chunk) => this.hostBytes(chunk),
         drain: () => this.writable(),
         end: () => this.hostEnded(),
-        gone: () => this.peerDisconnected(),
+        // A failed output (EPIPE on a closed stdout) lost the writes the OS
+        // never confirmed: counted toward the host (0 for any other end).
+        gone: () => this.peerDisconnected(this.link.lostToOutputFailure),
       },
     });
     this.peerConnected();

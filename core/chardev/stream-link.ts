@@ -65,6 +65,12 @@ export class StreamLink {
   private isGone = false;
   /** Bytes lost to a refused write and everything queued behind it; null while writes work. */
   private failedUnsent: number | null = null;
+  /**
+   * Bytes handed to output.write() whose callback has not said they reached
+   * the OS. Node empties writableLength before it reports a failed write, so
+   * only our own count still knows, at the 'error', what the failure took.
+   */
+  private unconfirmed = 0;
   private readonly detachers: (() => void)[] = [];
 
   constructor(options: StreamLinkOptions) {
@@ -107,8 +113,27 @@ export class StreamLink {
     if (this.failedUnsent !== null) return 0;
     if (this.room() <= 0) return 0;
     const n = Math.min(MAX_WHOLE_WRITE, bytes.length);
-    out.write(handover && n === bytes.length ? bytes : Buffer.from(bytes.subarray(0, n)));
+    this.unconfirmed += n;
+    out.write(
+      handover && n === bytes.length ? bytes : Buffer.from(bytes.subarray(0, n)),
+      (error) => {
+        if (error === null || error === undefined) this.unconfirmed -= n;
+      },
+    );
     return n;
+  }
+
+  /**
+   * Bytes write() took that the OS never confirmed, once the output itself
+   * failed (EPIPE on a closed stdout): the failed write whole and every write
+   * behind it. 0 while the output works: a failure of the input side or a
+   * plain close loses nothing the output still flushes. Without wrapping the
+   * stream (process.stdout is shared, so writeFailed is not used there) this
+   * is the only way to count them.
+   */
+  get lostToOutputFailure(): number {
+    const out = this.output;
+    return out !== null && out.errored !== null ? this.unconfirmed : 0;
   }
 
   /** Bytes written and not yet handed to the OS (what closing the link now would lose). */

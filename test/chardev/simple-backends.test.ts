@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createChardev,
@@ -192,6 +192,42 @@ describe('stdio chardev (H1)', () => {
     });
     expect(isChardevError(again)).toBe(false); // released at close
     if (!isChardevError(again)) await again.close();
+  });
+
+  it('H1 stdout closed under the guest (EPIPE): the writes it never confirmed are counted peer-gone, to-host', async () => {
+    // A stdout whose reader leaves: the first write reaches it, the second
+    // hangs in the kernel until the reader goes and then fails with EPIPE;
+    // the writes queued behind it fail with it.
+    const held: ((error?: Error | null) => void)[] = [];
+    let delivered = 0;
+    const output = new Writable({
+      write(chunk: Buffer, _encoding, cb) {
+        if (delivered === 0) {
+          delivered += chunk.length;
+          cb();
+        } else held.push(cb);
+      },
+    });
+    const drops: [string, number, string][] = [];
+    const { open } = lab({
+      stdio: { input: new PassThrough({ autoDestroy: false }), output },
+      onDrop: (_id, reason, bytes, way) => drops.push([reason, bytes, way]),
+    });
+    const c = await open(spec('s1', { kind: 'stdio' }));
+    opened.push(c);
+    c.attach(new TestFrontend());
+    const sizes = [1000, 2000, 3000, 4000];
+    let taken = 0;
+    for (const n of sizes) taken += c.write(new Uint8Array(n).fill(7));
+    expect(taken).toBe(10_000);
+    await waitFor(() => held.length === 1, 'the second write to reach the stalled stdout');
+    held[0]!(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    await waitFor(() => !c.connected, 'the chardev to see stdout fail');
+    expect(delivered).toBe(1000);
+    expect(drops).toEqual([['peer-gone', 9000, 'to-host']]);
+    expect(c.counters.bytesOut).toBe(1000);
+    expect(c.counters.bytesOut + totalDropped(c.counters)).toBe(taken);
+    expect(c.failures.last).toContain('EPIPE');
   });
 
   it('H1 stdio puts a terminal in raw mode and restores it on close', async () => {
