@@ -24,6 +24,7 @@ import {
 } from '../../core/capture/record.js';
 import { parseRingOptions, RingCaptureWriter } from '../../core/capture/ring-writer.js';
 import { SharedCaptureFile } from '../../core/capture/shared-file.js';
+import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { removeTempDirs, tempDir, waitUntil } from '../lab/helpers.js';
 
 afterAll(removeTempDirs);
@@ -208,5 +209,33 @@ describe("SharedCaptureFile: the file takes the hub's bytes", () => {
       expect(now.stopped.length, stops[0]).toBe(1);
       expect(now.bytes[0]!.equals(old.bytes[0]!), stops[0]).toBe(true);
     }
+  });
+
+  it('a file opened mid-stream starts with the kept header and interfaces, then holds only the records from there', () => {
+    const dir = tempDir('shared-late');
+    const hub = new LiveHub();
+    const capture = new Capture();
+    capture.attach(hub);
+    const recs = records(400);
+    const early = SharedCaptureFile.open(hub, path.join(dir, 'early.pcapng'));
+    if (early instanceof CaptureError) throw new Error(early.message);
+    capture.setAll(true);
+    capture.addInterface(port(1, 'p1'));
+    capture.addInterface(port(2, 'p2'));
+    for (const r of recs.slice(0, 250)) capture.write(r);
+    const latePath = path.join(dir, 'late.pcapng');
+    const late = SharedCaptureFile.open(hub, latePath);
+    if (late instanceof CaptureError) throw new Error(late.message);
+    for (const r of recs.slice(250)) capture.write(r);
+    late.close();
+    early.close();
+    expect(hub.encoded).toBe(400);
+    const read = openCaptureSync(latePath);
+    if (read instanceof CaptureError) throw new Error(read.message);
+    expect(read.count).toBe(150);
+    const first = read.record(0);
+    if (first instanceof CaptureError) throw new Error(first.message);
+    expect(first.time).toBe(recs[250]!.time);
+    read.close();
   });
 });
