@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { CaptureError } from '../core/capture/error.js';
 import { tapLab, type LabTap } from '../core/capture/lab-tap.js';
 import { publishSession } from '../core/capture/live-session.js';
-import { PcapngWriter } from '../core/capture/pcapng-writer.js';
+import { LiveHub } from '../core/capture/live-server.js';
+import { SharedCaptureFile } from '../core/capture/shared-file.js';
 import { gc, guestToHost, hostToGuest, machine, pattern } from './capture-lab.js';
 import type { Report } from './harness.js';
 
@@ -48,13 +49,15 @@ export async function benchCaptureExtcap(report: Report): Promise<void> {
     h2g: { off: [] as number[], on: [] as number[], on3: [] as number[] },
     g2h: { off: [] as number[], on: [] as number[], on3: [] as number[] },
   };
-  const w = PcapngWriter.create(path.join(dir, 'lab.pcapng'));
-  if (w instanceof CaptureError) throw new Error(w.toString());
-  const tap: LabTap = tapLab(m.lab, w);
+  // As `vmchan run -w`: the file and the live clients share one encoder (the hub).
   // A queue bound above one transfer: the bench measures the lab's cost with a
   // reader that is never dropped (on a loaded machine the extcap child lags a
   // whole 16 MiB burst behind, and the default 16 MiB bound would drop it).
-  const published = await publishSession(tap.capture, 'lab', 'bench', () => {}, 4 * TRANSFER);
+  const hub = new LiveHub({ queueBytes: 4 * TRANSFER });
+  const w = SharedCaptureFile.open(hub, path.join(dir, 'lab.pcapng'));
+  if (w instanceof CaptureError) throw new Error(w.toString());
+  const tap: LabTap = tapLab(m.lab, hub);
+  const published = await publishSession(tap.capture, 'lab', 'bench', () => {}, undefined, hub);
   if (published instanceof CaptureError) throw new Error(published.toString());
   const children: ChildProcess[] = [];
   try {
@@ -99,9 +102,12 @@ export async function benchCaptureExtcap(report: Report): Promise<void> {
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     tap.stop();
+    w.close();
     await published.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+  // One encoding for the file and every client: these two counts agree.
+  process.stdout.write(`records in the file: ${w.records}, records encoded: ${hub.encoded}\n`);
   if (published.server.dropped > 0)
     process.stdout.write(`live clients dropped for falling behind: ${published.server.dropped}\n`);
   const rate = (xs: number[]): number => TRANSFER / Math.min(...xs);

@@ -11,8 +11,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { CaptureError } from '../core/capture/error.js';
-import { PcapngWriter } from '../core/capture/pcapng-writer.js';
-import { parseRingOptions, RingCaptureWriter } from '../core/capture/ring-writer.js';
+import { LiveHub } from '../core/capture/live-server.js';
+import { SharedCaptureFile } from '../core/capture/shared-file.js';
+import { parseRingOptions } from '../core/capture/ring-writer.js';
 import { publishSession, type PublishedSession } from '../core/capture/live-session.js';
 import {
   Capture,
@@ -352,7 +353,10 @@ export async function runSession(
   // One capture feeds the file, an extcap's fifo and live clients (vmchan extcap).
   const capture = new Capture();
   capture.setAll(true);
-  let file: PcapngWriter | RingCaptureWriter | undefined;
+  // With -w the file and live clients share one encoder (the hub): each record
+  // becomes pcapng bytes once, whoever reads them.
+  let file: SharedCaptureFile | undefined;
+  let hub: LiveHub | undefined;
   const ringWords = options.ringBuffer ?? [];
   const stopWords = options.autostop ?? [];
   if (options.write === undefined && ringWords.length + stopWords.length > 0)
@@ -360,28 +364,29 @@ export async function runSession(
   if (options.write !== undefined) {
     const ring = parseRingOptions(ringWords, stopWords);
     if (typeof ring === 'string') throw new UsageError(ring);
-    const w =
-      ringWords.length + stopWords.length === 0
-        ? PcapngWriter.create(options.write)
-        : RingCaptureWriter.create(
-            options.write,
-            ring,
-            {},
-            {
-              onStop: (reason) => io.err(`vmchan: capture stopped at ${reason}\n`),
-            },
-          );
+    hub = new LiveHub({
+      onDrop: (reason) => io.err(`vmchan: live capture client disconnected: ${reason}\n`),
+    });
+    const w = SharedCaptureFile.open(hub, options.write, ring, {
+      onStop: (reason) => io.err(`vmchan: capture stopped at ${reason}\n`),
+      onError: (err) => io.err(`vmchan: capture: ${err.message}\n`),
+    });
     if (w instanceof CaptureError) throw new Error(w.message);
     file = w;
-    capture.attach(w);
+    capture.attach(hub);
   }
   if (options.extraSink) capture.attach(options.extraSink);
   capture.onError((err) => io.err(`vmchan: capture: ${err.message}\n`));
   const sink = new CaptureFeed(capture);
   let published: PublishedSession | undefined;
   if (options.publish !== false) {
-    const p = await publishSession(capture, 'attach', `QEMU at ${machine.qmp.addressText}`, (l) =>
-      io.err(`vmchan: ${l}\n`),
+    const p = await publishSession(
+      capture,
+      'attach',
+      `QEMU at ${machine.qmp.addressText}`,
+      (l) => io.err(`vmchan: ${l}\n`),
+      undefined,
+      hub,
     );
     if (p instanceof CaptureError) io.err(`vmchan: live capture unavailable: ${p.toString()}\n`);
     else published = p;

@@ -10,11 +10,13 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isCaptureError } from '../core/capture/error.js';
-import { PcapngWriter } from '../core/capture/pcapng-writer.js';
+import type { LiveHub } from '../core/capture/live-server.js';
+import { SharedCaptureFile, type SharedFileHooks } from '../core/capture/shared-file.js';
 import { nonRegularAt } from '../core/capture/regular-file.js';
 
 export interface PendingCaptureFile {
-  readonly writer: PcapngWriter;
+  /** The file, fed from the hub's encoding (the same bytes live clients get). */
+  readonly writer: SharedCaptureFile;
   /** The lab started: the capture takes FILE's name. Null, or why it could not. */
   commit(): string | null;
   /** Start-up failed: close and remove the new file; FILE is untouched. */
@@ -22,7 +24,11 @@ export interface PendingCaptureFile {
 }
 
 /** Prepare `target`; a string is the one-line refusal. */
-export function prepareCaptureFile(target: string): PendingCaptureFile | string {
+export function prepareCaptureFile(
+  target: string,
+  hub: LiveHub,
+  hooks: SharedFileHooks = {},
+): PendingCaptureFile | string {
   const file = path.resolve(target);
   const what = nonRegularAt(file);
   if (what !== null) return `-w ${target}: it is ${what}; a capture is written to a regular file`;
@@ -36,7 +42,7 @@ export function prepareCaptureFile(target: string): PendingCaptureFile | string 
     const e = error as NodeJS.ErrnoException;
     return `-w ${target}: cannot create a file in ${path.dirname(file)}: ${e.code ?? e.message}`;
   }
-  const created = PcapngWriter.create(temp);
+  const created = SharedCaptureFile.open(hub, temp, {}, hooks);
   if (isCaptureError(created)) {
     fs.rmSync(temp, { force: true });
     return `-w ${target}: ${created.message}`;

@@ -15,8 +15,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Option, type Command } from 'commander';
 import { tapLab, type LabTap } from '../core/capture/lab-tap.js';
-import { isCaptureError } from '../core/capture/error.js';
-import { parseRingOptions, RingCaptureWriter } from '../core/capture/ring-writer.js';
+import { isCaptureError, type CaptureError } from '../core/capture/error.js';
+import { LiveHub } from '../core/capture/live-server.js';
+import { parseRingOptions } from '../core/capture/ring-writer.js';
+import { SharedCaptureFile } from '../core/capture/shared-file.js';
 import type { CaptureSink } from '../core/capture/record.js';
 import { publishSession } from '../core/capture/live-session.js';
 import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
@@ -321,9 +323,12 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     };
     const notice = (line: string): void => void process.stderr.write(`vmchan: ${line}\n`);
 
-    // The capture file first, so the tap sees the whole boot.
+    // The capture file first, so the tap sees the whole boot. With -w the file
+    // and live clients (vmchan extcap) share one encoder, the hub: each record
+    // becomes pcapng bytes once, whoever reads them.
     let tap: LabTap | null = null;
     let writer: CaptureSink | null = null;
+    let hub: LiveHub | undefined;
     // A plain -w FILE is written to a new file beside FILE and renamed onto it
     // once the lab is up: FILE survives a failed start. A ring of files
     // (-b, -a) writes numbered files of its own and never touches FILE.
@@ -332,24 +337,39 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
     const stopWords = options.autostop ?? [];
     if (options.write === undefined && ringWords.length + stopWords.length > 0)
       throw new UsageError('-b and -a shape a capture file: give -w FILE too');
-    if (options.write !== undefined && ringWords.length + stopWords.length > 0) {
-      const ring = parseRingOptions(ringWords, stopWords);
-      if (typeof ring === 'string') throw new UsageError(ring);
-      const created = RingCaptureWriter.create(
-        path.resolve(options.write),
-        ring,
-        {},
-        { onStop: (reason) => notice(`capture stopped at ${reason}`) },
-      );
-      if (isCaptureError(created)) throw new UsageError(`-w ${options.write}: ${created.message}`);
-      writer = created;
-    } else if (options.write !== undefined) {
-      const prepared = prepareCaptureFile(options.write);
-      if (typeof prepared === 'string') throw new UsageError(prepared);
-      pending = prepared;
-      writer = prepared.writer;
-      const p = prepared;
-      cleanup.push(() => p.discard());
+    if (options.write !== undefined) {
+      const shared = new LiveHub({
+        onDrop: (reason) => notice(`live capture client disconnected: ${reason}`),
+      });
+      const fileHooks = {
+        onStop: (reason: string) => notice(`capture stopped at ${reason}`),
+        onError: (err: CaptureError) => notice(`capture: ${err.message}`),
+      };
+      let file: SharedCaptureFile;
+      if (ringWords.length + stopWords.length > 0) {
+        const ring = parseRingOptions(ringWords, stopWords);
+        if (typeof ring === 'string') throw new UsageError(ring);
+        const created = SharedCaptureFile.open(
+          shared,
+          path.resolve(options.write),
+          ring,
+          fileHooks,
+        );
+        if (isCaptureError(created))
+          throw new UsageError(`-w ${options.write}: ${created.message}`);
+        file = created;
+      } else {
+        const prepared = prepareCaptureFile(options.write, shared, fileHooks);
+        if (typeof prepared === 'string') throw new UsageError(prepared);
+        pending = prepared;
+        file = prepared.writer;
+        const p = prepared;
+        cleanup.push(() => p.discard());
+      }
+      // Runs after the tap stopped (cleanup runs backwards): the file keeps the last records.
+      cleanup.push(() => void file.close());
+      hub = shared;
+      writer = shared;
     }
 
     const machine = await Machine.start(topology, {
@@ -389,6 +409,8 @@ async function runLab(qemuArgs: string[], options: RunOptions): Promise<void> {
         'lab',
         `${demo ? 'demo' : 'lab'} (pid ${process.pid}${options.write !== undefined ? `, -w ${path.basename(options.write)}` : ''})`,
         notice,
+        undefined,
+        hub,
       );
       if (isCaptureError(published)) notice(`live capture unavailable: ${published.toString()}`);
       else {

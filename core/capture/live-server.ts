@@ -23,7 +23,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { CaptureError, describeIoFailure } from './error.js';
 import { isFilterError, parseFilter, subjectOfRecord, type Filter } from './filter.js';
-import { PcapngWriter, type ByteOutput } from './pcapng-writer.js';
+import { PcapngWriter, type ByteOutput, type PcapngWriterOptions } from './pcapng-writer.js';
 import type { Capture, CaptureInterface, CaptureRecord, CaptureSink } from './record.js';
 
 export const MAX_LIVE_CLIENTS = 16;
@@ -36,6 +36,21 @@ interface LiveClient {
   readonly filter: Filter | undefined;
   /** The first record's time this client saw (its filter's `time` is relative to it). */
   firstTime: bigint | undefined;
+}
+
+/**
+ * A consumer of the hub's encoded bytes that is not a socket: a capture file
+ * (core/capture/shared-file.ts). It sees every block from the moment it is
+ * attached, synchronously, out of the encoder's own buffer (no copy), and is
+ * told around each record so it can rotate or stop at a record boundary.
+ */
+export interface EncodedConsumer {
+  /** Before `record` is encoded: the consumer may flush the hub, rotate, or detach. */
+  before(record: CaptureRecord): void;
+  /** After `record` is encoded (its block is pending in the hub's buffer). */
+  after(record: CaptureRecord): void;
+  /** Whole blocks, lent for the duration of the call. */
+  take(chunk: Uint8Array): void;
 }
 
 /** A record's block in the shared stream, and which filtered clients want it. */
@@ -65,6 +80,7 @@ const BLOCK_IDB_LE = 0x00000001;
  */
 export class LiveHub implements CaptureSink {
   private readonly clients = new Set<LiveClient>();
+  private readonly files = new Set<EncodedConsumer>();
   private readonly writer: PcapngWriter;
   /** Section header and interface blocks written so far: what a late client starts with. */
   private preamble: Buffer[] = [];
@@ -89,13 +105,14 @@ export class LiveHub implements CaptureSink {
     const onDrop = options.onDrop ?? (() => {});
     const out: ByteOutput = {
       write: (chunk: Uint8Array): CaptureError | undefined => {
-        this.fanOut(Buffer.from(chunk), onDrop);
+        this.fanOut(chunk, onDrop);
         return undefined;
       },
       close: () => undefined,
     };
-    // The hub flushes per engine batch; the writer's own deadline is only a safety net.
-    const writer = PcapngWriter.to(out, { flushIntervalMs: 1000 });
+    // With clients the hub flushes per engine batch; with only a file, the
+    // writer's own policy (buffer full, 250 ms deadline) keeps the file's durability.
+    const writer = PcapngWriter.to(out, options.writer ?? {});
     if (writer instanceof CaptureError) throw writer; // a MemoryOutput-like sink cannot fail
     this.writer = writer;
     this.writer.flush();
@@ -104,6 +121,32 @@ export class LiveHub implements CaptureSink {
   /** Clients connected now. */
   get size(): number {
     return this.clients.size;
+  }
+
+  /** Encoded bytes not yet handed out (they go to whoever is attached at the next flush). */
+  get pending(): number {
+    return this.writer.size - this.writer.bytesWritten;
+  }
+
+  /** The section header and every interface block so far: how a new file starts. */
+  get preambleBytes(): Buffer {
+    return Buffer.concat(this.preamble);
+  }
+
+  /**
+   * Feed a file from now on: it gets the header and interfaces so far at
+   * once, then every block. Returns the detach function, which flushes first
+   * so the file keeps every record encoded while it was attached.
+   */
+  attachFile(file: EncodedConsumer): () => void {
+    this.writer.flush();
+    file.take(this.preambleBytes);
+    this.files.add(file);
+    return () => {
+      if (!this.files.has(file)) return;
+      this.writer.flush();
+      this.files.delete(file);
+    };
   }
 
   /** Start streaming to a client: the header and interfaces so far at once, then live. */
@@ -122,10 +165,11 @@ export class LiveHub implements CaptureSink {
   }
 
   write(record: CaptureRecord): CaptureError | undefined {
-    if (this.clients.size === 0) {
+    if (this.clients.size === 0 && this.files.size === 0) {
       // Nobody to send to: interfaces still go into the preamble, records go nowhere.
       return undefined;
     }
+    for (const f of this.files.size === 1 ? this.files : [...this.files]) f.before(record);
     let wantedBy: Set<LiveClient> | undefined;
     for (const c of this.clients) {
       if (c.filter === undefined) continue;
@@ -142,7 +186,8 @@ export class LiveHub implements CaptureSink {
       this.spans.delete(start);
       return err;
     }
-    if (!this.flushScheduled) {
+    for (const f of this.files.size === 1 ? this.files : [...this.files]) f.after(record);
+    if (this.clients.size > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
         this.flushScheduled = false;
@@ -163,11 +208,30 @@ export class LiveHub implements CaptureSink {
     return err;
   }
 
-  /** One chunk of whole blocks, the same Buffer for every client. */
-  private fanOut(chunk: Buffer, onDrop: (reason: string) => void): void {
-    this.chunks++;
+  /**
+   * One chunk of whole blocks, lent by the writer: files write it as it is;
+   * clients share one copy (their sockets queue it past this call).
+   */
+  private fanOut(lent: Uint8Array, onDrop: (reason: string) => void): void {
+    for (const f of [...this.files]) f.take(lent);
     const base = this.sent;
-    this.sent += chunk.length;
+    this.sent += lent.length;
+    const view = Buffer.from(lent.buffer, lent.byteOffset, lent.byteLength);
+    if (this.clients.size === 0) {
+      // Only files: keep the header and interface blocks (copied: the buffer is reused).
+      for (let o = 0; o + 8 <= view.length;) {
+        const type = view.readUInt32LE(o);
+        const length = view.readUInt32LE(o + 4);
+        if (length < 12 || o + length > view.length) break;
+        if (type === BLOCK_SHB_LE || type === BLOCK_IDB_LE)
+          this.preamble.push(Buffer.from(view.subarray(o, o + length)));
+        o += length;
+      }
+      this.spans.clear();
+      return;
+    }
+    this.chunks++;
+    const chunk = Buffer.from(view);
     // Walk the blocks once: keep interface blocks for late clients; cut per-filter parts.
     const filtered = [...this.clients].filter((c) => c.filter !== undefined);
     const parts = new Map<LiveClient, Buffer[]>(filtered.map((c) => [c, []]));
@@ -206,6 +270,8 @@ export class LiveHub implements CaptureSink {
 }
 
 export interface LiveHubOptions {
+  /** The encoder's options (section header text, buffer, flush deadline, snap length). */
+  writer?: PcapngWriterOptions;
   /** A client's queue bound (default {@link MAX_LIVE_QUEUE_BYTES}). */
   queueBytes?: number;
   /** Told, with the reason, about each client disconnected for falling behind. */
@@ -262,6 +328,11 @@ export interface LiveServerOptions {
   onNotice?: (line: string) => void;
   /** A client's queue bound (default {@link MAX_LIVE_QUEUE_BYTES}). */
   queueBytes?: number;
+  /**
+   * A hub the caller made and keeps attached to the capture (it also feeds
+   * a file): the server then neither attaches nor closes it.
+   */
+  hub?: LiveHub;
 }
 
 export interface LiveServer {
@@ -329,11 +400,11 @@ export function startLiveServer(
       }
       socket.write('OK\n');
       // The hub is a sink only while someone reads: with no client the lab captures nothing.
-      if (hub.size === 0) detachHub = capture.attach(hub);
+      if (ownsHub && hub.size === 0) detachHub = capture.attach(hub);
       const leave = hub.join(socket, asked.filter);
       detach = () => {
         leave();
-        if (hub.size === 0) {
+        if (ownsHub && hub.size === 0) {
           detachHub?.();
           detachHub = undefined;
         }
@@ -343,12 +414,16 @@ export function startLiveServer(
     socket.on('data', onData);
   };
 
-  const hub = new LiveHub({
-    queueBytes: options.queueBytes,
-    onDrop: (reason) => notice(`live capture client disconnected: ${reason}`),
-  });
+  const ownsHub = options.hub === undefined;
+  const hub =
+    options.hub ??
+    new LiveHub({
+      queueBytes: options.queueBytes,
+      onDrop: (reason) => notice(`live capture client disconnected: ${reason}`),
+    });
   let detachHub: (() => void) | undefined;
   const offError = (): void => {
+    if (!ownsHub) return;
     detachHub?.();
     hub.close();
   };

@@ -4,7 +4,7 @@
  * lists and reads). Used by `vmchan run`, `vmchan attach` and `vmchan launch`.
  */
 import { CaptureError } from './error.js';
-import { startLiveServer, type LiveServer } from './live-server.js';
+import { startLiveServer, type LiveHub, type LiveServer } from './live-server.js';
 import type { Capture } from './record.js';
 import { registerSession, type SessionEntry, type SessionKind } from './session-registry.js';
 
@@ -22,12 +22,15 @@ export async function publishSession(
   onNotice: (line: string) => void = () => {},
   /** A live client's queue bound (default MAX_LIVE_QUEUE_BYTES; the bench sets it above its transfer). */
   queueBytes?: number,
+  /** The encoder a capture file already shares (kept attached by the caller), so clients and file share one encoding. */
+  hub?: LiveHub,
 ): Promise<PublishedSession | CaptureError> {
   const reg = registerSession(kind, description);
   if (reg instanceof CaptureError) return reg;
   const server = await startLiveServer(capture, reg.entry.socket, {
     onNotice,
     ...(queueBytes !== undefined ? { queueBytes } : {}),
+    ...(hub !== undefined ? { hub } : {}),
   });
   if (server instanceof CaptureError) {
     reg.unregister();

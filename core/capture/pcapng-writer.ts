@@ -166,6 +166,28 @@ export class FdOutput implements ByteOutput {
   }
 }
 
+/** Create (truncate) a regular capture file for writing; refuses FIFOs, devices and directories. */
+export function createCaptureOutput(path: string): FdOutput | CaptureError {
+  const what = nonRegularAt(path);
+  if (what !== null) {
+    return new CaptureError(
+      'NotRegularFile',
+      `cannot create capture file: it is ${what}; a capture is written to a regular file`,
+      { path },
+    );
+  }
+  try {
+    const c = fs.constants;
+    // O_NONBLOCK: should a FIFO appear there meanwhile, the open fails instead of waiting.
+    const fd = fs.openSync(path, c.O_WRONLY | c.O_CREAT | c.O_TRUNC | c.O_NONBLOCK, 0o666);
+    return new FdOutput(fd, path);
+  } catch (err) {
+    return new CaptureError('IoError', `cannot create capture file: ${describeIoFailure(err)}`, {
+      path,
+    });
+  }
+}
+
 /** Keeps every chunk (copied); `bytes()` joins them. */
 export class MemoryOutput implements ByteOutput {
   private chunks: Uint8Array[] = [];
@@ -229,25 +251,9 @@ export class PcapngWriter implements CaptureSink {
 
   /** Create (truncate) a capture file and write its section header. */
   static create(path: string, options: PcapngWriterOptions = {}): PcapngWriter | CaptureError {
-    const what = nonRegularAt(path);
-    if (what !== null) {
-      return new CaptureError(
-        'NotRegularFile',
-        `cannot create capture file: it is ${what}; a capture is written to a regular file`,
-        { path },
-      );
-    }
-    let fd: number;
-    try {
-      const c = fs.constants;
-      // O_NONBLOCK: should a FIFO appear there meanwhile, the open fails instead of waiting.
-      fd = fs.openSync(path, c.O_WRONLY | c.O_CREAT | c.O_TRUNC | c.O_NONBLOCK, 0o666);
-    } catch (err) {
-      return new CaptureError('IoError', `cannot create capture file: ${describeIoFailure(err)}`, {
-        path,
-      });
-    }
-    const w = new PcapngWriter(new FdOutput(fd, path), options);
+    const out = createCaptureOutput(path);
+    if (out instanceof CaptureError) return out;
+    const w = new PcapngWriter(out, options);
     // The section header is on disk at once: a reader that opens the file
     // before the first timed flush (the app's "Show live") finds a capture
     // with no records yet, never an empty file.

@@ -80,7 +80,7 @@ export function isRing(o: RingOptions): boolean {
 const pad4 = (n: number): number => (n + 3) & ~3;
 
 /** An upper bound of the bytes a record takes in a file (its block, plus a first interface block). */
-function blockBound(record: CaptureRecord): number {
+export function blockBound(record: CaptureRecord): number {
   const text = record.kind === 'event' || record.kind === 'ring' ? record.text : '';
   const extra = record.kind === 'event' || record.kind === 'ring' ? 64 + 3 * text.length : 0;
   return 48 + pad4(record.bytes.length) + extra + 512;
