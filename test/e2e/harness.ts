@@ -112,7 +112,11 @@ export async function startE2e(options: E2eOptions = {}): Promise<E2e> {
       if (m.type() === 'error' || (csp && /Content Security Policy/i.test(m.text())))
         problems.push(`console: ${m.text()}`);
     });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    // The error's first frame says where: a page error under load is rarely seen twice.
+    page.on('pageerror', (e) => {
+      const at = /\n\s+at (.*)/.exec(e.stack ?? '')?.[1];
+      problems.push(`page error: ${e.message}${at !== undefined ? ` (at ${at})` : ''}`);
+    });
     // The person at the window agrees to the paths a test names (web mode asks, issue 13 item 1).
     page.on('dialog', (d) => void (d.type() === 'confirm' ? d.accept() : d.dismiss()));
     const running = serve;
