@@ -21,20 +21,12 @@
  */
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BackendEndpoint } from '../../core/chardev/backend-endpoint.js';
 import { DROP_REASONS } from '../../core/chardev/counters.js';
-import { GuestDir, isGuestDirError } from '../../core/guestdir/index.js';
+import type { GuestDir } from '../../core/guestdir/index.js';
 import type { Machine } from '../../core/machine/machine.js';
 import { RINGS } from '../serial/helpers.js';
-import {
-  connectUnix,
-  removeTempDirs,
-  startMachine,
-  tempDir,
-  unixServer,
-  waitUntil,
-} from './helpers.js';
-import { stalled, stream } from './socket-streams.js';
+import { connectUnix, removeTempDirs, waitUntil } from './helpers.js';
+import { stalled, startStreamingPort, stream } from './socket-streams.js';
 
 let machine: Machine | null = null;
 let guestDir: GuestDir | null = null;
@@ -50,33 +42,22 @@ afterEach(async () => {
 describe('item 14 over real sockets: sent - received == counted drops + kernel-held', () => {
   for (const ring of RINGS) {
     it(`D8 L10 hot-unplug mid-transfer, host unix socket and guest-dir client both streaming (${ring})`, async () => {
-      const dir = tempDir('dropsock');
-      machine = await startMachine(
-        [
-          ...unixServer(dir, 'c2'),
-          '-device',
-          'virtio-serial,id=vser0',
-          '-device',
-          'virtserialport,chardev=c2,name=test2,id=p2',
-        ],
-        dir,
-        ring,
-      );
-      const lab = machine.lab;
-      const opened = await GuestDir.open(lab, path.join(dir, 'guest'));
-      if (isGuestDirError(opened)) throw new Error(opened.message);
-      guestDir = opened;
-      const chardev = lab.chardev('c2');
-      if (!(chardev instanceof BackendEndpoint)) throw new Error('c2 is not a socket chardev');
+      const rig = await startStreamingPort('dropsock', ring, (m, g) => {
+        machine = m;
+        guestDir = g;
+      });
+      const { dir, chardev: endpoint } = rig;
+      const lab = rig.machine.lab;
+      const chardev = endpoint;
 
       const hostSocket = await connectUnix(path.join(dir, 'c2'));
       const host = stream(hostSocket, 1);
       const guestSocket = await connectUnix(path.join(dir, 'guest', 'test2'));
       await waitUntil(
-        () => guestDir!.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
+        () => rig.guestDir.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
         'the guest-dir bridge',
       );
-      const bridge = guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
+      const bridge = rig.guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
       const guest = stream(guestSocket, 2);
 
       await waitUntil(
@@ -99,7 +80,7 @@ describe('item 14 over real sockets: sent - received == counted drops + kernel-h
       // The bridge hangs up its client (ENODEV), the host reads all the chardev sent.
       await waitUntil(() => guest.ended, 'the guest-dir client to get end of file', 30_000);
       await waitUntil(
-        () => !guestDir!.sockets().some((s) => s.port.name === 'test2'),
+        () => !rig.guestDir.sockets().some((s) => s.port.name === 'test2'),
         'the socket to go with the port',
       );
       await lab.settle();
@@ -155,24 +136,13 @@ describe('item 14 over real sockets: sent - received == counted drops + kernel-h
 describe('a guest-dir client not reading when its port is unplugged', () => {
   for (const ring of RINGS) {
     it(`D8 L10 bytes the bridge handed to the client: read by it or counted as guest-client-gone (${ring})`, async () => {
-      const dir = tempDir('dropgone');
-      machine = await startMachine(
-        [
-          ...unixServer(dir, 'c2'),
-          '-device',
-          'virtio-serial,id=vser0',
-          '-device',
-          'virtserialport,chardev=c2,name=test2,id=p2',
-        ],
-        dir,
-        ring,
-      );
-      const lab = machine.lab;
-      const opened = await GuestDir.open(lab, path.join(dir, 'guest'));
-      if (isGuestDirError(opened)) throw new Error(opened.message);
-      guestDir = opened;
-      const chardev = lab.chardev('c2');
-      if (!(chardev instanceof BackendEndpoint)) throw new Error('c2 is not a socket chardev');
+      const rig = await startStreamingPort('dropgone', ring, (m, g) => {
+        machine = m;
+        guestDir = g;
+      });
+      const { dir, chardev: endpoint } = rig;
+      const lab = rig.machine.lab;
+      const chardev = endpoint;
 
       const guestSocket = await connectUnix(path.join(dir, 'guest', 'test2'));
       guestSocket.pause();
@@ -182,10 +152,10 @@ describe('a guest-dir client not reading when its port is unplugged', () => {
       guestSocket.on('end', () => (ended = true));
       guestSocket.on('error', () => {});
       await waitUntil(
-        () => guestDir!.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
+        () => rig.guestDir.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
         'the guest-dir bridge',
       );
-      const bridge = guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
+      const bridge = rig.guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
       const hostSocket = await connectUnix(path.join(dir, 'c2'));
       const host = stream(hostSocket, 1);
 

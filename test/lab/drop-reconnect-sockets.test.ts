@@ -17,19 +17,12 @@
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SocketChardev } from '../../core/chardev/socket-backend.js';
-import { GuestDir, isGuestDirError } from '../../core/guestdir/index.js';
+import type { GuestDir } from '../../core/guestdir/index.js';
 import type { Machine } from '../../core/machine/machine.js';
 import type { DropDirection } from '../../core/serial/events.js';
 import { RINGS } from '../serial/helpers.js';
-import {
-  connectUnix,
-  removeTempDirs,
-  startMachine,
-  tempDir,
-  unixServer,
-  waitUntil,
-} from './helpers.js';
-import { inKernel, stalled, stream } from './socket-streams.js';
+import { connectUnix, removeTempDirs, waitUntil } from './helpers.js';
+import { inKernel, stalled, startStreamingPort, stream } from './socket-streams.js';
 
 let machine: Machine | null = null;
 let guestDir: GuestDir | null = null;
@@ -45,33 +38,23 @@ afterEach(async () => {
 describe('item 14 over real sockets: a host reconnect mid-transfer', () => {
   for (const ring of RINGS) {
     it(`H4 D7 the host client closes backed up both ways and a new one streams on: sent - received == counted (${ring})`, async () => {
-      const dir = tempDir('dropre');
-      machine = await startMachine(
-        [
-          ...unixServer(dir, 'c2'),
-          '-device',
-          'virtio-serial,id=vser0',
-          '-device',
-          'virtserialport,chardev=c2,name=test2,id=p2',
-        ],
-        dir,
-        ring,
-      );
-      const lab = machine.lab;
-      const opened = await GuestDir.open(lab, path.join(dir, 'guest'));
-      if (isGuestDirError(opened)) throw new Error(opened.message);
-      guestDir = opened;
-      const chardev = lab.chardev('c2');
-      if (!(chardev instanceof SocketChardev)) throw new Error('c2 is not a socket chardev');
+      const rig = await startStreamingPort('dropre', ring, (m, g) => {
+        machine = m;
+        guestDir = g;
+      });
+      const { dir, chardev: endpoint } = rig;
+      const lab = rig.machine.lab;
+      if (!(endpoint instanceof SocketChardev)) throw new Error('c2 is not a socket chardev');
+      const chardev = endpoint;
 
       const firstSocket = await connectUnix(path.join(dir, 'c2'));
       const first = stream(firstSocket, 1);
       const guestSocket = await connectUnix(path.join(dir, 'guest', 'test2'));
       await waitUntil(
-        () => guestDir!.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
+        () => rig.guestDir.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
         'the guest-dir bridge',
       );
-      const bridge = guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
+      const bridge = rig.guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
       const guest = stream(guestSocket, 2);
       await waitUntil(
         () => first.received > 1_000_000 && guest.received > 1_000_000,

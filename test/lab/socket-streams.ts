@@ -4,8 +4,13 @@
  * a test needs to tell bytes in the lab from bytes in a kernel buffer.
  */
 import type * as net from 'node:net';
+import * as path from 'node:path';
+import { BackendEndpoint } from '../../core/chardev/backend-endpoint.js';
 import { bytesNotInKernel } from '../../core/chardev/unsent.js';
+import { GuestDir, isGuestDirError } from '../../core/guestdir/index.js';
+import type { Machine } from '../../core/machine/machine.js';
 import { PatternStream } from '../../core/workloads/index.js';
+import { startMachine, tempDir, unixServer } from './helpers.js';
 
 export interface SocketStream {
   /** Bytes passed to socket.write(). */
@@ -58,4 +63,44 @@ export async function stalled(count: () => number): Promise<void> {
     before = count();
     for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
   }
+}
+
+/** A lab with one port (test2) on a unix server chardev c2, and the guest dir open on it. */
+export interface StreamingPort {
+  dir: string;
+  machine: Machine;
+  guestDir: GuestDir;
+  chardev: BackendEndpoint;
+}
+
+/**
+ * Start the loss tests' lab: `-chardev socket,id=c2,path=DIR/c2,server=on`
+ * behind virtserialport test2 on the given ring format, and its guest dir.
+ * `keep` gets the machine and the guest dir as soon as each exists, so the
+ * caller's afterEach closes them even when a later step fails.
+ */
+export async function startStreamingPort(
+  prefix: string,
+  ring: 'split' | 'packed',
+  keep: (machine: Machine, guestDir: GuestDir | null) => void,
+): Promise<StreamingPort> {
+  const dir = tempDir(prefix);
+  const machine = await startMachine(
+    [
+      ...unixServer(dir, 'c2'),
+      '-device',
+      'virtio-serial,id=vser0',
+      '-device',
+      'virtserialport,chardev=c2,name=test2,id=p2',
+    ],
+    dir,
+    ring,
+  );
+  keep(machine, null);
+  const guestDir = await GuestDir.open(machine.lab, path.join(dir, 'guest'));
+  if (isGuestDirError(guestDir)) throw new Error(guestDir.message);
+  keep(machine, guestDir);
+  const chardev = machine.lab.chardev('c2');
+  if (!(chardev instanceof BackendEndpoint)) throw new Error('c2 is not a socket chardev');
+  return { dir, machine, guestDir, chardev };
 }
