@@ -98,6 +98,61 @@ export interface RingWriterHooks {
   clock?: () => number;
 }
 
+/** Where a ring of files stands before its next record: times in ms, the current file's size and records. */
+export interface RingPosition {
+  now: number;
+  started: number;
+  fileStarted: number;
+  size: number;
+  recordsInFile: number;
+}
+
+/**
+ * What the next record needs first, as dumpcap decides it: a stop (its
+ * `-a` word), a new file, or nothing. One rule for every ring writer, so a
+ * file written from the shared encoding (shared-file.ts) rotates and stops
+ * at exactly the records this writer does.
+ */
+export function beforeRecord(
+  o: RingOptions,
+  at: RingPosition,
+  record: CaptureRecord,
+): { stop: string } | 'rotate' | 'write' {
+  if (o.stopDuration !== undefined && at.now - at.started >= o.stopDuration * 1000)
+    return { stop: `-a duration:${o.stopDuration}` };
+  const bound = blockBound(record);
+  if (o.stopFileSize !== undefined && at.size + bound > o.stopFileSize)
+    return { stop: `-a filesize:${o.stopFileSize / 1000}` };
+  const bySize = o.fileSize !== undefined && at.recordsInFile > 0 && at.size + bound > o.fileSize;
+  const byTime = o.fileDuration !== undefined && at.now - at.fileStarted >= o.fileDuration * 1000;
+  return bySize || byTime ? 'rotate' : 'write';
+}
+
+/** The `-a duration` stop and the `-b duration` switch as timers (unref'd: they never keep the process up). */
+export function ringTimers(
+  o: RingOptions,
+  stop: (reason: string) => void,
+  rotate: () => void,
+): NodeJS.Timeout[] {
+  const timers: NodeJS.Timeout[] = [];
+  if (o.stopDuration !== undefined) {
+    const t = setTimeout(() => stop(`-a duration:${o.stopDuration}`), o.stopDuration * 1000);
+    t.unref();
+    timers.push(t);
+  }
+  if (o.fileDuration !== undefined) {
+    const t = setInterval(rotate, o.fileDuration * 1000);
+    t.unref();
+    timers.push(t);
+  }
+  return timers;
+}
+
+/** `-b files:N`: delete the oldest files past N (kept is oldest first). */
+export function pruneRing(kept: string[], files: number | undefined): void {
+  while (files !== undefined && kept.length > files) fs.rmSync(kept.shift()!, { force: true });
+}
+
 export class RingCaptureWriter implements CaptureSink {
   private writer: PcapngWriter;
   private readonly interfaces = new Map<string, CaptureInterface>();
@@ -123,19 +178,13 @@ export class RingCaptureWriter implements CaptureSink {
     this.writer = first;
     this.kept.push(firstPath);
     this.started = this.fileStarted = this.clock();
-    if (options.stopDuration !== undefined) {
-      const t = setTimeout(
-        () => this.stop(`-a duration:${options.stopDuration}`),
-        options.stopDuration * 1000,
-      );
-      t.unref();
-      this.timers.push(t);
-    }
-    if (options.fileDuration !== undefined) {
-      const t = setInterval(() => this.rotate(), options.fileDuration * 1000);
-      t.unref();
-      this.timers.push(t);
-    }
+    this.timers.push(
+      ...ringTimers(
+        options,
+        (reason) => this.stop(reason),
+        () => this.rotate(),
+      ),
+    );
   }
 
   static create(
@@ -173,28 +222,22 @@ export class RingCaptureWriter implements CaptureSink {
 
   write(record: CaptureRecord): CaptureError | undefined {
     if (this.stopped) return undefined;
-    const now = this.clock();
-    if (
-      this.options.stopDuration !== undefined &&
-      now - this.started >= this.options.stopDuration * 1000
-    ) {
-      this.stop(`-a duration:${this.options.stopDuration}`);
+    const next = beforeRecord(
+      this.options,
+      {
+        now: this.clock(),
+        started: this.started,
+        fileStarted: this.fileStarted,
+        size: this.writer.size,
+        recordsInFile: this.writer.records,
+      },
+      record,
+    );
+    if (next !== 'write' && next !== 'rotate') {
+      this.stop(next.stop);
       return undefined;
     }
-    const bound = blockBound(record);
-    const size = this.writer.size;
-    if (this.options.stopFileSize !== undefined && size + bound > this.options.stopFileSize) {
-      this.stop(`-a filesize:${this.options.stopFileSize / 1000}`);
-      return undefined;
-    }
-    const rotateBySize =
-      this.options.fileSize !== undefined &&
-      this.writer.records > 0 &&
-      size + bound > this.options.fileSize;
-    const rotateByTime =
-      this.options.fileDuration !== undefined &&
-      now - this.fileStarted >= this.options.fileDuration * 1000;
-    if (rotateBySize || rotateByTime) {
+    if (next === 'rotate') {
       const err = this.rotate();
       if (err) return err;
     }
@@ -240,11 +283,7 @@ export class RingCaptureWriter implements CaptureSink {
     this.fileStarted = this.clock();
     for (const iface of this.interfaces.values()) w.addInterface(iface);
     this.kept.push(next);
-    const max = this.options.files;
-    while (max !== undefined && this.kept.length > max) {
-      const old = this.kept.shift()!;
-      fs.rmSync(old, { force: true });
-    }
+    pruneRing(this.kept, this.options.files);
     return undefined;
   }
 }

@@ -12,12 +12,18 @@
  * A stop detaches the file the same way. The bytes of a plain file are the
  * bytes a PcapngWriter with the same options writes for the same records.
  */
-import * as fs from 'node:fs';
 import { CaptureError } from './error.js';
 import type { EncodedConsumer, LiveHub } from './live-server.js';
 import { createCaptureOutput, type FdOutput } from './pcapng-writer.js';
 import type { CaptureRecord } from './record.js';
-import { blockBound, isRing, ringName, type RingOptions } from './ring-writer.js';
+import {
+  beforeRecord,
+  isRing,
+  pruneRing,
+  ringName,
+  ringTimers,
+  type RingOptions,
+} from './ring-writer.js';
 
 export interface SharedFileHooks {
   /** A stop condition was met (the file is closed); reason as one line. */
@@ -95,21 +101,19 @@ export class SharedCaptureFile implements EncodedConsumer {
 
   before(record: CaptureRecord): void {
     if (this.stopped) return;
-    const o = this.options;
-    const now = this.clock();
-    if (o.stopDuration !== undefined && now - this.started >= o.stopDuration * 1000) {
-      this.stop(`-a duration:${o.stopDuration}`);
-      return;
-    }
-    const bound = blockBound(record);
-    const size = this.currentSize;
-    if (o.stopFileSize !== undefined && size + bound > o.stopFileSize) {
-      this.stop(`-a filesize:${o.stopFileSize / 1000}`);
-      return;
-    }
-    const bySize = o.fileSize !== undefined && this.inFile > 0 && size + bound > o.fileSize;
-    const byTime = o.fileDuration !== undefined && now - this.fileStarted >= o.fileDuration * 1000;
-    if (bySize || byTime) this.rotate();
+    const next = beforeRecord(
+      this.options,
+      {
+        now: this.clock(),
+        started: this.started,
+        fileStarted: this.fileStarted,
+        size: this.currentSize,
+        recordsInFile: this.inFile,
+      },
+      record,
+    );
+    if (next === 'rotate') this.rotate();
+    else if (next !== 'write') this.stop(next.stop);
   }
 
   after(): void {
@@ -154,17 +158,13 @@ export class SharedCaptureFile implements EncodedConsumer {
   }
 
   private startTimers(): void {
-    const o = this.options;
-    if (o.stopDuration !== undefined) {
-      const t = setTimeout(() => this.stop(`-a duration:${o.stopDuration}`), o.stopDuration * 1000);
-      t.unref();
-      this.timers.push(t);
-    }
-    if (o.fileDuration !== undefined) {
-      const t = setInterval(() => this.rotate(), o.fileDuration * 1000);
-      t.unref();
-      this.timers.push(t);
-    }
+    this.timers.push(
+      ...ringTimers(
+        this.options,
+        (reason) => this.stop(reason),
+        () => this.rotate(),
+      ),
+    );
   }
 
   /** Hand the old file its pending blocks, open the next with the header and interfaces; drop files past -b files. */
@@ -184,10 +184,6 @@ export class SharedCaptureFile implements EncodedConsumer {
     this.fileStarted = this.clock();
     this.take(this.hub.preambleBytes);
     this.kept.push(next);
-    const max = this.options.files;
-    while (max !== undefined && this.kept.length > max) {
-      const old = this.kept.shift()!;
-      fs.rmSync(old, { force: true });
-    }
+    pruneRing(this.kept, this.options.files);
   }
 }
