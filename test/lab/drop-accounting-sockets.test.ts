@@ -26,7 +26,7 @@ import type { GuestDir } from '../../core/guestdir/index.js';
 import type { Machine } from '../../core/machine/machine.js';
 import { RINGS } from '../serial/helpers.js';
 import { connectUnix, removeTempDirs, waitUntil } from './helpers.js';
-import { stalled, startStreamingPort, stream } from './socket-streams.js';
+import { stalled, startStreamingPort, stream, streamBothWays } from './socket-streams.js';
 
 let machine: Machine | null = null;
 let guestDir: GuestDir | null = null;
@@ -46,25 +46,10 @@ describe('item 14 over real sockets: sent - received == counted drops + kernel-h
         machine = m;
         guestDir = g;
       });
-      const { dir, chardev: endpoint } = rig;
+      const { chardev } = rig;
       const lab = rig.machine.lab;
-      const chardev = endpoint;
 
-      const hostSocket = await connectUnix(path.join(dir, 'c2'));
-      const host = stream(hostSocket, 1);
-      const guestSocket = await connectUnix(path.join(dir, 'guest', 'test2'));
-      await waitUntil(
-        () => rig.guestDir.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
-        'the guest-dir bridge',
-      );
-      const bridge = rig.guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
-      const guest = stream(guestSocket, 2);
-
-      await waitUntil(
-        () => host.received > 1_000_000 && guest.received > 1_000_000,
-        'a megabyte each way',
-        60_000,
-      );
+      const { hostSocket, host, guestSocket, guest, bridge } = await streamBothWays(rig);
       // Both clients stop reading, so bytes pile up inside the lab each way:
       // host bytes in the guest's receive queue and the device, guest bytes
       // in the transmit ring. Then the unplug takes them mid-transfer.
@@ -140,9 +125,8 @@ describe('a guest-dir client not reading when its port is unplugged', () => {
         machine = m;
         guestDir = g;
       });
-      const { dir, chardev: endpoint } = rig;
+      const { dir, chardev } = rig;
       const lab = rig.machine.lab;
-      const chardev = endpoint;
 
       const guestSocket = await connectUnix(path.join(dir, 'guest', 'test2'));
       guestSocket.pause();

@@ -22,7 +22,7 @@ import type { Machine } from '../../core/machine/machine.js';
 import type { DropDirection } from '../../core/serial/events.js';
 import { RINGS } from '../serial/helpers.js';
 import { connectUnix, removeTempDirs, waitUntil } from './helpers.js';
-import { inKernel, stalled, startStreamingPort, stream } from './socket-streams.js';
+import { inKernel, stalled, startStreamingPort, stream, streamBothWays } from './socket-streams.js';
 
 let machine: Machine | null = null;
 let guestDir: GuestDir | null = null;
@@ -47,20 +47,13 @@ describe('item 14 over real sockets: a host reconnect mid-transfer', () => {
       if (!(endpoint instanceof SocketChardev)) throw new Error('c2 is not a socket chardev');
       const chardev = endpoint;
 
-      const firstSocket = await connectUnix(path.join(dir, 'c2'));
-      const first = stream(firstSocket, 1);
-      const guestSocket = await connectUnix(path.join(dir, 'guest', 'test2'));
-      await waitUntil(
-        () => rig.guestDir.sockets().some((s) => s.port.name === 'test2' && s.client !== null),
-        'the guest-dir bridge',
-      );
-      const bridge = rig.guestDir.sockets().find((s) => s.port.name === 'test2')!.client!;
-      const guest = stream(guestSocket, 2);
-      await waitUntil(
-        () => first.received > 1_000_000 && guest.received > 1_000_000,
-        'a megabyte each way',
-        60_000,
-      );
+      const {
+        hostSocket: firstSocket,
+        host: first,
+        guestSocket,
+        guest,
+        bridge,
+      } = await streamBothWays(rig);
 
       // Both readers stop, so bytes pile up in the lab each way: host bytes in
       // the chardev (its source paused), guest bytes in the chardev's socket

@@ -8,9 +8,10 @@ import * as path from 'node:path';
 import { BackendEndpoint } from '../../core/chardev/backend-endpoint.js';
 import { bytesNotInKernel } from '../../core/chardev/unsent.js';
 import { GuestDir, isGuestDirError } from '../../core/guestdir/index.js';
+import type { BridgeStats } from '../../core/guestdir/bridge.js';
 import type { Machine } from '../../core/machine/machine.js';
 import { PatternStream } from '../../core/workloads/index.js';
-import { startMachine, tempDir, unixServer } from './helpers.js';
+import { connectUnix, startMachine, tempDir, unixServer, waitUntil } from './helpers.js';
 
 export interface SocketStream {
   /** Bytes passed to socket.write(). */
@@ -103,4 +104,32 @@ export async function startStreamingPort(
   const chardev = machine.lab.chardev('c2');
   if (!(chardev instanceof BackendEndpoint)) throw new Error('c2 is not a socket chardev');
   return { dir, machine, guestDir, chardev };
+}
+
+/** Both ends of test2 streaming: a host client on c2 and a guest-dir client, each reading everything. */
+export interface BothWays {
+  hostSocket: net.Socket;
+  host: SocketStream;
+  guestSocket: net.Socket;
+  guest: SocketStream;
+  /** The guest-dir bridge's counts for the guest client. */
+  bridge: BridgeStats;
+}
+
+/** Connect a host client and a guest-dir client to test2 and wait until a megabyte went each way. */
+export async function streamBothWays(rig: StreamingPort): Promise<BothWays> {
+  const hostSocket = await connectUnix(path.join(rig.dir, 'c2'));
+  const host = stream(hostSocket, 1);
+  const guestSocket = await connectUnix(path.join(rig.dir, 'guest', 'test2'));
+  const bridgeOf = (): BridgeStats | null =>
+    rig.guestDir.sockets().find((s) => s.port.name === 'test2')?.client ?? null;
+  await waitUntil(() => bridgeOf() !== null, 'the guest-dir bridge');
+  const bridge = bridgeOf()!;
+  const guest = stream(guestSocket, 2);
+  await waitUntil(
+    () => host.received > 1_000_000 && guest.received > 1_000_000,
+    'a megabyte each way',
+    60_000,
+  );
+  return { hostSocket, host, guestSocket, guest, bridge };
 }
