@@ -76,7 +76,7 @@ class FifoAgentEnd {
         );
       await new Promise<void>((res) => {
         this.wake = res;
-        setTimeout(res, 100);
+        setTimeout(res, Math.max(0, end - Date.now())); // only the deadline: data wakes it
       });
     }
   }

@@ -143,7 +143,7 @@ async function hostApp(socketPath: string): Promise<{
         if (Date.now() > end) throw new Error(`the host never read '${text}' (got '${got}')`);
         await new Promise<void>((res) => {
           wake = res;
-          setTimeout(res, 200);
+          setTimeout(res, Math.max(0, end - Date.now())); // only the deadline: data wakes it
         });
       }
       const all = got;

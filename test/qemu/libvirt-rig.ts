@@ -154,9 +154,15 @@ async function leaveDaemons(): Promise<void> {
   for (const pid of pids.filter(alive)) {
     process.kill(pid, 'SIGTERM');
     // A daemon gets 5 s to stop on SIGTERM; one still running then is killed.
-    const end = Date.now() + 5000;
-    while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    const stopped = await until(
+      `libvirt daemon ${pid} to stop on SIGTERM`,
+      () => !alive(pid),
+      (gone) => gone,
+      5000,
+    )
+      .then(() => true)
+      .catch(() => false);
+    if (!stopped) process.kill(pid, 'SIGKILL');
   }
 }
 
