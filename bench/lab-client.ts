@@ -8,39 +8,7 @@
  *
  *   node dist/bench/lab-client.js A_PATH B_PATH BYTES WARMUP_BYTES
  */
-import * as net from 'node:net';
-
-const CHUNK = 256 * 1024;
-
-function connect(p: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection({ path: p }, () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-async function transfer(from: net.Socket, to: net.Socket, total: number): Promise<number> {
-  const chunk = Buffer.alloc(CHUNK, 0x5a);
-  const start = performance.now();
-  const arrived = new Promise<void>((resolve) => {
-    let got = 0;
-    const onData = (c: Buffer): void => {
-      got += c.length;
-      if (got >= total) {
-        to.off('data', onData);
-        resolve();
-      }
-    };
-    to.on('data', onData);
-  });
-  for (let sent = 0; sent < total; sent += CHUNK) {
-    if (!from.write(chunk.subarray(0, Math.min(CHUNK, total - sent)))) {
-      await new Promise((r) => from.once('drain', r));
-    }
-  }
-  await arrived;
-  return (performance.now() - start) / 1000;
-}
+import { connect, transfer } from './socket-transfer.js';
 
 async function main(): Promise<void> {
   const [aPath, bPath, bytesText, warmText] = process.argv.slice(2);

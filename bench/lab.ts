@@ -30,6 +30,7 @@ import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { Machine } from '../core/machine/machine.js';
 import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
 import { cpuNow, cpuPer, cpuSince, type CpuSample } from './cpu.js';
+import { connect, transfer } from './socket-transfer.js';
 import {
   isWorkloadError,
   parseWorkload,
@@ -42,7 +43,6 @@ type Report = (name: string, value: number, baseline: number, unit: string) => v
 const MiB = 1024 * 1024;
 const LAB_BYTES = 48 * MiB;
 const RELAY_BYTES = 256 * MiB;
-const CHUNK = 256 * 1024;
 /**
  * Bytes moved each way before timing, the relay's and the lab's alike: the
  * lab's path is long, and after only 4 MiB V8 has not finished optimising
@@ -60,39 +60,8 @@ function repoRoot(): string {
   throw new Error('cannot find the repository root');
 }
 
-function connect(p: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.createConnection({ path: p }, () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
 function listen(server: net.Server, p: string): Promise<void> {
   return new Promise((resolve) => server.listen(p, () => resolve()));
-}
-
-/** Seconds to push `total` bytes from `from` until `to` has seen them all. */
-async function transfer(from: net.Socket, to: net.Socket, total: number): Promise<number> {
-  const chunk = Buffer.alloc(CHUNK, 0x5a);
-  const start = performance.now();
-  const arrived = new Promise<void>((resolve) => {
-    let got = 0;
-    const onData = (c: Buffer): void => {
-      got += c.length;
-      if (got >= total) {
-        to.off('data', onData);
-        resolve();
-      }
-    };
-    to.on('data', onData);
-  });
-  for (let sent = 0; sent < total; sent += CHUNK) {
-    if (!from.write(chunk.subarray(0, Math.min(CHUNK, total - sent)))) {
-      await new Promise((r) => from.once('drain', r));
-    }
-  }
-  await arrived;
-  return (performance.now() - start) / 1000;
 }
 
 /** Round trips per second of one byte from `client` through an echo. */
