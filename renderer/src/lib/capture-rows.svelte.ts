@@ -84,7 +84,10 @@ export class RowCache {
 
   /** The capture grew: pages cut short at the old end are asked again. */
   grew(total: number): void {
+    // Unfiltered, the count is the file's. Filtered, only the service knows it:
+    // ask again even when nothing matched so far (no page is then missing).
     if (this.filter === '') this.matched = total;
+    else this.again = true;
     // in the file's order only the last page changes; in any other, every position may move
     if (this.sort !== null) this.pages.clear();
     for (const [k, p] of this.pages) if (p.rows.length < PAGE_ROWS) this.pages.delete(k);
