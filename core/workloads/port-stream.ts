@@ -125,7 +125,11 @@ export class PortStream {
     if (!(first instanceof Uint8Array)) return first;
     let total = first.length;
     while (total < max && !this.closed) {
-      const more = await this.files.read(this.fd, max - total, into.subarray(total, max));
+      const part = into.subarray(total, max);
+      // Run now when the engine lets it: one task per read(2) all the same, but no promise each.
+      const more =
+        this.files.readNow(this.fd, max - total, part) ??
+        (await this.files.read(this.fd, max - total, part));
       if (isErrno(more) || more.length === 0) break; // EAGAIN, eof, unplug: report at the next call
       total += more.length;
     }
@@ -162,7 +166,8 @@ export class PortStream {
     let done = 0;
     while (done < data.length) {
       if (this.closed) return errno('EBADF', `write ${this.path}`);
-      const n = await this.files.write(this.fd, data.subarray(done));
+      const rest = data.subarray(done);
+      const n = this.files.writeNow(this.fd, rest) ?? (await this.files.write(this.fd, rest));
       if (!isErrno(n)) {
         done += n;
         progress?.(n);
