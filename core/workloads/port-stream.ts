@@ -43,18 +43,20 @@ export class PortStream {
   /** SIGIOs so far, and the count when the last read was issued (see waitForHost). */
   private sigios = 0;
   private sigiosAtRead = 0;
-  /** Settles at close(), so a wait can be abandoned without a syscall. */
-  private readonly closedSignal: Promise<void>;
-  private signalClosed: () => void = () => {};
+  /**
+   * Polls in progress, ended (EBADF) by close() so a wait can be abandoned
+   * without a syscall. Each leaves the set when it settles: a promise that
+   * lives as long as the stream, with a reaction added per poll, would keep
+   * every poll's closures until close (memory growing with the bytes moved).
+   */
+  private readonly pollsOpen = new Set<() => void>();
 
   private constructor(
     private readonly files: GuestFiles,
     readonly fd: number,
     /** The node opened: /dev/vport0p1, /dev/hvc0. */
     readonly path: string,
-  ) {
-    this.closedSignal = new Promise((resolve) => (this.signalClosed = resolve));
-  }
+  ) {}
 
   /** open(path, O_RDWR | O_NONBLOCK), then O_ASYNC with this stream as the SIGIO owner. */
   static async open(files: GuestFiles, path: string): Promise<PortStream | Errno> {
@@ -193,7 +195,7 @@ export class PortStream {
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
     this.closed = true;
-    this.signalClosed();
+    for (const abandon of [...this.pollsOpen]) abandon();
     this.wakeSigioWaiters();
     this.files.setOwner(this.fd, null);
     this.closing = this.files.close(this.fd).then(() => undefined);
@@ -217,8 +219,16 @@ export class PortStream {
   }
 
   /** poll(2) for `events`, abandoned (EBADF) when the stream is closed meanwhile. */
-  private async pollOrClose(events: number): Promise<number | Errno> {
-    const closed = this.closedSignal.then(() => errno('EBADF', `poll ${this.path}`));
-    return Promise.race([this.files.poll(this.fd, events), closed]);
+  private pollOrClose(events: number): Promise<number | Errno> {
+    if (this.closed) return Promise.resolve(errno('EBADF', `poll ${this.path}`));
+    return new Promise((resolve) => {
+      const settle = (r: number | Errno): void => {
+        if (!this.pollsOpen.delete(abandon)) return;
+        resolve(r);
+      };
+      const abandon = (): void => settle(errno('EBADF', `poll ${this.path}`));
+      this.pollsOpen.add(abandon);
+      void this.files.poll(this.fd, events).then(settle);
+    });
   }
 }
