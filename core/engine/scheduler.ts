@@ -111,6 +111,7 @@ export class Scheduler {
     {
       mayRunNow: (kind: TaskKind, label: string): boolean => this.admitNow(kind, label, false),
       mayContinue: (kind: TaskKind, label: string): boolean => this.admitNow(kind, label, true),
+      freeRunning: (): boolean => this.currentMode === 'free-run' && this.held === null,
     },
   );
 

@@ -89,6 +89,13 @@ export interface PostTask {
    * Same rule as mayRunNow: free-run with batch budget left.
    */
   readonly mayContinue?: (kind: TaskKind, label: string) => boolean;
+  /**
+   * Free-running and not held: a guest program may look at its files
+   * without a task (poll(2) with timeout 0) before choosing its next call.
+   * No in step mode, where even a look waits for its step; a plain function
+   * has no answer (no).
+   */
+  readonly freeRunning?: () => boolean;
 }
 
 /**
@@ -479,7 +486,11 @@ export abstract class VirtioDevice implements VirtioTransport {
           if (this.firstFault === null) this.deferred.add(queue);
           return;
         }
-        if (this.processQueue(queue) && this.running) this.scheduleQueue(queue);
+        // Go on only while a chain waits: a task that would pop nothing is a
+        // wasted hop (the driver's next kick schedules the queue again).
+        if (this.processQueue(queue) && this.running && this.hasAvailable(queue)) {
+          this.scheduleQueue(queue);
+        }
       },
       { device: this.name, queue },
     );

@@ -81,6 +81,12 @@ export class PortStream {
     for (;;) {
       if (this.closed) return errno('EBADF', `read ${this.path}`);
       this.sigiosAtRead = this.sigios;
+      // Nothing queued: wait for data without a read that would say EAGAIN.
+      if (this.files.readWouldWait(this.fd)) {
+        const woke = await this.pollOrClose(POLLIN);
+        if (isErrno(woke)) return woke;
+        continue;
+      }
       const r = await this.files.read(this.fd, max, into);
       if (!isErrno(r)) return r.length === 0 ? 'eof' : r;
       if (r.code !== 'EAGAIN') return r;
@@ -106,7 +112,7 @@ export class PortStream {
     if (!(first instanceof Uint8Array) || first.length >= max) return first;
     const parts = [first];
     let total = first.length;
-    while (total < max && !this.closed) {
+    while (total < max && !this.closed && !this.files.readWouldWait(this.fd)) {
       const more = await this.files.read(this.fd, max - total);
       if (isErrno(more) || more.length === 0) break; // EAGAIN, eof, unplug: report at the next call
       parts.push(more);
@@ -126,7 +132,9 @@ export class PortStream {
     const first = await this.read(max, into.subarray(0, max));
     if (!(first instanceof Uint8Array)) return first;
     let total = first.length;
-    while (total < max && !this.closed) {
+    // Each follow-up read only while something is queued (readWouldWait), so
+    // the last one is not a read(2) that finds nothing.
+    while (total < max && !this.closed && !this.files.readWouldWait(this.fd)) {
       const part = into.subarray(total, max);
       // Run now when the engine lets it: one task per read(2) all the same, but no promise each.
       const more =

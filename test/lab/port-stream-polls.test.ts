@@ -33,6 +33,7 @@ function files(options: { pollHangs: boolean }): { files: GuestFiles; polls: () 
     open: async () => 3,
     setOwner: () => {},
     setFlags: async () => 0,
+    readWouldWait: () => false,
     readNow: () => null,
     writeNow: () => null,
     read: async (): Promise<Uint8Array | Errno> => {

@@ -223,6 +223,21 @@ export class GuestFiles {
     return done;
   }
 
+  /**
+   * Would a non-blocking read(2) on `fd` say EAGAIN now? A program's
+   * poll(2) with timeout 0 before it reads, so it can wait (poll) without
+   * first making a read that finds nothing. False whenever it cannot tell
+   * without a task (step mode, a hold: the read is made and says so itself),
+   * and for anything but plain "no data yet" (EOF, hang-up, errors: the read
+   * reports those).
+   */
+  readWouldWait(fd: number): boolean {
+    if (this.post.freeRunning?.() !== true) return false;
+    const f = this.table.get(fd);
+    if (f === undefined || f.closed || (f.flags & O_NONBLOCK) === 0) return false;
+    return (f.ops.poll() & (POLLIN | POLLHUP | POLLERR)) === 0;
+  }
+
   /** The poll mask now, without waiting (poll with timeout 0). */
   pollNow(fd: number): number | Errno {
     const f = this.file(fd, 'poll');
