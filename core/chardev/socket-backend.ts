@@ -79,6 +79,28 @@ export interface SocketStats {
 
 type Address = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: string };
 
+/**
+ * The sun_path a connected unix socket is bound to ('' for none, as a
+ * socketpair's end or a client), from /proc/net/unix by the socket's inode:
+ * Node has no getsockname for unix sockets. An abstract name prints as
+ * nothing, as QEMU's %s of a path starting with NUL does.
+ */
+function unixLocalPath(socket: net.Socket): string {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return '';
+  try {
+    const inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+    if (inode === undefined) return '';
+    for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[6] === inode) return cols[7] === undefined || cols[7].startsWith('@') ? '' : cols[7];
+    }
+  } catch {
+    // No /proc: the filename shows no path.
+  }
+  return '';
+}
+
 function bracket(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
@@ -122,6 +144,8 @@ export class SocketChardev extends BackendEndpoint {
   private hupWatchUsable = true;
   /** fd=N: the descriptor as written (describe() shows it as QEMU does). */
   private fdText: string | null = null;
+  /** fd=N, connected: a unix socket's own path, or null for tcp (qemu_chr_compute_filename). */
+  private fdUnixPath: string | null = null;
   /** A frontend takes passed descriptors (wantDescriptors): connections read them from now on. */
   private passDescriptors = false;
   /** The latest batch of passed descriptors nobody took yet (QEMU's read_msgfds). */
@@ -249,9 +273,13 @@ export class SocketChardev extends BackendEndpoint {
   describe(): string {
     const a = this.address;
     const server = this.listenMode ? ',server=on' : '';
-    // QEMU's qemu_chr_compute_filename for an fd address: fd:N (no peer shown).
-    if (this.fdText !== null)
-      return `${this.socket === null ? 'disconnected:' : ''}fd:${this.fdText}${server}`;
+    // An fd address: qemu_chr_socket_address's `disconnected:fd:N` until a
+    // connection, then qemu_chr_compute_filename from the socket's addresses.
+    if (this.fdText !== null) {
+      if (this.socket === null) return `disconnected:fd:${this.fdText}${server}`;
+      if (this.fdUnixPath !== null) return `unix:${this.fdUnixPath}${server}`;
+      return `tcp:${this.localText}${server} <-> ${this.remoteText}`;
+    }
     if (this.socket === null) {
       if (a.type === 'unix') return `disconnected:unix:${a.path}${server}`;
       return `disconnected:${this.protocolName}:${a.host}:${a.port}${server}`;
@@ -459,9 +487,12 @@ export class SocketChardev extends BackendEndpoint {
     this.watchErrors(socket, 'connection error');
     if (this.nodelay && this.address.type === 'tcp') socket.setNoDelay(true);
     this.socket = socket;
-    if (this.address.type === 'tcp') {
+    if (this.address.type === 'tcp' || socket.remoteAddress !== undefined) {
       this.localText = `${bracket(socket.localAddress ?? '')}:${socket.localPort ?? ''}`;
       this.remoteText = `${bracket(socket.remoteAddress ?? '')}:${socket.remotePort ?? ''}`;
+    }
+    if (this.fdText !== null) {
+      this.fdUnixPath = socket.remoteAddress !== undefined ? null : unixLocalPath(socket);
     }
     if (!this.websocket) {
       this.connect(socket, this.descriptorReader(socket) ?? socket, socket);

@@ -180,7 +180,7 @@ describe.skipIf(!HAVE_PYTHON3 && process.env.CI !== 'true')(
           error("Failed to add chardev 'again': File descriptor named 'mine' has not been found"),
         );
         expect(steps.get('query-chardev')).toEqual([
-          { label: 'passed', filename: 'fd:mine', 'frontend-open': false },
+          { label: 'passed', filename: 'unix:', 'frontend-open': false },
         ]);
         expect(steps.get('device_add')).toEqual(ok);
         expect(steps.get('host read')).toBe('from the guest');
