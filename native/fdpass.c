@@ -36,12 +36,19 @@
     }                                                                                \
   } while (0)
 
+/* The call's first `count` arguments, the first one a descriptor number. */
+static napi_status fd_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv,
+                           int32_t *fd) {
+  size_t argc = count;
+  napi_status status = napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (status != napi_ok) return status;
+  return napi_get_value_int32(env, argv[0], fd);
+}
+
 static napi_value js_recv(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(fd_args(env, info, 3, argv, &fd));
   void *data;
   size_t length;
   CHECK(napi_get_buffer_info(env, argv[1], &data, &length));
@@ -142,11 +149,9 @@ static Watch *watch_of(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_watch(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(fd_args(env, info, 2, argv, &fd));
   struct uv_loop_s *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
   int epfd = epoll_create1(EPOLL_CLOEXEC);

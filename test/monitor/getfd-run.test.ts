@@ -31,53 +31,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, requireBuilt, ROOT, tempDir, waitUntil } from '../lab/helpers.js';
+import { COMMON_STEPS, PRELUDE, startFdClient } from './qmp-fd-client.js';
 
 const BIN = path.join(ROOT, 'bin', 'vmchan.js');
 const ADDON = path.join(ROOT, 'build', 'fdpass.node');
 const HAVE_PYTHON3 = spawnSync('python3', ['-c', 'pass'], { stdio: 'ignore' }).status === 0;
 afterAll(removeTempDirs);
 
-/** The QMP client: every reply it got, one JSON line per step, named. */
-const CLIENT = String.raw`
-import json, os, socket, sys
-qmp_path, guest_dir = sys.argv[1], sys.argv[2]
-m = socket.socket(socket.AF_UNIX); m.connect(qmp_path)
-f = m.makefile('rb')
-def reply():
-    while True:
-        r = json.loads(f.readline())
-        if 'event' not in r: return r
-def event(name):
-    while True:
-        r = json.loads(f.readline())
-        if r.get('event') == name: return r
-def cmd(execute, fds=(), **args):
-    msg = json.dumps({'execute': execute, 'arguments': args} if args else {'execute': execute}).encode()
-    if fds: socket.send_fds(m, [msg], list(fds))
-    else: m.sendall(msg)
-    return reply()
-def out(step, value): print(json.dumps({'step': step, 'value': value}), flush=True)
-reply(); cmd('qmp_capabilities')
-out('getfd without a descriptor', cmd('getfd', fdname='mine'))
-host, passed = socket.socketpair()
-out('getfd', cmd('getfd', [passed.fileno()], fdname='mine')); passed.close()
-spare_r, spare_w = os.pipe()
-out('getfd digit', cmd('getfd', [spare_r], fdname='1st'))
-out('getfd tmp', cmd('getfd', [spare_r], fdname='tmp'))
-out('getfd tmp again', cmd('getfd', [spare_w], fdname='tmp'))
-out('closefd tmp', cmd('closefd', fdname='tmp'))
-out('closefd tmp again', cmd('closefd', fdname='tmp'))
-out('getfd pipe', cmd('getfd', [spare_r], fdname='notsock'))
+/** After the common steps: a port on the chardev, bytes both ways, add-fd, the clean-up. */
+const CLIENT =
+  PRELUDE +
+  COMMON_STEPS +
+  String.raw`
 os.close(spare_r)
-addr = lambda name: {'type': 'socket', 'data': {'addr': {'type': 'fd', 'data': {'str': name}}, 'server': False}}
-out('chardev-add pipe', cmd('chardev-add', id='bad', backend=addr('notsock')))
-out('chardev-add', cmd('chardev-add', id='passed', backend=addr('mine')))
-out('chardev-add again', cmd('chardev-add', id='again', backend=addr('mine')))
-out('query-chardev', [c for c in cmd('query-chardev')['return'] if c['label'] == 'passed'])
 out('device_add', cmd('device_add', driver='virtserialport', chardev='passed', name='fdport', id='fdp'))
 sys.stdin.readline()  # the test saw the guest's node appear
 g = socket.socket(socket.AF_UNIX)
-g.connect(os.path.join(guest_dir, 'fdport'))
+g.connect(os.path.join(sys.argv[2], 'fdport'))
 g.sendall(b'from the guest')
 got = b''
 while len(got) < 14: got += host.recv(100)
@@ -132,31 +102,15 @@ describe.skipIf(!HAVE_PYTHON3 && process.env.CI !== 'true')(
         expect(err).toBe('');
         const before = openDescriptors(child.pid!);
 
-        const client = spawn('python3', ['-c', CLIENT, qmpPath, guestDir], {
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        let lines = '';
-        let clientErr = '';
-        client.stdout.on('data', (c: Buffer) => (lines += c.toString()));
-        client.stderr.on('data', (c: Buffer) => (clientErr += c.toString()));
-        const code = new Promise((resolve) => client.on('exit', resolve));
+        const client = startFdClient(CLIENT, qmpPath, [guestDir]);
         // The hot-plugged port's guest side appears in the guest directory.
         await waitUntil(
-          () => fs.existsSync(path.join(guestDir, 'fdport')) || client.exitCode !== null,
+          () => fs.existsSync(path.join(guestDir, 'fdport')) || client.exited(),
           'the guest node of the hot-plugged port',
           20_000,
         );
-        client.stdin.end('go\n');
-        await code;
-        expect(clientErr).toBe('');
-        expect(client.exitCode).toBe(0);
-        const steps = new Map(
-          lines
-            .trim()
-            .split('\n')
-            .map((l) => JSON.parse(l) as { step: string; value: unknown })
-            .map((s) => [s.step, s.value]),
-        );
+        client.go();
+        const steps = new Map(await client.steps());
         const error = (desc: string): unknown => ({ error: { class: 'GenericError', desc } });
         const ok = { return: {} };
         expect(steps.get('getfd without a descriptor')).toEqual(

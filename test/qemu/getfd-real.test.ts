@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, requireBuilt, ROOT, tempDir, waitUntil } from '../lab/helpers.js';
+import { COMMON_STEPS, PRELUDE, startFdClient } from '../monitor/qmp-fd-client.js';
 
 const BIN = path.join(ROOT, 'bin', 'vmchan.js');
 const inCi = process.env['CI'] === 'true';
@@ -33,44 +34,17 @@ const missing = [
   .join(', ');
 afterAll(removeTempDirs);
 
-const CLIENT = String.raw`
-import json, os, socket, sys
-m = socket.socket(socket.AF_UNIX); m.connect(sys.argv[1])
-f = m.makefile('rb')
-def reply():
-    while True:
-        r = json.loads(f.readline())
-        if 'event' not in r: return r
-def cmd(execute, fds=(), **args):
-    msg = json.dumps({'execute': execute, 'arguments': args} if args else {'execute': execute}).encode()
-    if fds: socket.send_fds(m, [msg], list(fds))
-    else: m.sendall(msg)
-    return reply()
-steps = []
-def out(step, value): steps.append([step, value])
-reply(); cmd('qmp_capabilities')
-out('getfd without a descriptor', cmd('getfd', fdname='mine'))
-host, passed = socket.socketpair()
-out('getfd', cmd('getfd', [passed.fileno()], fdname='mine')); passed.close()
-r, w = os.pipe()
-out('getfd digit', cmd('getfd', [r], fdname='1st'))
-out('getfd tmp', cmd('getfd', [r], fdname='tmp'))
-out('getfd tmp again', cmd('getfd', [w], fdname='tmp'))
-out('closefd tmp', cmd('closefd', fdname='tmp'))
-out('closefd tmp again', cmd('closefd', fdname='tmp'))
-out('getfd pipe', cmd('getfd', [r], fdname='notsock'))
-addr = lambda name: {'type': 'socket', 'data': {'addr': {'type': 'fd', 'data': {'str': name}}, 'server': False}}
-out('chardev-add pipe', cmd('chardev-add', id='bad', backend=addr('notsock')))
-out('chardev-add', cmd('chardev-add', id='passed', backend=addr('mine')))
-out('chardev-add again', cmd('chardev-add', id='again', backend=addr('mine')))
-out('query-chardev', [c for c in cmd('query-chardev')['return'] if c['label'] == 'passed'])
+const CLIENT =
+  PRELUDE +
+  COMMON_STEPS +
+  String.raw`
+r, w = spare_r, spare_w
 out('add-fd without a descriptor', cmd('add-fd'))
 out('add-fd', cmd('add-fd', [w], opaque='w'))
 out('add-fd set 7', cmd('add-fd', [r], **{'fdset-id': 7}))
 out('add-fd negative', cmd('add-fd', [r], **{'fdset-id': -1}))
 out('query-fdsets', cmd('query-fdsets'))
 out('chardev-remove', cmd('chardev-remove', id='passed'))
-print(json.dumps(steps))
 `;
 
 /** Descriptor numbers differ between processes: each `fd` becomes 'N'. */
@@ -81,15 +55,7 @@ function withoutFdNumbers(value: unknown): unknown {
 }
 
 async function runClient(qmpPath: string): Promise<unknown> {
-  const client = spawn('python3', ['-c', CLIENT, qmpPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  client.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  client.stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const code = await new Promise((resolve) => client.on('exit', resolve));
-  expect(err).toBe('');
-  expect(code).toBe(0);
-  return withoutFdNumbers(JSON.parse(out));
+  return withoutFdNumbers(await startFdClient(CLIENT, qmpPath).steps());
 }
 
 async function stop(child: ChildProcess): Promise<void> {
