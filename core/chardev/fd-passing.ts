@@ -87,7 +87,7 @@ export class DescriptorReader extends Readable {
     private readonly onDescriptors: (fds: number[]) => void,
   ) {
     super({ highWaterMark: READ_SIZE });
-    this.watch = addon.watch(fd, () => this.readable_());
+    this.watch = addon.watch(fd, () => this.onReadable());
   }
 
   override _read(): void {
@@ -95,7 +95,7 @@ export class DescriptorReader extends Readable {
   }
 
   /** The socket is readable: take what it has until it has no more or we are full. */
-  private readable_(): void {
+  private onReadable(): void {
     while (this.watch !== null) {
       const fds: number[] = [];
       const n = this.addon.recv(this.fd, this.buffer, fds);

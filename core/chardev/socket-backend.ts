@@ -554,7 +554,19 @@ export class SocketChardev extends BackendEndpoint {
     const addon = fdPassAddon();
     const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
     if (typeof addon === 'string' || typeof fd !== 'number' || fd < 0) return null;
-    return new DescriptorReader(addon, fd, (fds) => this.holdDescriptors(fds));
+    let reader: DescriptorReader;
+    try {
+      reader = new DescriptorReader(addon, fd, (fds) => this.holdDescriptors(fds));
+    } catch (error) {
+      // No epoll set for it (out of descriptors): this connection is read as before.
+      this.notice(
+        `chardev ${this.id}: descriptors sent on this connection cannot be received (${describeSystemError(error)})`,
+      );
+      return null;
+    }
+    // Read errors (ECONNRESET) now come from the reader, not the socket.
+    this.watchErrors(reader, 'connection error');
+    return reader;
   }
 
   /** The connection (raw, or the WebSocket's payload stream) carries bytes now. */
