@@ -79,6 +79,11 @@ export interface SocketStats {
 
 type Address = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: string };
 
+/** The descriptor under a net.Socket (its libuv handle's), or undefined when it has none. */
+function socketFd(socket: net.Socket): number | undefined {
+  return (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+}
+
 /**
  * The sun_path a connected unix socket is bound to ('' for none, as a
  * socketpair's end or a client), from /proc/net/unix by the socket's inode:
@@ -86,7 +91,7 @@ type Address = { type: 'unix'; path: string } | { type: 'tcp'; host: string; por
  * nothing, as QEMU's %s of a path starting with NUL does.
  */
 function unixLocalPath(socket: net.Socket): string {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  const fd = socketFd(socket);
   if (typeof fd !== 'number' || fd < 0) return '';
   try {
     const inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`))?.[1];
@@ -552,7 +557,7 @@ export class SocketChardev extends BackendEndpoint {
   private descriptorReader(socket: net.Socket): DescriptorReader | null {
     if (!this.passDescriptors || this.address.type !== 'unix') return null;
     const addon = fdPassAddon();
-    const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    const fd = socketFd(socket);
     if (typeof addon === 'string' || typeof fd !== 'number' || fd < 0) return null;
     let reader: DescriptorReader;
     try {
