@@ -8,7 +8,11 @@
  * and apart from each other, the capture's list, details and bytes stacked
  * without overlap, the dock collapsible, the Table tab without horizontal
  * scrolling at 1440. At 1440x900 with the docks collapsed the capture list
- * shows at least 25 rows. A splitter dragged keeps its size after a reload
+ * shows at least 25 rows. At each size, docks open and collapsed: the Vrings
+ * tab's three ring tables (each at least its header and three rows high, the
+ * header sticky in its own scroll box), the capture panes and the
+ * inspector's actions lie inside their views and the window, apart from each
+ * other and from the docks. A splitter dragged keeps its size after a reload
  * (localStorage). The About dialog names the version, the QEMU and Linux
  * versions followed, and the docs.
  *
