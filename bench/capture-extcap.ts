@@ -26,11 +26,52 @@ const TRANSFER = 16 * MiB;
 const ROUNDS = 3;
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'vmchan.js');
 
-async function until(test: () => boolean, what: string, ms = 30_000): Promise<void> {
+export async function until(test: () => boolean, what: string, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!test()) {
     if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * `n` real `vmchan extcap --capture` children of the session `id`, each
+ * writing to a fifo that `cat` drains, as dumpcap would; `all` has the
+ * drains too, so that a failed bench can kill everything.
+ */
+export function startExtcaps(
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  id: string,
+  n: number,
+  tag: string,
+): { extcaps: ChildProcess[]; all: ChildProcess[] } {
+  const extcaps: ChildProcess[] = [];
+  const all: ChildProcess[] = [];
+  for (let c = 0; c < n; c++) {
+    const fifo = path.join(dir, `fifo${tag}-${c}`);
+    spawnSync('mkfifo', [fifo]);
+    const drain = spawn('sh', ['-c', 'cat "$1" > /dev/null', 'sh', fifo], { stdio: 'ignore' });
+    const extcap = spawn(
+      process.execPath,
+      [BIN, 'extcap', '--capture', '--extcap-interface', id, '--fifo', fifo],
+      { env, stdio: 'ignore' },
+    );
+    extcaps.push(extcap);
+    all.push(extcap, drain);
+  }
+  return { extcaps, all };
+}
+
+/** SIGTERM the extcap children (as Wireshark stops a capture) and wait for them to exit; the drains follow. */
+export async function stopExtcaps(extcaps: readonly ChildProcess[]): Promise<void> {
+  for (const child of extcaps) {
+    const gone =
+      child.exitCode !== null || child.signalCode !== null
+        ? Promise.resolve()
+        : new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
   }
 }
 
@@ -65,21 +106,14 @@ export async function benchCaptureExtcap(report: Report): Promise<void> {
       // rotate the order so that no setting always follows the same one
       for (let k = 0; k < SETTINGS.length; k++) {
         const setting = SETTINGS[(round + k) % SETTINGS.length]!;
-        const extcaps: ChildProcess[] = [];
-        for (let c = 0; c < CLIENTS[setting]; c++) {
-          const fifo = path.join(dir, `fifo${round}-${setting}-${c}`);
-          spawnSync('mkfifo', [fifo]);
-          const drain = spawn('sh', ['-c', 'cat "$1" > /dev/null', 'sh', fifo], {
-            stdio: 'ignore',
-          });
-          const extcap = spawn(
-            process.execPath,
-            [BIN, 'extcap', '--capture', '--extcap-interface', published.entry.id, '--fifo', fifo],
-            { env, stdio: 'ignore' },
-          );
-          children.push(drain, extcap);
-          extcaps.push(extcap);
-        }
+        const { extcaps, all } = startExtcaps(
+          dir,
+          env,
+          published.entry.id,
+          CLIENTS[setting],
+          `${round}-${setting}`,
+        );
+        children.push(...all);
         await until(
           () => published.server.clients === CLIENTS[setting],
           `${CLIENTS[setting]} extcap clients`,
@@ -88,14 +122,7 @@ export async function benchCaptureExtcap(report: Report): Promise<void> {
         times.h2g[setting].push(await hostToGuest(m, data));
         gc();
         times.g2h[setting].push(await guestToHost(m, data));
-        for (const extcap of extcaps) {
-          const gone =
-            extcap.exitCode !== null || extcap.signalCode !== null
-              ? Promise.resolve()
-              : new Promise((r) => extcap.once('exit', r));
-          extcap.kill('SIGTERM');
-          await gone;
-        }
+        await stopExtcaps(extcaps);
         await until(() => published.server.clients === 0, 'the extcap clients to leave');
       }
     }
