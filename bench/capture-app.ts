@@ -52,7 +52,7 @@ export async function benchCaptureApp(report: Report): Promise<void> {
     const attach = async (n: number, tag: string): Promise<ChildProcess[]> => {
       const { extcaps, all } = startExtcaps(dir, env, published.entry.id, n, tag);
       children.push(...all);
-      await until(() => published.server.clients === n, `${n} extcap clients`);
+      await until(() => published.server.hub.size === n, `${n} extcap clients streaming`);
       return extcaps;
     };
     for (let round = 0; round < ROUNDS; round++) {

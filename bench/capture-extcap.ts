@@ -115,7 +115,7 @@ export async function benchCaptureExtcap(report: Report): Promise<void> {
         );
         children.push(...all);
         await until(
-          () => published.server.clients === CLIENTS[setting],
+          () => published.server.hub.size === CLIENTS[setting],
           `${CLIENTS[setting]} extcap clients`,
         );
         gc();
