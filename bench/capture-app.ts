@@ -17,8 +17,9 @@ import * as path from 'node:path';
 import { CaptureError } from '../core/capture/error.js';
 import { tapLab } from '../core/capture/lab-tap.js';
 import { publishSession } from '../core/capture/live-session.js';
+import { LiveHub } from '../core/capture/live-server.js';
 import { PcapngWriter } from '../core/capture/pcapng-writer.js';
-import { CaptureRecorder } from '../core/api/server/recorder.js';
+import { recordFromHub } from '../core/api/server/recorder.js';
 import { gc, guestToHost, hostToGuest, machine, pattern } from './capture-lab.js';
 import { startExtcaps, stopExtcaps, until } from './capture-extcap.js';
 import type { Report } from './harness.js';
@@ -40,11 +41,20 @@ export async function benchCaptureApp(report: Report): Promise<void> {
     h2g: { off: [] as number[], on: [] as number[] },
     g2h: { off: [] as number[], on: [] as number[] },
   };
-  // As the app: the session's live capture published, the recorder writing its file.
+  // As the app (lab-session.ts): the session's live capture and its one
+  // encoder published, the recorder writing its file out of that encoder.
   const live = tapLab(m.lab, null);
-  const published = await publishSession(live.capture, 'lab', 'bench app', () => {}, 4 * TRANSFER);
+  const hub = new LiveHub({ source: live.capture, queueBytes: 4 * TRANSFER });
+  const published = await publishSession(
+    live.capture,
+    'lab',
+    'bench app',
+    () => {},
+    undefined,
+    hub,
+  );
   if (published instanceof CaptureError) throw new Error(published.toString());
-  const recorder = CaptureRecorder.start(m.lab, path.join(dir, 'app.pcapng'), () => null);
+  const recorder = recordFromHub(hub, path.join(dir, 'app.pcapng'), {});
   if (recorder instanceof CaptureError) throw new Error(recorder.toString());
   const children: ChildProcess[] = [];
   let perRecord: number;
@@ -87,6 +97,7 @@ export async function benchCaptureApp(report: Report): Promise<void> {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     recorder.stop();
     live.stop();
+    hub.close();
     await published.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
