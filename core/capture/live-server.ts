@@ -101,8 +101,6 @@ export class LiveHub implements CaptureSink {
   private sent = 0;
   /** Blocks of records not yet flushed, by their absolute start offset (only with filtered clients or choosing files). */
   private readonly spans = new Map<number, Span>();
-  /** Files that refused a record since the last flush: they take runs of blocks, not the whole chunk. */
-  private readonly choosing = new Set<EncodedConsumer>();
   /** Bytes of pending blocks each choosing file refused (its share of `pending` is the rest). */
   private readonly skipped = new Map<EncodedConsumer, number>();
   private readonly source: Capture | undefined;
@@ -241,7 +239,6 @@ export class LiveHub implements CaptureSink {
     const start = this.writer.size;
     if (wantedBy !== undefined || skippedBy !== undefined)
       this.spans.set(start, { wantedBy, skippedBy });
-    if (skippedBy !== undefined) for (const f of skippedBy) this.choosing.add(f);
     const err = this.writer.write(record);
     if (err) {
       this.spans.delete(start);
@@ -285,10 +282,12 @@ export class LiveHub implements CaptureSink {
     const base = this.sent;
     this.sent += lent.length;
     const view = Buffer.from(lent.buffer, lent.byteOffset, lent.byteLength);
-    /** Choosing files still attached, with where their next run starts. */
+    /** Files that refused a record of this chunk (still attached), with where their next run starts. */
     const runs = new Map<EncodedConsumer, number>();
-    for (const f of this.choosing) if (this.files.has(f)) runs.set(f, 0);
-    this.choosing.clear();
+    for (const [at, span] of this.spans) {
+      if (at >= this.sent) break;
+      for (const f of span.skippedBy ?? []) if (this.files.has(f)) runs.set(f, 0);
+    }
     this.skipped.clear();
     for (const f of [...this.files]) if (!runs.has(f)) f.take(lent);
     const toClients = this.clients.size > 0;
