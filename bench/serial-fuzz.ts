@@ -179,6 +179,16 @@ export interface SerialFuzzOutcome {
   tasks: number;
 }
 
+/** A control message the device sent: an id below max_ports or 0xffffffff, a known event. */
+function checkSent(id: number, event: number): void {
+  if (id !== BAD_PORT_ID && id >= MAX_PORTS) {
+    throw new SerialFuzzViolation(`device sent a control message for port ${id}`);
+  }
+  if (event > ControlEvent.PORT_NAME) {
+    throw new SerialFuzzViolation(`device sent an unknown control event ${event}`);
+  }
+}
+
 /** Run one case; throws SerialFuzzViolation when an invariant breaks. */
 export function runSerialFuzzCase(c: SerialFuzzCase): SerialFuzzOutcome {
   // One guest memory for every case, zeroed: a fresh buffer per case is mostly GC work.
@@ -190,6 +200,12 @@ export function runSerialFuzzCase(c: SerialFuzzCase): SerialFuzzOutcome {
     tasks.push(run);
   };
   const events = new Emitter<EngineEvents>();
+  // What the device itself sent, as it sent it: holds even after a scribble has
+  // moved a buffer (the bytes check below cannot follow a rewritten descriptor).
+  events.on('control', (e) => {
+    if (e.direction !== 'to-guest') return;
+    checkSent(e.message.id, e.message.event);
+  });
   events.on('drop', (e) => {
     if (!(e.bytes > 0) || typeof e.reason !== 'string') {
       throw new SerialFuzzViolation(`drop without a count or reason: ${JSON.stringify(e)}`);
@@ -258,7 +274,10 @@ export function runSerialFuzzCase(c: SerialFuzzCase): SerialFuzzOutcome {
       const used = q.getUsed();
       if (isFault(used) || used === null) return;
       const buf = rxBuffers.get(used.token);
-      if (buf === undefined) continue;
+      // After a scribble the descriptor may point elsewhere than the buffer the test
+      // posted (a changed address byte puts the message one byte off: "port 512"),
+      // so the bytes are read back only while the rings are the driver's own.
+      if (buf === undefined || scribbled) continue;
       if (used.len > 0 && used.len < 8 && !faulted()) {
         throw new SerialFuzzViolation(`control message of ${used.len} bytes from the device`);
       }
@@ -266,18 +285,12 @@ export function runSerialFuzzCase(c: SerialFuzzCase): SerialFuzzOutcome {
         const head = memory.readBytes(buf.addr, 8);
         if (isFault(head)) continue;
         const view = new DataView(head.buffer, head.byteOffset, 8);
-        const id = view.getUint32(0, true);
-        const event = view.getUint16(4, true);
-        if (id !== BAD_PORT_ID && id >= MAX_PORTS) {
-          throw new SerialFuzzViolation(`device sent a control message for port ${id}`);
-        }
-        if (event > ControlEvent.PORT_NAME) {
-          throw new SerialFuzzViolation(`device sent an unknown control event ${event}`);
-        }
+        checkSent(view.getUint32(0, true), view.getUint16(4, true));
       }
     }
   };
   const faulted = (): boolean => device.fault !== null;
+  let scribbled = false;
   const rxBuffers = new Map<number, { addr: number; len: number }>();
   let token = 1;
 
@@ -363,6 +376,7 @@ export function runSerialFuzzCase(c: SerialFuzzCase): SerialFuzzOutcome {
         const base =
           op.area === 0 ? layout.descAddr : op.area === 1 ? layout.driverAddr : layout.deviceAddr;
         memory.write16(base + (op.offset % (16 * QUEUE_SIZE)), op.value & 0xffff);
+        scribbled = true;
         break;
       }
     }
