@@ -12,7 +12,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { CaptureError } from '../core/capture/error.js';
 import { tapLab } from '../core/capture/lab-tap.js';
@@ -20,21 +19,23 @@ import { publishSession } from '../core/capture/live-session.js';
 import { LiveHub } from '../core/capture/live-server.js';
 import { PcapngWriter } from '../core/capture/pcapng-writer.js';
 import { recordFromHub } from '../core/api/server/recorder.js';
-import { gc, guestToHost, hostToGuest, machine, pattern } from './capture-lab.js';
-import { startExtcaps, stopExtcaps, until } from './capture-extcap.js';
+import { guestToHost } from './capture-lab.js';
+import {
+  extcapBench,
+  reportWays,
+  startExtcaps,
+  stopExtcaps,
+  timedRound,
+  TRANSFER,
+  until,
+} from './capture-extcap.js';
 import type { Report } from './harness.js';
 
 const MiB = 1024 * 1024;
-const TRANSFER = 16 * MiB;
 const ROUNDS = 3;
 
 export async function benchCaptureApp(report: Report): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-bench-app-'));
-  const env = { ...process.env, TMPDIR: dir, XDG_RUNTIME_DIR: '' };
-  process.env['TMPDIR'] = dir; // the registry goes where the child looks
-  delete process.env['XDG_RUNTIME_DIR'];
-  const m = await machine();
-  const data = pattern(TRANSFER);
+  const { dir, env, m, data } = await extcapBench('vmchan-bench-app-');
   type Setting = 'off' | 'on';
   const SETTINGS: Setting[] = ['off', 'on'];
   const times = {
@@ -69,12 +70,7 @@ export async function benchCaptureApp(report: Report): Promise<void> {
       for (let k = 0; k < SETTINGS.length; k++) {
         const setting = SETTINGS[(round + k) % SETTINGS.length]!;
         const extcaps = await attach(setting === 'on' ? 1 : 0, `${round}-${setting}`);
-        gc();
-        times.h2g[setting].push(await hostToGuest(m, data));
-        gc();
-        times.g2h[setting].push(await guestToHost(m, data));
-        await stopExtcaps(extcaps);
-        await until(() => published.server.clients === 0, 'the extcap clients to leave');
+        await timedRound(m, data, times.h2g[setting], times.g2h[setting], extcaps, published);
       }
     }
     // Encodes per record with the client attached, counted on every writer there is.
@@ -104,16 +100,11 @@ export async function benchCaptureApp(report: Report): Promise<void> {
   process.stdout.write(
     `app file + live extcap: ${perRecord.toFixed(2)} encodes per record in the file\n`,
   );
-  const rate = (xs: number[]): number => TRANSFER / Math.min(...xs);
-  for (const [way, label] of [
-    ['h2g', 'host -> guest'],
-    ['g2h', 'guest -> host'],
-  ] as const) {
-    report(
-      `capture-app: ${label}, app file + live extcap vs app file alone (bytes per CPU s)`,
-      rate(times[way].on),
-      rate(times[way].off),
-      'B/s',
-    );
-  }
+  reportWays(
+    report,
+    times,
+    'on',
+    'off',
+    (way) => `capture-app: ${way}, app file + live extcap vs app file alone`,
+  );
 }

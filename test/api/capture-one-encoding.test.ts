@@ -15,10 +15,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { CaptureState, PortSnapshot } from '../../core/api/contract/contract.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { connectLive } from '../../core/capture/live-server.js';
-import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { PcapngWriter } from '../../core/capture/pcapng-writer.js';
 import type { CaptureRecord } from '../../core/capture/record.js';
 import { removeTempDirs, tempDir } from '../lab/helpers.js';
+import { readBack } from './capture-fixture.js';
 import { rig, until, type Rig } from './helpers.js';
 
 const SHB = 0x0a0d0d0a;
@@ -97,27 +97,11 @@ async function finish(
   r!.service.session.liveCapture().setAll(false);
   const stopped = await r!.must<CaptureState>({ cmd: 'stopCapture' });
   const file = fs.readFileSync(stopped.last!);
-  const records = readRecords(stopped.last!);
+  const records = readBack(stopped.last!);
   await r!.close(); // the capture directory goes with it
   r = undefined;
   await reader.ended;
   return { file, stream: reader.bytes(), records };
-}
-
-function readRecords(file: string): CaptureRecord[] {
-  const read = openCaptureSync(file);
-  if (read instanceof CaptureError) throw new Error(read.message);
-  try {
-    const out: CaptureRecord[] = [];
-    for (let i = 0; i < read.count; i++) {
-      const rec = read.record(i);
-      if (rec instanceof CaptureError) throw new Error(rec.message);
-      out.push(rec);
-    }
-    return out;
-  } finally {
-    read.close();
-  }
 }
 
 describe("the app's capture file and Wireshark share one encoding", () => {
