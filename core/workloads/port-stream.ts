@@ -43,18 +43,20 @@ export class PortStream {
   /** SIGIOs so far, and the count when the last read was issued (see waitForHost). */
   private sigios = 0;
   private sigiosAtRead = 0;
-  /** Settles at close(), so a wait can be abandoned without a syscall. */
-  private readonly closedSignal: Promise<void>;
-  private signalClosed: () => void = () => {};
+  /**
+   * Polls in progress, ended (EBADF) by close() so a wait can be abandoned
+   * without a syscall. Each leaves the set when it settles: a promise that
+   * lives as long as the stream, with a reaction added per poll, would keep
+   * every poll's closures until close (memory growing with the bytes moved).
+   */
+  private readonly pollsOpen = new Set<() => void>();
 
   private constructor(
     private readonly files: GuestFiles,
     readonly fd: number,
     /** The node opened: /dev/vport0p1, /dev/hvc0. */
     readonly path: string,
-  ) {
-    this.closedSignal = new Promise((resolve) => (this.signalClosed = resolve));
-  }
+  ) {}
 
   /** open(path, O_RDWR | O_NONBLOCK), then O_ASYNC with this stream as the SIGIO owner. */
   static async open(files: GuestFiles, path: string): Promise<PortStream | Errno> {
@@ -125,7 +127,11 @@ export class PortStream {
     if (!(first instanceof Uint8Array)) return first;
     let total = first.length;
     while (total < max && !this.closed) {
-      const more = await this.files.read(this.fd, max - total, into.subarray(total, max));
+      const part = into.subarray(total, max);
+      // Run now when the engine lets it: one task per read(2) all the same, but no promise each.
+      const more =
+        this.files.readNow(this.fd, max - total, part) ??
+        (await this.files.read(this.fd, max - total, part));
       if (isErrno(more) || more.length === 0) break; // EAGAIN, eof, unplug: report at the next call
       total += more.length;
     }
@@ -162,7 +168,8 @@ export class PortStream {
     let done = 0;
     while (done < data.length) {
       if (this.closed) return errno('EBADF', `write ${this.path}`);
-      const n = await this.files.write(this.fd, data.subarray(done));
+      const rest = data.subarray(done);
+      const n = this.files.writeNow(this.fd, rest) ?? (await this.files.write(this.fd, rest));
       if (!isErrno(n)) {
         done += n;
         progress?.(n);
@@ -188,7 +195,7 @@ export class PortStream {
   close(): Promise<void> {
     if (this.closing !== null) return this.closing;
     this.closed = true;
-    this.signalClosed();
+    for (const abandon of [...this.pollsOpen]) abandon();
     this.wakeSigioWaiters();
     this.files.setOwner(this.fd, null);
     this.closing = this.files.close(this.fd).then(() => undefined);
@@ -212,8 +219,16 @@ export class PortStream {
   }
 
   /** poll(2) for `events`, abandoned (EBADF) when the stream is closed meanwhile. */
-  private async pollOrClose(events: number): Promise<number | Errno> {
-    const closed = this.closedSignal.then(() => errno('EBADF', `poll ${this.path}`));
-    return Promise.race([this.files.poll(this.fd, events), closed]);
+  private pollOrClose(events: number): Promise<number | Errno> {
+    if (this.closed) return Promise.resolve(errno('EBADF', `poll ${this.path}`));
+    return new Promise((resolve) => {
+      const settle = (r: number | Errno): void => {
+        if (!this.pollsOpen.delete(abandon)) return;
+        resolve(r);
+      };
+      const abandon = (): void => settle(errno('EBADF', `poll ${this.path}`));
+      this.pollsOpen.add(abandon);
+      void this.files.poll(this.fd, events).then(settle);
+    });
   }
 }

@@ -87,6 +87,13 @@ function textFileOps(content: string): FileOps {
   };
 }
 
+/** A call that threw (an engine bug, never a guest error): reported, and the call fails with EIO. */
+function callFailed(label: string, error: unknown): Errno {
+  const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`vmchan: guest ${label} failed: ${text}\n`);
+  return errno('EIO', label);
+}
+
 export class GuestFiles {
   private readonly table = new Map<number, OpenFile>();
 
@@ -105,11 +112,7 @@ export class GuestFiles {
     body: () => Promise<T | Errno> | T | Errno,
   ): Promise<T | Errno> {
     return new Promise<T | Errno>((resolve) => {
-      const failed = (error: unknown): void => {
-        const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
-        process.stderr.write(`vmchan: guest ${label} failed: ${text}\n`);
-        resolve(errno('EIO', label));
-      };
+      const failed = (error: unknown): void => resolve(callFailed(label, error));
       runOrPost(this.post, 'guest', label, () => {
         try {
           Promise.resolve(body()).then(resolve, failed);
@@ -160,6 +163,43 @@ export class GuestFiles {
       if (into !== undefined && into.length < count) return errno('EFAULT', `read fd ${fd}`);
       return f.ops.read(count, (f.flags & O_NONBLOCK) !== 0, into);
     });
+  }
+
+  /**
+   * read(2) on a non-blocking descriptor, run now without a promise when the
+   * engine lets a guest call skip the queue (free-run, nothing waiting) and
+   * the file can answer at once; EAGAIN when it would wait. Null when the
+   * call cannot run now (step mode, queued work, another kind of file): make
+   * it with read() instead. A program reading several buffers in a row pays
+   * for the system calls, not for a promise each.
+   */
+  readNow(fd: number, count: number, into?: Uint8Array): Uint8Array | Errno | null {
+    const f = this.table.get(fd);
+    if (f === undefined || f.closed || f.ops.readNow === undefined) return null;
+    if ((f.flags & O_NONBLOCK) === 0 || (into !== undefined && into.length < count)) return null;
+    if (!Number.isInteger(count) || count < 0) return null;
+    const label = `read fd ${fd}`;
+    if (this.post.mayRunNow?.('guest', label) !== true) return null;
+    return this.runNow(label, () => f.ops.readNow!(count, into) ?? errno('EAGAIN'));
+  }
+
+  /** write(2) on a non-blocking descriptor, run now when it can (as readNow); null: use write(). */
+  writeNow(fd: number, data: Uint8Array): number | Errno | null {
+    const f = this.table.get(fd);
+    if (f === undefined || f.closed || f.ops.writeNow === undefined) return null;
+    if ((f.flags & O_NONBLOCK) === 0) return null;
+    const label = `write fd ${fd} (${data.length} bytes)`;
+    if (this.post.mayRunNow?.('guest', label) !== true) return null;
+    return this.runNow(label, () => f.ops.writeNow!(data) ?? errno('EAGAIN'));
+  }
+
+  /** A call's body run now; an exception (an engine bug) fails it with EIO, as syscall() does. */
+  private runNow<T>(label: string, body: () => T | Errno): T | Errno {
+    try {
+      return body();
+    } catch (error) {
+      return callFailed(label, error);
+    }
   }
 
   write(fd: number, data: Uint8Array | string): Promise<number | Errno> {

@@ -28,6 +28,13 @@ export interface FileOps {
    */
   read(count: number, nonblock: boolean, into?: Uint8Array): Promise<Uint8Array | Errno>;
   write(data: Uint8Array, nonblock: boolean): Promise<number | Errno>;
+  /**
+   * Optional: a non-blocking read or write answered at once, null where it
+   * would wait (EAGAIN). GuestFiles uses them to run a system call without
+   * a promise when the engine lets it run now.
+   */
+  readNow?(count: number, into?: Uint8Array): Uint8Array | Errno | null;
+  writeNow?(data: Uint8Array): number | Errno | null;
   /** The poll mask right now. */
   poll(): number;
   /** Park until something may have changed the poll mask (poll_wait). */

@@ -80,55 +80,71 @@ class VportFile implements FileOps {
 
   read(count: number, nonblock: boolean, into?: Uint8Array): Promise<Uint8Array | Errno> {
     const { host, port } = this;
+    const now = this.readNow(count, into);
+    if (now !== null || nonblock) return Promise.resolve(now ?? errno('EAGAIN'));
     return new Promise((resolve) => {
-      const finish = (): void => {
-        if (host.broken) return resolve(errno('EIO'));
-        // "Port got hot-unplugged while we were waiting above."
-        if (!port.guestConnected) return resolve(errno('ENODEV'));
-        if (!port.hasData() && !port.hostConnected) return resolve(new Uint8Array(0));
-        resolve(port.fillReadbuf(count, into));
-      };
       const waitForData = (): void => {
-        if (host.broken || !port.willReadBlock()) finish();
+        // Woken with nothing to read only when broken, which readNow reports first.
+        if (host.broken || !port.willReadBlock())
+          resolve(this.readNow(count, into) ?? new Uint8Array(0));
         else waitThen(host, port, 'read', waitForData);
       };
-      if (host.broken) return resolve(errno('EIO'));
-      if (!port.guestConnected) return resolve(errno('ENODEV'));
-      if (!port.hasData()) {
-        // "If nothing's connected on the host just return 0 in case of list_empty."
-        if (!port.hostConnected) return resolve(new Uint8Array(0));
-        if (nonblock) return resolve(errno('EAGAIN'));
-        waitThen(host, port, 'read', waitForData);
-        return;
-      }
-      finish();
+      waitThen(host, port, 'read', waitForData);
     });
+  }
+
+  /** The read without its wait: null where port_fops_read would sleep (EAGAIN with O_NONBLOCK). */
+  readNow(count: number, into?: Uint8Array): Uint8Array | Errno | null {
+    const { host, port } = this;
+    if (host.broken) return errno('EIO');
+    // "Port got hot-unplugged while we were waiting above."
+    if (!port.guestConnected) return errno('ENODEV');
+    if (!port.hasData()) {
+      // "If nothing's connected on the host just return 0 in case of list_empty."
+      if (!port.hostConnected) return new Uint8Array(0);
+      return null;
+    }
+    return port.fillReadbuf(count, into);
   }
 
   write(data: Uint8Array, nonblock: boolean): Promise<number | Errno> {
     const { host, port } = this;
-    if (data.length === 0) return Promise.resolve(0);
+    const first = this.tryWrite(data);
+    if (typeof first !== 'string') return Promise.resolve(first);
+    // Queue full, host away, or L12 memory short (Linux waits for reclaim): O_NONBLOCK does not wait.
+    if (nonblock) return Promise.resolve(errno('EAGAIN'));
     return new Promise((resolve) => {
       const go = (): void => {
-        if (host.broken) return resolve(errno('EIO'));
-        if (!port.guestConnected) return resolve(errno('ENODEV'));
-        const sent = port.send(data.subarray(0, Math.min(MAX_WRITE, data.length)));
-        if (sent !== NO_MEMORY) return resolve(sent);
-        // L12: memory is short; Linux's allocation waits for reclaim, O_NONBLOCK does not wait.
-        if (nonblock) return resolve(errno('EAGAIN'));
-        host.waitForMemory(`${port.devName}: write`, go);
+        const sent = this.send(data);
+        if (sent !== NO_MEMORY) resolve(sent);
+        else host.waitForMemory(`${port.devName}: write`, go);
       };
       const waitWritable = (): void => {
         if (host.broken || !port.willWriteBlock()) go();
         else waitThen(host, port, 'write', waitWritable);
       };
-      if (!host.broken && port.willWriteBlock()) {
-        if (nonblock) return resolve(errno('EAGAIN'));
-        waitThen(host, port, 'write', waitWritable);
-        return;
-      }
-      go();
+      if (first === NO_MEMORY) host.waitForMemory(`${port.devName}: write`, go);
+      else waitThen(host, port, 'write', waitWritable);
     });
+  }
+
+  /** The write without its wait: null where port_fops_write would sleep (EAGAIN with O_NONBLOCK). */
+  writeNow(data: Uint8Array): number | Errno | null {
+    const r = this.tryWrite(data);
+    return typeof r === 'string' ? null : r;
+  }
+
+  /** One attempt: what went, or why it would wait ('blocked': will_write_block; NO_MEMORY: L12). */
+  private tryWrite(data: Uint8Array): number | Errno | 'blocked' | typeof NO_MEMORY {
+    if (data.length === 0) return 0;
+    if (!this.host.broken && this.port.willWriteBlock()) return 'blocked';
+    return this.send(data);
+  }
+
+  private send(data: Uint8Array): number | Errno | typeof NO_MEMORY {
+    if (this.host.broken) return errno('EIO');
+    if (!this.port.guestConnected) return errno('ENODEV');
+    return this.port.send(data.subarray(0, Math.min(MAX_WRITE, data.length)));
   }
 
   poll(): number {
