@@ -156,12 +156,16 @@ export class LiveHub implements CaptureSink {
     return this.source;
   }
 
+  private attachSource(): void {
+    if (this.detachSource === undefined && this.source !== undefined)
+      this.detachSource = this.source.attach(this);
+  }
+
   /** With a source: be its sink while there is a client or a file, and only then. */
   private follow(): void {
     if (this.source === undefined) return;
-    const wanted = this.clients.size + this.files.size > 0;
-    if (wanted && this.detachSource === undefined) this.detachSource = this.source.attach(this);
-    else if (!wanted && this.detachSource !== undefined) {
+    if (this.clients.size + this.files.size > 0) this.attachSource();
+    else if (this.detachSource !== undefined) {
       const detach = this.detachSource;
       this.detachSource = undefined;
       detach();
@@ -180,8 +184,7 @@ export class LiveHub implements CaptureSink {
    */
   attachFile(file: EncodedConsumer): () => void {
     // The source first: attaching it hands the hub every interface, which the preamble then has.
-    if (this.detachSource === undefined && this.source !== undefined)
-      this.detachSource = this.source.attach(this);
+    this.attachSource();
     this.writer.flush();
     file.take(this.preambleBytes);
     this.files.add(file);
@@ -195,8 +198,7 @@ export class LiveHub implements CaptureSink {
 
   /** Start streaming to a client: the header and interfaces so far at once, then live. */
   join(socket: net.Socket, filter: Filter | undefined): () => void {
-    if (this.detachSource === undefined && this.source !== undefined)
-      this.detachSource = this.source.attach(this);
+    this.attachSource();
     this.writer.flush(); // pending records belong to the clients that were there
     const client: LiveClient = { socket, filter, firstTime: undefined };
     for (const block of this.preamble) socket.write(block);
