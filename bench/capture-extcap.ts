@@ -15,18 +15,18 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CaptureError } from '../core/capture/error.js';
 import { tapLab, type LabTap } from '../core/capture/lab-tap.js';
-import { publishSession } from '../core/capture/live-session.js';
+import { publishSession, type PublishedSession } from '../core/capture/live-session.js';
 import { LiveHub } from '../core/capture/live-server.js';
 import { SharedCaptureFile } from '../core/capture/shared-file.js';
-import { gc, guestToHost, hostToGuest, machine, pattern } from './capture-lab.js';
+import { gc, guestToHost, hostToGuest, machine, pattern, type Machine } from './capture-lab.js';
 import type { Report } from './harness.js';
 
 const MiB = 1024 * 1024;
-const TRANSFER = 16 * MiB;
+export const TRANSFER = 16 * MiB;
 const ROUNDS = 3;
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'vmchan.js');
 
-async function until(test: () => boolean, what: string, ms = 30_000): Promise<void> {
+export async function until(test: () => boolean, what: string, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!test()) {
     if (Date.now() > end) throw new Error(`bench: timed out waiting for ${what}`);
@@ -34,13 +34,109 @@ async function until(test: () => boolean, what: string, ms = 30_000): Promise<vo
   }
 }
 
-export async function benchCaptureExtcap(report: Report): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-bench-extcap-'));
+/**
+ * `n` real `vmchan extcap --capture` children of the session `id`, each
+ * writing to a fifo that `cat` drains, as dumpcap would; `all` has the
+ * drains too, so that a failed bench can kill everything.
+ */
+export function startExtcaps(
+  dir: string,
+  env: NodeJS.ProcessEnv,
+  id: string,
+  n: number,
+  tag: string,
+): { extcaps: ChildProcess[]; all: ChildProcess[] } {
+  const extcaps: ChildProcess[] = [];
+  const all: ChildProcess[] = [];
+  for (let c = 0; c < n; c++) {
+    const fifo = path.join(dir, `fifo${tag}-${c}`);
+    spawnSync('mkfifo', [fifo]);
+    const drain = spawn('sh', ['-c', 'cat "$1" > /dev/null', 'sh', fifo], { stdio: 'ignore' });
+    const extcap = spawn(
+      process.execPath,
+      [BIN, 'extcap', '--capture', '--extcap-interface', id, '--fifo', fifo],
+      { env, stdio: 'ignore' },
+    );
+    extcaps.push(extcap);
+    all.push(extcap, drain);
+  }
+  return { extcaps, all };
+}
+
+/** SIGTERM the extcap children (as Wireshark stops a capture) and wait for them to exit; the drains follow. */
+export async function stopExtcaps(extcaps: readonly ChildProcess[]): Promise<void> {
+  for (const child of extcaps) {
+    const gone =
+      child.exitCode !== null || child.signalCode !== null
+        ? Promise.resolve()
+        : new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await gone;
+  }
+}
+
+/**
+ * What an extcap bench starts with: a temp directory where this process's
+ * session registry and the extcap children's meet, the bench lab, and one
+ * transfer's bytes.
+ */
+export async function extcapBench(
+  prefix: string,
+): Promise<{ dir: string; env: NodeJS.ProcessEnv; m: Machine; data: Uint8Array }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const env = { ...process.env, TMPDIR: dir, XDG_RUNTIME_DIR: '' };
   process.env['TMPDIR'] = dir; // the registry goes where the child looks
   delete process.env['XDG_RUNTIME_DIR'];
-  const m = await machine();
-  const data = pattern(TRANSFER);
+  return { dir, env, m: await machine(), data: pattern(TRANSFER) };
+}
+
+/**
+ * One timed transfer each way (garbage collected first), then the extcap
+ * children stopped and gone from the session's live server.
+ */
+export async function timedRound(
+  m: Machine,
+  data: Uint8Array,
+  h2g: number[],
+  g2h: number[],
+  extcaps: readonly ChildProcess[],
+  published: PublishedSession,
+): Promise<void> {
+  gc();
+  h2g.push(await hostToGuest(m, data));
+  gc();
+  g2h.push(await guestToHost(m, data));
+  await stopExtcaps(extcaps);
+  await until(() => published.server.clients === 0, 'the extcap clients to leave');
+}
+
+/**
+ * A figure each way: the fastest round of setting `value` against the
+ * fastest of `baseline`, in bytes per CPU second (noise only ever adds time).
+ */
+export function reportWays<S extends string>(
+  report: Report,
+  times: Record<'h2g' | 'g2h', Record<S, number[]>>,
+  value: S,
+  baseline: S,
+  name: (way: string) => string,
+): void {
+  const rate = (xs: number[]): number => TRANSFER / Math.min(...xs);
+  for (const [way, label] of [
+    ['h2g', 'host -> guest'],
+    ['g2h', 'guest -> host'],
+  ] as const) {
+    report(
+      `${name(label)} (bytes per CPU s)`,
+      rate(times[way][value]),
+      rate(times[way][baseline]),
+      'B/s',
+    );
+  }
+}
+
+export async function benchCaptureExtcap(report: Report): Promise<void> {
+  const { dir, env, m, data } = await extcapBench('vmchan-bench-extcap-');
   /** Live extcap clients per setting: off, one Wireshark, three at once (one encoding for all). */
   const CLIENTS = { off: 0, on: 1, on3: 3 } as const;
   type Setting = keyof typeof CLIENTS;
@@ -65,38 +161,19 @@ export async function benchCaptureExtcap(report: Report): Promise<void> {
       // rotate the order so that no setting always follows the same one
       for (let k = 0; k < SETTINGS.length; k++) {
         const setting = SETTINGS[(round + k) % SETTINGS.length]!;
-        const extcaps: ChildProcess[] = [];
-        for (let c = 0; c < CLIENTS[setting]; c++) {
-          const fifo = path.join(dir, `fifo${round}-${setting}-${c}`);
-          spawnSync('mkfifo', [fifo]);
-          const drain = spawn('sh', ['-c', 'cat "$1" > /dev/null', 'sh', fifo], {
-            stdio: 'ignore',
-          });
-          const extcap = spawn(
-            process.execPath,
-            [BIN, 'extcap', '--capture', '--extcap-interface', published.entry.id, '--fifo', fifo],
-            { env, stdio: 'ignore' },
-          );
-          children.push(drain, extcap);
-          extcaps.push(extcap);
-        }
+        const { extcaps, all } = startExtcaps(
+          dir,
+          env,
+          published.entry.id,
+          CLIENTS[setting],
+          `${round}-${setting}`,
+        );
+        children.push(...all);
         await until(
-          () => published.server.clients === CLIENTS[setting],
+          () => published.server.hub.size === CLIENTS[setting],
           `${CLIENTS[setting]} extcap clients`,
         );
-        gc();
-        times.h2g[setting].push(await hostToGuest(m, data));
-        gc();
-        times.g2h[setting].push(await guestToHost(m, data));
-        for (const extcap of extcaps) {
-          const gone =
-            extcap.exitCode !== null || extcap.signalCode !== null
-              ? Promise.resolve()
-              : new Promise((r) => extcap.once('exit', r));
-          extcap.kill('SIGTERM');
-          await gone;
-        }
-        await until(() => published.server.clients === 0, 'the extcap clients to leave');
+        await timedRound(m, data, times.h2g[setting], times.g2h[setting], extcaps, published);
       }
     }
   } finally {
@@ -110,22 +187,12 @@ export async function benchCaptureExtcap(report: Report): Promise<void> {
   process.stdout.write(`records in the file: ${w.records}, records encoded: ${hub.encoded}\n`);
   if (published.server.dropped > 0)
     process.stdout.write(`live clients dropped for falling behind: ${published.server.dropped}\n`);
-  const rate = (xs: number[]): number => TRANSFER / Math.min(...xs);
-  for (const [way, label] of [
-    ['h2g', 'host -> guest'],
-    ['g2h', 'guest -> host'],
-  ] as const) {
-    report(
-      `capture-extcap: ${label}, live extcap on vs off (bytes per CPU s)`,
-      rate(times[way].on),
-      rate(times[way].off),
-      'B/s',
-    );
-    report(
-      `capture-extcap: ${label}, three live extcap clients vs one (bytes per CPU s)`,
-      rate(times[way].on3),
-      rate(times[way].on),
-      'B/s',
-    );
-  }
+  reportWays(report, times, 'on', 'off', (way) => `capture-extcap: ${way}, live extcap on vs off`);
+  reportWays(
+    report,
+    times,
+    'on3',
+    'on',
+    (way) => `capture-extcap: ${way}, three live extcap clients vs one`,
+  );
 }

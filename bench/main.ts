@@ -26,6 +26,10 @@ const groups: Group[] = [
     load: async () => (await import('./capture-extcap.js')).benchCaptureExtcap,
   },
   {
+    name: 'capture-app',
+    load: async () => (await import('./capture-app.js')).benchCaptureApp,
+  },
+  {
     name: 'capture-lab',
     load: async () => (await import('./capture-lab.js')).benchCaptureLab,
   },

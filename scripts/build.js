@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run build` (and `prepare`, so after every `npm install`): the engine and
-// CLI with tsc, the sandboxed preload, the renderer with Vite. Electron is an
+// CLI with tsc, the sandboxed preload, the renderer with Vite, the native
+// descriptor-passing addon when a C compiler is there (build-native.js). Electron is an
 // optional dependency: where npm skipped it (its binary could not be
 // downloaded), the shell's modules that import it are left out, in one line,
 // and the rest builds as usual: `npm start` then opens the web mode.
@@ -35,3 +36,5 @@ if (!electron) {
 run(bin('tsc'), ['-p', electron ? 'tsconfig.build.json' : 'tsconfig.build-web.json']);
 if (electron) run(bin('tsc'), ['-p', 'electron/tsconfig.json']);
 run(bin('vite'), ['build', '--config', 'renderer/vite.config.ts', '--logLevel', 'warn']);
+// The descriptor-passing addon: never fails the build (it says what is missing).
+run(process.execPath, [join(root, 'scripts', 'build-native.js')]);

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // `npm start`: build what is missing or older than its sources (the engine
 // and CLI with tsc, the sandboxed preload, the renderer with Vite), then
-// start the desktop app. Where the Electron binary is missing (its download
-// failed, or was skipped with ELECTRON_SKIP_BINARY_DOWNLOAD) or there is no
-// display, it says so in one line and starts the web mode instead, printing
-// the URL to open.
+// start the desktop app. The Electron binary is downloaded on the first
+// start (not by npm install). Where that download fails (or is skipped with
+// ELECTRON_SKIP_BINARY_DOWNLOAD) or there is no display, it says so in one
+// line and starts the web mode instead, printing the URL to open.
 //
 //   npm start [-- --web] [-- --port N] [-- --host ADDR] [-- --no-demo]
 import { spawn, spawnSync } from 'node:child_process';
@@ -112,7 +112,28 @@ function electronBinary() {
   }
 }
 
-const electron = flag('--web') ? null : electronBinary();
+/**
+ * The binary, fetched on first start: npm install does not run Electron's
+ * download (package.json's allowScripts), so an install never fails or drops
+ * Electron's type declarations where the download cannot work; here it runs
+ * once, and where it fails the web mode starts instead.
+ */
+function fetchElectronBinary() {
+  const installer = join(root, 'node_modules', 'electron', 'install.js');
+  if (!haveElectron || !existsSync(installer) || process.env.ELECTRON_SKIP_BINARY_DOWNLOAD) {
+    return null;
+  }
+  process.stdout.write('vmchan: downloading the Electron binary (first start)…\n');
+  const r = spawnSync(process.execPath, [installer], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) {
+    const why = `${r.stderr ?? ''}`.split('\n').find((l) => /error/i.test(l)) ?? `exit ${r.status}`;
+    process.stdout.write(`vmchan: the Electron download failed (${why.trim()})\n`);
+    return null;
+  }
+  return electronBinary();
+}
+
+const electron = flag('--web') ? null : (electronBinary() ?? fetchElectronBinary());
 const noDisplay =
   process.platform === 'linux' && !process.env.DISPLAY && !process.env.WAYLAND_DISPLAY;
 
@@ -127,7 +148,7 @@ if (electron !== null && !noDisplay) {
   if (!flag('--web')) {
     process.stdout.write(
       electron === null
-        ? 'vmchan: the Electron binary is not installed (its download failed or was skipped); starting the web mode instead\n'
+        ? 'vmchan: the Electron binary is not installed; starting the web mode instead\n'
         : 'vmchan: no display to open a window on; starting the web mode instead\n',
     );
   }

@@ -84,6 +84,7 @@ export const RULE_IDS = [
   'H4',
   'H5',
   'H6',
+  'H7',
   'Q1',
   'Q2',
   'Q3',

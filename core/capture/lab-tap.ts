@@ -69,6 +69,11 @@ export interface LabTapOptions {
   ports?: 'all' | string[];
   /** Also record every ring operation (default false: several per buffer). */
   ring?: boolean;
+  /**
+   * How a port is described in the capture (the app names chardevs as its
+   * configuration does); null or absent: by the lab's own view of the port.
+   */
+  describe?: (device: string, nr: number) => CaptureInterface | null;
 }
 
 export interface LabTap {
@@ -190,7 +195,7 @@ export function tapLab(lab: Lab, sink: CaptureSink | null, options: LabTapOption
 
   const announce = (device: VirtioSerialDevice, port: SerialPort): void => {
     devices.set(device.name, device);
-    const iface = describePort(device, port);
+    const iface = options.describe?.(device.name, port.nr) ?? describePort(device, port);
     let byNr = views.get(device.name);
     if (!byNr) views.set(device.name, (byNr = new Map()));
     byNr.set(port.nr, {

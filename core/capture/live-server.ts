@@ -40,11 +40,17 @@ interface LiveClient {
 
 /**
  * A consumer of the hub's encoded bytes that is not a socket: a capture file
- * (core/capture/shared-file.ts). It sees every block from the moment it is
- * attached, synchronously, out of the encoder's own buffer (no copy), and is
- * told around each record so it can rotate or stop at a record boundary.
+ * (core/capture/shared-file.ts). It sees every block it keeps from the moment
+ * it is attached, synchronously, out of the encoder's own buffer (no copy),
+ * and is told around each record so it can rotate or stop at a record boundary.
  */
 export interface EncodedConsumer {
+  /**
+   * Whether it keeps `record` (absent: every record), asked first: a record
+   * nobody keeps is not encoded, and a consumer that does not keep it is
+   * neither told about it nor handed its block (interface blocks it always gets).
+   */
+  wants?(record: CaptureRecord): boolean;
   /** Before `record` is encoded: the consumer may flush the hub, rotate, or detach. */
   before(record: CaptureRecord): void;
   /** After `record` is encoded (its block is pending in the hub's buffer). */
@@ -53,11 +59,12 @@ export interface EncodedConsumer {
   take(chunk: Uint8Array): void;
 }
 
-/** A record's block in the shared stream, and which filtered clients want it. */
+/** Who, among those that choose, takes a record's block in the shared stream. */
 interface Span {
-  readonly start: number;
-  /** Filtered clients whose filter matched the record (unfiltered clients take every block). */
-  readonly wantedBy: ReadonlySet<LiveClient>;
+  /** Filtered clients whose filter matched the record (unfiltered clients take every block); set while there are filtered clients. */
+  readonly wantedBy: ReadonlySet<LiveClient> | undefined;
+  /** Consumers whose `wants` refused the record. */
+  readonly skippedBy: readonly EncodedConsumer[] | undefined;
 }
 
 const BLOCK_SHB_LE = 0x0a0d0d0a;
@@ -71,7 +78,13 @@ const BLOCK_IDB_LE = 0x00000001;
  * unfiltered client's socket (a filtered client gets subarrays of it: the
  * blocks its filter matched, plus every interface block). A client that
  * joins later gets the section header and the interfaces so far (kept as
- * they pass), then the stream from there.
+ * they pass), then the stream from there. Capture files take the same
+ * blocks out of the writer's buffer before that copy; a file that keeps only
+ * some records (the app's port switches) is handed runs of the blocks it
+ * keeps, so a record is still encoded once for files and clients together.
+ *
+ * Given a `source`, the hub is a sink on that Capture only while someone
+ * consumes (a client or a file): a session nobody captures pays nothing.
  *
  * Each socket's queue is bounded ({@link LiveHubOptions.queueBytes}): a
  * client that falls that far behind is disconnected, counted, and told to
@@ -86,8 +99,12 @@ export class LiveHub implements CaptureSink {
   private preamble: Buffer[] = [];
   /** Bytes handed out so far (the absolute offset of the next chunk). */
   private sent = 0;
-  /** Blocks of records not yet flushed, by their absolute start offset (only with filtered clients). */
+  /** Blocks of records not yet flushed, by their absolute start offset (only with filtered clients or choosing files). */
   private readonly spans = new Map<number, Span>();
+  /** Bytes of pending blocks each choosing file refused (its share of `pending` is the rest). */
+  private readonly skipped = new Map<EncodedConsumer, number>();
+  private readonly source: Capture | undefined;
+  private detachSource: (() => void) | undefined;
   private flushScheduled = false;
   private readonly queueBytes: number;
   /** Clients disconnected because they fell behind. */
@@ -102,6 +119,7 @@ export class LiveHub implements CaptureSink {
 
   constructor(options: LiveHubOptions = {}) {
     this.queueBytes = options.queueBytes ?? MAX_LIVE_QUEUE_BYTES;
+    this.source = options.source;
     const onDrop = options.onDrop ?? (() => {});
     const out: ByteOutput = {
       write: (chunk: Uint8Array): CaptureError | undefined => {
@@ -128,6 +146,32 @@ export class LiveHub implements CaptureSink {
     return this.writer.size - this.writer.bytesWritten;
   }
 
+  /** Of the pending bytes, those `file` will be handed (the blocks it keeps, and interfaces). */
+  pendingFor(file: EncodedConsumer): number {
+    return this.pending - (this.skipped.get(file) ?? 0);
+  }
+
+  /** The Capture the hub is a sink on while someone consumes, if it was given one. */
+  get capture(): Capture | undefined {
+    return this.source;
+  }
+
+  private attachSource(): void {
+    if (this.detachSource === undefined && this.source !== undefined)
+      this.detachSource = this.source.attach(this);
+  }
+
+  /** With a source: be its sink while there is a client or a file, and only then. */
+  private follow(): void {
+    if (this.source === undefined) return;
+    if (this.clients.size + this.files.size > 0) this.attachSource();
+    else if (this.detachSource !== undefined) {
+      const detach = this.detachSource;
+      this.detachSource = undefined;
+      detach();
+    }
+  }
+
   /** The section header and every interface block so far: how a new file starts. */
   get preambleBytes(): Buffer {
     return Buffer.concat(this.preamble);
@@ -139,6 +183,8 @@ export class LiveHub implements CaptureSink {
    * so the file keeps every record encoded while it was attached.
    */
   attachFile(file: EncodedConsumer): () => void {
+    // The source first: attaching it hands the hub every interface, which the preamble then has.
+    this.attachSource();
     this.writer.flush();
     file.take(this.preambleBytes);
     this.files.add(file);
@@ -146,17 +192,20 @@ export class LiveHub implements CaptureSink {
       if (!this.files.has(file)) return;
       this.writer.flush();
       this.files.delete(file);
+      this.follow();
     };
   }
 
   /** Start streaming to a client: the header and interfaces so far at once, then live. */
   join(socket: net.Socket, filter: Filter | undefined): () => void {
+    this.attachSource();
     this.writer.flush(); // pending records belong to the clients that were there
     const client: LiveClient = { socket, filter, firstTime: undefined };
     for (const block of this.preamble) socket.write(block);
     this.clients.add(client);
     return () => {
       this.clients.delete(client);
+      this.follow();
     };
   }
 
@@ -169,7 +218,17 @@ export class LiveHub implements CaptureSink {
       // Nobody to send to: interfaces still go into the preamble, records go nowhere.
       return undefined;
     }
-    for (const f of this.files.size === 1 ? this.files : [...this.files]) f.before(record);
+    let skippedBy: EncodedConsumer[] | undefined;
+    let takers: EncodedConsumer[] | undefined;
+    for (const f of this.files.size === 1 ? this.files : [...this.files]) {
+      if (f.wants !== undefined && !f.wants(record)) (skippedBy ??= []).push(f);
+      else {
+        f.before(record); // may rotate or stop (detach) the file
+        if (this.files.has(f)) (takers ??= []).push(f);
+      }
+    }
+    // Nobody keeps it: not encoded at all.
+    if (this.clients.size === 0 && takers === undefined) return undefined;
     let wantedBy: Set<LiveClient> | undefined;
     for (const c of this.clients) {
       if (c.filter === undefined) continue;
@@ -180,13 +239,19 @@ export class LiveHub implements CaptureSink {
     }
     // Noted before the write: a block larger than the writer's buffer is handed out within it.
     const start = this.writer.size;
-    if (wantedBy !== undefined) this.spans.set(start, { start, wantedBy });
+    if (wantedBy !== undefined || skippedBy !== undefined)
+      this.spans.set(start, { wantedBy, skippedBy });
     const err = this.writer.write(record);
     if (err) {
       this.spans.delete(start);
       return err;
     }
-    for (const f of this.files.size === 1 ? this.files : [...this.files]) f.after(record);
+    // Still pending (not handed out within the write): the refusing files' share shrinks.
+    if (skippedBy !== undefined && this.spans.has(start)) {
+      const length = this.writer.size - start;
+      for (const f of skippedBy) this.skipped.set(f, (this.skipped.get(f) ?? 0) + length);
+    }
+    if (takers !== undefined) for (const f of takers) if (this.files.has(f)) f.after(record);
     if (this.clients.size > 0 && !this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
@@ -205,51 +270,66 @@ export class LiveHub implements CaptureSink {
     const err = this.writer.close();
     for (const c of this.clients) c.socket.end();
     this.clients.clear();
+    this.files.clear();
+    this.follow();
     return err;
   }
 
   /**
-   * One chunk of whole blocks, lent by the writer: files write it as it is;
-   * clients share one copy (their sockets queue it past this call).
+   * One chunk of whole blocks, lent by the writer: files write it as it is
+   * (a choosing file, the runs of blocks it keeps); clients share one copy
+   * (their sockets queue it past this call).
    */
   private fanOut(lent: Uint8Array, onDrop: (reason: string) => void): void {
-    for (const f of [...this.files]) f.take(lent);
     const base = this.sent;
     this.sent += lent.length;
     const view = Buffer.from(lent.buffer, lent.byteOffset, lent.byteLength);
-    if (this.clients.size === 0) {
-      // Only files: keep the header and interface blocks (copied: the buffer is reused).
-      for (let o = 0; o + 8 <= view.length;) {
-        const type = view.readUInt32LE(o);
-        const length = view.readUInt32LE(o + 4);
-        if (length < 12 || o + length > view.length) break;
-        if (type === BLOCK_SHB_LE || type === BLOCK_IDB_LE)
-          this.preamble.push(Buffer.from(view.subarray(o, o + length)));
-        o += length;
-      }
-      this.spans.clear();
-      return;
+    /** Files that refused a record of this chunk (still attached), with where their next run starts. */
+    const runs = new Map<EncodedConsumer, number>();
+    for (const [at, span] of this.spans) {
+      if (at >= this.sent) break;
+      for (const f of span.skippedBy ?? []) if (this.files.has(f)) runs.set(f, 0);
     }
-    this.chunks++;
-    const chunk = Buffer.from(view);
-    // Walk the blocks once: keep interface blocks for late clients; cut per-filter parts.
-    const filtered = [...this.clients].filter((c) => c.filter !== undefined);
+    this.skipped.clear();
+    for (const f of [...this.files]) if (!runs.has(f)) f.take(lent);
+    const toClients = this.clients.size > 0;
+    if (toClients) this.chunks++;
+    // Clients' sockets keep the chunk past this call: one copy for them all.
+    const chunk = toClients ? Buffer.from(view) : view;
+    // Walk the blocks once: keep interface blocks for late joiners; cut per-filter parts and runs.
+    const filtered = toClients ? [...this.clients].filter((c) => c.filter !== undefined) : [];
     const parts = new Map<LiveClient, Buffer[]>(filtered.map((c) => [c, []]));
     for (let o = 0; o + 8 <= chunk.length;) {
       const type = chunk.readUInt32LE(o);
       const length = chunk.readUInt32LE(o + 4);
       if (length < 12 || o + length > chunk.length) break; // never: the writer hands whole blocks
       const block = chunk.subarray(o, o + length);
+      const span = this.spans.get(base + o);
+      if (span !== undefined) this.spans.delete(base + o);
       if (type === BLOCK_SHB_LE || type === BLOCK_IDB_LE) {
-        this.preamble.push(block);
+        // Copied when it is the writer's buffer (reused after this call).
+        this.preamble.push(toClients ? block : Buffer.from(block));
         for (const list of parts.values()) list.push(block);
-      } else {
-        const span = this.spans.get(base + o);
-        this.spans.delete(base + o);
-        if (span !== undefined) for (const c of span.wantedBy) parts.get(c)?.push(block);
+        // An interface the writer added for the record it was writing: the record's block follows.
+        if (span !== undefined) this.spans.set(base + o + length, span);
+      } else if (span !== undefined) {
+        if (span.wantedBy !== undefined) for (const c of span.wantedBy) parts.get(c)?.push(block);
+        for (const f of span.skippedBy ?? []) {
+          const from = runs.get(f);
+          if (from === undefined) continue;
+          if (from < o) f.take(view.subarray(from, o));
+          runs.set(f, o + length);
+        }
       }
       o += length;
     }
+    for (const [f, from] of runs) if (from < view.length) f.take(view.subarray(from));
+    // Spans of blocks handed out are gone (a failed write leaves none behind either).
+    for (const at of this.spans.keys()) {
+      if (at >= this.sent) break;
+      this.spans.delete(at);
+    }
+    if (!toClients) return;
     for (const c of [...this.clients]) {
       const s = c.socket;
       if (s.destroyed || s.writableEnded) {
@@ -272,6 +352,8 @@ export class LiveHub implements CaptureSink {
 export interface LiveHubOptions {
   /** The encoder's options (section header text, buffer, flush deadline, snap length). */
   writer?: PcapngWriterOptions;
+  /** The Capture to be a sink on while someone consumes (else the caller attaches the hub). */
+  source?: Capture;
   /** A client's queue bound (default {@link MAX_LIVE_QUEUE_BYTES}). */
   queueBytes?: number;
   /** Told, with the reason, about each client disconnected for falling behind. */
@@ -329,8 +411,9 @@ export interface LiveServerOptions {
   /** A client's queue bound (default {@link MAX_LIVE_QUEUE_BYTES}). */
   queueBytes?: number;
   /**
-   * A hub the caller made and keeps attached to the capture (it also feeds
-   * a file): the server then neither attaches nor closes it.
+   * A hub the caller made (it also feeds a file): the server never closes
+   * it; the caller keeps it attached to the capture, or gave it the capture
+   * as its `source` so that it attaches itself while someone consumes.
    */
   hub?: LiveHub;
 }
@@ -399,16 +482,8 @@ export function startLiveServer(
         return;
       }
       socket.write('OK\n');
-      // The hub is a sink only while someone reads: with no client the lab captures nothing.
-      if (ownsHub && hub.size === 0) detachHub = capture.attach(hub);
-      const leave = hub.join(socket, asked.filter);
-      detach = () => {
-        leave();
-        if (ownsHub && hub.size === 0) {
-          detachHub?.();
-          detachHub = undefined;
-        }
-      };
+      // The hub is a sink only while someone reads (or a file it shares is written).
+      detach = hub.join(socket, asked.filter);
       socket.resume(); // nothing more is read from the client
     };
     socket.on('data', onData);
@@ -418,14 +493,12 @@ export function startLiveServer(
   const hub =
     options.hub ??
     new LiveHub({
+      source: capture,
       queueBytes: options.queueBytes,
       onDrop: (reason) => notice(`live capture client disconnected: ${reason}`),
     });
-  let detachHub: (() => void) | undefined;
   const offError = (): void => {
-    if (!ownsHub) return;
-    detachHub?.();
-    hub.close();
+    if (ownsHub) hub.close();
   };
 
   return new Promise((resolve) => {

@@ -568,6 +568,13 @@ export class Capture {
     return this.interfaces.get(portKey(device, port));
   }
 
+  /** The ports of `device` that exist now. */
+  portsOf(device: string): number[] {
+    const out: number[] = [];
+    for (const iface of this.interfaces.values()) if (iface.device === device) out.push(iface.port);
+    return out;
+  }
+
   /** Hand a record to every sink if its port is captured; returns whether it was. */
   write(record: CaptureRecord): boolean {
     if (!this.wants(record.device, record.port)) return false;
@@ -609,6 +616,39 @@ export class Capture {
     let anyPort = this.all;
     for (const on of this.portSwitch.values()) anyPort ||= on;
     this.active = this.sinks.length > 0 && anyPort;
+  }
+}
+
+/**
+ * Which of a Capture's records one consumer keeps, by switches of its own
+ * (the app's capture file keeps what its switches say while live clients
+ * take every port): the same rule as {@link Capture.wants}, over the ports
+ * the Capture knows. Device-wide records are kept when the global switch is
+ * on or some port of the device is; with nothing switched on, nothing.
+ */
+export class PortSelection {
+  private readonly own = new Map<string, boolean>();
+
+  constructor(
+    private readonly capture: Capture,
+    private all = true,
+  ) {}
+
+  setAll(on: boolean): void {
+    this.all = on;
+  }
+
+  /** A port's own switch; undefined makes it follow setAll again. */
+  setPort(device: string, port: number, on: boolean | undefined): void {
+    if (on === undefined) this.own.delete(portKey(device, port));
+    else this.own.set(portKey(device, port), on);
+  }
+
+  wants(device: string, port: number | undefined): boolean {
+    if (port !== undefined) return this.own.get(portKey(device, port)) ?? this.all;
+    if (this.all) return true;
+    // Rare (control messages of no port, NEEDS_RESET): a look at the device's ports.
+    return this.capture.portsOf(device).some((p) => this.own.get(portKey(device, p)) === true);
   }
 }
 

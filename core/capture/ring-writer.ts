@@ -294,30 +294,3 @@ export function ringName(file: string, n: number, when: Date): string {
   const stem = ext === '' ? file : file.slice(0, -ext.length);
   return `${stem}_${String(n).padStart(5, '0')}_${stamp(when)}${ext || '.pcapng'}`;
 }
-
-/** A capture's file sink: bytes written so far, for the app's growing size. */
-export interface SizedCaptureSink {
-  readonly sink: PcapngWriter | RingCaptureWriter;
-  size(): number;
-}
-
-/**
- * The writer a capture of `path` needs: one pcapng file, or dumpcap's ring
- * of files and stop conditions when `ring` sets any. The lab's recorder and
- * an attached QEMU's both open their files here, so both honour the same
- * options.
- */
-export function openCaptureFile(
-  path: string,
-  ring: RingOptions,
-  writerOptions: PcapngWriterOptions,
-  onStop?: (reason: string) => void,
-): SizedCaptureSink | CaptureError {
-  const plain = !isRing(ring) && Object.keys(ring).length === 0;
-  if (plain) {
-    const w = PcapngWriter.create(path, writerOptions);
-    return w instanceof CaptureError ? w : { sink: w, size: () => w.size };
-  }
-  const w = RingCaptureWriter.create(path, ring, writerOptions, onStop ? { onStop } : {});
-  return w instanceof CaptureError ? w : { sink: w, size: () => w.currentSize };
-}

@@ -11,6 +11,11 @@
  * the next file with the hub's section header and interface blocks so far.
  * A stop detaches the file the same way. The bytes of a plain file are the
  * bytes a PcapngWriter with the same options writes for the same records.
+ *
+ * A file may keep only some of the records (`keeps`: the app's port
+ * switches, while Wireshark takes every port): the hub then hands it the
+ * blocks of those records (and every interface block), and the records it
+ * refuses are neither counted nor weighed against its limits.
  */
 import { CaptureError } from './error.js';
 import type { EncodedConsumer, LiveHub } from './live-server.js';
@@ -32,6 +37,8 @@ export interface SharedFileHooks {
   onError?: (err: CaptureError) => void;
   /** Clock in ms (tests); default Date.now. */
   clock?: () => number;
+  /** Which records go into the file (default: every one); asked once per record. */
+  keeps?: (record: CaptureRecord) => boolean;
 }
 
 export class SharedCaptureFile implements EncodedConsumer {
@@ -52,6 +59,8 @@ export class SharedCaptureFile implements EncodedConsumer {
   records = 0;
   /** The first write error, if any. */
   failure: CaptureError | undefined;
+  /** Set only with `keeps`: the hub then asks it per record (a file without one takes whole chunks). */
+  readonly wants?: (record: CaptureRecord) => boolean;
 
   private constructor(
     private readonly hub: LiveHub,
@@ -62,6 +71,7 @@ export class SharedCaptureFile implements EncodedConsumer {
     firstPath: string,
   ) {
     this.clock = hooks.clock ?? Date.now;
+    if (hooks.keeps !== undefined) this.wants = hooks.keeps;
     this.out = first;
     this.kept.push(firstPath);
     this.started = this.fileStarted = this.clock();
@@ -92,7 +102,7 @@ export class SharedCaptureFile implements EncodedConsumer {
 
   /** Bytes of the current file, flushed or pending in the hub. */
   get currentSize(): number {
-    return this.stopped ? this.written : this.written + this.hub.pending;
+    return this.stopped ? this.written : this.written + this.hub.pendingFor(this);
   }
 
   get isStopped(): boolean {

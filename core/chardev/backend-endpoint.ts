@@ -85,6 +85,12 @@ export interface BackendOptions {
   onDrop?: (reason: DropReason, bytes: number, direction: DropDirection) => void;
   /** The fd sets `/dev/fdset/N` paths open (-add-fd); none: every set is unknown. */
   fdSets?: FdSets;
+  /**
+   * A socket `fd=NAME` added over a monitor: QEMU's socket_get_fd with a
+   * current monitor, which takes NAME's descriptor from the monitor's getfd
+   * names (ownership passes to the chardev); null when no such name.
+   */
+  monitorFd?: (name: string) => number | null;
 }
 
 export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {

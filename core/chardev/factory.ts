@@ -33,6 +33,8 @@ export interface ChardevContext {
   stdio?: StdioStreams;
   /** The fd sets (-add-fd) a `/dev/fdset/N` path opens; none: every set is unknown. */
   fdSets?: FdSets;
+  /** chardev-add on a monitor: `fd=NAME` takes a getfd name (BackendOptions.monitorFd). */
+  monitorFd?: (name: string) => number | null;
 }
 
 /** What createChardev gives back: one backend, or a mux over one. */
@@ -83,6 +85,7 @@ export async function createChardev(
     log,
     onNotice: ctx.onNotice,
     ...(ctx.fdSets !== undefined ? { fdSets: ctx.fdSets } : {}),
+    ...(ctx.monitorFd !== undefined ? { monitorFd: ctx.monitorFd } : {}),
     ...(onDrop !== undefined
       ? {
           onDrop: (reason: DropReason, bytes: number, direction: DropDirection) =>

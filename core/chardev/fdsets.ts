@@ -18,8 +18,8 @@
  * - qemu_dup_flags sets the open flags with F_SETFL (O_APPEND) on the
  *   shared file description; Node cannot, so append=on only decides that
  *   nothing is truncated.
- * - Descriptors cannot be added over the monitor (add-fd, getfd): Node's
- *   sockets cannot receive SCM_RIGHTS (see core/monitor's refusal).
+ * - QMP add-fd adds a descriptor received with the command (SCM_RIGHTS,
+ *   fd-passing.ts); QEMU keeps that one as it is too (no dup).
  * - QEMU's -add-fd takes a descriptor only if FD_CLOEXEC is clear (every
  *   descriptor inherited across exec() has it clear, every one QEMU made
  *   has it set). Node 20 sets close-on-exec on the low inherited
@@ -144,6 +144,34 @@ export class FdSets {
     }
     s.members.push({ fd, opaque, removed: false });
     return null;
+  }
+
+  /**
+   * QMP add-fd (qmp_add_fd, monitor_fdset_add_fd): a descriptor received
+   * with the command joins set `setId`, made when missing (a negative id is
+   * refused then); with no id, a new set takes the lowest id from 0 up that
+   * no set has. On failure the caller closes `fd`.
+   */
+  addFromMonitor(
+    fd: number,
+    setId: number | undefined,
+    opaque: string | undefined,
+  ): { 'fdset-id': number; fd: number } | QemuError {
+    let s = setId === undefined ? undefined : this.sets.get(setId);
+    if (s === undefined) {
+      if (setId !== undefined && setId < 0) {
+        return new QemuError("Parameter 'fdset-id' expects a non-negative value");
+      }
+      let id = setId;
+      if (id === undefined) {
+        id = 0;
+        while (this.sets.has(id)) id++;
+      }
+      s = { id, members: [], users: 0, pendingClose: [] };
+      this.sets.set(id, s);
+    }
+    s.members.push({ fd, opaque, removed: false });
+    return { 'fdset-id': s.id, fd };
   }
 
   /** qmp_query_fdsets: the sets by descending id, each set's descriptors in the order added. */

@@ -27,8 +27,13 @@
  * - websocket=on (server): the HTTP upgrade, then binary frames (websocket.ts).
  * - abstract=on: a Linux abstract name, tight (QEMU's default) or padded
  *   (tight=off), as abstract-socket.ts makes each.
- * Not modelled: tn3270, tls, descriptor names from the monitor (getfd),
- * service names for ports.
+ * - Descriptors passed with SCM_RIGHTS (QMP getfd, add-fd): read only
+ *   while a frontend asked for them (a QMP monitor, wantDescriptors()),
+ *   through fd-passing.ts; the latest batch is held until the frontend takes
+ *   it, the next batch comes or the connection ends (QEMU's tcp_chr_recv,
+ *   tcp_get_msgfds, tcp_chr_free_connection). Behind a port the kernel
+ *   closes passed descriptors at once (QEMU holds the latest batch unused).
+ * Not modelled: tn3270, tls, service names for ports.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -44,9 +49,10 @@ import { watchHangUp, type HangUpWatch } from './hup-watch.js';
 import { StreamLink } from './stream-link.js';
 import { TELNET_INIT, TelnetFilter } from './telnet.js';
 import { WebSocketHandshakeFailed, acceptWebSocket } from './websocket.js';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { listenUnixPrivately, type OwnedSocketFile } from './unix-socket-file.js';
 import { connectTightAbstract, listenTightAbstract } from './abstract-socket.js';
+import { DescriptorReader, closeDescriptors, fdPassAddon } from './fd-passing.js';
 
 export type SocketSpec = SocketBackend;
 
@@ -72,6 +78,33 @@ export interface SocketStats {
 }
 
 type Address = { type: 'unix'; path: string } | { type: 'tcp'; host: string; port: string };
+
+/** The descriptor under a net.Socket (its libuv handle's), or undefined when it has none. */
+function socketFd(socket: net.Socket): number | undefined {
+  return (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+}
+
+/**
+ * The sun_path a connected unix socket is bound to ('' for none, as a
+ * socketpair's end or a client), from /proc/net/unix by the socket's inode:
+ * Node has no getsockname for unix sockets. An abstract name prints as
+ * nothing, as QEMU's %s of a path starting with NUL does.
+ */
+function unixLocalPath(socket: net.Socket): string {
+  const fd = socketFd(socket);
+  if (typeof fd !== 'number' || fd < 0) return '';
+  try {
+    const inode = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`))?.[1];
+    if (inode === undefined) return '';
+    for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[6] === inode) return cols[7] === undefined || cols[7].startsWith('@') ? '' : cols[7];
+    }
+  } catch {
+    // No /proc: the filename shows no path.
+  }
+  return '';
+}
 
 function bracket(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
@@ -116,6 +149,12 @@ export class SocketChardev extends BackendEndpoint {
   private hupWatchUsable = true;
   /** fd=N: the descriptor as written (describe() shows it as QEMU does). */
   private fdText: string | null = null;
+  /** fd=N, connected: a unix socket's own path, or null for tcp (qemu_chr_compute_filename). */
+  private fdUnixPath: string | null = null;
+  /** A frontend takes passed descriptors (wantDescriptors): connections read them from now on. */
+  private passDescriptors = false;
+  /** The latest batch of passed descriptors nobody took yet (QEMU's read_msgfds). */
+  private heldDescriptors: number[] = [];
 
   private constructor(spec: SocketSpec, address: Address, options: BackendOptions) {
     super({ ...options, waitForPeer: spec.server && spec.wait });
@@ -164,15 +203,35 @@ export class SocketChardev extends BackendEndpoint {
     text: string,
     options: BackendOptions,
   ): Promise<SocketChardev | ChardevError> {
-    // socket_get_fd without a monitor: qemu_strtoi of the string (a name
-    // from getfd is looked up only for chardev-add, core/monitor).
-    if (!/^[0-9]+$/.test(text) || Number(text) > 0x7fffffff) {
-      return chardevError('Unsupported', `Unable to parse FD number ${text}`, options.id);
+    // socket_get_fd: with a current monitor (chardev-add) the string is a
+    // getfd name whose descriptor the chardev takes; without one
+    // (the command line) qemu_strtoi of the string.
+    let fd: number;
+    if (options.monitorFd !== undefined) {
+      const named = options.monitorFd(text);
+      if (named === null) {
+        return chardevError(
+          'OpenFailed',
+          `File descriptor named '${text}' has not been found`,
+          options.id,
+        );
+      }
+      fd = named;
+    } else {
+      if (!/^[0-9]+$/.test(text) || Number(text) > 0x7fffffff) {
+        return chardevError('Unsupported', `Unable to parse FD number ${text}`, options.id);
+      }
+      fd = Number(text);
     }
-    const fd = Number(text);
     try {
       if (!fs.fstatSync(fd).isSocket()) {
-        return chardevError('WrongFileType', `File descriptor '${fd}' is not a socket`, options.id);
+        // socket_get_fd closes what it took (a command-line descriptor stays the parent's).
+        if (options.monitorFd !== undefined) closeDescriptors([fd]);
+        return chardevError(
+          'WrongFileType',
+          `File descriptor '${text}' is not a socket`,
+          options.id,
+        );
       }
     } catch (error) {
       return chardevError(
@@ -219,9 +278,13 @@ export class SocketChardev extends BackendEndpoint {
   describe(): string {
     const a = this.address;
     const server = this.listenMode ? ',server=on' : '';
-    // QEMU's qemu_chr_compute_filename for an fd address: fd:N (no peer shown).
-    if (this.fdText !== null)
-      return `${this.socket === null ? 'disconnected:' : ''}fd:${this.fdText}${server}`;
+    // An fd address: qemu_chr_socket_address's `disconnected:fd:N` until a
+    // connection, then qemu_chr_compute_filename from the socket's addresses.
+    if (this.fdText !== null) {
+      if (this.socket === null) return `disconnected:fd:${this.fdText}${server}`;
+      if (this.fdUnixPath !== null) return `unix:${this.fdUnixPath}${server}`;
+      return `tcp:${this.localText}${server} <-> ${this.remoteText}`;
+    }
     if (this.socket === null) {
       if (a.type === 'unix') return `disconnected:unix:${a.path}${server}`;
       return `disconnected:${this.protocolName}:${a.host}:${a.port}${server}`;
@@ -429,12 +492,15 @@ export class SocketChardev extends BackendEndpoint {
     this.watchErrors(socket, 'connection error');
     if (this.nodelay && this.address.type === 'tcp') socket.setNoDelay(true);
     this.socket = socket;
-    if (this.address.type === 'tcp') {
+    if (this.address.type === 'tcp' || socket.remoteAddress !== undefined) {
       this.localText = `${bracket(socket.localAddress ?? '')}:${socket.localPort ?? ''}`;
       this.remoteText = `${bracket(socket.remoteAddress ?? '')}:${socket.remotePort ?? ''}`;
     }
+    if (this.fdText !== null) {
+      this.fdUnixPath = socket.remoteAddress !== undefined ? null : unixLocalPath(socket);
+    }
     if (!this.websocket) {
-      this.connect(socket, socket);
+      this.connect(socket, this.descriptorReader(socket) ?? socket, socket);
       return;
     }
     // websocket=on: the connection holds the listener (a second client waits)
@@ -453,7 +519,7 @@ export class SocketChardev extends BackendEndpoint {
           if (this.listenMode) this.serveNextWaiting();
           return;
         }
-        this.connect(socket, result);
+        this.connect(socket, result, result);
       },
       (bytes) =>
         this.notice(
@@ -462,14 +528,60 @@ export class SocketChardev extends BackendEndpoint {
     );
   }
 
+  /**
+   * The frontend takes passed descriptors (a QMP monitor): connections made
+   * from now on are read with recvmsg (fd-passing.ts). Null, or why not.
+   */
+  wantDescriptors(): string | null {
+    const addon = fdPassAddon();
+    if (typeof addon === 'string') return addon;
+    this.passDescriptors = true;
+    return null;
+  }
+
+  /** qemu_chr_fe_get_msgfd (tcp_get_msgfds with one slot): the first, the rest closed. */
+  takeDescriptor(): number | null {
+    const [first, ...rest] = this.heldDescriptors;
+    this.heldDescriptors = [];
+    closeDescriptors(rest);
+    return first ?? null;
+  }
+
+  /** The latest batch replaces (and closes) the one before, as tcp_chr_recv does. */
+  private holdDescriptors(fds: number[]): void {
+    closeDescriptors(this.heldDescriptors);
+    this.heldDescriptors = fds;
+  }
+
+  /** A recvmsg reader for a unix connection when descriptors are wanted; else null (Node reads). */
+  private descriptorReader(socket: net.Socket): DescriptorReader | null {
+    if (!this.passDescriptors || this.address.type !== 'unix') return null;
+    const addon = fdPassAddon();
+    const fd = socketFd(socket);
+    if (typeof addon === 'string' || typeof fd !== 'number' || fd < 0) return null;
+    let reader: DescriptorReader;
+    try {
+      reader = new DescriptorReader(addon, fd, (fds) => this.holdDescriptors(fds));
+    } catch (error) {
+      // No epoll set for it (out of descriptors): this connection is read as before.
+      this.notice(
+        `chardev ${this.id}: descriptors sent on this connection cannot be received (${describeSystemError(error)})`,
+      );
+      return null;
+    }
+    // Read errors (ECONNRESET) now come from the reader, not the socket.
+    this.watchErrors(reader, 'connection error');
+    return reader;
+  }
+
   /** The connection (raw, or the WebSocket's payload stream) carries bytes now. */
-  private connect(socket: net.Socket, stream: Duplex): void {
+  private connect(socket: net.Socket, input: Readable, stream: Duplex): void {
     // QEMU sends its telnet negotiation before the connection counts as open
     // (tcp_chr_telnet_init, then tcp_chr_connect).
     const telnet = this.telnet ? new TelnetFilter() : null;
     if (telnet !== null) stream.write(TELNET_INIT);
     this.link = new StreamLink({
-      input: stream,
+      input,
       output: stream,
       owned: true,
       events: {
@@ -496,6 +608,8 @@ export class SocketChardev extends BackendEndpoint {
     if (this.socket !== socket) return;
     this.stopHangUpWatch();
     this.socket = null;
+    // tcp_chr_free_connection closes the batch nobody took.
+    this.holdDescriptors([]);
     const link = this.link;
     this.link = null;
     // Guest bytes still in this process go with the connection: measured before it is closed.
@@ -574,6 +688,7 @@ export class SocketChardev extends BackendEndpoint {
 
   protected async teardown(): Promise<void> {
     this.stopHangUpWatch();
+    this.holdDescriptors([]);
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     for (const w of this.waiting.splice(0)) w.destroy();

@@ -41,7 +41,7 @@ import { Lab, type DeviceTopology } from '../engine/lab.js';
 import type { DropDirection, DropReason, EngineEvents } from '../serial/events.js';
 import type { ChardevEndpoint } from '../serial/endpoint.js';
 import { QemuError, isQemuError } from '../base/qemu-error.js';
-import type { ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
+import type { ChardevAddFrom, ChardevInfo, PortAddRequest, RunningMachine } from './running.js';
 import { guestRamMiB } from './guest-ram.js';
 import { fdSetsFromOptions } from './add-fd.js';
 import type { FdSets } from '../chardev/fdsets.js';
@@ -356,9 +356,9 @@ export class Machine implements RunningMachine {
     return rows;
   }
 
-  async chardevAdd(spec: Chardev): Promise<QemuError | null> {
+  async chardevAdd(spec: Chardev, from: ChardevAddFrom = {}): Promise<QemuError | null> {
     if (this.closing !== null) return new QemuError('the machine is shutting down');
-    const failed = await this.openChardev(spec);
+    const failed = await this.openChardev(spec, from);
     return failed === null ? null : new QemuError(failed.message);
   }
 
@@ -441,11 +441,15 @@ export class Machine implements RunningMachine {
   }
 
   /** Open a backend (not yet in the Lab's table). */
-  private async createBackend(spec: Chardev): Promise<OpenChardev | QemuError> {
+  private async createBackend(
+    spec: Chardev,
+    from: ChardevAddFrom = {},
+  ): Promise<OpenChardev | QemuError> {
     const opened = await createChardev(spec, {
       post: this.lab.scheduler.post,
       runtimeDir: this.options.runtimeDir,
       fdSets: this.fdSets,
+      ...(from.monitorFd !== undefined ? { monitorFd: from.monitorFd } : {}),
       ...(this.options.onNotice !== undefined ? { onNotice: this.options.onNotice } : {}),
       onDrop: (chardev, reason, bytes, direction) =>
         this.backendDrop(chardev, engineDropReason(reason, direction), bytes, direction),
@@ -454,13 +458,13 @@ export class Machine implements RunningMachine {
   }
 
   /** Open a backend and put it in the Lab's table (a mux: its first slot for ports). */
-  private async openChardev(spec: Chardev): Promise<QemuError | null> {
+  private async openChardev(spec: Chardev, from: ChardevAddFrom = {}): Promise<QemuError | null> {
     if (this.backends.has(spec.id) || this.lab.chardev(spec.id) !== undefined) {
       return new QemuError(
         `attempt to add duplicate property '${spec.id}' to object (type 'container')`,
       );
     }
-    const opened = await this.createBackend(spec);
+    const opened = await this.createBackend(spec, from);
     if (isQemuError(opened)) return opened;
     let endpoint: ChardevEndpoint = opened;
     if (isMux(opened)) {

@@ -14,6 +14,12 @@ import type { QemuError } from '../base/qemu-error.js';
 import type { Chardev, Port, Topology, VirtioSerialDevice } from './topology.js';
 
 /** What `device_add virtserialport,...` / `virtconsole` carries. */
+/** Where a chardev-add comes from. */
+export interface ChardevAddFrom {
+  /** A monitor's getfd names: a socket `fd=NAME` takes one (QEMU's socket_get_fd). */
+  monitorFd?: (name: string) => number | null;
+}
+
 export interface PortAddRequest {
   driver: Port['driver'];
   id?: string;
@@ -46,7 +52,7 @@ export interface RunningMachine {
   /** Everything `query-chardev` / `info chardev` shows. */
   chardevs(): ChardevInfo[];
   /** `chardev-add`: create a real backend (socket, pipe, file, pty, null, ringbuf, udp, ...). */
-  chardevAdd(spec: Chardev): Promise<QemuError | null>;
+  chardevAdd(spec: Chardev, from?: ChardevAddFrom): Promise<QemuError | null>;
   /** `chardev-remove`: refused while in use ("Chardev 'c1' is busy"); closes the backend. */
   chardevRemove(id: string): Promise<QemuError | null>;
   /**

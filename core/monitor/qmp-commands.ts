@@ -11,6 +11,8 @@ import { chardevAddFailure } from '../machine/chardev-errors.js';
 import type { Chardev } from '../machine/topology.js';
 import { deviceAdd, optsFromQdict } from './device-add.js';
 import type { MonitorHub } from './hub.js';
+import type { MonitorFds } from './monitor-fds.js';
+import { closeDescriptors } from '../chardev/fd-passing.js';
 import { ringbufCheck } from './machine-view.js';
 import { visitMembers, type QapiMembers, type QapiValue } from './qapi.js';
 import type { QDict, QObject } from './qobject.js';
@@ -26,6 +28,18 @@ import {
 export interface CommandContext {
   machine: RunningMachine;
   hub: MonitorHub;
+  /** The QMP monitor running the command: its getfd names and the descriptor sent with it. */
+  monitor?: CommandMonitor;
+}
+
+/** What getfd, add-fd, closefd and chardev-add need of the monitor they run on. */
+export interface CommandMonitor {
+  readonly fds: MonitorFds;
+  /**
+   * qemu_chr_fe_get_msgfd: the descriptor that came with the command (null:
+   * none), or why this monitor cannot receive any (the native part is missing).
+   */
+  takeDescriptor(): number | null | { refused: string };
 }
 
 type Args = { [key: string]: QapiValue };
@@ -57,25 +71,16 @@ export function cString(bytes: Uint8Array): string {
 const none: QapiMembers = {};
 
 /**
- * add-fd and getfd take the descriptor that came with the command (SCM_RIGHTS
- * on the monitor's unix socket). Node reads its sockets with read(), which
- * cannot take ancillary data (the kernel closes what was passed), and vmchan
- * uses no native addon: refused, naming the way that works.
+ * getfd and add-fd take the descriptor that came with the command (SCM_RIGHTS
+ * on the monitor's unix socket, core/chardev/fd-passing.ts): QEMU's error
+ * when none did; refused, saying why, when this build cannot receive any.
  */
-/**
- * A socket on `fd` from the monitor: QEMU's socket_get_fd looks the string up
- * among the monitor's getfd names (a number too), and getfd never names one
- * here, so it is not found (monitor_get_fd's words).
- */
-function monitorFdName(spec: Chardev): QemuError | null {
-  const b = spec.backend;
-  if (b.kind !== 'socket' || b.address.type !== 'fd') return null;
-  return new QemuError(`File descriptor named '${b.address.fd}' has not been found`);
-}
-
-function monitorFdRefused(): QemuError {
+function passedDescriptor(ctx: CommandContext): number | QemuError {
+  const fd = ctx.monitor?.takeDescriptor() ?? null;
+  if (fd === null) return new QemuError('No file descriptor supplied via SCM_RIGHTS');
+  if (typeof fd === 'number') return fd;
   return new QemuError(
-    "vmchan does not emulate descriptors passed over the monitor (SCM_RIGHTS: Node's sockets cannot receive them); pass the descriptor to vmchan run and use -add-fd",
+    `vmchan does not emulate descriptors passed over the monitor here: ${fd.refused}; pass the descriptor to vmchan run and use -add-fd`,
   );
 }
 
@@ -110,15 +115,16 @@ const COMMANDS: QmpCommand[] = [
   {
     name: 'chardev-add',
     args: 'any',
-    run: async ({ machine }, _args, raw) => {
+    run: async ({ machine, monitor }, _args, raw) => {
       const spec = chardevFromQmp(raw);
       if (isQemuError(spec)) return spec;
       if (machine.chardevs().some((c) => c.id === spec.id)) {
         return new QemuError(`Chardev with id '${spec.id}' already exists`);
       }
-      const named = monitorFdName(spec);
-      if (named !== null) return chardevAddFailure(spec.id, named);
-      const refused = await machine.chardevAdd(spec);
+      // socket_get_fd with a current monitor: `fd` names one of its getfd descriptors.
+      const refused = await machine.chardevAdd(spec, {
+        monitorFd: (name) => monitor?.fds.take(name) ?? null,
+      });
       if (refused !== null) return chardevAddFailure(spec.id, refused);
       return chardevReturn(machine, spec);
     },
@@ -210,7 +216,7 @@ const COMMANDS: QmpCommand[] = [
     },
   },
   // File descriptors (monitor/misc.c in QEMU 7.2). The sets come from -add-fd
-  // (core/chardev/fdsets.ts); nothing can arrive over the monitor itself.
+  // and add-fd (core/chardev/fdsets.ts); names from getfd (monitor-fds.ts).
   {
     name: 'query-fdsets',
     args: none,
@@ -228,18 +234,42 @@ const COMMANDS: QmpCommand[] = [
   {
     name: 'add-fd',
     args: { 'fdset-id': { type: 'int', optional: true }, opaque: { type: 'str', optional: true } },
-    run: () => monitorFdRefused(),
+    // qmp_add_fd: the descriptor joins a set; on failure it is closed.
+    run: (ctx, args) => {
+      const fd = passedDescriptor(ctx);
+      if (isQemuError(fd)) return fd;
+      const added = ctx.machine.fdSets.addFromMonitor(
+        fd,
+        args['fdset-id'] === undefined ? undefined : Number(args['fdset-id']),
+        args.opaque === undefined ? undefined : String(args.opaque),
+      );
+      if (isQemuError(added)) closeDescriptors([fd]);
+      return added;
+    },
   },
   {
+    // qmp_getfd: the name gets the descriptor (one it had is closed).
     name: 'getfd',
     args: { fdname: { type: 'str' } },
-    run: () => monitorFdRefused(),
+    run: (ctx, args) => {
+      const fd = passedDescriptor(ctx);
+      if (isQemuError(fd)) return fd;
+      const name = String(args.fdname);
+      if (/^[0-9]/.test(name)) {
+        closeDescriptors([fd]);
+        return new QemuError("Parameter 'fdname' expects a name not starting with a digit");
+      }
+      ctx.monitor?.fds.set(name, fd);
+      return {};
+    },
   },
   {
-    // qmp_closefd: getfd never names a descriptor here, so every name is unknown.
     name: 'closefd',
     args: { fdname: { type: 'str' } },
-    run: (_ctx, args) => new QemuError(`File descriptor named '${String(args.fdname)}' not found`),
+    run: ({ monitor }, args) =>
+      monitor?.fds.close(String(args.fdname)) === true
+        ? {}
+        : new QemuError(`File descriptor named '${String(args.fdname)}' not found`),
   },
   {
     // vmchan's extension: every dropped byte of the lab by port, direction and reason.

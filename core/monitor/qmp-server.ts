@@ -39,7 +39,8 @@ import type { EventSink, MonitorHub } from './hub.js';
 import { JsonMessageParser, type JsonMessage } from './json-lexer.js';
 import { MonitorOutput } from './output.js';
 import { visitMembers } from './qapi.js';
-import { QMP_COMMANDS, runCommand, type QmpCommand } from './qmp-commands.js';
+import { QMP_COMMANDS, runCommand, type CommandMonitor, type QmpCommand } from './qmp-commands.js';
+import { MonitorFds } from './monitor-fds.js';
 import { checkRequest, errorResponse } from './dispatch.js';
 import { QDict, toQemuJson, type QObject } from './qobject.js';
 import { QEMU_PACKAGE, versionTriple } from './version.js';
@@ -77,6 +78,17 @@ export class QmpServer implements EventSink {
   private deferred: { event: string; data: QObject }[] | null = null;
   private unsubscribe: (() => void)[] = [];
   private closed = false;
+  /** getfd's names (they outlive a client; closed with the monitor). */
+  private readonly fds = new MonitorFds();
+  /** Why descriptors sent with commands cannot be received, or null when they can. */
+  private descriptorsRefused: string | null = null;
+  private readonly commandMonitor: CommandMonitor = {
+    fds: this.fds,
+    takeDescriptor: () => {
+      if (this.descriptorsRefused !== null) return { refused: this.descriptorsRefused };
+      return this.endpoint.takeDescriptor?.() ?? null;
+    },
+  };
 
   constructor(
     private readonly machine: RunningMachine,
@@ -104,6 +116,8 @@ export class QmpServer implements EventSink {
     if (!ok) return new QemuError(`Device '${this.endpoint.id}' is in use`);
     // qemu_chr_fe_set_handlers(..., set_open=true): query-chardev shows frontend-open.
     this.endpoint.setFrontendOpen(true);
+    // getfd and add-fd take descriptors sent with a command (a socket backend's SCM_RIGHTS).
+    this.descriptorsRefused = this.endpoint.wantDescriptors?.() ?? null;
     const events = this.machine.lab.events;
     this.unsubscribe = [
       // VSERPORT_CHANGE comes through the hub, which applies QEMU's rate limit (Q5).
@@ -120,6 +134,7 @@ export class QmpServer implements EventSink {
     this.closed = true;
     for (const u of this.unsubscribe) u();
     this.output.discard();
+    this.fds.closeAll();
     this.endpoint.setFrontendOpen(false);
     this.endpoint.detach();
   }
@@ -264,7 +279,11 @@ export class QmpServer implements EventSink {
       return { error: new QemuError(`The command ${name} has not been found`, 'CommandNotFound') };
     }
     if (oob) return { error: new QemuError(`The command ${name} does not support OOB`) };
-    const result = await runCommand(command, { machine: this.machine, hub: this.hub }, args);
+    const result = await runCommand(
+      command,
+      { machine: this.machine, hub: this.hub, monitor: this.commandMonitor },
+      args,
+    );
     return isQemuError(result) ? { error: result } : { return: result };
   }
 

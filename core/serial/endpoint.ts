@@ -15,6 +15,7 @@
  * | qemu_chr_fe_add_watch(G_IO_OUT|HUP)     | addWriteWatch(callback)     |
  * | qemu_chr_fe_accept_input                | acceptInput()               |
  * | qemu_chr_fe_set_open                    | setFrontendOpen(open)       |
+ * | qemu_chr_fe_get_msgfd                   | takeDescriptor()            |
  * | be_open (a client is there)             | connected                   |
  *
  * Flow control, both directions:
@@ -83,6 +84,14 @@ export interface ChardevEndpoint {
   acceptInput(): void;
   /** The guest opened (true) or closed (false) the port. */
   setFrontendOpen(open: boolean): void;
+  /**
+   * The frontend takes descriptors passed with SCM_RIGHTS (a QMP monitor):
+   * null when this backend can receive them from now on, else why not.
+   * Absent on backends that never carry any (QEMU: no get_msgfds).
+   */
+  wantDescriptors?(): string | null;
+  /** qemu_chr_fe_get_msgfd: the first descriptor of the latest batch (the rest closed), or null. */
+  takeDescriptor?(): number | null;
   /** One line for `info chardev` / query-chardev's filename. */
   describe(): string;
 }

@@ -9,13 +9,32 @@
  *                      payload `rec <i>\n` (test1) or `msg <i>\n` (test2)
  */
 import { CaptureError } from '../../core/capture/error.js';
+import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { PcapngWriter } from '../../core/capture/pcapng-writer.js';
 import {
   controlRecord,
   dataRecord,
   encodeControl,
   eventRecord,
+  type CaptureRecord,
 } from '../../core/capture/record.js';
+
+/** Every record of a capture file the app wrote, read back with the pcapng reader. */
+export function readBack(file: string): CaptureRecord[] {
+  const reader = openCaptureSync(file);
+  if (reader instanceof CaptureError) throw new Error(reader.message);
+  try {
+    const out: CaptureRecord[] = [];
+    for (let i = 0; i < reader.count; i++) {
+      const rec = reader.record(i);
+      if (rec instanceof CaptureError) throw new Error(rec.message);
+      out.push(rec);
+    }
+    return out;
+  } finally {
+    reader.close();
+  }
+}
 
 export const T0 = 1_700_000_000_000_000_000n;
 

@@ -8,9 +8,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CaptureState, PortSnapshot } from '../../core/api/contract/contract.js';
-import { CaptureError } from '../../core/capture/error.js';
-import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
-import { nowNs, type CaptureRecord } from '../../core/capture/record.js';
+import { nowNs } from '../../core/capture/record.js';
+import { readBack } from './capture-fixture.js';
 import { rig, until, type Rig } from './helpers.js';
 
 let r: Rig | undefined;
@@ -30,22 +29,6 @@ async function traffic(name: string): Promise<void> {
   const moved = (p: PortSnapshot): number => p.toGuest + p.toHost;
   const before = moved(await portOf(name));
   await until(async () => moved(await portOf(name)) > before || undefined, 10_000);
-}
-
-function readBack(file: string): CaptureRecord[] {
-  const reader = openCaptureSync(file);
-  if (reader instanceof CaptureError) throw new Error(reader.message);
-  try {
-    const out: CaptureRecord[] = [];
-    for (let i = 0; i < reader.count; i++) {
-      const rec = reader.record(i);
-      if (rec instanceof CaptureError) throw new Error(rec.message);
-      out.push(rec);
-    }
-    return out;
-  } finally {
-    reader.close();
-  }
 }
 
 describe('capture switches', () => {

@@ -6,6 +6,7 @@ import {
   MIN_MAIN_HEIGHT,
   MAX_DOCK_SHARE,
   PANE_BOUNDS,
+  dragged,
   fitLayout,
   parseLayout,
   resized,
@@ -63,5 +64,19 @@ describe('fitted to the window', () => {
     expect(resized(DEFAULT_LAYOUT, 'tree', -1000).tree).toBe(PANE_BOUNDS.tree.min);
     expect(resized(DEFAULT_LAYOUT, 'dock', 1000).dock).toBe(PANE_BOUNDS.dock.max);
     expect(resized(DEFAULT_LAYOUT, 'inspector', 16).inspector).toBe(DEFAULT_LAYOUT.inspector + 16);
+  });
+
+  it('a drag in a narrow window keeps the other panes as chosen, not as squeezed', () => {
+    const chosen = { ...DEFAULT_LAYOUT, tree: 400, inspector: 500 };
+    const shown = fitLayout(chosen, 1024, 700);
+    expect(shown.tree).toBeLessThan(400); // the window squeezed both sides
+    const after = dragged(chosen, shown, 'dock', 40);
+    expect(after.tree).toBe(400);
+    expect(after.inspector).toBe(500);
+    expect(after.dock).toBe(shown.dock + 40);
+    // back in a wide window the sides are as the user left them
+    expect(fitLayout(after, 1920, 1080).tree).toBe(400);
+    // the dragged side starts from the size the user saw
+    expect(dragged(chosen, shown, 'tree', 16).tree).toBe(shown.tree + 16);
   });
 });

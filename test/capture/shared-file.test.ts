@@ -141,8 +141,20 @@ describe("SharedCaptureFile: the file takes the hub's bytes", () => {
     hub.close();
   });
 
-  /** The same records through RingCaptureWriter and through a SharedCaptureFile, one fake clock. */
-  function both(words: string[], stops: string[], recs: CaptureRecord[], tick = 0) {
+  /**
+   * The same records through RingCaptureWriter and through a SharedCaptureFile, one fake clock.
+   * With `offPort`, that port is switched off for the old writer, and the
+   * shared file refuses its records (`keeps`, as the app's switches) while a
+   * second file on the same hub takes every record, so the refused blocks are
+   * encoded and cut out of the chunks the shared file is handed.
+   */
+  function both(
+    words: string[],
+    stops: string[],
+    recs: CaptureRecord[],
+    tick = 0,
+    offPort?: number,
+  ) {
     const ring = parseRingOptions(words, stops);
     if (typeof ring === 'string') throw new Error(ring);
     const out = [];
@@ -155,7 +167,9 @@ describe("SharedCaptureFile: the file takes the hub's bytes", () => {
       const capture = new Capture();
       let close: () => void;
       let files: () => readonly string[];
+      let everything: SharedCaptureFile | undefined;
       if (way === 'old') {
+        if (offPort !== undefined) capture.setPort('vser0', offPort, false);
         const w = RingCaptureWriter.create(path.join(dir, 'c.pcapng'), ring, { os: false }, hooks);
         if (w instanceof CaptureError) throw new Error(w.message);
         capture.attach(w as CaptureSink);
@@ -164,10 +178,21 @@ describe("SharedCaptureFile: the file takes the hub's bytes", () => {
       } else {
         const hub = new LiveHub({ writer: { os: false } });
         capture.attach(hub);
-        const f = SharedCaptureFile.open(hub, path.join(dir, 'c.pcapng'), ring, hooks);
+        const keeps =
+          offPort === undefined ? {} : { keeps: (r: CaptureRecord) => r.port !== offPort };
+        const f = SharedCaptureFile.open(hub, path.join(dir, 'c.pcapng'), ring, {
+          ...hooks,
+          ...keeps,
+        });
         if (f instanceof CaptureError) throw new Error(f.message);
+        if (offPort !== undefined) {
+          const all = SharedCaptureFile.open(hub, path.join(dir, 'all.pcapng'));
+          if (all instanceof CaptureError) throw new Error(all.message);
+          everything = all;
+        }
         close = () => {
           f.close();
+          everything?.close();
           hub.close();
         };
         files = () => f.files;
@@ -178,6 +203,7 @@ describe("SharedCaptureFile: the file takes the hub's bytes", () => {
         names: files().map((f) => path.basename(f)),
         bytes: files().map((f) => fs.readFileSync(f)),
         stopped,
+        everything: everything?.records,
       });
     }
     return { old: out[0]!, now: out[1]! };
@@ -189,6 +215,17 @@ describe("SharedCaptureFile: the file takes the hub's bytes", () => {
     expect(now.names).toEqual(old.names);
     now.bytes.forEach((b, i) => expect(b.equals(old.bytes[i]!), old.names[i]).toBe(true));
     for (const b of now.bytes) expect(b.length).toBeLessThanOrEqual(20_000);
+  });
+
+  it("a file that keeps some records (the app's switches) beside one that keeps all: the same ring files as a writer fed only those, byte for byte", () => {
+    const recs = records(400, 251);
+    const { old, now } = both(['filesize:20', 'files:4'], [], recs, 0, 2);
+    expect(old.names.length).toBe(4);
+    expect(now.names).toEqual(old.names);
+    now.bytes.forEach((b, i) => expect(b.equals(old.bytes[i]!), old.names[i]).toBe(true));
+    // The big record (a block of its own, handed out within its write) is on port 2: refused.
+    for (const b of now.bytes) expect(b.length).toBeLessThanOrEqual(20_000);
+    expect(now.everything).toBe(recs.length);
   });
 
   it('-b duration:S rotates at the same records (fake clock)', () => {

@@ -8,7 +8,11 @@
  * and apart from each other, the capture's list, details and bytes stacked
  * without overlap, the dock collapsible, the Table tab without horizontal
  * scrolling at 1440. At 1440x900 with the docks collapsed the capture list
- * shows at least 25 rows. A splitter dragged keeps its size after a reload
+ * shows at least 25 rows. At each size, docks open and collapsed: the Vrings
+ * tab's three ring tables (each at least its header and three rows high, the
+ * header sticky in its own scroll box), the capture panes and the
+ * inspector's actions lie inside their views and the window, apart from each
+ * other and from the docks. A splitter dragged keeps its size after a reload
  * (localStorage). The About dialog names the version, the QEMU and Linux
  * versions followed, and the docs.
  *
@@ -175,12 +179,92 @@ describe.runIf(haveChromium)('the window’s layout in Chromium', () => {
     });
   }
 
+  /** The dock shown open or collapsed, as asked. */
+  async function docks(state: 'open' | 'collapsed'): Promise<void> {
+    const now = await page.locator('[data-dock]').getAttribute('data-dock');
+    if ((now === 'collapsed') !== (state === 'collapsed'))
+      await page.locator('[data-action=toggle-dock]').click();
+    await expect
+      .poll(
+        async () => (await page.locator('[data-dock]').getAttribute('data-dock')) === 'collapsed',
+      )
+      .toBe(state === 'collapsed');
+  }
+
+  /** Each box inside the view's box (half a pixel of rounding allowed); messages naming those outside. */
+  const outsideOf = (view: Box, named: [string, Box][]): string[] =>
+    named
+      .filter(
+        ([, b]) =>
+          b.x < view.x - 0.5 ||
+          b.y < view.y - 0.5 ||
+          b.x + b.width > view.x + view.width + 0.5 ||
+          b.y + b.height > view.y + view.height + 0.5,
+      )
+      .map(([n, b]) => `${n} outside its view ${JSON.stringify(view)}: ${JSON.stringify(b)}`);
+
+  for (const vp of sizes)
+    for (const state of ['open', 'collapsed'] as const) {
+      const tag = `${vp.width}x${vp.height}, docks ${state}`;
+
+      it(`${tag}: the three ring tables, the capture panes and the inspector's actions inside their views and the window, apart from each other and the docks`, async () => {
+        await page.setViewportSize(vp);
+        await docks(state);
+        const dock = await box(page.locator('[data-dock]'), 'dock');
+        const actions: [string, Box][] = [];
+        await page.locator('.tree [data-port="test2"]').click();
+        await page.locator('[data-inspect=port] [data-action=unplug]').waitFor();
+        for (const b of await page.locator('[data-inspector-actions] button').all())
+          actions.push([`inspector ${(await b.textContent())?.trim()}`, await box(b, 'action')]);
+        const inspector = await box(page.locator('aside.inspector'), 'inspector');
+
+        // Vrings: the descriptor table, the available ring and the used ring, all in view
+        await page.locator('[data-tab=vrings]').click();
+        const tables = page.locator('.tables figure.ring-table');
+        await expect.poll(() => tables.count()).toBe(3);
+        const vringTab = await box(page.locator('[data-tab-body=vrings]'), 'vrings tab');
+        const rings: [string, Box][] = [];
+        for (const t of await tables.all())
+          rings.push([
+            (await t.locator('figcaption').textContent())!.trim(),
+            await box(t, 'ring table'),
+          ]);
+        await e2e.shot(`layout-vrings-${vp.width}x${vp.height}-docks-${state}`);
+        // each table scrolls inside its own box, its header at the top, room for three rows
+        for (const t of await tables.all()) {
+          const scroller = await box(t.locator('.box'), 'table box');
+          const header = await box(t.locator('thead th').first(), 'table header');
+          expect(header.y).toBeGreaterThanOrEqual(scroller.y - 0.5);
+          expect(header.y + header.height).toBeLessThanOrEqual(scroller.y + scroller.height);
+          expect(scroller.height, 'at least the header and three rows').toBeGreaterThan(4 * 20);
+        }
+
+        // Capture: list, details and bytes
+        await page.locator('[data-tab=capture]').click();
+        await page.locator('[data-capture-rows] tbody tr[data-number]').first().click();
+        await page.locator('[data-capture-hex]').waitFor();
+        const captureTab = await box(page.locator('[data-tab-body=capture]'), 'capture tab');
+        const panes: [string, Box][] = [
+          ['capture list', await box(page.locator('[data-capture-list]'), 'capture list')],
+          ['details', await box(page.locator('[data-capture-detail] section.fields'), 'details')],
+          ['bytes', await box(page.locator('[data-capture-bytes]'), 'bytes')],
+        ];
+
+        expect([
+          ...outsideOf(vringTab, rings),
+          ...outsideOf(captureTab, panes),
+          ...outsideOf(inspector, actions),
+        ]).toEqual([]);
+        const docked: [string, Box] = ['dock', dock];
+        expect(checkBoxes([...rings, ...actions, docked], vp.width, vp.height)).toEqual([]);
+        expect(checkBoxes([...panes, ...actions, docked], vp.width, vp.height)).toEqual([]);
+        expect(e2e.problems).toEqual([]);
+      });
+    }
+
   it('1440x900, docks collapsed: the capture list shows at least 25 rows', async () => {
     await page.setViewportSize({ width: 1440, height: 900 });
-    await page.locator('[data-action=toggle-dock]').click();
-    await expect
-      .poll(() => page.locator('[data-dock]').getAttribute('data-dock'))
-      .toBe('collapsed');
+    await docks('collapsed');
     await page.locator('[data-tab=capture]').click();
     const list = await box(page.locator('[data-capture-list]'), 'capture list');
     const rows = await page.locator('[data-capture-rows] tbody tr[data-number]').all();
@@ -192,7 +276,7 @@ describe.runIf(haveChromium)('the window’s layout in Chromium', () => {
     }
     expect(whole).toBeGreaterThanOrEqual(25);
     await e2e.shot('layout-capture-docks-collapsed-1440x900');
-    await page.locator('[data-action=toggle-dock]').click();
+    await docks('open');
   });
 
   it('1440x900: the Table tab needs no horizontal scrolling, cut cells keep a tooltip', async () => {
@@ -235,6 +319,24 @@ describe.runIf(haveChromium)('the window’s layout in Chromium', () => {
     await expect
       .poll(async () => (await box(page.locator('aside.tree'), 'tree')).width)
       .toBeCloseTo(before.width + 60 - 16, -1);
+  });
+
+  it('a dock toggled in a narrow window leaves the sides as chosen when the window grows again', async () => {
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await page.locator('[data-tab=overview]').click();
+    await docks('open');
+    const wide = await box(page.locator('aside.tree'), 'tree');
+    await page.setViewportSize({ width: 1024, height: 700 });
+    await expect
+      .poll(async () => (await box(page.locator('aside.tree'), 'tree')).width)
+      .toBeLessThan(wide.width);
+    // a toggle here once saved the squeezed sizes as the user's choice
+    await docks('collapsed');
+    await docks('open');
+    await page.setViewportSize({ width: 1440, height: 900 });
+    await expect
+      .poll(async () => (await box(page.locator('aside.tree'), 'tree')).width)
+      .toBeCloseTo(wide.width, 0);
   });
 
   it('the About dialog names the version, the QEMU and Linux versions followed, and the docs', async () => {

@@ -14,6 +14,7 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { significantDigits } from '../../core/api/browser/chart-scale.js';
+import { box, checkBoxes, type Box } from './boxes.js';
 import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());
@@ -64,6 +65,26 @@ describe.runIf(haveChromium)('the throughput chart in Chromium', () => {
     const clipped = (await axis.getAttribute('data-clipped')) === 'true';
     const highest = Math.max(...(await series()).map((s) => s.peak));
     expect(clipped).toBe(Number.isFinite(ymax) && highest > ymax);
+  });
+
+  it('at 1024x700 the "spikes clipped" note sits in the bar beside the legend, covering none of it', async () => {
+    await page.setViewportSize({ width: 1024, height: 700 });
+    const note = page.locator('[data-chart-axis]');
+    // shown whenever a spike is clipped: show it now to measure where it goes
+    await note.evaluate((e) => e.removeAttribute('hidden'));
+    const bar = page.locator('[data-chart-axis]').locator('xpath=..');
+    const named: [string, Box][] = [['note', await box(note, 'note')]];
+    for (const sel of [
+      '.section-title',
+      '.h2g',
+      '.g2h',
+      'label:nth-of-type(1)',
+      'label:nth-of-type(2)',
+    ]) {
+      named.push([sel, await box(bar.locator(sel).first(), sel)]);
+    }
+    expect(checkBoxes(named, 1024, 700)).toEqual([]);
+    await page.setViewportSize({ width: 1440, height: 900 });
   });
 
   it('does not draw an idle port; draws the selected port bold and dims the others', async () => {

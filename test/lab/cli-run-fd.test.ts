@@ -6,7 +6,7 @@
  * (tcp) passes it to `vmchan run` as its descriptor 3, closes its own copy, and
  * a client of that socket reaches the guest's echo through the chardev.
  * A descriptor name on the command line is QEMU's "Unable to parse FD
- * number" (monitor names come from getfd, which vmchan refuses); -add-fd
+ * number" (monitor names come from getfd over QMP, H7); -add-fd
  * fd sets are tested in test/monitor/fdsets-run.test.ts (H6).
  */
 import { spawn } from 'node:child_process';

@@ -123,3 +123,18 @@ export function resized(l: PaneLayout, pane: keyof typeof PANE_BOUNDS, delta: nu
   const b = PANE_BOUNDS[pane];
   return { ...l, [pane]: clamp(l[pane] + delta, b.min, b.max) };
 }
+
+/**
+ * The choice after a drag of what is shown: the dragged pane takes its new size
+ * (from the size the user saw), every other pane keeps what the user chose, not
+ * the size a narrow window fitted it to (saving those would keep a window's
+ * squeeze after it grows again).
+ */
+export function dragged(
+  chosen: PaneLayout,
+  shown: PaneLayout,
+  pane: keyof typeof PANE_BOUNDS,
+  delta: number,
+): PaneLayout {
+  return { ...chosen, [pane]: resized(shown, pane, delta)[pane] };
+}

@@ -1100,10 +1100,24 @@ const HOST = family('H', [
       'Management tools such as libvirt open files and sockets themselves, with their own permissions and labels, and hand QEMU only the descriptor, so QEMU never needs the right to open the path. ' +
       'A /dev/fdset/N path picks the member of set N whose access mode matches the open (a file chardev opens for writing), and the set is closed when nobody holds it any more and no monitor is connected. ' +
       'query-fdsets lists the sets and remove-fd takes members out. ' +
-      'Passing a descriptor over the QMP socket itself (getfd, add-fd) needs SCM_RIGHTS, which vmchan does not emulate.',
+      'A running VM gets descriptors over its QMP socket instead: see H7.',
     source:
       'QEMU 7.2 monitor/misc.c (monitor_fdset_dup_fd_add, qmp_query_fdsets), softmmu/vl.c (parse_add_fd)',
-    seeAlso: ['H1', 'Q1'],
+    seeAlso: ['H1', 'H7', 'Q1'],
+  },
+  {
+    id: 'H7',
+    title: 'Descriptors passed over QMP: getfd, add-fd',
+    summary:
+      'A QMP client sends a descriptor along with a command (SCM_RIGHTS on the unix socket); getfd names it, chardev-add with a socket backend fd: NAME turns it into a chardev, add-fd puts it into an fd set.',
+    explanation:
+      'This is how libvirt hot-plugs a channel on a socket it opened itself: the descriptor travels as ancillary data with the bytes of the getfd command, the monitor keeps it under the name, and chardev-add takes it (the name is gone afterwards). ' +
+      'A command sent without a descriptor gets "No file descriptor supplied via SCM_RIGHTS". ' +
+      'closefd closes a name; names outlive a client\u2019s connection and are closed with the monitor. ' +
+      'Node cannot receive ancillary data, so vmchan reads a monitor\u2019s socket through a small native part (build/fdpass.node, compiled by npm run build when a C compiler is there); without it getfd and add-fd are refused, saying so.',
+    source:
+      'QEMU 7.2 monitor/misc.c (qmp_getfd, qmp_closefd, monitor_get_fd, qmp_add_fd, monitor_fdset_add_fd), util/qemu-sockets.c (socket_get_fd), chardev/char-socket.c (tcp_chr_recv, tcp_get_msgfds)',
+    seeAlso: ['H6', 'Q1'],
   },
 ]);
 

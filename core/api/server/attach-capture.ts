@@ -8,14 +8,15 @@
  *   and host connect/disconnect learned by polling, as event records, at
  *   the time QEMU stamped them.
  *
- * The taps write into one Capture switchboard all the time; it drops
- * records at once while no file is recording (no sink), so a tap costs a
- * check per chunk when nobody captures. A second switchboard, `live`, has
- * every port switched on for live clients (vmchan extcap, Wireshark): the
- * file's switches are the app's, a live client's are its own filter.
+ * The taps write into one Capture, `live`, with every port switched on; it
+ * drops records at once while nobody consumes (no sink), so a tap costs a
+ * check per chunk when nobody captures. Its one encoder, `hub`, is a sink
+ * on it while a live client (vmchan extcap, Wireshark) or the app's file
+ * reads: the file keeps the ports the app's switches select (recorder.ts),
+ * a live client whatever its own filter says, all from one encoding.
  */
-import { CaptureError } from '../../capture/error.js';
-import { openCaptureFile } from '../../capture/ring-writer.js';
+import type { CaptureError } from '../../capture/error.js';
+import { LiveHub } from '../../capture/live-server.js';
 import {
   Capture,
   eventRecord,
@@ -25,6 +26,7 @@ import {
   type PortEventType,
 } from '../../capture/record.js';
 import type { AttachEvent } from '../../qemu/attach-model.js';
+import { recordFromHub } from './recorder.js';
 import type { CaptureSwitches, Recorder } from './session.js';
 
 const EVENT_OF: Partial<Record<AttachEvent['kind'], PortEventType>> = {
@@ -39,27 +41,28 @@ const EVENT_OF: Partial<Record<AttachEvent['kind'], PortEventType>> = {
 };
 
 export class AttachCapture {
-  private readonly capture = new Capture();
-  /** Every port, for live clients (published by the service in the session registry). */
+  /** Every port: what live clients and the capture file are cut from. */
   readonly live = new Capture();
-  private failure: CaptureError | null = null;
+  /** The one encoder of `live` (a sink on it only while someone reads). */
+  readonly hub: LiveHub;
 
-  constructor() {
-    this.capture.onError((err) => {
-      this.failure = err;
-    });
+  /** `onDrop`: told about each live client disconnected for falling behind. */
+  constructor(onDrop: (reason: string) => void = () => {}) {
     this.live.setAll(true);
+    this.hub = new LiveHub({
+      source: this.live,
+      writer: { comment: 'vmchan live capture (attached QEMU)' },
+      onDrop,
+    });
   }
 
   /** The sink a tap writes into (it never fails the tap: a file error stops the recording). */
   readonly sink: CaptureSink = {
     addInterface: (iface) => {
-      this.capture.addInterface(iface);
       this.live.addInterface(iface);
       return undefined;
     },
     write: (record) => {
-      this.capture.write(record);
       this.live.write(record);
       return undefined;
     },
@@ -69,8 +72,6 @@ export class AttachCapture {
 
   /** A port the capture describes even before a tap carries its bytes. */
   describe(iface: CaptureInterface): void {
-    if (this.capture.interfaceOf(iface.device, iface.port) === undefined)
-      this.capture.addInterface(iface);
     if (this.live.interfaceOf(iface.device, iface.port) === undefined)
       this.live.addInterface(iface);
   }
@@ -87,44 +88,11 @@ export class AttachCapture {
       event: type,
       text: e.text,
     });
-    this.capture.write(record);
     this.live.write(record);
   }
 
   /** Start writing `file`: every record from now on, by the switches. */
   record(file: string, switches: CaptureSwitches): Recorder | CaptureError {
-    const opened = openCaptureFile(
-      file,
-      switches.ring ?? {},
-      { comment: 'vmchan live capture (attached QEMU)' },
-      switches.onStop,
-    );
-    if (opened instanceof CaptureError) return opened;
-    const writer = opened.sink;
-    this.failure = null;
-    const start = this.capture.written;
-    const detach = this.capture.attach(writer);
-    for (const p of switches.ports ?? []) this.capture.setPort(p.device, p.nr, p.on);
-    this.capture.setAll(switches.all ?? true);
-    const capture = this.capture;
-    let stopped = false;
-    return {
-      path: file,
-      get records() {
-        return capture.written - start;
-      },
-      get bytes() {
-        return opened.size();
-      },
-      setAll: (on) => capture.setAll(on),
-      setPort: (device, nr, on) => capture.setPort(device, nr, on),
-      stop: () => {
-        if (stopped) return this.failure;
-        stopped = true;
-        detach();
-        const err = writer.close() ?? null;
-        return this.failure ?? (err instanceof CaptureError ? err : null);
-      },
-    };
+    return recordFromHub(this.hub, file, switches);
   }
 }

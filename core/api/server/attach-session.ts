@@ -35,6 +35,7 @@ import { ReverseTap } from '../../qemu/reverse-tap.js';
 import { tapChardev, type ChardevTap } from '../../qemu/tap.js';
 import { recoverMoves, type TapJournal } from '../../qemu/tap-journal.js';
 import { AttachCapture } from './attach-capture.js';
+import type { LiveHub } from '../../capture/live-server.js';
 import { AGENT_PORT_NAME } from '../../qga/agent.js';
 import { isQgaError, type QgaClient } from '../../qga/client.js';
 import { agentAddress, connectAgent, type AgentAddress } from '../../qga/connect.js';
@@ -213,7 +214,9 @@ export class AttachSession implements Session {
   /** A libvirt domain's target and its channels from its XML (read at attach, again after hot-plug). */
   private libvirt: { target: LibvirtTarget; channels: DomainChannel[] } | null = null;
   /** Every tap's bytes and QEMU's events, into a file while recording. */
-  private readonly capture = new AttachCapture();
+  private readonly capture = new AttachCapture((reason) =>
+    this.note(`live capture client disconnected: ${reason}`),
+  );
   private readonly pollers = new Map<string, VringPoller>();
   private vringRound = 0;
   private readonly vringSeen = new Map<string, string>();
@@ -452,6 +455,12 @@ export class AttachSession implements Session {
   liveCapture(): Capture {
     for (const p of this.machine.ports) this.capture.describe(this.captureInterface(p));
     return this.capture.live;
+  }
+
+  /** The one encoder of liveCapture, shared by live clients and the capture file. */
+  liveHub(): LiveHub {
+    this.liveCapture();
+    return this.capture.hub;
   }
 
   /** QMP counts no bytes: the totals are the taps' (an untapped port has none). */
@@ -905,6 +914,7 @@ export class AttachSession implements Session {
     // every path an in-place tap took goes back before the QMP connection closes
     for (const id of [...this.taps.keys()]) await this.untap(id);
     this.capture.live.close();
+    this.capture.hub.close();
     for (const p of this.pollers.values()) p.stop();
     this.pollers.clear();
     await this.machine.close();

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import type { Lab } from '../../engine/lab.js';
 import type { Capture, CaptureInterface } from '../../capture/record.js';
 import { tapLab, type LabTap } from '../../capture/lab-tap.js';
+import { LiveHub } from '../../capture/live-server.js';
 import { Machine } from '../../machine/machine.js';
 import { chardevArg, deviceArg, portArg } from '../../machine/qemu-print.js';
 import {
@@ -47,7 +48,7 @@ import {
   type Session,
 } from './session.js';
 import type { Capabilities } from '../contract/capabilities.js';
-import { CaptureRecorder } from './recorder.js';
+import { recordFromHub } from './recorder.js';
 import type { CaptureError } from '../../capture/error.js';
 
 export interface SessionNote {
@@ -135,8 +136,8 @@ export class LabSession implements Session {
   /** Guest-side terminals being opened (a write queued while paused opens once). */
   private readonly opening = new Map<string, Promise<number | VmchanError>>();
   booted = true;
-  /** Every port for live clients (liveCapture); made on first use. */
-  private tap: LabTap | null = null;
+  /** Every port for live clients and the capture file (liveCapture, liveHub); made on first use. */
+  private tap: { tap: LabTap; hub: LiveHub } | null = null;
 
   private constructor(
     readonly name: string,
@@ -187,15 +188,32 @@ export class LabSession implements Session {
     return null;
   }
 
-  /** The engine's events of every port into `file` (recorder.ts). */
+  /** The engine's events of the ports the switches select into `file`, out of the live hub's encoding (recorder.ts). */
   record(file: string, switches: CaptureSwitches): Recorder | CaptureError {
-    return CaptureRecorder.start(this.lab, file, (d, nr) => this.captureInterface(d, nr), switches);
+    return recordFromHub(this.liveHub(), file, switches);
   }
 
   /** Every port of the lab, for live clients; the tap has no sink of its own, so it costs nothing until one attaches. */
   liveCapture(): Capture {
-    this.tap ??= tapLab(this.lab, null);
-    return this.tap.capture;
+    return this.live().tap.capture;
+  }
+
+  /** The one encoder of the lab's capture: live clients and the capture file share it. */
+  liveHub(): LiveHub {
+    return this.live().hub;
+  }
+
+  private live(): { tap: LabTap; hub: LiveHub } {
+    if (this.tap === null) {
+      const tap = tapLab(this.lab, null, { describe: (d, nr) => this.captureInterface(d, nr) });
+      const hub = new LiveHub({
+        source: tap.capture,
+        writer: { comment: 'vmchan live capture' },
+        onDrop: (reason) => this.report(`live capture client disconnected: ${reason}`),
+      });
+      this.tap = { tap, hub };
+    }
+    return this.tap;
   }
 
   /** The device's own counters of every port. */
@@ -257,7 +275,8 @@ export class LabSession implements Session {
     }
     this.lab.scheduler.setMode('step'); // nothing runs any more
     this.hostTerminals.closeAll();
-    this.tap?.stop();
+    this.tap?.tap.stop();
+    this.tap?.hub.close();
     this.tap = null;
     await this.machine.close();
   }

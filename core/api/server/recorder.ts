@@ -1,31 +1,27 @@
 /**
- * Live capture of a lab to a pcapng file: the engine's events become
- * capture records (core/capture/record.ts) written by PcapngWriter, one
- * interface per port. It listens only while it runs, so a lab that nobody
- * captures pays nothing (the device checks `events.has('data')`).
+ * The app's capture file, cut from the session's live capture: the session
+ * keeps one {@link LiveHub} on the Capture that has every port (what `vmchan
+ * extcap` and Wireshark read), and the file is one more consumer of that
+ * hub's encoding (core/capture/shared-file.ts), keeping the records the
+ * app's switches select. A record is encoded once, whether it goes to the
+ * file, to Wireshark, or both; the file gets the very bytes the live
+ * clients get, out of the encoder's buffer.
+ *
+ * What is captured follows the app's switches: a global one (every port
+ * without a switch of its own) and each port's own, given at start and
+ * flipped while it runs (`setAll`, `setPort`). dumpcap's ring buffer and
+ * stop conditions (`-b`, `-a`) come with the file.
  *
  * Directions are the channel's: `to-guest` data and control messages the
  * device sends are host-to-guest; what the guest sends is guest-to-host.
  * A drop carries the direction of the bytes lost.
- *
- * What is captured follows the Capture's switches: a global one (every
- * port without a switch of its own) and each port's own, given at start
- * and flipped while it runs (`setAll`, `setPort`, as the lab tap's).
  */
 import type { DropReason } from '../../serial/events.js';
-import type { Lab } from '../../engine/lab.js';
 import { CaptureError } from '../../capture/error.js';
-import { openCaptureFile } from '../../capture/ring-writer.js';
-import {
-  Capture,
-  controlRecord,
-  dataRecord,
-  eventRecord,
-  nowNs,
-  type CaptureInterface,
-} from '../../capture/record.js';
+import type { LiveHub } from '../../capture/live-server.js';
+import { PortSelection } from '../../capture/record.js';
+import { SharedCaptureFile } from '../../capture/shared-file.js';
 import type { CaptureSwitches, Recorder } from './session.js';
-import { DEFAULT_CONTROL_CODEC, encodeControl } from '../../serial/control.js';
 
 /** Drops of bytes that were on their way to the host; the rest were going to the guest. */
 const TO_HOST_DROPS: ReadonlySet<DropReason> = new Set<DropReason>([
@@ -48,190 +44,43 @@ export function dropDirection(
 
 export type { CaptureSwitches } from './session.js';
 
-export class CaptureRecorder implements Recorder {
-  private readonly capture = new Capture();
-  private readonly stops: (() => void)[] = [];
-  private failure: CaptureError | null = null;
-  private sizeOf: () => number = () => 0;
-
-  private constructor(
-    private readonly lab: Lab,
-    readonly path: string,
-    private readonly describe: (device: string, nr: number) => CaptureInterface | null,
-  ) {}
-
-  /** Start writing `path` (truncated); the error is one line about the file. */
-  static start(
-    lab: Lab,
-    path: string,
-    describe: (device: string, nr: number) => CaptureInterface | null,
-    switches: CaptureSwitches = {},
-  ): CaptureRecorder | CaptureError {
-    const file = openCaptureFile(
-      path,
-      switches.ring ?? {},
-      { comment: 'vmchan live capture' },
-      switches.onStop,
-    );
-    if (file instanceof CaptureError) return file;
-    const writer = file.sink;
-    const r = new CaptureRecorder(lab, path, describe);
-    r.sizeOf = file.size;
-    r.capture.onError((err) => {
-      r.failure = err;
-    });
-    for (const device of lab.registry.devices) {
-      for (const port of device.ports) {
-        const iface = describe(device.name, port.nr);
-        if (iface !== null) r.capture.addInterface(iface);
-      }
-    }
-    r.capture.attach(writer);
-    for (const p of switches.ports ?? []) r.capture.setPort(p.device, p.nr, p.on);
-    r.capture.setAll(switches.all ?? true);
-    r.listen();
-    return r;
-  }
-
-  /** Capture every port without a switch of its own (or none of them), from now on. */
-  setAll(on: boolean): void {
-    this.capture.setAll(on);
-  }
-
-  /** A port's own switch from now on; undefined: it follows setAll again. */
-  setPort(device: string, nr: number, on: boolean | undefined): void {
-    this.capture.setPort(device, nr, on);
-  }
-
-  /** Whether the records of a port are written now. */
-  wants(device: string, nr: number): boolean {
-    return this.capture.wants(device, nr);
-  }
-
-  /** Records written so far. */
-  get records(): number {
-    return this.capture.written;
-  }
-
-  /** Bytes of the (current) capture file, flushed or about to be. */
-  get bytes(): number {
-    return this.sizeOf();
-  }
-
-  /** The sink's first error (a full disk), if any. */
-  get error(): CaptureError | null {
-    return this.failure;
-  }
-
-  stop(): CaptureError | null {
-    for (const s of this.stops.splice(0)) s();
-    this.capture.flush();
-    this.capture.close();
-    return this.failure;
-  }
-
-  private portName(device: string, nr: number | null): string | undefined {
-    if (nr === null) return undefined;
-    return this.lab.device(device)?.port(nr)?.name ?? undefined;
-  }
-
-  private listen(): void {
-    const ev = this.lab.events;
-    const c = this.capture;
-    this.stops.push(
-      ev.on('data', (e) => {
-        if (!c.wants(e.device, e.nr)) return;
-        c.write(
-          dataRecord({
-            time: nowNs(),
-            device: e.device,
-            port: e.nr,
-            portName: this.portName(e.device, e.nr),
-            direction: e.direction === 'to-host' ? 'guest-to-host' : 'host-to-guest',
-            bytes: e.bytes,
-          }),
-        );
-      }),
-      ev.on('control', (e) => {
-        const bytes = encodeControl(e.message, DEFAULT_CONTROL_CODEC);
-        const nr = e.message.id === 0xffffffff ? null : e.message.id;
-        if (!c.wants(e.device, nr ?? undefined)) return;
-        c.write(
-          controlRecord({
-            time: nowNs(),
-            device: e.device,
-            direction: e.direction === 'to-guest' ? 'device-to-driver' : 'driver-to-device',
-            bytes,
-            portName: this.portName(e.device, nr),
-          }),
-        );
-      }),
-      ev.on('port-added', (e) => {
-        const iface = this.describe(e.device, e.nr);
-        if (iface !== null) c.addInterface(iface);
-        this.event(e.device, e.nr, 'port-added', e.hotplug ? 'hot-plug' : undefined);
-      }),
-      ev.on('port-removed', (e) => {
-        this.event(e.device, e.nr, 'port-removed');
-        c.removeInterface(e.device, e.nr);
-      }),
-      ev.on('guest-open', (e) => this.event(e.device, e.nr, e.open ? 'guest-open' : 'guest-close')),
-      ev.on('host-open', (e) => this.event(e.device, e.nr, e.open ? 'host-open' : 'host-close')),
-      ev.on('throttle', (e) => this.event(e.device, e.nr, e.on ? 'throttle-on' : 'throttle-off')),
-      ev.on('drop', (e) => {
-        if (!c.wants(e.device, e.nr ?? undefined)) return;
-        c.write(
-          eventRecord({
-            time: nowNs(),
-            device: e.device,
-            port: e.nr ?? undefined,
-            portName: this.portName(e.device, e.nr),
-            event: 'drop',
-            count: e.bytes,
-            direction: dropDirection(e.reason, e.direction),
-            reason: `${e.reason}, by the ${e.side}`,
-          }),
-        );
-      }),
-      ev.on('needs-reset', (e) => {
-        if (!c.wants(e.device, undefined)) return;
-        c.write(
-          eventRecord({
-            time: nowNs(),
-            device: e.device,
-            event: 'needs-reset',
-            rule: e.rule,
-            reason: e.fault.message,
-          }),
-        );
-      }),
-    );
-  }
-
-  private event(
-    device: string,
-    nr: number,
-    event:
-      | 'port-added'
-      | 'port-removed'
-      | 'guest-open'
-      | 'guest-close'
-      | 'host-open'
-      | 'host-close'
-      | 'throttle-on'
-      | 'throttle-off',
-    reason?: string,
-  ): void {
-    if (!this.capture.wants(device, nr)) return;
-    this.capture.write(
-      eventRecord({
-        time: nowNs(),
-        device,
-        port: nr,
-        portName: this.portName(device, nr),
-        event,
-        reason,
-      }),
-    );
-  }
+/**
+ * Start writing `file` (truncated) from `hub`, whose source is the
+ * session's every-port Capture: the records the switches select, from now
+ * on. The error is one line about the file.
+ */
+export function recordFromHub(
+  hub: LiveHub,
+  file: string,
+  switches: CaptureSwitches,
+): Recorder | CaptureError {
+  const source = hub.capture;
+  if (source === undefined)
+    return new CaptureError('IoError', 'this session has no live capture to record from');
+  const selection = new PortSelection(source, switches.all ?? true);
+  for (const p of switches.ports ?? []) selection.setPort(p.device, p.nr, p.on);
+  let failure: CaptureError | null = null;
+  const written = SharedCaptureFile.open(hub, file, switches.ring ?? {}, {
+    keeps: (r) => selection.wants(r.device, r.port),
+    onError: (err) => {
+      failure = err;
+    },
+    ...(switches.onStop !== undefined ? { onStop: switches.onStop } : {}),
+  });
+  if (written instanceof CaptureError) return written;
+  return {
+    path: file,
+    get records() {
+      return written.records;
+    },
+    get bytes() {
+      return written.currentSize;
+    },
+    setAll: (on) => selection.setAll(on),
+    setPort: (device, nr, on) => selection.setPort(device, nr, on),
+    stop: () => {
+      const err = written.close();
+      return failure ?? err ?? null;
+    },
+  };
 }

@@ -464,8 +464,14 @@ export class ApiService {
       kind === 'lab'
         ? `app lab ${session.title} (pid ${process.pid})`
         : `app, QEMU at ${(session as AttachSession).address} (pid ${process.pid})`;
-    const published = publishSession(session.liveCapture(), kind, description, (line) =>
-      this.note(line),
+    // The session's own encoder: its capture file and these live clients share it.
+    const published = publishSession(
+      session.liveCapture(),
+      kind,
+      description,
+      (line) => this.note(line),
+      undefined,
+      session.liveHub(),
     ).then((p) => {
       if (p instanceof CaptureError) {
         this.note(`live capture unavailable: ${p.message}`);

@@ -11,6 +11,7 @@
 import { VmchanError } from '../../base/error.js';
 import type { CaptureError } from '../../capture/error.js';
 import type { Capture } from '../../capture/record.js';
+import type { LiveHub } from '../../capture/live-server.js';
 import type { RingOptions } from '../../capture/ring-writer.js';
 import type { GuestConsole } from '../../qga/guest-console.js';
 import {
@@ -226,4 +227,10 @@ export interface Session {
    * Costs nothing while no client is attached.
    */
   liveCapture(): Capture;
+  /**
+   * The one encoder of that capture (its source is liveCapture): the
+   * published live socket and the capture file (record) both consume it,
+   * so a record is encoded once whoever reads it.
+   */
+  liveHub(): LiveHub;
 }

@@ -5,9 +5,9 @@
  */
 import {
   LAYOUT_STORAGE_KEY,
+  dragged,
   fitLayout,
   parseLayout,
-  resized,
   type PANE_BOUNDS,
   type PaneLayout,
 } from '../../../core/api/browser/pane-layout.js';
@@ -35,14 +35,15 @@ export class LayoutStore {
     });
   }
 
+  /** A toggle or a chosen size: the rest stays as chosen, not as fitted to this window. */
   set(patch: Partial<PaneLayout>): void {
-    this.chosen = { ...this.shown, ...patch };
+    this.chosen = { ...this.chosen, ...patch };
     this.save();
   }
 
   /** A splitter drag: from the size shown, by `delta` px. */
   drag(pane: keyof typeof PANE_BOUNDS, delta: number): void {
-    this.chosen = resized(this.shown, pane, delta);
+    this.chosen = dragged(this.chosen, this.shown, pane, delta);
     this.save();
   }
 
