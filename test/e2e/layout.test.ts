@@ -78,6 +78,12 @@ describe.runIf(haveChromium)('the window’s layout in Chromium', () => {
     await page.locator('[data-action=capture]').click();
     await expect.poll(async () => (await e2e.topology()).capture.last).not.toBeNull();
     file = (await e2e.topology()).capture.last!;
+    // The window shows the stop too before the next test measures the toolbar: the
+    // button's label going from "Stop capture" to "Capture" between two of its
+    // measurements once moved Import… onto the old box.
+    await expect
+      .poll(async () => (await page.locator('[data-action=capture]').textContent())?.trim())
+      .toBe('Capture');
   }, 60_000);
 
   for (const vp of sizes) {
