@@ -143,17 +143,20 @@ export class GuestShell {
 
   /**
    * Ask the shell to print a word it can only print by running a command
-   * (the probe line holds it in lower case, `tr` makes it upper case), again
-   * and again until it does: lines sent before the shell started are lost or
-   * run late, both harmless. The probe has no quotes, so a line cut short
-   * cannot leave the shell waiting for a closing quote.
+   * (the probe line holds `$((40+2))` where the answer has 42), again and
+   * again until it does: lines sent before the shell started are lost or run
+   * late, both harmless. No part of the probe reads standard input: a line cut
+   * short once left the shell running `tr a-z A-Z` alone, which then upper-cased
+   * every later line, probes included, and so answered for a shell that was
+   * not there. The probe has no quotes, so a line cut short cannot leave the
+   * shell waiting for a closing quote; a cut inside `$((...))` is a syntax
+   * error, which ends that shell and the init loop starts another.
    */
   private async waitReady(deadline: number): Promise<true | GuestError> {
-    const word = `vmchan_ready_${this.nonce}`;
-    const answer = word.toUpperCase();
+    const answer = `vmchan_ready_42_${this.nonce}`;
     while (Date.now() < deadline) {
       if (this.closed) return new GuestError('ShellClosed', `serial socket ${this.path} closed`);
-      this.socket.write(`echo ${word} | tr a-z A-Z\n`);
+      this.socket.write(`echo vmchan_ready_$((40+2))_${this.nonce}\n`);
       const seen = await this.waitFor(
         () => this.buffer.includes(answer),
         Math.min(500, deadline - Date.now()),
