@@ -180,7 +180,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     this.isFrontendOpen = false;
   }
 
-  write(bytes: Uint8Array, handover = false): number {
+  write(bytes: Uint8Array, handover = false, release?: (bytes: Uint8Array) => void): number {
     if (bytes.length === 0) return 0;
     if (this.closing !== null) {
       this.countDrop('closed', bytes.length, 'to-host');
@@ -191,7 +191,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       this.log?.write(bytes);
       return bytes.length;
     }
-    const taken = this.transmit(bytes, handover);
+    const taken = this.transmit(bytes, handover, release);
     if (taken > 0) {
       this.counters.bytesOut += taken;
       this.log?.write(taken === bytes.length ? bytes : bytes.subarray(0, taken));
@@ -350,9 +350,14 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   /**
    * Send up to bytes.length bytes to the host; return how many were taken.
    * Copy before queuing, unless `handover` says the array is the backend's
-   * to keep (ChardevEndpoint.write).
+   * to keep; a subclass that keeps it may give it back with `release`
+   * (ChardevEndpoint.write).
    */
-  protected abstract transmit(bytes: Uint8Array, handover: boolean): number;
+  protected abstract transmit(
+    bytes: Uint8Array,
+    handover: boolean,
+    release?: (bytes: Uint8Array) => void,
+  ): number;
 
   /** Release OS resources. Called once, by close(). */
   protected abstract teardown(): Promise<void>;

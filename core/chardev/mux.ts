@@ -105,8 +105,8 @@ export class MuxFrontend implements ChardevEndpoint {
     this.mux.frontendDetached(this);
   }
 
-  write(bytes: Uint8Array, handover = false): number {
-    return this.mux.base.write(bytes, handover);
+  write(bytes: Uint8Array, handover = false, release?: (bytes: Uint8Array) => void): number {
+    return this.mux.base.write(bytes, handover, release);
   }
 
   addWriteWatch(callback: () => void): () => void {
@@ -213,8 +213,8 @@ export class MuxChardev implements ChardevEndpoint, Closeable {
   detach(): void {
     this.frontends[0]!.detach();
   }
-  write(bytes: Uint8Array, handover = false): number {
-    return this.frontends[0]!.write(bytes, handover);
+  write(bytes: Uint8Array, handover = false, release?: (bytes: Uint8Array) => void): number {
+    return this.frontends[0]!.write(bytes, handover, release);
   }
   addWriteWatch(callback: () => void): () => void {
     return this.frontends[0]!.addWriteWatch(callback);

@@ -670,8 +670,12 @@ export class SocketChardev extends BackendEndpoint {
     return this.link?.unfinished ?? 0;
   }
 
-  protected transmit(bytes: Uint8Array, handover: boolean): number {
-    return this.link?.write(bytes, handover) ?? 0;
+  protected transmit(
+    bytes: Uint8Array,
+    handover: boolean,
+    release?: (bytes: Uint8Array) => void,
+  ): number {
+    return this.link?.write(bytes, handover, release) ?? 0;
   }
 
   protected override canTransmit(): boolean {

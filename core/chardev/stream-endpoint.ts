@@ -39,8 +39,12 @@ export abstract class StreamEndpoint extends BackendEndpoint {
     return this.link.queued;
   }
 
-  protected transmit(bytes: Uint8Array, handover: boolean): number {
-    return this.link.write(bytes, handover);
+  protected transmit(
+    bytes: Uint8Array,
+    handover: boolean,
+    release?: (bytes: Uint8Array) => void,
+  ): number {
+    return this.link.write(bytes, handover, release);
   }
 
   protected override canTransmit(): boolean {

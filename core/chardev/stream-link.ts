@@ -105,21 +105,23 @@ export class StreamLink {
    * Take up to bytes.length bytes; returns how many (0 when the stream's
    * buffer is full). With `handover` the caller gave the array away and it
    * is written as it is; otherwise it is copied, since the caller's view
-   * (guest memory) may change after we return.
+   * (guest memory) may change after we return. `release` hears of a
+   * handed-over array once the stream has let go of it (its write callback:
+   * the OS took it, or the write failed or was dropped).
    */
-  write(bytes: Uint8Array, handover = false): number {
+  write(bytes: Uint8Array, handover = false, release?: (bytes: Uint8Array) => void): number {
     const out = this.output;
     if (out === null || this.isGone || out.writableEnded || out.destroyed) return 0;
     if (this.failedUnsent !== null) return 0;
     if (this.room() <= 0) return 0;
     const n = Math.min(MAX_WHOLE_WRITE, bytes.length);
     this.unconfirmed += n;
-    out.write(
-      handover && n === bytes.length ? bytes : Buffer.from(bytes.subarray(0, n)),
-      (error) => {
-        if (error === null || error === undefined) this.unconfirmed -= n;
-      },
-    );
+    const whole = handover && n === bytes.length;
+    const done = whole ? release : undefined;
+    out.write(whole ? bytes : Buffer.from(bytes.subarray(0, n)), (error) => {
+      if (error === null || error === undefined) this.unconfirmed -= n;
+      done?.(bytes);
+    });
     return n;
   }
 

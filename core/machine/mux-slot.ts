@@ -46,8 +46,8 @@ export class MuxSlot implements ChardevEndpoint {
     this.frontend.detach();
   }
 
-  write(bytes: Uint8Array, handover = false): number {
-    return this.frontend.write(bytes, handover);
+  write(bytes: Uint8Array, handover = false, release?: (bytes: Uint8Array) => void): number {
+    return this.frontend.write(bytes, handover, release);
   }
 
   addWriteWatch(callback: () => void): () => void {

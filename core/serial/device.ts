@@ -56,6 +56,7 @@ import {
 } from './events.js';
 import type { DescriptorChain } from '../virtio/chain.js';
 import { gather, scatter } from '../virtio/chain.js';
+import { TxBufferPool } from './tx-pool.js';
 import { VirtioDevice, type PostTask } from '../virtio/device.js';
 import type { ConfigWidth } from '../virtio/device-transport.js';
 import { fault, isFault, type VirtioFault } from '../virtio/fault.js';
@@ -100,6 +101,12 @@ export const DEFAULT_CONTROL_QUEUE_SIZE = 32;
 export const RX_READ_CHUNK = 4096;
 /** Guest bytes handed to the backend per write call, so a huge chain never needs a huge copy. */
 const TX_WRITE_CHUNK = 64 * 1024;
+/**
+ * Transmit buffers kept for reuse. A socket's write callback (which returns
+ * a buffer) runs on the next tick, so the chains of one engine batch are all
+ * out at once: a few 32 KiB guest buffers, more while the host reads slowly.
+ */
+const TX_POOL_KEEP = 8;
 /** Longest control message read from the guest (real ones are 8 bytes). */
 const CONTROL_READ_LIMIT = 4096;
 
@@ -176,6 +183,8 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
   /** QEMU's ports_map: bit 0 stays reserved for a console (backward compatibility). */
   private readonly portsMap: Uint32Array;
   private outbox: Outgoing[] = [];
+  /** Buffers transmit chains are gathered into, reused once the backend is done (tx-pool.ts). */
+  private readonly txPool = new TxBufferPool(TX_WRITE_CHUNK, TX_POOL_KEEP);
 
   constructor(options: VirtioSerialOptions) {
     const name = options.id ?? options.bus;
@@ -723,20 +732,25 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     while (offset < total) {
       // The one copy out of guest memory, into a buffer the backend may keep
       // as it is (gather fills all of it, so it needs no zeroing first).
-      const bytes = Buffer.allocUnsafeSlow(Math.min(TX_WRITE_CHUNK, total - offset));
+      // 'data' listeners may keep the bytes they are given, so a buffer they
+      // see is never reused: a fresh one then, a pooled one otherwise.
+      const size = Math.min(TX_WRITE_CHUNK, total - offset);
+      const pooled = !this.events.has('data');
+      const bytes = pooled ? this.txPool.take(size) : Buffer.allocUnsafeSlow(size);
       const got = gather(this.memory, chain.readable, offset, bytes);
       if (isFault(got)) {
+        if (pooled) this.txPool.release(bytes);
         this.fail(got.onQueue(queue));
         return false;
       }
-      const taken = frontend.haveData(bytes, true);
+      const release = pooled ? this.txPool.release : undefined;
+      const taken = frontend.haveData(bytes, true, release);
+      // Nothing taken: nobody holds the buffer (a backend keeps only what it takes).
+      if (taken === 0 && pooled) this.txPool.release(bytes);
       if (taken > 0 && this.events.has('data')) {
-        this.events.emit('data', {
-          device: this.name,
-          nr,
-          direction: 'to-host',
-          bytes: taken === bytes.length ? bytes : bytes.subarray(0, taken),
-        });
+        // A listener that came during haveData() gets bytes of its own.
+        const seen = pooled ? Buffer.from(bytes.subarray(0, taken)) : bytes.subarray(0, taken);
+        this.events.emit('data', { device: this.name, nr, direction: 'to-host', bytes: seen });
       }
       offset += taken;
       if (port.throttled) {

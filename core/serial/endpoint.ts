@@ -75,9 +75,13 @@ export interface ChardevEndpoint {
    * backpressure). `handover`: the caller made `bytes` for this call and
    * never touches them again, so a backend may keep the array as it is
    * instead of copying it (the device gathers a transmit chain into a fresh
-   * buffer: QEMU's one copy out of guest memory).
+   * buffer: QEMU's one copy out of guest memory). `release` (with
+   * handover): a backend that keeps the array calls it once, with the array,
+   * when nothing refers to it any more (the OS took the bytes, or the write
+   * failed), and the caller may then reuse it; a backend that does not call
+   * it simply lets the array go.
    */
-  write(bytes: Uint8Array, handover?: boolean): number;
+  write(bytes: Uint8Array, handover?: boolean, release?: (bytes: Uint8Array) => void): number;
   /** Call `callback` once when the backend can take more bytes or the peer hangs up. Returns a cancel. */
   addWriteWatch(callback: () => void): () => void;
   /** The frontend may take more bytes now: the backend should ask canRead() again. */

@@ -105,9 +105,10 @@ export class PortFrontend {
   /**
    * flush_buf: guest bytes for the host. Returns how many count as consumed;
    * fewer than offered only when the port is now throttled. `handover`: the
-   * array is the backend's to keep (ChardevEndpoint.write).
+   * array is the backend's to keep, `release` how to give it back
+   * (ChardevEndpoint.write).
    */
-  haveData(bytes: Uint8Array, handover = false): number {
+  haveData(bytes: Uint8Array, handover = false, release?: (bytes: Uint8Array) => void): number {
     const endpoint = this.endpoint;
     const port = this.port;
     if (endpoint === null) {
@@ -120,7 +121,7 @@ export class PortFrontend {
     // device), and a console's output is offered to the backend even when it
     // reports no peer, which then decides: udp (never 'opened') sends it, a
     // socket with no client discards and counts it ('no-peer').
-    const taken = endpoint.write(bytes, handover);
+    const taken = endpoint.write(bytes, handover, release);
     port.stats.toHost += taken;
     if (taken >= bytes.length) return taken;
     if (port.isConsole && this.consoleBackpressure === 'drop') {

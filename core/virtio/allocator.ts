@@ -15,6 +15,17 @@ interface Span {
 export class GuestAllocator {
   private free: Span[];
   private readonly live = new Map<number, number>(); // start -> size
+  /**
+   * A shortcut for the first-fit walk: the spans before index `skipTo` are
+   * all shorter than `skipMax` + 1 bytes, so a larger request starts its walk
+   * at `skipTo` and finds the same span a walk from the start finds. The
+   * low end of memory holds many tiny holes (alignment gaps between ring
+   * parts: 128 with 64 queues) that every transmit buffer would walk past
+   * otherwise. Set by a walk; cleared when a release changes a span before
+   * `skipTo` (an allocation only changes the span it takes, at or after it).
+   */
+  private skipTo = 0;
+  private skipMax = 0;
 
   constructor(memory: GuestMemory, reserveLow = 0x1000) {
     // The first page stays unused so that a zero address is never valid
@@ -35,11 +46,21 @@ export class GuestAllocator {
     if (!Number.isSafeInteger(size) || size <= 0 || align <= 0 || (align & (align - 1)) !== 0) {
       return fault('NoBuffers', 'M8', `cannot allocate ${size} bytes aligned ${align}`);
     }
-    for (let i = 0; i < this.free.length; i++) {
+    const from = size > this.skipMax ? this.skipTo : 0;
+    let passedMax = from === 0 ? 0 : this.skipMax;
+    for (let i = from; i < this.free.length; i++) {
       const span = this.free[i]!;
-      const start = Math.ceil(span.start / align) * align;
+      const length = span.end - span.start;
+      // Too short whatever the alignment: passed without the division.
+      const start = length < size ? span.end : Math.ceil(span.start / align) * align;
       const end = start + size;
-      if (end > span.end) continue;
+      if (end > span.end) {
+        if (length > passedMax) passedMax = length;
+        continue;
+      }
+      // Spans before this one are not changed below: the shortcut holds.
+      this.skipTo = i;
+      this.skipMax = passedMax;
       // Cut [start, end) out of the span in place: the common cases (from
       // its start, or all of it) allocate nothing, which matters for the
       // indirect tables a driver allocates and frees on every chain.
@@ -70,8 +91,19 @@ export class GuestAllocator {
     }
     this.live.delete(addr);
     const end = addr + size;
+    // The first span at or after addr (the list is sorted): binary search.
     let i = 0;
-    while (i < this.free.length && this.free[i]!.start < addr) i++;
+    let hi = this.free.length;
+    while (i < hi) {
+      const mid = (i + hi) >>> 1;
+      if (this.free[mid]!.start < addr) i = mid + 1;
+      else hi = mid;
+    }
+    // The span before i may grow and i may shift: the walk's shortcut is void.
+    if (i <= this.skipTo) {
+      this.skipTo = 0;
+      this.skipMax = 0;
+    }
     // Merge with the spans before and after where they touch; a new span
     // object only when the block touches neither.
     const prev = this.free[i - 1];

@@ -127,6 +127,61 @@ describe('guest allocator', () => {
     expect(a.alloc(0xf000, 16)).toBe(0x1000);
   });
 
+  it('picks the span a plain first-fit walk picks, whatever the holes (the walk shortcut is exact)', () => {
+    // The reference: walk every span from the lowest address, as the allocator did before its shortcut.
+    const firstFit = (free: { start: number; end: number }[], size: number, align: number) => {
+      for (const s of free) {
+        const start = Math.ceil(s.start / align) * align;
+        if (start + size <= s.end) return start;
+      }
+      return null;
+    };
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant('alloc' as const),
+        size: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 0x3000 })),
+        align: fc.constantFrom(1, 2, 4, 16, 4096),
+      }),
+      fc.record({ kind: fc.constant('release' as const), pick: fc.nat() }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 120 }), (ops) => {
+        const a = new GuestAllocator(GuestMemory.linear(0x20000));
+        const live: { addr: number; size: number }[] = [];
+        const model = [{ start: 0x1000, end: 0x20000 }];
+        for (const o of ops) {
+          if (o.kind === 'alloc') {
+            const want = firstFit(model, o.size, o.align);
+            const got = a.alloc(o.size, o.align);
+            if (want === null) {
+              expect(got).toBeInstanceOf(VirtioFault);
+              continue;
+            }
+            expect(got).toBe(want);
+            live.push({ addr: want, size: o.size });
+            const i = model.findIndex((s) => s.start <= want && want + o.size <= s.end);
+            const s = model[i]!;
+            model.splice(i, 1, { start: s.start, end: want }, { start: want + o.size, end: s.end });
+          } else if (live.length > 0) {
+            const [b] = live.splice(o.pick % live.length, 1);
+            expect(a.release(b!.addr)).toBeNull();
+            model.push({ start: b!.addr, end: b!.addr + b!.size });
+          }
+          // Normalise the model: sorted, empty spans gone, touching spans merged.
+          model.sort((x, y) => x.start - y.start);
+          for (let i = model.length - 1; i >= 0; i--) {
+            if (model[i]!.end <= model[i]!.start) model.splice(i, 1);
+            else if (i + 1 < model.length && model[i]!.end === model[i + 1]!.start) {
+              model[i]!.end = model[i + 1]!.end;
+              model.splice(i + 1, 1);
+            }
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('reports exhaustion and double release as values', () => {
     const a = new GuestAllocator(GuestMemory.linear(0x2000));
     expect(a.alloc(0x2000)).toBeInstanceOf(VirtioFault);
