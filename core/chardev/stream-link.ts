@@ -177,13 +177,24 @@ export class StreamLink {
         }
         cb();
       };
+    // Node passes the same callback to every write of a stream (its
+    // state's onwrite): wrap it once, not once per write.
+    let lastCb: WriteCallback | null = null;
+    let lastWrapped: WriteCallback = () => {};
+    const wrapped = (cb: WriteCallback): WriteCallback => {
+      if (cb !== lastCb) {
+        lastCb = cb;
+        lastWrapped = wrap(cb);
+      }
+      return lastWrapped;
+    };
     const write = out._write;
     if (typeof write === 'function') {
-      out._write = (chunk, encoding, cb) => write.call(out, chunk, encoding, wrap(cb));
+      out._write = (chunk, encoding, cb) => write.call(out, chunk, encoding, wrapped(cb));
     }
     const writev = out._writev;
     if (typeof writev === 'function') {
-      out._writev = (chunks, cb) => writev.call(out, chunks, wrap(cb));
+      out._writev = (chunks, cb) => writev.call(out, chunks, wrapped(cb));
     }
   }
 

@@ -14,8 +14,8 @@
 
 export class TxBufferPool {
   private readonly free: ArrayBuffer[] = [];
-  /** Backing stores handed out and not yet back: a release of anything else is ignored. */
-  private readonly out = new Set<ArrayBuffer>();
+  /** Every backing store this pool made (added once each, never removed: no churn). */
+  private readonly mine = new WeakSet<ArrayBuffer>();
 
   /**
    * @param slabSize every pooled backing store's size (the largest buffer taken)
@@ -29,15 +29,24 @@ export class TxBufferPool {
   /** A buffer of `size` bytes (contents undefined: the caller fills all of it). */
   take(size: number): Buffer {
     if (size > this.slabSize) return Buffer.allocUnsafeSlow(size);
-    const slab = this.free.pop() ?? Buffer.allocUnsafeSlow(this.slabSize).buffer;
-    this.out.add(slab);
+    let slab = this.free.pop();
+    if (slab === undefined) {
+      slab = Buffer.allocUnsafeSlow(this.slabSize).buffer;
+      this.mine.add(slab);
+    }
     return Buffer.from(slab, 0, size);
   }
 
-  /** The holder of a buffer from take() is done with it: its backing store may serve the next one. */
+  /**
+   * The holder of a buffer from take() is done with it: its backing store
+   * may serve the next one. A second release of the same buffer is ignored
+   * (it is found among the few free ones: no Set of those handed out,
+   * whose add and delete per buffer reallocate its table now and then), and
+   * so is any array the pool did not make.
+   */
   readonly release = (bytes: Uint8Array): void => {
     const slab = bytes.buffer as ArrayBuffer;
-    if (!this.out.delete(slab)) return;
+    if (!this.mine.has(slab) || this.free.includes(slab)) return;
     if (this.free.length < this.maxFree) this.free.push(slab);
   };
 

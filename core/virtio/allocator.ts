@@ -99,17 +99,18 @@ export class GuestAllocator {
       if (this.free[mid]!.start < addr) i = mid + 1;
       else hi = mid;
     }
-    // The span before i may grow and i may shift: the walk's shortcut is void.
-    if (i <= this.skipTo) {
-      this.skipTo = 0;
-      this.skipMax = 0;
-    }
     // Merge with the spans before and after where they touch; a new span
     // object only when the block touches neither.
     const prev = this.free[i - 1];
     const next = this.free[i];
     const joinsPrev = prev !== undefined && prev.end === addr;
     const joinsNext = next !== undefined && next.start === end;
+    // A span before skipTo grows or moves: the walk's shortcut is void. (A
+    // transmit buffer usually goes back into the span at skipTo itself.)
+    if (i < this.skipTo || (joinsPrev && i === this.skipTo)) {
+      this.skipTo = 0;
+      this.skipMax = 0;
+    }
     if (joinsPrev && joinsNext) {
       prev.end = next.end;
       this.free.splice(i, 1);

@@ -147,8 +147,15 @@ export abstract class VirtioDevice implements VirtioTransport {
   private handler: InterruptHandler | null = null;
   private addresses: (QueueAddresses | undefined)[] = [];
   private queues: (DeviceQueue | undefined)[] = [];
-  /** Queues with a device task posted and not yet run (coalesces kicks). */
-  private scheduled = new Set<number>();
+  /**
+   * Queues with a device task posted and not yet run (coalesces kicks). A
+   * flag per queue, not a Set: a Set that gains and loses one entry per
+   * chain reallocates its table now and then, and those tables lived long
+   * enough to reach the old generation (more full collections).
+   */
+  private scheduled: boolean[] = [];
+  /** Each queue's task label and tag, made once (not per kick). */
+  private readonly queueTags: ({ label: string; tag: TaskQueue } | undefined)[] = [];
   /** Kicks that came before DRIVER_OK (G2), served when it is set. */
   private deferred = new Set<number>();
   /** Bumped on reset so tasks posted before it do nothing. */
@@ -473,15 +480,19 @@ export abstract class VirtioDevice implements VirtioTransport {
       if (this.firstFault === null) this.deferred.add(queue);
       return;
     }
-    if (this.scheduled.has(queue)) return;
-    this.scheduled.add(queue);
+    if (this.scheduled[queue] === true) return;
+    this.scheduled[queue] = true;
     const epoch = this.epoch;
+    const tags = (this.queueTags[queue] ??= {
+      label: `${this.name}: queue ${queue}`,
+      tag: { device: this.name, queue },
+    });
     this.post(
       'device',
-      `${this.name}: queue ${queue}`,
+      tags.label,
       () => {
         if (epoch !== this.epoch) return;
-        this.scheduled.delete(queue);
+        this.scheduled[queue] = false;
         if (!this.running) {
           if (this.firstFault === null) this.deferred.add(queue);
           return;
@@ -492,7 +503,7 @@ export abstract class VirtioDevice implements VirtioTransport {
           this.scheduleQueue(queue);
         }
       },
-      { device: this.name, queue },
+      tags.tag,
     );
   }
 
@@ -598,7 +609,7 @@ export abstract class VirtioDevice implements VirtioTransport {
     this.isr = 0;
     this.addresses = [];
     this.queues = [];
-    this.scheduled.clear();
+    this.scheduled = [];
     this.deferred.clear();
     this.onDeviceReset();
   }

@@ -23,7 +23,7 @@
 import type { Emitter } from '../../base/emitter.js';
 import type { DropReason, EngineEvents } from '../events.js';
 import type { GuestAllocator } from '../../virtio/allocator.js';
-import type { PostTask } from '../../virtio/device.js';
+import type { PostTask, TaskQueue } from '../../virtio/device.js';
 import type { Interrupt, VirtioTransport } from '../../virtio/device-transport.js';
 import { fault, isFault, type VirtioFault } from '../../virtio/fault.js';
 import { bit, Feature, has } from '../../virtio/features.js';
@@ -120,7 +120,14 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
   private txQueues: DriverQueue<TxBuffer>[] = [];
   private controlRx: DriverQueue<RxBuffer> | null = null;
   private controlTx: DriverQueue<ControlSend> | null = null;
-  private readonly irqPending = new Set<string>();
+  /**
+   * Interrupts posted and not yet handled, per queue (and the config one):
+   * flags, not a Set of keys, so an interrupt per chain makes no key string
+   * and no hash-table churn. Labels and tags are made once per queue.
+   */
+  private readonly irqPending: boolean[] = [];
+  private configIrqPending = false;
+  private readonly irqTags: ({ label: string; tag: TaskQueue } | undefined)[] = [];
   private readonly sendQueue: ControlSend[] = [];
   private sending: { send: ControlSend; addr: number } | null = null;
   private readonly acceptPacked: boolean;
@@ -273,19 +280,30 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
   // ------------------------------------------------------------- interrupts
 
   private interrupt(irq: Interrupt): void {
-    const key = irq.kind === 'config' ? 'config' : String(irq.queue);
-    if (this.irqPending.has(key)) return;
-    this.irqPending.add(key);
-    const what = irq.kind === 'config' ? 'config change' : `queue ${irq.queue}`;
+    if (irq.kind === 'config') {
+      if (this.configIrqPending) return;
+      this.configIrqPending = true;
+      this.post('guest', `${this.label}: interrupt config change`, () => {
+        this.configIrqPending = false;
+        this.configChanged();
+      });
+      return;
+    }
+    const queue = irq.queue;
+    if (this.irqPending[queue] === true) return;
+    this.irqPending[queue] = true;
+    const tags = (this.irqTags[queue] ??= {
+      label: `${this.label}: interrupt queue ${queue}`,
+      tag: { device: this.label, queue },
+    });
     this.post(
       'guest',
-      `${this.label}: interrupt ${what}`,
+      tags.label,
       () => {
-        this.irqPending.delete(key);
-        if (irq.kind === 'config') this.configChanged();
-        else this.queueInterrupt(irq.queue);
+        this.irqPending[queue] = false;
+        this.queueInterrupt(queue);
       },
-      irq.kind === 'config' ? undefined : { device: this.label, queue: irq.queue },
+      tags.tag,
     );
   }
 
