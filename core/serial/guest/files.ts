@@ -255,6 +255,8 @@ export class GuestFiles {
       const f = this.file(fd, 'poll');
       if (isErrno(f)) return f;
       return new Promise<number | Errno>((resolve) => {
+        // Made once per poll: a poll may be woken by every interrupt of its port.
+        const wokenLabel = `poll fd ${fd}: woken`;
         const check = (): void => {
           if (f.closed) {
             resolve(errno('EBADF', `poll fd ${fd}`));
@@ -265,7 +267,7 @@ export class GuestFiles {
             resolve(mask);
             return;
           }
-          f.ops.pollWait(() => this.post('guest', `poll fd ${fd}: woken`, check));
+          f.ops.pollWait(() => this.post('guest', wokenLabel, check));
         };
         check();
       });
