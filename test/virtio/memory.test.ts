@@ -182,6 +182,19 @@ describe('guest allocator', () => {
     );
   });
 
+  it('double release stays a fault after many blocks came and went (released keys are dropped in bulk)', () => {
+    const a = new GuestAllocator(GuestMemory.linear(0x100000));
+    for (let round = 0; round < 3; round++) {
+      const blocks = Array.from({ length: 200 }, (_, i) => a.alloc(16 + i) as number);
+      expect(a.allocatedBytes).toBe(blocks.reduce((n, _, i) => n + 16 + i, 0));
+      for (const b of blocks) expect(a.release(b)).toBeNull();
+      expect(a.allocatedBytes).toBe(0);
+      expect(a.release(blocks[0]!)).toBeInstanceOf(VirtioFault);
+      expect(a.release(blocks[199]!)).toBeInstanceOf(VirtioFault);
+    }
+    expect(a.alloc(0xff000)).toBe(0x1000);
+  });
+
   it('reports exhaustion and double release as values', () => {
     const a = new GuestAllocator(GuestMemory.linear(0x2000));
     expect(a.alloc(0x2000)).toBeInstanceOf(VirtioFault);
