@@ -135,13 +135,15 @@ export class PortStream {
     // Each follow-up read only while something is queued (readWouldWait), so
     // the last one is not a read(2) that finds nothing.
     while (total < max && !this.closed && !this.files.readWouldWait(this.fd)) {
-      const part = into.subarray(total, max);
-      // Run now when the engine lets it: one task per read(2) all the same, but no promise each.
-      const more =
-        this.files.readNow(this.fd, max - total, part) ??
-        (await this.files.read(this.fd, max - total, part));
-      if (isErrno(more) || more.length === 0) break; // EAGAIN, eof, unplug: report at the next call
-      total += more.length;
+      // Run now when the engine lets it: one task per read(2) all the same,
+      // but no promise, and no view of `into`, each.
+      let more = this.files.readNowAt(this.fd, max - total, into, total);
+      if (more === null) {
+        const r = await this.files.read(this.fd, max - total, into.subarray(total, max));
+        more = isErrno(r) ? r : r.length;
+      }
+      if (isErrno(more) || more === 0) break; // EAGAIN, eof, unplug: report at the next call
+      total += more;
     }
     return into.subarray(0, total);
   }

@@ -21,6 +21,7 @@
  */
 import type { DropReason } from '../events.js';
 import type { GuestAllocator } from '../../virtio/allocator.js';
+import type { Segment } from '../../virtio/chain.js';
 import { isFault, type VirtioFault } from '../../virtio/fault.js';
 import type { GuestMemory } from '../../virtio/memory.js';
 import type { DriverQueue } from '../../virtio/queue.js';
@@ -61,6 +62,8 @@ export interface PortHost {
   reclaimTransmitBuffers(): void;
 }
 
+const NO_SEGMENTS: readonly Segment[] = [];
+
 /** port.send's answer when guest memory is short: the caller waits for memory (or EAGAIN). */
 export const NO_MEMORY = 'no-memory' as const;
 
@@ -85,6 +88,9 @@ export class GuestPort {
   /** fasync owners: how SIGIO reaches each (L7). */
   readonly asyncOwners = new Set<() => void>();
   readonly stats: GuestPortStats = { bytesSent: 0, bytesReceived: 0, bytesDiscarded: 0 };
+  /** addInbuf's one writable segment, refilled for each buffer posted. */
+  private readonly rxSegment: Segment = { addr: 0, len: 0 };
+  private readonly rxSegments: readonly Segment[] = [this.rxSegment];
 
   constructor(
     private readonly host: PortHost,
@@ -130,24 +136,45 @@ export class GuestPort {
   fillReadbuf(count: number, into?: Uint8Array): Uint8Array | Errno {
     const inbuf = this.inbuf;
     if (inbuf === null) return new Uint8Array(0);
-    const n = Math.min(count, inbuf.len - inbuf.offset, into?.length ?? count);
-    const addr = inbuf.buf.addr + inbuf.offset;
-    let bytes: Uint8Array | VirtioFault;
-    if (into === undefined) bytes = this.host.memory.readBytes(addr, n);
-    else {
-      const target = into.subarray(0, n);
-      bytes = this.host.memory.readInto(addr, target) ?? target;
+    if (into !== undefined) {
+      const n = this.fillReadbufAt(Math.min(count, into.length), into, 0);
+      return typeof n === 'number' ? into.subarray(0, n) : n;
     }
+    const n = Math.min(count, inbuf.len - inbuf.offset);
+    const bytes = this.host.memory.readBytes(inbuf.buf.addr + inbuf.offset, n);
     if (isFault(bytes)) {
       this.host.ringFault(bytes);
       return errno('EIO', 'read');
     }
+    this.consumed(inbuf, n);
+    return bytes;
+  }
+
+  /**
+   * fill_readbuf into `into` at offset `at` (room for `count` bytes there):
+   * how many bytes were copied. No array is made for the call, so a reader
+   * taking buffer after buffer into one array allocates nothing per buffer.
+   */
+  fillReadbufAt(count: number, into: Uint8Array, at: number): number | Errno {
+    const inbuf = this.inbuf;
+    if (inbuf === null) return 0;
+    const n = Math.min(count, inbuf.len - inbuf.offset);
+    const bad = this.host.memory.readIntoAt(inbuf.buf.addr + inbuf.offset, into, at, n);
+    if (bad !== null) {
+      this.host.ringFault(bad);
+      return errno('EIO', 'read');
+    }
+    this.consumed(inbuf, n);
+    return n;
+  }
+
+  /** `n` bytes of the current buffer were read; an emptied buffer is posted again. */
+  private consumed(inbuf: NonNullable<GuestPort['inbuf']>, n: number): void {
     inbuf.offset += n;
     if (inbuf.offset === inbuf.len) {
       this.inbuf = null;
       this.addInbuf(inbuf.buf);
     }
-    return bytes;
   }
 
   /** discard_port_data: drop everything received and post the buffers again. */
@@ -171,7 +198,12 @@ export class GuestPort {
 
   /** add_inbuf: post one receive buffer and kick. */
   addInbuf(buf: RxBuffer): boolean {
-    const r = this.rxq.add([], [{ addr: buf.addr, len: buf.size }], buf);
+    // add() copies the segment into the descriptor table and keeps nothing
+    // of the arrays: one scratch segment serves every buffer.
+    const seg = this.rxSegment;
+    seg.addr = buf.addr;
+    seg.len = buf.size;
+    const r = this.rxq.add(NO_SEGMENTS, this.rxSegments, buf);
     if (isFault(r)) {
       // Queue full: free the buffer, as Linux does ("Errors adding buffers back to vq").
       this.host.allocator.release(buf.addr);
