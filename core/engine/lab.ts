@@ -157,9 +157,10 @@ export class Lab {
         else process.stderr.write(`vmchan: task ${task.label} failed: ${message}\n`);
       },
     });
-    this.scheduler.onTask((task) => {
-      if (this.events.has('task')) this.events.emit('task', task);
-    });
+    this.scheduler.onTask(
+      (task) => this.events.emit('task', task),
+      () => this.events.has('task'),
+    );
     const size = topology.memoryMiB !== undefined ? topology.memoryMiB * MiB : memoryFor(topology);
     this.memory = guestMemory(size);
     this.allocator = new GuestAllocator(this.memory);

@@ -42,6 +42,12 @@ interface Task extends TaskInfo {
   run: () => void;
 }
 
+interface TaskListener {
+  hear: (task: TaskInfo) => void;
+  /** Does it want the next task now? (Absent: always.) */
+  wanted?: () => boolean;
+}
+
 export interface SchedulerOptions {
   mode?: SchedulerMode;
   /** Tasks per free-run batch before yielding to the event loop. */
@@ -68,7 +74,7 @@ export class Scheduler {
   /** Tasks run since the queue last yielded to the event loop. */
   private sinceYield = 0;
   private idleWaiters: (() => void)[] = [];
-  private taskListeners: ((task: TaskInfo) => void)[] = [];
+  private taskListeners: TaskListener[] = [];
   private readonly batchSize: number;
   private readonly onError: (task: TaskInfo, error: unknown) => void;
   private currentMode: SchedulerMode;
@@ -136,10 +142,7 @@ export class Scheduler {
     this.stats.executed++;
     this.stats.ranNow++;
     this.stats.byKind[kind]++;
-    if (this.taskListeners.length > 0) {
-      const info = { seq, kind, label };
-      for (const l of this.taskListeners) l(info);
-    }
+    if (this.taskListeners.length > 0) this.tell({ seq, kind, label });
     return true;
   }
 
@@ -186,12 +189,28 @@ export class Scheduler {
     return out;
   }
 
-  /** Called with every task just before it runs. */
-  onTask(listener: (task: TaskInfo) => void): () => void {
-    this.taskListeners = [...this.taskListeners, listener];
+  /**
+   * Called with every task just before it runs. `wanted`, when given, says
+   * whether the listener wants tasks at the moment: while no listener does,
+   * no task's info is made (a transfer runs a few tasks per 4 KiB).
+   */
+  onTask(listener: (task: TaskInfo) => void, wanted?: () => boolean): () => void {
+    const entry: TaskListener =
+      wanted === undefined ? { hear: listener } : { hear: listener, wanted };
+    this.taskListeners = [...this.taskListeners, entry];
     return () => {
-      this.taskListeners = this.taskListeners.filter((l) => l !== listener);
+      this.taskListeners = this.taskListeners.filter((l) => l !== entry);
     };
+  }
+
+  /** The listeners that want it hear of a task (its info made once, for them only). */
+  private tell(task: TaskInfo): void {
+    let seen: TaskInfo | null = null;
+    for (const l of this.taskListeners) {
+      if (l.wanted !== undefined && !l.wanted()) continue;
+      seen ??= info(task);
+      l.hear(seen);
+    }
   }
 
   /**
@@ -267,10 +286,7 @@ export class Scheduler {
   private runTask(task: Task): void {
     this.stats.executed++;
     this.stats.byKind[task.kind]++;
-    if (this.taskListeners.length > 0) {
-      const seen = info(task);
-      for (const l of this.taskListeners) l(seen);
-    }
+    if (this.taskListeners.length > 0) this.tell(task);
     const outer = this.inTask;
     this.inTask = true;
     try {

@@ -265,7 +265,8 @@ export class GuestFiles {
     if (this.post.freeRunning?.() !== true) return false;
     const f = this.table.get(fd);
     if (f === undefined || f.closed || (f.flags & O_NONBLOCK) === 0) return false;
-    return (f.ops.poll() & (POLLIN | POLLHUP | POLLERR)) === 0;
+    const mask = f.ops.pollRead !== undefined ? f.ops.pollRead() : f.ops.poll();
+    return (mask & (POLLIN | POLLHUP | POLLERR)) === 0;
   }
 
   /** The poll mask now, without waiting (poll with timeout 0). */

@@ -44,6 +44,13 @@ export interface FileOps {
   writeNow?(data: Uint8Array): number | Errno | null;
   /** The poll mask right now. */
   poll(): number;
+  /**
+   * Optional: the read half of poll() (IN, HUP, ERR), for a program that
+   * looks before each read whether it would wait; without the write half
+   * (which reclaims used transmit buffers, as Linux's will_write_block) a
+   * reader of many buffers does not look at the transmit queue per buffer.
+   */
+  pollRead?(): number;
   /** Park until something may have changed the poll mask (poll_wait). */
   pollWait(wake: () => void): () => void;
   lseek(offset: number, whence: number): number | Errno;

@@ -166,6 +166,13 @@ class VportFile implements FileOps {
     return mask;
   }
 
+  pollRead(): number {
+    const port = this.port;
+    if (!port.guestConnected) return POLLHUP;
+    const mask = port.willReadBlock() ? 0 : POLLIN | POLLRDNORM;
+    return port.hostConnected ? mask : mask | POLLHUP;
+  }
+
   pollWait(wake: () => void): () => void {
     return this.port.waitq.wait(wake);
   }
