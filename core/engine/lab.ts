@@ -157,9 +157,10 @@ export class Lab {
         else process.stderr.write(`vmchan: task ${task.label} failed: ${message}\n`);
       },
     });
+    const taskListened = this.events.flag('task');
     this.scheduler.onTask(
       (task) => this.events.emit('task', task),
-      () => this.events.has('task'),
+      () => taskListened.on,
     );
     const size = topology.memoryMiB !== undefined ? topology.memoryMiB * MiB : memoryFor(topology);
     this.memory = guestMemory(size);
