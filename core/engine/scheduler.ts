@@ -142,7 +142,7 @@ export class Scheduler {
     this.stats.executed++;
     this.stats.ranNow++;
     this.stats.byKind[kind]++;
-    if (this.taskListeners.length > 0) this.tell({ seq, kind, label });
+    if (this.taskListeners.length > 0) this.tell(seq, kind, label, undefined);
     return true;
   }
 
@@ -204,11 +204,12 @@ export class Scheduler {
   }
 
   /** The listeners that want it hear of a task (its info made once, for them only). */
-  private tell(task: TaskInfo): void {
+  private tell(seq: number, kind: TaskKind, label: string, queue: TaskQueue | undefined): void {
     let seen: TaskInfo | null = null;
     for (const l of this.taskListeners) {
       if (l.wanted !== undefined && !l.wanted()) continue;
-      seen ??= info(task);
+      seen ??=
+        queue === undefined ? { seq, kind, label } : { seq, kind, label, queue: { ...queue } };
       l.hear(seen);
     }
   }
@@ -286,7 +287,7 @@ export class Scheduler {
   private runTask(task: Task): void {
     this.stats.executed++;
     this.stats.byKind[task.kind]++;
-    if (this.taskListeners.length > 0) this.tell(task);
+    if (this.taskListeners.length > 0) this.tell(task.seq, task.kind, task.label, task.queue);
     const outer = this.inTask;
     this.inTask = true;
     try {

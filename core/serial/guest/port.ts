@@ -32,6 +32,12 @@ import { WaitQueue } from './waitqueue.js';
 export interface RxBuffer {
   addr: number;
   size: number;
+  /**
+   * A view of the whole buffer, made at its first full read and kept: the
+   * buffer stays at its address for as long as it is posted, and a view
+   * made per read costs as much as copying the 4 KiB out of it.
+   */
+  view?: Uint8Array;
 }
 
 /** A transmit buffer in flight; `done` runs when the device has used it. */
@@ -159,7 +165,21 @@ export class GuestPort {
     const inbuf = this.inbuf;
     if (inbuf === null) return 0;
     const n = Math.min(count, inbuf.len - inbuf.offset);
-    const bad = this.host.memory.readIntoAt(inbuf.buf.addr + inbuf.offset, into, at, n);
+    const buf = inbuf.buf;
+    if (n === buf.size && inbuf.offset === 0) {
+      // The whole buffer (a bulk transfer's every read): copied from its kept view.
+      let whole = buf.view;
+      if (whole === undefined) {
+        const made = this.host.memory.view(buf.addr, buf.size);
+        if (!isFault(made)) whole = buf.view = made;
+      }
+      if (whole !== undefined) {
+        into.set(whole, at);
+        this.consumed(inbuf, n);
+        return n;
+      }
+    }
+    const bad = this.host.memory.readIntoAt(buf.addr + inbuf.offset, into, at, n);
     if (bad !== null) {
       this.host.ringFault(bad);
       return errno('EIO', 'read');
