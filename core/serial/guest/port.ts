@@ -90,6 +90,8 @@ export class GuestPort {
   outvqFull = false;
   unplugged = false;
   inbuf: { buf: RxBuffer; len: number; offset: number } | null = null;
+  /** The object getInbuf fills for every buffer it takes (see there). */
+  private inbufSlot: NonNullable<GuestPort['inbuf']> | null = null;
   readonly waitq = new WaitQueue();
   /** fasync owners: how SIGIO reaches each (L7). */
   readonly asyncOwners = new Set<() => void>();
@@ -123,9 +125,14 @@ export class GuestPort {
       return null;
     }
     if (used === null) return null;
-    const len = Math.min(used.len, used.token.size);
     this.stats.bytesReceived += used.len;
-    return { buf: used.token, len, offset: 0 };
+    // One record per port, refilled: a port reads one buffer at a time, and
+    // each caller is done with the last one before it asks for the next.
+    const slot = this.inbufSlot ?? (this.inbufSlot = { buf: used.token, len: 0, offset: 0 });
+    slot.buf = used.token;
+    slot.len = Math.min(used.len, used.token.size);
+    slot.offset = 0;
+    return slot;
   }
 
   /** port_has_data */
