@@ -60,6 +60,9 @@ interface OpenFile {
   closed: boolean;
   /** `read fd N`, made once: a program reading a buffer per call would make it per call. */
   readLabel: string;
+  /** `SIGIO fd N` and what its handler is told, made once (a transfer signals every few buffers). */
+  sigioLabel: string;
+  sigioInfo: Readonly<SigioInfo>;
 }
 
 /** A plain text file (sysfs attributes): read from a position, seekable. */
@@ -155,6 +158,8 @@ export class GuestFiles {
         owner: null,
         closed: false,
         readLabel: `read fd ${fd}`,
+        sigioLabel: `SIGIO fd ${fd}`,
+        sigioInfo: Object.freeze({ fd, path }),
       });
       return fd;
     });
@@ -363,6 +368,7 @@ export class GuestFiles {
   private signal(f: OpenFile): void {
     const owner = f.owner;
     if (owner === null || f.closed) return;
-    this.post('guest', `SIGIO fd ${f.fd}`, () => owner({ fd: f.fd, path: f.path }));
+    const info = f.sigioInfo;
+    this.post('guest', f.sigioLabel, () => owner(info));
   }
 }
