@@ -14,6 +14,8 @@ export type AnyListener<M> = <K extends keyof M>(type: K, event: M[K]) => void;
 export class Emitter<M extends object> {
   private readonly listeners = new Map<keyof M, Listener<never>[]>();
   private anyListeners: AnyListener<M>[] = [];
+  /** Live has() answers handed out by flag(), brought up to date on every (un)subscription. */
+  private readonly flags = new Map<keyof M, { on: boolean }>();
 
   /** Where a throwing listener is reported (defaults to stderr). */
   constructor(
@@ -25,20 +27,42 @@ export class Emitter<M extends object> {
   on<K extends keyof M>(type: K, listener: Listener<M[K]>): () => void {
     const list = (this.listeners.get(type) ?? []) as Listener<M[K]>[];
     this.listeners.set(type, [...list, listener] as Listener<never>[]);
+    this.refreshFlags();
     return () => {
       const now = (this.listeners.get(type) ?? []) as Listener<M[K]>[];
       const rest = now.filter((l) => l !== listener);
       if (rest.length === 0) this.listeners.delete(type);
       else this.listeners.set(type, rest as Listener<never>[]);
+      this.refreshFlags();
     };
   }
 
   /** Every event of every type (a recorder, the UI bridge). */
   onAny(listener: AnyListener<M>): () => void {
     this.anyListeners = [...this.anyListeners, listener];
+    this.refreshFlags();
     return () => {
       this.anyListeners = this.anyListeners.filter((l) => l !== listener);
+      this.refreshFlags();
     };
+  }
+
+  /**
+   * has(type) as a live property: `flag.on` is kept equal to has(type)
+   * whenever a listener comes or goes. For producers that ask per chunk or
+   * per task, where even a map lookup per question shows.
+   */
+  flag<K extends keyof M>(type: K): { readonly on: boolean } {
+    let f = this.flags.get(type);
+    if (f === undefined) {
+      f = { on: this.has(type) };
+      this.flags.set(type, f);
+    }
+    return f;
+  }
+
+  private refreshFlags(): void {
+    for (const [type, f] of this.flags) f.on = this.has(type);
   }
 
   /** Is anybody listening for `type`? Check before building an expensive payload. */

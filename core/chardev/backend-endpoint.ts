@@ -102,6 +102,8 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
   readonly ready: Promise<ReadyOutcome>;
 
   protected readonly post: PostTask;
+  /** The label of every read task, made once (the pump names one per chunk). */
+  private readonly readLabel: string;
   protected readonly notice: (line: string) => void;
   private readonly onDrop: (reason: DropReason, bytes: number, direction: DropDirection) => void;
   private readonly log: LogTee | null;
@@ -137,6 +139,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
 
   protected constructor(options: BackendOptions) {
     this.id = options.id;
+    this.readLabel = `chardev ${options.id}: read`;
     this.post = options.post;
     this.log = options.log ?? null;
     this.notice = options.onNotice ?? (() => {});
@@ -628,10 +631,6 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     if (this.inbound.length === 0) return;
     this.pumpPosted = true;
     this.post('backend', this.readLabel, this.pump);
-  }
-
-  private get readLabel(): string {
-    return `chardev ${this.id}: read`;
   }
 
   /**

@@ -28,7 +28,12 @@ export class ByteQueue {
     const first = this.chunks[this.head]!;
     const left = first.length - this.offset;
     if (left >= n) {
-      const out = first.subarray(this.offset, this.offset + n);
+      // A whole chunk goes as it is; a part of one as a view made from its
+      // buffer (Buffer#subarray costs several times as much, once per 4 KiB).
+      const out =
+        this.offset === 0 && n === first.length
+          ? first
+          : new Uint8Array(first.buffer, first.byteOffset + this.offset, n);
       this.consume(n);
       return out;
     }

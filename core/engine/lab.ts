@@ -157,9 +157,11 @@ export class Lab {
         else process.stderr.write(`vmchan: task ${task.label} failed: ${message}\n`);
       },
     });
-    this.scheduler.onTask((task) => {
-      if (this.events.has('task')) this.events.emit('task', task);
-    });
+    const taskListened = this.events.flag('task');
+    this.scheduler.onTask(
+      (task) => this.events.emit('task', task),
+      () => taskListened.on,
+    );
     const size = topology.memoryMiB !== undefined ? topology.memoryMiB * MiB : memoryFor(topology);
     this.memory = guestMemory(size);
     this.allocator = new GuestAllocator(this.memory);

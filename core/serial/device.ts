@@ -170,6 +170,8 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     dropped: {},
   };
   private readonly events: Emitter<EngineEvents>;
+  /** Is anyone listening for 'data'? Asked per receive chunk. */
+  private readonly dataListened: { readonly on: boolean };
   private readonly offered: bigint;
   private readonly consoleSize: { cols: number; rows: number } | null;
   private readonly consoleBackpressure: ConsoleBackpressure;
@@ -199,6 +201,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     this.id = options.id;
     this.bus = options.bus;
     this.events = options.events;
+    this.dataListened = options.events.flag('data');
     this.maxPorts = options.maxPorts ?? DEFAULT_MAX_PORTS;
     this.emergencyWrite = options.emergencyWrite ?? true;
     this.dataQueueSize = options.dataQueueSize ?? DEFAULT_DATA_QUEUE_SIZE;
@@ -831,7 +834,7 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
         this.fail(n.onQueue(port.rxQueue));
         return -1;
       }
-      if (n > 0 && this.events.has('data')) {
+      if (n > 0 && this.dataListened.on) {
         this.events.emit('data', {
           device: this.name,
           nr: port.nr,

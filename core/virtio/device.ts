@@ -140,6 +140,9 @@ export abstract class VirtioDevice implements VirtioTransport {
   private status = 0;
   private driverFeatures = 0n;
   private negotiated = 0n;
+  /** `negotiated`'s bits 0-31 and 32-63, for hasFeature. */
+  private negotiatedLow = 0;
+  private negotiatedHigh = 0;
   private firstFault: VirtioFault | null = null;
   private refusal: VirtioFault | null = null;
   private isr = 0;
@@ -248,7 +251,16 @@ export abstract class VirtioDevice implements VirtioTransport {
   }
 
   hasFeature(bit: number): boolean {
-    return has(this.negotiated, bit);
+    // Plain numbers: a bigint test allocates, and devices ask per chunk (multiport).
+    return bit < 32
+      ? (this.negotiatedLow & (1 << bit)) !== 0
+      : bit < 64 && (this.negotiatedHigh & (1 << (bit - 32))) !== 0;
+  }
+
+  private setNegotiated(features: bigint): void {
+    this.negotiated = features;
+    this.negotiatedLow = Number(BigInt.asUintN(32, features)) | 0;
+    this.negotiatedHigh = Number(BigInt.asUintN(32, features >> 32n)) | 0;
   }
 
   queueStatus(queue: number): DeviceQueueStatus | null {
@@ -339,7 +351,7 @@ export abstract class VirtioDevice implements VirtioTransport {
         next &= ~Status.FEATURES_OK;
       } else {
         this.refusal = null;
-        this.negotiated = this.driverFeatures;
+        this.setNegotiated(this.driverFeatures);
       }
     }
     if (next & Status.DRIVER_OK && !(next & Status.FEATURES_OK)) {
@@ -603,7 +615,7 @@ export abstract class VirtioDevice implements VirtioTransport {
     this.epoch++;
     this.status = 0;
     this.driverFeatures = 0n;
-    this.negotiated = 0n;
+    this.setNegotiated(0n);
     this.firstFault = null;
     this.refusal = null;
     this.isr = 0;

@@ -258,6 +258,21 @@ export class GuestMemory {
     return null;
   }
 
+  /**
+   * Copy `len` guest bytes at addr into dst at offset `at` (the caller
+   * checked that they fit). The only view made is the one a copy between
+   * two arrays needs, made from the buffer (cheaper than subarray).
+   */
+  readIntoAt(addr: number, dst: Uint8Array, at: number, len: number): VirtioFault | null {
+    if (!GuestMemory.validArgs(addr, len)) return this.outOfRange(addr, len);
+    if (len === 0) return null;
+    const r = this.find(addr, len);
+    if (!r) return this.outOfRange(addr, len);
+    const bytes = r.bytes;
+    dst.set(new Uint8Array(bytes.buffer, bytes.byteOffset + (addr - r.base), len), at);
+    return null;
+  }
+
   /** A fresh copy of [addr, addr+len). */
   readBytes(addr: number, len: number): Uint8Array | VirtioFault {
     const src = this.view(addr, len);

@@ -129,19 +129,44 @@ export class PortStream {
   }
 
   private async readSomeInto(max: number, into: Uint8Array): Promise<ReadResult> {
-    const first = await this.read(max, into.subarray(0, max));
-    if (!(first instanceof Uint8Array)) return first;
-    let total = first.length;
+    // The first read waits for data, as read() does, but copies into `into`
+    // at once when the engine lets it (no promise of its own per call).
+    let total: number;
+    for (;;) {
+      if (this.closed) return errno('EBADF', `read ${this.path}`);
+      this.sigiosAtRead = this.sigios;
+      // Nothing queued: wait for data without a read that would say EAGAIN.
+      if (this.files.readWouldWait(this.fd)) {
+        const woke = await this.pollOrClose(POLLIN);
+        if (isErrno(woke)) return woke;
+        continue;
+      }
+      let n = this.files.readNowAt(this.fd, max, into, 0);
+      if (n === null) {
+        const r = await this.files.read(this.fd, max, into.subarray(0, max));
+        n = isErrno(r) ? r : r.length;
+      }
+      if (!isErrno(n)) {
+        if (n === 0) return 'eof';
+        total = n;
+        break;
+      }
+      if (n.code !== 'EAGAIN') return n;
+      const woke = await this.pollOrClose(POLLIN);
+      if (isErrno(woke)) return woke;
+    }
     // Each follow-up read only while something is queued (readWouldWait), so
     // the last one is not a read(2) that finds nothing.
     while (total < max && !this.closed && !this.files.readWouldWait(this.fd)) {
-      const part = into.subarray(total, max);
-      // Run now when the engine lets it: one task per read(2) all the same, but no promise each.
-      const more =
-        this.files.readNow(this.fd, max - total, part) ??
-        (await this.files.read(this.fd, max - total, part));
-      if (isErrno(more) || more.length === 0) break; // EAGAIN, eof, unplug: report at the next call
-      total += more.length;
+      // Run now when the engine lets it: one task per read(2) all the same,
+      // but no promise, and no view of `into`, each.
+      let more = this.files.readNowAt(this.fd, max - total, into, total);
+      if (more === null) {
+        const r = await this.files.read(this.fd, max - total, into.subarray(total, max));
+        more = isErrno(r) ? r : r.length;
+      }
+      if (isErrno(more) || more === 0) break; // EAGAIN, eof, unplug: report at the next call
+      total += more;
     }
     return into.subarray(0, total);
   }

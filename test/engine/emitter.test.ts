@@ -31,6 +31,23 @@ describe('Emitter', () => {
     expect(e.has('b')).toBe(false);
   });
 
+  it('flag(type).on follows has(type) as listeners come and go', () => {
+    const e = new Emitter<Events>();
+    const a = e.flag('a');
+    expect(a.on).toBe(false);
+    const off = e.on('a', () => {});
+    expect(a.on).toBe(true);
+    expect(e.flag('b').on).toBe(false);
+    off();
+    expect(a.on).toBe(false);
+    const offAny = e.onAny(() => {});
+    expect(a.on).toBe(true);
+    expect(e.flag('b').on).toBe(true);
+    offAny();
+    expect(a.on).toBe(false);
+    expect(e.flag('a')).toBe(a);
+  });
+
   it('a throwing listener is reported and does not stop the others', () => {
     const errors: unknown[] = [];
     const e = new Emitter<Events>((err) => errors.push(err));

@@ -80,6 +80,24 @@ describe('Scheduler', () => {
     expect(seen).toEqual([1, 2, 3]);
   });
 
+  it('onTask with a wanted test hears only the tasks run while it wants them', async () => {
+    const s = new Scheduler();
+    const seen: string[] = [];
+    let wanted = false;
+    s.onTask(
+      (t) => seen.push(`${t.seq} ${t.label}`),
+      () => wanted,
+    );
+    s.post('guest', 'unheard', () => {});
+    await s.settle();
+    wanted = true;
+    s.post('device', 'heard', () => {}, { device: 'd', queue: 3 });
+    expect(s.post.mayRunNow?.('guest', 'heard now')).toBe(false); // one is queued
+    await s.settle();
+    expect(s.post.mayRunNow?.('guest', 'heard now')).toBe(true);
+    expect(seen).toEqual(['2 heard', '3 heard now']);
+  });
+
   it('settle waits for work posted by promise continuations', async () => {
     const s = new Scheduler();
     let done = false;

@@ -88,6 +88,14 @@ export interface GuestKernel {
   freeHvc(index: number): void;
 }
 
+/** One queue's interrupt: pending until its task runs (an IRQ line stays asserted until serviced). */
+interface IrqLine {
+  pending: boolean;
+  readonly label: string;
+  readonly run: () => void;
+  readonly task: TaskQueue;
+}
+
 interface ControlSend {
   bytes: Uint8Array;
   resolve: () => void;
@@ -120,14 +128,11 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
   private txQueues: DriverQueue<TxBuffer>[] = [];
   private controlRx: DriverQueue<RxBuffer> | null = null;
   private controlTx: DriverQueue<ControlSend> | null = null;
-  /**
-   * Interrupts posted and not yet handled, per queue (and the config one):
-   * flags, not a Set of keys, so an interrupt per chain makes no key string
-   * and no hash-table churn. Labels and tags are made once per queue.
-   */
-  private readonly irqPending: boolean[] = [];
+  /** Per queue: its interrupt line (see queueIrq). */
+  private readonly irqLines: (IrqLine | undefined)[] = [];
   private configIrqPending = false;
-  private readonly irqTags: ({ label: string; tag: TaskQueue } | undefined)[] = [];
+  /** Driver queues by virtqueue index, for kick (set up at probe). */
+  private readonly byIndex: (DriverQueue<unknown> | undefined)[] = [];
   private readonly sendQueue: ControlSend[] = [];
   private sending: { send: ControlSend; addr: number } | null = null;
   private readonly acceptPacked: boolean;
@@ -246,7 +251,7 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
   }
 
   private queueFor<T>(index: number): DriverQueue<T> | VirtioFault {
-    return setupQueue<T>(
+    const q = setupQueue<T>(
       this.transport,
       index,
       this.negotiated!,
@@ -255,6 +260,8 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
       this.tracer,
       this.rings,
     );
+    if (!isFault(q)) this.byIndex[index] = q;
+    return q;
   }
 
   private failProbe(problem: VirtioFault): VirtioFault {
@@ -280,31 +287,40 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
   // ------------------------------------------------------------- interrupts
 
   private interrupt(irq: Interrupt): void {
-    if (irq.kind === 'config') {
-      if (this.configIrqPending) return;
-      this.configIrqPending = true;
-      this.post('guest', `${this.label}: interrupt config change`, () => {
-        this.configIrqPending = false;
-        this.configChanged();
-      });
+    if (irq.kind === 'queue') {
+      this.queueIrq(irq.queue);
       return;
     }
-    const queue = irq.queue;
-    if (this.irqPending[queue] === true) return;
-    this.irqPending[queue] = true;
-    const tags = (this.irqTags[queue] ??= {
-      label: `${this.label}: interrupt queue ${queue}`,
-      tag: { device: this.label, queue },
+    if (this.configIrqPending) return;
+    this.configIrqPending = true;
+    this.post('guest', `${this.label}: interrupt config change`, () => {
+      this.configIrqPending = false;
+      this.configChanged();
     });
-    this.post(
-      'guest',
-      tags.label,
-      () => {
-        this.irqPending[queue] = false;
-        this.queueInterrupt(queue);
-      },
-      tags.tag,
-    );
+  }
+
+  /**
+   * A queue's interrupt as one guest task while it is pending. Its label,
+   * handler and task queue are made once per queue: a transfer raises one
+   * every few buffers.
+   */
+  private queueIrq(queue: number): void {
+    let line = this.irqLines[queue];
+    if (line === undefined) {
+      const made: IrqLine = {
+        pending: false,
+        label: `${this.label}: interrupt queue ${queue}`,
+        run: () => {
+          made.pending = false;
+          this.queueInterrupt(queue);
+        },
+        task: { device: this.label, queue },
+      };
+      line = this.irqLines[queue] = made;
+    }
+    if (line.pending) return;
+    line.pending = true;
+    this.post('guest', line.label, line.run, line.task);
   }
 
   private configChanged(): void {
@@ -618,25 +634,11 @@ export class VirtioConsoleDriver implements PortHost, PortFileHost {
   // ---------------------------------------------------------- PortHost
 
   kick(queue: number): void {
-    const q = this.driverQueue(queue);
-    if (q === null) return;
+    const q = this.byIndex[queue];
+    if (q === undefined) return;
     const r = q.kickPrepare();
     if (isFault(r)) return this.ringFault(r);
     if (r) this.transport.notify(queue);
-  }
-
-  private driverQueue(queue: number): DriverQueue<unknown> | null {
-    const role = queueRole(queue);
-    switch (role.role) {
-      case 'control-rx':
-        return this.controlRx;
-      case 'control-tx':
-        return this.controlTx;
-      case 'rx':
-        return this.rxQueues[role.port] ?? null;
-      case 'tx':
-        return this.txQueues[role.port] ?? null;
-    }
   }
 
   ringFault(problem: VirtioFault): void {

@@ -58,6 +58,11 @@ interface OpenFile {
   ops: FileOps;
   owner: ((info: SigioInfo) => void) | null;
   closed: boolean;
+  /** `read fd N`, made once: a program reading a buffer per call would make it per call. */
+  readLabel: string;
+  /** `SIGIO fd N` and what its handler is told, made once (a transfer signals every few buffers). */
+  sigioLabel: string;
+  sigioInfo: Readonly<SigioInfo>;
 }
 
 /** A plain text file (sysfs attributes): read from a position, seekable. */
@@ -145,7 +150,17 @@ export class GuestFiles {
       else return errno('EINVAL', `open ${path}`);
       if (isErrno(ops)) return errno(ops.code, `open ${path}`);
       const fd = this.allocFd();
-      this.table.set(fd, { fd, path, flags, ops, owner: null, closed: false });
+      this.table.set(fd, {
+        fd,
+        path,
+        flags,
+        ops,
+        owner: null,
+        closed: false,
+        readLabel: `read fd ${fd}`,
+        sigioLabel: `SIGIO fd ${fd}`,
+        sigioInfo: Object.freeze({ fd, path }),
+      });
       return fd;
     });
   }
@@ -178,9 +193,29 @@ export class GuestFiles {
     if (f === undefined || f.closed || f.ops.readNow === undefined) return null;
     if ((f.flags & O_NONBLOCK) === 0 || (into !== undefined && into.length < count)) return null;
     if (!Number.isInteger(count) || count < 0) return null;
-    const label = `read fd ${fd}`;
+    const label = f.readLabel;
     if (this.post.mayRunNow?.('guest', label) !== true) return null;
     return this.runNow(label, () => f.ops.readNow!(count, into) ?? errno('EAGAIN'));
+  }
+
+  /**
+   * readNow into `into` at offset `at` (room for `count` bytes there):
+   * answers how many bytes came (0: end of file), an errno (EAGAIN when it
+   * would wait), or null when the call cannot run now (then read() into a
+   * view of `into`). A program reading buffer after buffer into one array
+   * at a moving offset makes no view, label or closure per call.
+   */
+  readNowAt(fd: number, count: number, into: Uint8Array, at: number): number | Errno | null {
+    const f = this.table.get(fd);
+    if (f === undefined || f.closed || f.ops.readNowAt === undefined) return null;
+    if ((f.flags & O_NONBLOCK) === 0 || !Number.isInteger(count) || count < 0) return null;
+    if (!Number.isInteger(at) || at < 0 || at + count > into.length) return null;
+    if (this.post.mayRunNow?.('guest', f.readLabel) !== true) return null;
+    try {
+      return f.ops.readNowAt(count, into, at) ?? errno('EAGAIN');
+    } catch (error) {
+      return callFailed(f.readLabel, error);
+    }
   }
 
   /** write(2) on a non-blocking descriptor, run now when it can (as readNow); null: use write(). */
@@ -235,7 +270,8 @@ export class GuestFiles {
     if (this.post.freeRunning?.() !== true) return false;
     const f = this.table.get(fd);
     if (f === undefined || f.closed || (f.flags & O_NONBLOCK) === 0) return false;
-    return (f.ops.poll() & (POLLIN | POLLHUP | POLLERR)) === 0;
+    const mask = f.ops.pollRead !== undefined ? f.ops.pollRead() : f.ops.poll();
+    return (mask & (POLLIN | POLLHUP | POLLERR)) === 0;
   }
 
   /** The poll mask now, without waiting (poll with timeout 0). */
@@ -334,6 +370,7 @@ export class GuestFiles {
   private signal(f: OpenFile): void {
     const owner = f.owner;
     if (owner === null || f.closed) return;
-    this.post('guest', `SIGIO fd ${f.fd}`, () => owner({ fd: f.fd, path: f.path }));
+    const info = f.sigioInfo;
+    this.post('guest', f.sigioLabel, () => owner(info));
   }
 }

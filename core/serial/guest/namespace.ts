@@ -34,9 +34,23 @@ export interface FileOps {
    * a promise when the engine lets it run now.
    */
   readNow?(count: number, into?: Uint8Array): Uint8Array | Errno | null;
+  /**
+   * Optional: readNow into `into` at offset `at` (room for `count` bytes
+   * there), answering how many bytes came (0: end of file). A program
+   * reading buffer after buffer into one array at a moving offset needs no
+   * view of it per call.
+   */
+  readNowAt?(count: number, into: Uint8Array, at: number): number | Errno | null;
   writeNow?(data: Uint8Array): number | Errno | null;
   /** The poll mask right now. */
   poll(): number;
+  /**
+   * Optional: the read half of poll() (IN, HUP, ERR), for a program that
+   * looks before each read whether it would wait; without the write half
+   * (which reclaims used transmit buffers, as Linux's will_write_block) a
+   * reader of many buffers does not look at the transmit queue per buffer.
+   */
+  pollRead?(): number;
   /** Park until something may have changed the poll mask (poll_wait). */
   pollWait(wake: () => void): () => void;
   lseek(offset: number, whence: number): number | Errno;

@@ -107,6 +107,15 @@ class VportFile implements FileOps {
     return port.fillReadbuf(count, into);
   }
 
+  /** readNow into `into` at `at`: the byte count (0: end of file) instead of a view. */
+  readNowAt(count: number, into: Uint8Array, at: number): number | Errno | null {
+    const { host, port } = this;
+    if (host.broken) return errno('EIO');
+    if (!port.guestConnected) return errno('ENODEV');
+    if (!port.hasData()) return port.hostConnected ? null : 0;
+    return port.fillReadbufAt(count, into, at);
+  }
+
   write(data: Uint8Array, nonblock: boolean): Promise<number | Errno> {
     const { host, port } = this;
     const first = this.tryWrite(data);
@@ -155,6 +164,13 @@ class VportFile implements FileOps {
     if (!port.willWriteBlock()) mask |= POLLOUT;
     if (!port.hostConnected) mask |= POLLHUP;
     return mask;
+  }
+
+  pollRead(): number {
+    const port = this.port;
+    if (!port.guestConnected) return POLLHUP;
+    const mask = port.willReadBlock() ? 0 : POLLIN | POLLRDNORM;
+    return port.hostConnected ? mask : mask | POLLHUP;
   }
 
   pollWait(wake: () => void): () => void {

@@ -21,6 +21,7 @@
  */
 import type { DropReason } from '../events.js';
 import type { GuestAllocator } from '../../virtio/allocator.js';
+import type { Segment } from '../../virtio/chain.js';
 import { isFault, type VirtioFault } from '../../virtio/fault.js';
 import type { GuestMemory } from '../../virtio/memory.js';
 import type { DriverQueue } from '../../virtio/queue.js';
@@ -31,6 +32,12 @@ import { WaitQueue } from './waitqueue.js';
 export interface RxBuffer {
   addr: number;
   size: number;
+  /**
+   * A view of the whole buffer, made at its first full read and kept: the
+   * buffer stays at its address for as long as it is posted, and a view
+   * made per read costs as much as copying the 4 KiB out of it.
+   */
+  view?: Uint8Array;
 }
 
 /** A transmit buffer in flight; `done` runs when the device has used it. */
@@ -61,6 +68,8 @@ export interface PortHost {
   reclaimTransmitBuffers(): void;
 }
 
+const NO_SEGMENTS: readonly Segment[] = [];
+
 /** port.send's answer when guest memory is short: the caller waits for memory (or EAGAIN). */
 export const NO_MEMORY = 'no-memory' as const;
 
@@ -81,10 +90,15 @@ export class GuestPort {
   outvqFull = false;
   unplugged = false;
   inbuf: { buf: RxBuffer; len: number; offset: number } | null = null;
+  /** The object getInbuf fills for every buffer it takes (see there). */
+  private inbufSlot: NonNullable<GuestPort['inbuf']> | null = null;
   readonly waitq = new WaitQueue();
   /** fasync owners: how SIGIO reaches each (L7). */
   readonly asyncOwners = new Set<() => void>();
   readonly stats: GuestPortStats = { bytesSent: 0, bytesReceived: 0, bytesDiscarded: 0 };
+  /** addInbuf's one writable segment, refilled for each buffer posted. */
+  private readonly rxSegment: Segment = { addr: 0, len: 0 };
+  private readonly rxSegments: readonly Segment[] = [this.rxSegment];
 
   constructor(
     private readonly host: PortHost,
@@ -111,9 +125,14 @@ export class GuestPort {
       return null;
     }
     if (used === null) return null;
-    const len = Math.min(used.len, used.token.size);
     this.stats.bytesReceived += used.len;
-    return { buf: used.token, len, offset: 0 };
+    // One record per port, refilled: a port reads one buffer at a time, and
+    // each caller is done with the last one before it asks for the next.
+    const slot = this.inbufSlot ?? (this.inbufSlot = { buf: used.token, len: 0, offset: 0 });
+    slot.buf = used.token;
+    slot.len = Math.min(used.len, used.token.size);
+    slot.offset = 0;
+    return slot;
   }
 
   /** port_has_data */
@@ -130,24 +149,59 @@ export class GuestPort {
   fillReadbuf(count: number, into?: Uint8Array): Uint8Array | Errno {
     const inbuf = this.inbuf;
     if (inbuf === null) return new Uint8Array(0);
-    const n = Math.min(count, inbuf.len - inbuf.offset, into?.length ?? count);
-    const addr = inbuf.buf.addr + inbuf.offset;
-    let bytes: Uint8Array | VirtioFault;
-    if (into === undefined) bytes = this.host.memory.readBytes(addr, n);
-    else {
-      const target = into.subarray(0, n);
-      bytes = this.host.memory.readInto(addr, target) ?? target;
+    if (into !== undefined) {
+      const n = this.fillReadbufAt(Math.min(count, into.length), into, 0);
+      return typeof n === 'number' ? into.subarray(0, n) : n;
     }
+    const n = Math.min(count, inbuf.len - inbuf.offset);
+    const bytes = this.host.memory.readBytes(inbuf.buf.addr + inbuf.offset, n);
     if (isFault(bytes)) {
       this.host.ringFault(bytes);
       return errno('EIO', 'read');
     }
+    this.consumed(inbuf, n);
+    return bytes;
+  }
+
+  /**
+   * fill_readbuf into `into` at offset `at` (room for `count` bytes there):
+   * how many bytes were copied. No array is made for the call, so a reader
+   * taking buffer after buffer into one array allocates nothing per buffer.
+   */
+  fillReadbufAt(count: number, into: Uint8Array, at: number): number | Errno {
+    const inbuf = this.inbuf;
+    if (inbuf === null) return 0;
+    const n = Math.min(count, inbuf.len - inbuf.offset);
+    const buf = inbuf.buf;
+    if (n === buf.size && inbuf.offset === 0) {
+      // The whole buffer (a bulk transfer's every read): copied from its kept view.
+      let whole = buf.view;
+      if (whole === undefined) {
+        const made = this.host.memory.view(buf.addr, buf.size);
+        if (!isFault(made)) whole = buf.view = made;
+      }
+      if (whole !== undefined) {
+        into.set(whole, at);
+        this.consumed(inbuf, n);
+        return n;
+      }
+    }
+    const bad = this.host.memory.readIntoAt(buf.addr + inbuf.offset, into, at, n);
+    if (bad !== null) {
+      this.host.ringFault(bad);
+      return errno('EIO', 'read');
+    }
+    this.consumed(inbuf, n);
+    return n;
+  }
+
+  /** `n` bytes of the current buffer were read; an emptied buffer is posted again. */
+  private consumed(inbuf: NonNullable<GuestPort['inbuf']>, n: number): void {
     inbuf.offset += n;
     if (inbuf.offset === inbuf.len) {
       this.inbuf = null;
       this.addInbuf(inbuf.buf);
     }
-    return bytes;
   }
 
   /** discard_port_data: drop everything received and post the buffers again. */
@@ -171,7 +225,12 @@ export class GuestPort {
 
   /** add_inbuf: post one receive buffer and kick. */
   addInbuf(buf: RxBuffer): boolean {
-    const r = this.rxq.add([], [{ addr: buf.addr, len: buf.size }], buf);
+    // add() copies the segment into the descriptor table and keeps nothing
+    // of the arrays: one scratch segment serves every buffer.
+    const seg = this.rxSegment;
+    seg.addr = buf.addr;
+    seg.len = buf.size;
+    const r = this.rxq.add(NO_SEGMENTS, this.rxSegments, buf);
     if (isFault(r)) {
       // Queue full: free the buffer, as Linux does ("Errors adding buffers back to vq").
       this.host.allocator.release(buf.addr);
