@@ -32,6 +32,7 @@
  * are fault values); it is reported through `onError` and the queue goes on.
  */
 import type { PostTask, TaskInfo, TaskKind, TaskQueue } from '../virtio/device.js';
+import { Fifo } from './fifo.js';
 
 export type { TaskInfo, TaskQueue };
 /** Which waiting tasks a step may run, or a hold keeps waiting. */
@@ -67,8 +68,8 @@ export interface SchedulerStats {
 }
 
 export class Scheduler {
-  private queue: (Task | undefined)[] = [];
-  private head = 0;
+  /** Waiting tasks, oldest first (a ring: see fifo.ts for why not an array). */
+  private readonly queue = new Fifo<Task>();
   private seq = 0;
   private drainScheduled = false;
   /** Tasks run since the queue last yielded to the event loop. */
@@ -176,15 +177,14 @@ export class Scheduler {
 
   /** Tasks waiting to run. */
   get pending(): number {
-    return this.queue.length - this.head;
+    return this.queue.length;
   }
 
   /** The tasks waiting, oldest first (for the step-mode view). */
   peek(limit = 20): TaskInfo[] {
     const out: TaskInfo[] = [];
-    for (let i = this.head; i < this.queue.length && out.length < limit; i++) {
-      const t = this.queue[i]!;
-      out.push(info(t));
+    for (let i = 0; i < this.queue.length && out.length < limit; i++) {
+      out.push(info(this.queue.at(i)!));
     }
     return out;
   }
@@ -260,26 +260,13 @@ export class Scheduler {
   }
 
   private take(): Task | undefined {
-    if (this.head >= this.queue.length) return undefined;
-    const task = this.queue[this.head];
-    this.queue[this.head] = undefined;
-    this.head++;
-    // Compact now and then so a long run does not keep a huge sparse array.
-    if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return task;
+    return this.queue.shift();
   }
 
   /** The oldest waiting task `match` picks, taken out of the queue (the rest keep their order). */
   private takeWhere(match: TaskMatch): Task | undefined {
-    for (let i = this.head; i < this.queue.length; i++) {
-      const t = this.queue[i]!;
-      if (!match(t)) continue;
-      if (i === this.head) return this.take();
-      this.queue.splice(i, 1);
-      return t;
+    for (let i = 0; i < this.queue.length; i++) {
+      if (match(this.queue.at(i)!)) return this.queue.removeAt(i);
     }
     return undefined;
   }
