@@ -483,12 +483,29 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       return;
     }
     this.inbound.push(chunk);
-    if (!this.sourcePaused && this.inbound.length >= INBOUND_HIGH_WATER) {
+    if (!this.sourcePaused && this.queueFull()) {
       this.sourcePaused = true;
       this.pauseSource();
       this.syncHangUpWatch();
     }
     this.schedulePump();
+  }
+
+  /**
+   * Time to pause the source: the queue is over the high-water mark, or at
+   * it while the frontend takes nothing. A socket read is up to 64 KiB, so
+   * one read into an empty queue lands exactly on the mark: pausing then
+   * while the guest is taking it (a transfer) cost a pause/resume pair per
+   * read (5376 per 256 MiB host -> guest, ~5 us each) and kept nothing
+   * more in the kernel for long. The queue stays bounded by the mark plus
+   * one read; a frontend that takes nothing still pauses the source at the
+   * mark, as before (H4's amounts).
+   */
+  private queueFull(): boolean {
+    const queued = this.inbound.length;
+    if (queued < INBOUND_HIGH_WATER) return false;
+    if (queued > INBOUND_HIGH_WATER) return true;
+    return this.handlers === null || this.handlers.canRead() <= 0;
   }
 
   /** True when the inbound queue is at its high-water mark (for sources that cannot pause). */
