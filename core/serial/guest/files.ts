@@ -181,29 +181,15 @@ export class GuestFiles {
   }
 
   /**
-   * read(2) on a non-blocking descriptor, run now without a promise when the
-   * engine lets a guest call skip the queue (free-run, nothing waiting) and
-   * the file can answer at once; EAGAIN when it would wait. Null when the
-   * call cannot run now (step mode, queued work, another kind of file): make
-   * it with read() instead. A program reading several buffers in a row pays
-   * for the system calls, not for a promise each.
-   */
-  readNow(fd: number, count: number, into?: Uint8Array): Uint8Array | Errno | null {
-    const f = this.table.get(fd);
-    if (f === undefined || f.closed || f.ops.readNow === undefined) return null;
-    if ((f.flags & O_NONBLOCK) === 0 || (into !== undefined && into.length < count)) return null;
-    if (!Number.isInteger(count) || count < 0) return null;
-    const label = f.readLabel;
-    if (this.post.mayRunNow?.('guest', label) !== true) return null;
-    return this.runNow(label, () => f.ops.readNow!(count, into) ?? errno('EAGAIN'));
-  }
-
-  /**
-   * readNow into `into` at offset `at` (room for `count` bytes there):
-   * answers how many bytes came (0: end of file), an errno (EAGAIN when it
-   * would wait), or null when the call cannot run now (then read() into a
-   * view of `into`). A program reading buffer after buffer into one array
-   * at a moving offset makes no view, label or closure per call.
+   * read(2) on a non-blocking descriptor into `into` at offset `at` (room
+   * for `count` bytes there), run now without a promise when the engine lets
+   * a guest call skip the queue (free-run, nothing waiting) and the file can
+   * answer at once: how many bytes came (0: end of file), or an errno
+   * (EAGAIN when it would wait). Null when the call cannot run now (step
+   * mode, queued work, another kind of file): make it with read() into a
+   * view of `into` instead. A program reading buffer after buffer into one
+   * array at a moving offset pays for the system calls, not for a promise,
+   * view, label or closure each.
    */
   readNowAt(fd: number, count: number, into: Uint8Array, at: number): number | Errno | null {
     const f = this.table.get(fd);
@@ -218,7 +204,7 @@ export class GuestFiles {
     }
   }
 
-  /** write(2) on a non-blocking descriptor, run now when it can (as readNow); null: use write(). */
+  /** write(2) on a non-blocking descriptor, run now when it can (as readNowAt); null: use write(). */
   writeNow(fd: number, data: Uint8Array): number | Errno | null {
     const f = this.table.get(fd);
     if (f === undefined || f.closed || f.ops.writeNow === undefined) return null;

@@ -31,14 +31,10 @@ export interface FileOps {
   /**
    * Optional: a non-blocking read or write answered at once, null where it
    * would wait (EAGAIN). GuestFiles uses them to run a system call without
-   * a promise when the engine lets it run now.
-   */
-  readNow?(count: number, into?: Uint8Array): Uint8Array | Errno | null;
-  /**
-   * Optional: readNow into `into` at offset `at` (room for `count` bytes
-   * there), answering how many bytes came (0: end of file). A program
-   * reading buffer after buffer into one array at a moving offset needs no
-   * view of it per call.
+   * a promise when the engine lets it run now. The read lands in `into` at
+   * offset `at` (room for `count` bytes there) and answers how many bytes
+   * came (0: end of file): a program reading buffer after buffer into one
+   * array at a moving offset needs no view of it per call.
    */
   readNowAt?(count: number, into: Uint8Array, at: number): number | Errno | null;
   writeNow?(data: Uint8Array): number | Errno | null;

@@ -94,7 +94,7 @@ class VportFile implements FileOps {
   }
 
   /** The read without its wait: null where port_fops_read would sleep (EAGAIN with O_NONBLOCK). */
-  readNow(count: number, into?: Uint8Array): Uint8Array | Errno | null {
+  private readNow(count: number, into?: Uint8Array): Uint8Array | Errno | null {
     const { host, port } = this;
     if (host.broken) return errno('EIO');
     // "Port got hot-unplugged while we were waiting above."
@@ -107,7 +107,7 @@ class VportFile implements FileOps {
     return port.fillReadbuf(count, into);
   }
 
-  /** readNow into `into` at `at`: the byte count (0: end of file) instead of a view. */
+  /** The read without its wait into `into` at `at`: the byte count (0: end of file) instead of a view. */
   readNowAt(count: number, into: Uint8Array, at: number): number | Errno | null {
     const { host, port } = this;
     if (host.broken) return errno('EIO');
