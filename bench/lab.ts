@@ -41,9 +41,9 @@ import {
 
 type Report = (name: string, value: number, baseline: number, unit: string) => void;
 
-const MiB = 1024 * 1024;
+export const MiB = 1024 * 1024;
 /** Bytes timed each way, the relay's and the lab's alike. */
-const BULK_BYTES = 256 * MiB;
+export const BULK_BYTES = 256 * MiB;
 /**
  * Bytes moved each way before timing, relay and lab alike. The lab's path is
  * long and the cross-process check's client is a fresh process: with 24 MiB
@@ -51,7 +51,7 @@ const BULK_BYTES = 256 * MiB;
  * rate (330 against 650 MB/s across processes) while the relay was timed over
  * 256 MiB, so the ratio measured the warm-up, not the lab.
  */
-const WARM_BYTES = 128 * MiB;
+export const WARM_BYTES = 128 * MiB;
 const PING_MS = 1200;
 
 function repoRoot(): string {
@@ -87,7 +87,7 @@ async function pingPong(client: net.Socket): Promise<number> {
 }
 
 /** A plain relay: a server socket whose connections are piped to another server. */
-async function relayPair(dir: string, serve: (s: net.Socket) => void) {
+export async function relayPair(dir: string, serve: (s: net.Socket) => void) {
   const backPath = path.join(dir, 'back');
   const frontPath = path.join(dir, 'front');
   const backSockets: net.Socket[] = [];
@@ -116,7 +116,7 @@ async function relayPair(dir: string, serve: (s: net.Socket) => void) {
   };
 }
 
-async function startLab(dir: string, workloads: string[]) {
+export async function startLab(dir: string, workloads: string[]) {
   const args = ['-device', 'virtio-serial'];
   for (const id of ['test1', 'test2']) {
     args.push('-chardev', `socket,path=${path.join(dir, id)},server=on,wait=off,id=${id}`);
@@ -143,12 +143,12 @@ async function startLab(dir: string, workloads: string[]) {
 }
 
 /** Bytes per second and CPU per 256 MiB of one timed transfer. */
-interface Measured {
+export interface Measured {
   rate: number;
   cpu: CpuSample;
 }
 
-async function measure(from: net.Socket, to: net.Socket, total: number): Promise<Measured> {
+export async function measure(from: net.Socket, to: net.Socket, total: number): Promise<Measured> {
   const start = cpuNow();
   const seconds = await transfer(from, to, total);
   return { rate: total / seconds, cpu: cpuPer(cpuSince(start), total, 256 * MiB) };
@@ -165,9 +165,9 @@ function reportCpu(report: Report, what: string, lab: CpuSample, relay: CpuSampl
  * beside one lab run made the ratio a draw. Each figure is the run with the
  * median rate.
  */
-const ROUNDS = 3;
+export const ROUNDS = 3;
 
-function medianRun(runs: Measured[]): Measured {
+export function medianRun(runs: Measured[]): Measured {
   return [...runs].sort((x, y) => x.rate - y.rate)[Math.floor(runs.length / 2)]!;
 }
 
@@ -396,7 +396,7 @@ async function startup(report: Report, dir: string): Promise<void> {
   report('vmchan run (demo) start to ready', median(lab), median(node), 'ms');
 }
 
-async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+export async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vmchan-bench-'));
   try {
     await body(dir);

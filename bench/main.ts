@@ -17,6 +17,10 @@ const groups: Group[] = [
   { name: 'serial', load: async () => (await import('./serial.js')).benchSerial },
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
   { name: 'lab', load: async () => (await import('./lab.js')).benchLab },
+  {
+    name: 'worker-guest',
+    load: async () => (await import('./worker-guest.js')).benchWorkerGuest,
+  },
   { name: 'lab-startup', load: async () => (await import('./lab.js')).benchLabStartup },
   { name: 'tap', load: async () => (await import('./tap.js')).benchTap },
   { name: 'fuzz', load: async () => (await import('./fuzz.js')).benchFuzz },

@@ -38,14 +38,84 @@ export interface MemorySpan {
 /** The largest address we model: above it JavaScript numbers lose integer precision. */
 export const MAX_GUEST_ADDRESS = Number.MAX_SAFE_INTEGER;
 
+export interface GuestMemoryOptions {
+  /**
+   * Back each region with a SharedArrayBuffer instead of an ArrayBuffer, so
+   * that another thread can map the same guest memory (GuestMemory.attach
+   * on what `shared` returns): the simulated guest in a worker beside the
+   * device, as QEMU runs vCPU threads beside its I/O thread (issue 18's
+   * measurement, bench/worker-guest.ts). Accesses stay plain, non-atomic
+   * loads and stores, exactly as for unshared memory: ordering between
+   * threads is the user's job, as barriers are a real driver's and
+   * device's. Off by default; nothing in the engine shares its memory.
+   */
+  shared?: boolean;
+}
+
+/**
+ * Guest memory as another thread maps it: each region's base and its
+ * bytes. Structured-clonable (workerData, postMessage) without copying.
+ */
+export interface SharedGuestMemory {
+  readonly regions: readonly { readonly base: number; readonly buffer: SharedArrayBuffer }[];
+}
+
+/** A region over `bytes` (which start at the region's base: views index by addr - base). */
+function region(base: number, bytes: Uint8Array): Region {
+  return {
+    base,
+    end: base + bytes.length,
+    bytes,
+    view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+  };
+}
+
+/** The regions sorted by base, or the fault naming the first bad one (M8). */
+function checkLayout(specs: readonly RegionSpec[]): RegionSpec[] | VirtioFault {
+  if (specs.length === 0) {
+    return fault('InvalidGuestMemoryLayout', 'M8', 'guest memory needs at least one region');
+  }
+  const sorted = [...specs].sort((a, b) => a.base - b.base);
+  let previousEnd = -1;
+  for (const spec of sorted) {
+    if (
+      !Number.isSafeInteger(spec.base) ||
+      !Number.isSafeInteger(spec.size) ||
+      spec.base < 0 ||
+      spec.size <= 0 ||
+      spec.base + spec.size > MAX_GUEST_ADDRESS
+    ) {
+      return fault(
+        'InvalidGuestMemoryLayout',
+        'M8',
+        `region at ${hex(spec.base)} of ${spec.size} bytes is not a valid range`,
+        { address: spec.base, length: spec.size },
+      );
+    }
+    if (spec.base < previousEnd) {
+      return fault(
+        'InvalidGuestMemoryLayout',
+        'M8',
+        `region at ${hex(spec.base)} overlaps the region before it`,
+        { address: spec.base, length: spec.size },
+      );
+    }
+    previousEnd = spec.base + spec.size;
+  }
+  return sorted;
+}
+
 export class GuestMemory {
   private readonly regions: Region[];
   /** Region of the last successful lookup: most accesses hit the same one. */
   private last: Region;
+  /** Every region's bytes are a SharedArrayBuffer (create with `shared`, or attach). */
+  private readonly isShared: boolean;
 
-  private constructor(regions: Region[]) {
+  private constructor(regions: Region[], shared: boolean) {
     this.regions = regions;
     this.last = regions[0]!;
+    this.isShared = shared;
   }
 
   /** A single region of `size` bytes at guest-physical address 0 (or `base`). */
@@ -55,47 +125,69 @@ export class GuestMemory {
     throw new TypeError(made.toString()); // programming error: bad constant layout
   }
 
-  /** Memory from a region list; a bad layout is a fault value, not an exception. */
-  static create(specs: readonly RegionSpec[]): GuestMemory | VirtioFault {
-    if (specs.length === 0) {
-      return fault('InvalidGuestMemoryLayout', 'M8', 'guest memory needs at least one region');
-    }
-    const sorted = [...specs].sort((a, b) => a.base - b.base);
-    const regions: Region[] = [];
-    let previousEnd = -1;
-    for (const spec of sorted) {
-      if (
-        !Number.isSafeInteger(spec.base) ||
-        !Number.isSafeInteger(spec.size) ||
-        spec.base < 0 ||
-        spec.size <= 0 ||
-        spec.base + spec.size > MAX_GUEST_ADDRESS
-      ) {
+  /**
+   * Memory from a region list; a bad layout is a fault value, not an
+   * exception. With `{ shared: true }` every region's bytes live in a
+   * SharedArrayBuffer of its own (see GuestMemoryOptions).
+   */
+  static create(
+    specs: readonly RegionSpec[],
+    options: GuestMemoryOptions = {},
+  ): GuestMemory | VirtioFault {
+    const sorted = checkLayout(specs);
+    if (!Array.isArray(sorted)) return sorted;
+    const shared = options.shared === true;
+    return new GuestMemory(
+      sorted.map((spec) =>
+        region(
+          spec.base,
+          shared ? new Uint8Array(new SharedArrayBuffer(spec.size)) : new Uint8Array(spec.size),
+        ),
+      ),
+      shared,
+    );
+  }
+
+  /**
+   * The same guest memory in another thread: regions over the shared
+   * buffers `shared` (from another GuestMemory's `shared`, sent through
+   * workerData or postMessage). Checked as create() checks a layout (M8);
+   * anything but a SharedArrayBuffer is refused, since a copy would be
+   * memory of its own, not the guest's.
+   */
+  static attach(shared: SharedGuestMemory): GuestMemory | VirtioFault {
+    for (const r of shared.regions) {
+      if (!(r.buffer instanceof SharedArrayBuffer)) {
         return fault(
           'InvalidGuestMemoryLayout',
           'M8',
-          `region at ${hex(spec.base)} of ${spec.size} bytes is not a valid range`,
-          { address: spec.base, length: spec.size },
+          `region at ${hex(r.base)} is not backed by a SharedArrayBuffer`,
+          { address: r.base },
         );
       }
-      if (spec.base < previousEnd) {
-        return fault(
-          'InvalidGuestMemoryLayout',
-          'M8',
-          `region at ${hex(spec.base)} overlaps the region before it`,
-          { address: spec.base, length: spec.size },
-        );
-      }
-      const bytes = new Uint8Array(spec.size);
-      regions.push({
-        base: spec.base,
-        end: spec.base + spec.size,
-        bytes,
-        view: new DataView(bytes.buffer),
-      });
-      previousEnd = spec.base + spec.size;
     }
-    return new GuestMemory(regions);
+    const specs = shared.regions.map((r) => ({ base: r.base, size: r.buffer.byteLength }));
+    const sorted = checkLayout(specs);
+    if (!Array.isArray(sorted)) return sorted;
+    const byBase = new Map(shared.regions.map((r) => [r.base, r.buffer]));
+    return new GuestMemory(
+      sorted.map((s) => region(s.base, new Uint8Array(byBase.get(s.base)!))),
+      true,
+    );
+  }
+
+  /**
+   * The shared buffers behind this memory, for GuestMemory.attach in
+   * another thread; null for memory made without `{ shared: true }`.
+   */
+  get shared(): SharedGuestMemory | null {
+    if (!this.isShared) return null;
+    return {
+      regions: this.regions.map((r) => ({
+        base: r.base,
+        buffer: r.bytes.buffer as SharedArrayBuffer,
+      })),
+    };
   }
 
   /** Region layout, for snapshots and the UI. */

@@ -81,6 +81,54 @@ describe('guest memory', () => {
     expect(GuestMemory.create([{ base: 0, size: 0 }])).toBeInstanceOf(VirtioFault);
   });
 
+  it('shared memory: regions in SharedArrayBuffers that another GuestMemory attaches to', () => {
+    expect(mem().shared).toBeNull();
+    const specs = [
+      { base: 0x100000, size: 0x1000 },
+      { base: 0x0, size: 0x10000 },
+    ];
+    const a = GuestMemory.create(specs, { shared: true });
+    if (isFault(a)) throw new Error(a.toString());
+    const shared = a.shared!;
+    expect(shared.regions.map((r) => [r.base, r.buffer.byteLength])).toEqual([
+      [0x0, 0x10000],
+      [0x100000, 0x1000],
+    ]);
+    for (const r of shared.regions) expect(r.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const b = GuestMemory.attach(shared);
+    if (isFault(b)) throw new Error(b.toString());
+    expect(b.layout).toEqual(a.layout);
+    expect(b.shared!.regions.map((r) => r.buffer)).toEqual(shared.regions.map((r) => r.buffer));
+    // The same bytes through either: a write on one side is a read on the other.
+    expect(a.write32(0x100ffc, 0xdeadbeef)).toBeNull();
+    expect(b.read32(0x100ffc)).toBe(0xdeadbeef);
+    expect(b.writeBytes(0x20, Uint8Array.of(1, 2, 3))).toBeNull();
+    expect(Array.from(a.readBytes(0x20, 3) as Uint8Array)).toEqual([1, 2, 3]);
+    const span = b.span(0x100ff0, 16)!;
+    expect(span.view.getUint32(0x100ffc - span.base, true)).toBe(0xdeadbeef);
+    // Out of range stays M8 on the attached side too.
+    expect((b.read8(0x10000) as VirtioFault).rule).toBe('M8');
+  });
+
+  it('attach refuses buffers that are not shared and bad layouts, as values', () => {
+    const plain = {
+      regions: [{ base: 0, buffer: new ArrayBuffer(0x1000) as unknown as SharedArrayBuffer }],
+    };
+    const notShared = GuestMemory.attach(plain);
+    expect(notShared).toBeInstanceOf(VirtioFault);
+    expect((notShared as VirtioFault).rule).toBe('M8');
+    const sab = new SharedArrayBuffer(0x2000);
+    expect(
+      GuestMemory.attach({
+        regions: [
+          { base: 0, buffer: sab },
+          { base: 0x1000, buffer: sab },
+        ],
+      }),
+    ).toBeInstanceOf(VirtioFault);
+    expect(GuestMemory.attach({ regions: [] })).toBeInstanceOf(VirtioFault);
+  });
+
   it('M8 never throws and never wraps for arbitrary addresses and lengths (property)', () => {
     const m = mem();
     fc.assert(
