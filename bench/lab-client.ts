@@ -6,14 +6,18 @@
  * so the lab (or the relay it is compared to) has a process of its own, as
  * it has beside a real guest and host program.
  *
- *   node dist/bench/lab-client.js A_PATH B_PATH BYTES WARMUP_BYTES
+ *   node dist/bench/lab-client.js A_PATH B_PATH BYTES WARMUP_BYTES [one-way]
+ *
+ * `one-way` moves (and warms up) a -> b only, for a path that carries one
+ * direction (bench/worker-guest.ts).
  */
 import { connect, transfer } from './socket-transfer.js';
 
 async function main(): Promise<void> {
-  const [aPath, bPath, bytesText, warmText] = process.argv.slice(2);
+  const [aPath, bPath, bytesText, warmText, way] = process.argv.slice(2);
+  const oneWay = way === 'one-way';
   if (aPath === undefined || bPath === undefined) {
-    process.stderr.write('usage: lab-client A_PATH B_PATH BYTES WARMUP_BYTES\n');
+    process.stderr.write('usage: lab-client A_PATH B_PATH BYTES WARMUP_BYTES [one-way]\n');
     process.exitCode = 2;
     return;
   }
@@ -23,12 +27,17 @@ async function main(): Promise<void> {
   const b = await connect(bPath);
   if (warm > 0) {
     await transfer(a, b, warm);
-    await transfer(b, a, warm);
+    if (!oneWay) await transfer(b, a, warm);
   }
   // The parent reads its CPU clock at each line: before, between and after the two directions.
   process.stdout.write('go\n');
   const aToB = await transfer(a, b, bytes);
   process.stdout.write(`a->b ${aToB}\n`);
+  if (oneWay) {
+    a.destroy();
+    b.destroy();
+    return;
+  }
   const bToA = await transfer(b, a, bytes);
   process.stdout.write(`b->a ${bToA}\n`);
   a.destroy();

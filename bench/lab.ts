@@ -212,7 +212,7 @@ async function bulk(report: Report, dir: string): Promise<void> {
 }
 
 /** A relay between two listening sockets: the first client of each is piped to the other. */
-async function splicePair(dir: string) {
+export async function splicePair(dir: string) {
   const aPath = path.join(dir, 'splice-a');
   const bPath = path.join(dir, 'splice-b');
   let a: net.Socket | null = null;

@@ -2,8 +2,9 @@
  * Start the worker-guest split for bench/worker-guest.ts: guest memory in
  * SharedArrayBuffers, the guest (driver and reader) in a worker
  * (worker-guest-thread.ts), the device half on this thread
- * (worker-guest-device.ts) behind a unix socket server, and the bench's two
- * clients: one writing to the device's socket, one reading the guest's.
+ * (worker-guest-device.ts) behind a unix socket server. The bench's clients
+ * connect to the two paths: one writes to the device's socket (the
+ * chardev's), one reads the guest's (the guest-dir side's).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -12,7 +13,6 @@ import { MessageChannel, Worker } from 'node:worker_threads';
 import { isFault } from '../core/virtio/fault.js';
 import { GuestMemory } from '../core/virtio/memory.js';
 import { SplitDeviceQueue } from '../core/virtio/split-queue.js';
-import { connect } from './socket-transfer.js';
 import { DeviceHalf, type DeviceStats } from './worker-guest-device.js';
 import {
   CTL_BYTES,
@@ -26,10 +26,10 @@ import {
 } from './worker-guest-protocol.js';
 
 export interface WorkerGuestSplit {
-  /** The bench client writing to the device's (chardev's) socket. */
-  host: net.Socket;
-  /** The bench client reading the guest's (guest-dir side's) socket. */
-  guest: net.Socket;
+  /** The device's (chardev's) socket, for the client that writes. */
+  hostPath: string;
+  /** The guest's (guest-dir side's) socket, for the client that reads. */
+  guestPath: string;
   /** CPU seconds the worker thread has used so far (NaN where /proc has no schedstat). */
   workerCpu(): number;
   readonly stats: DeviceStats;
@@ -89,16 +89,12 @@ export async function startWorkerGuestSplit(
   const hostPath = path.join(dir, `host-${wake}`);
   const server = net.createServer((s) => device.attach(s));
   await listen(server, hostPath);
-  const host = await connect(hostPath);
-  const guest = await connect(data.guestPath);
   return {
-    host,
-    guest,
+    hostPath,
+    guestPath: data.guestPath,
     workerCpu: () => threadCpu(ready.tid),
     stats: device.stats,
     close: async () => {
-      host.destroy();
-      guest.destroy();
       channel?.port1.close();
       await new Promise((r) => server.close(r));
       await worker.terminate();

@@ -32,10 +32,11 @@
  *
  * Result (RESULTS)
  */
+import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Report } from './harness.js';
 import type { CpuSample } from './cpu.js';
+import type { Report } from './harness.js';
 import {
   BULK_BYTES,
   inTempDir,
@@ -43,102 +44,161 @@ import {
   medianRun,
   relayPair,
   ROUNDS,
+  splicePair,
   startLab,
   WARM_BYTES,
   type Measured,
 } from './lab.js';
 import { connect, transfer } from './socket-transfer.js';
+import { runOneWay } from './worker-guest-cross.js';
 import type { DeviceStats } from './worker-guest-device.js';
 import type { WakeKind } from './worker-guest-protocol.js';
 import { startWorkerGuestSplit, type WorkerGuestSplit } from './worker-guest-split.js';
 
 const MiB = 1024 * 1024;
+const WAKES: readonly WakeKind[] = ['atomics', 'port'];
 
-/** A timed run of the split: the rate and main/process CPU, the worker's CPU, the device's counts. */
+/** A timed run of the split: rate, main and process CPU, the worker's CPU, the device's counts. */
 interface SplitRun extends Measured {
   worker: number;
-  stats: DeviceStats;
+  stats?: DeviceStats;
 }
 
-async function measureSplit(split: WorkerGuestSplit, total: number): Promise<SplitRun> {
-  const statsBefore = { ...split.stats };
-  const workerBefore = split.workerCpu();
-  const m = await measure(split.host, split.guest, total);
-  const worker = ((split.workerCpu() - workerBefore) * 256 * MiB) / total;
-  const s = split.stats;
+function statsSince(now: DeviceStats, before: DeviceStats): DeviceStats {
   return {
-    ...m,
-    worker,
-    stats: {
-      interrupts: s.interrupts - statsBefore.interrupts,
-      wakes: s.wakes - statsBefore.wakes,
-      suppressed: s.suppressed - statsBefore.suppressed,
-      pauses: s.pauses - statsBefore.pauses,
-    },
+    interrupts: now.interrupts - before.interrupts,
+    wakes: now.wakes - before.wakes,
+    suppressed: now.suppressed - before.suppressed,
+    pauses: now.pauses - before.pauses,
   };
 }
 
+async function measureSplit(
+  split: WorkerGuestSplit,
+  host: net.Socket,
+  guest: net.Socket,
+): Promise<SplitRun> {
+  const statsBefore = { ...split.stats };
+  const workerBefore = split.workerCpu();
+  const m = await measure(host, guest, BULK_BYTES);
+  const worker = ((split.workerCpu() - workerBefore) * 256 * MiB) / BULK_BYTES;
+  return { ...m, worker, stats: statsSince(split.stats, statsBefore) };
+}
+
 function reportCpu(report: Report, what: string, cpu: CpuSample, relay: CpuSample): void {
-  report(`${what} CPU s per 256 MiB, main thread`, cpu.main, relay.main, 's');
-  report(`${what} CPU s per 256 MiB, whole process`, cpu.process, relay.process, 's');
+  report(`${what}: CPU s/256 MiB, main thread`, cpu.main, relay.main, 's');
+  report(`${what}: CPU s/256 MiB, whole process`, cpu.process, relay.process, 's');
+}
+
+function reportSplit(report: Report, what: string, run: SplitRun, relay: Measured): void {
+  report(`${what} rate vs relay`, run.rate, relay.rate, 'B/s');
+  const name = what.replace(': h->g', '');
+  reportCpu(report, `  ${name}`, run.cpu, relay.cpu);
+  report(`  ${name}: CPU s/256 MiB, worker thread`, run.worker, relay.cpu.main, 's');
+  const st = run.stats;
+  if (st === undefined) return;
+  const per = (n: number): string => ((n * 256 * MiB) / BULK_BYTES).toFixed(0);
+  process.stdout.write(
+    `  ${name}, per 256 MiB: ${per(st.interrupts)} used-count publications, ${per(st.wakes)} interrupts to a halted guest (${per(st.suppressed)} more suppressed by EVENT_IDX), ${per(st.pauses)} device pauses for buffers\n`,
+  );
+}
+
+/** Everything in this process, one event loop for the clients and the device (the lab bench's setting). */
+async function inProcess(report: Report, dir: string): Promise<void> {
+  const relay = await relayPair(dir, () => {});
+  const lab = await startLab(dir, []);
+  const labHost = await connect(path.join(dir, 'test2'));
+  const labGuest = await connect(path.join(lab.guestDir.dir, 'test2'));
+  const splits: { split: WorkerGuestSplit; host: net.Socket; guest: net.Socket }[] = [];
+  for (const w of WAKES) {
+    const split = await startWorkerGuestSplit(dir, w);
+    splits.push({
+      split,
+      host: await connect(split.hostPath),
+      guest: await connect(split.guestPath),
+    });
+  }
+
+  await transfer(relay.client, relay.server, WARM_BYTES);
+  await transfer(labHost, labGuest, WARM_BYTES);
+  for (const s of splits) await transfer(s.host, s.guest, WARM_BYTES);
+  const relayRuns: Measured[] = [];
+  const labRuns: Measured[] = [];
+  const splitRuns: SplitRun[][] = splits.map(() => []);
+  for (let i = 0; i < ROUNDS; i++) {
+    relayRuns.push(await measure(relay.client, relay.server, BULK_BYTES));
+    labRuns.push(await measure(labHost, labGuest, BULK_BYTES));
+    for (let k = 0; k < splits.length; k++) {
+      const s = splits[k]!;
+      splitRuns[k]!.push(await measureSplit(s.split, s.host, s.guest));
+    }
+  }
+  for (const s of splits) {
+    s.host.destroy();
+    s.guest.destroy();
+    await s.split.close();
+  }
+  labHost.destroy();
+  labGuest.destroy();
+  await lab.close();
+  await relay.close();
+
+  const viaRelay = medianRun(relayRuns);
+  const viaLab = medianRun(labRuns);
+  report('lab (one thread): h->g rate vs relay', viaLab.rate, viaRelay.rate, 'B/s');
+  reportCpu(report, '  lab (one thread)', viaLab.cpu, viaRelay.cpu);
+  for (let k = 0; k < splits.length; k++) {
+    reportSplit(
+      report,
+      `split (${WAKES[k]}): h->g`,
+      medianRun(splitRuns[k]!) as SplitRun,
+      viaRelay,
+    );
+  }
+}
+
+/** The clients in a process of their own (bench/lab-client.js, one way); this process holds the path only. */
+async function crossProcess(report: Report, dir: string): Promise<void> {
+  const lab = await startLab(dir, []);
+  const splits: WorkerGuestSplit[] = [];
+  for (const w of WAKES) splits.push(await startWorkerGuestSplit(dir, w));
+  const relayRuns: Measured[] = [];
+  const labRuns: Measured[] = [];
+  const splitRuns: SplitRun[][] = splits.map(() => []);
+  for (let i = 0; i < ROUNDS; i++) {
+    const relay = await splicePair(dir);
+    relayRuns.push(await runOneWay(relay.aPath, relay.bPath, BULK_BYTES, WARM_BYTES));
+    await relay.close();
+    const labGuestPath = path.join(lab.guestDir.dir, 'test2');
+    labRuns.push(await runOneWay(path.join(dir, 'test2'), labGuestPath, BULK_BYTES, WARM_BYTES));
+    for (let k = 0; k < splits.length; k++) {
+      const s = splits[k]!;
+      splitRuns[k]!.push(
+        await runOneWay(s.hostPath, s.guestPath, BULK_BYTES, WARM_BYTES, () => s.workerCpu()),
+      );
+    }
+  }
+  for (const s of splits) await s.close();
+  await lab.close();
+  const viaRelay = medianRun(relayRuns);
+  const viaLab = medianRun(labRuns);
+  report('x-proc lab (one thread): h->g rate vs relay', viaLab.rate, viaRelay.rate, 'B/s');
+  reportCpu(report, '  x-proc lab (one thread)', viaLab.cpu, viaRelay.cpu);
+  for (let k = 0; k < splits.length; k++) {
+    reportSplit(
+      report,
+      `x-proc split (${WAKES[k]}): h->g`,
+      medianRun(splitRuns[k]!) as SplitRun,
+      viaRelay,
+    );
+  }
 }
 
 export async function benchWorkerGuest(report: Report): Promise<void> {
   await inTempDir(async (dir) => {
     const load = os.loadavg().map((l) => l.toFixed(2));
     process.stdout.write(`load average ${load.join(' ')} (${os.cpus().length} CPUs)\n`);
-    const relay = await relayPair(dir, () => {});
-    const lab = await startLab(dir, []);
-    const labHost = await connect(path.join(dir, 'test2'));
-    const labGuest = await connect(path.join(lab.guestDir.dir, 'test2'));
-    const wakes: WakeKind[] = ['atomics', 'port'];
-    const splits: WorkerGuestSplit[] = [];
-    for (const w of wakes) splits.push(await startWorkerGuestSplit(dir, w));
-
-    await transfer(relay.client, relay.server, WARM_BYTES);
-    await transfer(labHost, labGuest, WARM_BYTES);
-    for (const s of splits) await transfer(s.host, s.guest, WARM_BYTES);
-
-    const relayRuns: Measured[] = [];
-    const labRuns: Measured[] = [];
-    const splitRuns: SplitRun[][] = splits.map(() => []);
-    for (let i = 0; i < ROUNDS; i++) {
-      relayRuns.push(await measure(relay.client, relay.server, BULK_BYTES));
-      labRuns.push(await measure(labHost, labGuest, BULK_BYTES));
-      for (let k = 0; k < splits.length; k++) {
-        splitRuns[k]!.push(await measureSplit(splits[k]!, BULK_BYTES));
-      }
-    }
-    for (const s of splits) await s.close();
-    labHost.destroy();
-    labGuest.destroy();
-    await lab.close();
-    await relay.close();
-
-    const viaRelay = medianRun(relayRuns);
-    const viaLab = medianRun(labRuns);
-    report('single-thread lab host->guest vs relay', viaLab.rate, viaRelay.rate, 'B/s');
-    reportCpu(report, '  single-thread lab', viaLab.cpu, viaRelay.cpu);
-    for (let k = 0; k < splits.length; k++) {
-      const run = medianRun(splitRuns[k]!) as SplitRun;
-      report(
-        `worker-split (${wakes[k]} wake) host->guest vs relay`,
-        run.rate,
-        viaRelay.rate,
-        'B/s',
-      );
-      reportCpu(report, `  worker-split (${wakes[k]})`, run.cpu, viaRelay.cpu);
-      report(
-        `  worker-split (${wakes[k]}) CPU s per 256 MiB, worker thread`,
-        run.worker,
-        viaRelay.cpu.main,
-        's',
-      );
-      const per = (n: number): string => ((n * 256 * MiB) / BULK_BYTES).toFixed(0);
-      const st = run.stats;
-      process.stdout.write(
-        `  worker-split (${wakes[k]}) per 256 MiB: ${per(st.interrupts)} used-count publications, ${per(st.wakes)} interrupts to a halted guest (${per(st.suppressed)} more suppressed by EVENT_IDX), ${per(st.pauses)} device pauses for buffers\n`,
-      );
-    }
+    await inProcess(report, dir);
+    await crossProcess(report, dir);
   });
 }
