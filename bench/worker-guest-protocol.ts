@@ -79,12 +79,30 @@ export const CTL_BYTES = 4 * 4;
  */
 export type WakeKind = 'atomics' | 'port';
 
+/**
+ * How the guest halts: the wake-up kind, and how long it polls the used
+ * count before it halts (KVM's halt polling, halt_poll_ns): a cross-thread
+ * wake-up costs tens of microseconds of the waker's time on a busy 2-core
+ * machine, a 64 KiB chunk arrives every 30 to 60.
+ */
+export interface HaltPolicy {
+  wake: WakeKind;
+  /** Microseconds of polling before halting; 0 halts at once. */
+  pollUs: number;
+}
+
+export function policyName(p: HaltPolicy): string {
+  return p.pollUs > 0 ? `${p.wake}, poll ${p.pollUs} us` : p.wake;
+}
+
 export interface WorkerGuestData {
   memory: SharedGuestMemory;
   ctl: SharedArrayBuffer;
   /** Where the guest listens: the guest-dir side's unix socket. */
   guestPath: string;
   wake: WakeKind;
+  /** Halt polling, microseconds (HaltPolicy.pollUs). */
+  pollUs: number;
   /** The wake-up port (wake 'port'): messages are empty, the counters say what changed. */
   port: MessagePort | null;
 }

@@ -19,8 +19,8 @@ import {
   GUEST_MEMORY_BYTES,
   RING_FEATURES,
   RX_QUEUE_INDEX,
+  type HaltPolicy,
   type ReadyMessage,
-  type WakeKind,
   type WorkerGuestData,
   type WorkerMessage,
 } from './worker-guest-protocol.js';
@@ -51,8 +51,9 @@ function listen(server: net.Server, p: string): Promise<void> {
 
 export async function startWorkerGuestSplit(
   dir: string,
-  wake: WakeKind,
+  policy: HaltPolicy,
 ): Promise<WorkerGuestSplit> {
+  const { wake, pollUs } = policy;
   const memory = GuestMemory.create([{ base: 0, size: GUEST_MEMORY_BYTES }], { shared: true });
   if (isFault(memory)) throw new Error(memory.toString());
   const ctl = new SharedArrayBuffer(CTL_BYTES);
@@ -60,8 +61,9 @@ export async function startWorkerGuestSplit(
   const data: WorkerGuestData = {
     memory: memory.shared!,
     ctl,
-    guestPath: path.join(dir, `guest-${wake}`),
+    guestPath: path.join(dir, `guest-${wake}-${pollUs}`),
     wake,
+    pollUs,
     port: channel?.port2 ?? null,
   };
   const worker = new Worker(new URL('./worker-guest-thread.js', import.meta.url), {
@@ -86,7 +88,7 @@ export async function startWorkerGuestSplit(
   );
   if (isFault(queue)) throw new Error(queue.toString());
   const device = new DeviceHalf(memory, queue, ctl, channel?.port1 ?? null);
-  const hostPath = path.join(dir, `host-${wake}`);
+  const hostPath = path.join(dir, `host-${wake}-${pollUs}`);
   const server = net.createServer((s) => device.attach(s));
   await listen(server, hostPath);
   return {

@@ -140,7 +140,9 @@ class Guest {
         this.waiting = 'room';
         return;
       }
-      // Halt, unless the device published more since `target` (see the protocol's Dekker note).
+      // Poll a while (halt polling), then halt, unless the device published
+      // more since `target` (see the protocol's Dekker note).
+      if (this.poll()) continue;
       Atomics.store(ctl, CTL.GUEST_HALTED, 1);
       if (Atomics.load(ctl, CTL.USED) !== this.consumed) {
         Atomics.store(ctl, CTL.GUEST_HALTED, 0);
@@ -159,6 +161,18 @@ class Guest {
       }
       return; // the port's next message is the interrupt
     }
+  }
+
+  /** Spin up to pollUs for the used count to move; true when it did. */
+  private poll(): boolean {
+    const us = this.data.pollUs;
+    if (us <= 0) return false;
+    const ctl = this.ctl;
+    const until = performance.now() + us / 1000;
+    do {
+      if (Atomics.load(ctl, CTL.USED) !== this.consumed) return true;
+    } while (performance.now() < until);
+    return false;
   }
 
   /** virtqueue_kick: publish avail.idx, then the count; wake the device if it waits for buffers. */

@@ -52,11 +52,15 @@ import {
 import { connect, transfer } from './socket-transfer.js';
 import { runOneWay } from './worker-guest-cross.js';
 import type { DeviceStats } from './worker-guest-device.js';
-import type { WakeKind } from './worker-guest-protocol.js';
+import { policyName, type HaltPolicy } from './worker-guest-protocol.js';
 import { startWorkerGuestSplit, type WorkerGuestSplit } from './worker-guest-split.js';
 
 const MiB = 1024 * 1024;
-const WAKES: readonly WakeKind[] = ['atomics', 'port'];
+const POLICIES: readonly HaltPolicy[] = [
+  { wake: 'atomics', pollUs: 0 },
+  { wake: 'port', pollUs: 0 },
+  { wake: 'atomics', pollUs: 50 },
+];
 
 /** A timed run of the split: rate, main and process CPU, the worker's CPU, the device's counts. */
 interface SplitRun extends Measured {
@@ -110,7 +114,7 @@ async function inProcess(report: Report, dir: string): Promise<void> {
   const labHost = await connect(path.join(dir, 'test2'));
   const labGuest = await connect(path.join(lab.guestDir.dir, 'test2'));
   const splits: { split: WorkerGuestSplit; host: net.Socket; guest: net.Socket }[] = [];
-  for (const w of WAKES) {
+  for (const w of POLICIES) {
     const split = await startWorkerGuestSplit(dir, w);
     splits.push({
       split,
@@ -150,7 +154,7 @@ async function inProcess(report: Report, dir: string): Promise<void> {
   for (let k = 0; k < splits.length; k++) {
     reportSplit(
       report,
-      `split (${WAKES[k]}): h->g`,
+      `split (${policyName(POLICIES[k]!)}): h->g`,
       medianRun(splitRuns[k]!) as SplitRun,
       viaRelay,
     );
@@ -161,7 +165,7 @@ async function inProcess(report: Report, dir: string): Promise<void> {
 async function crossProcess(report: Report, dir: string): Promise<void> {
   const lab = await startLab(dir, []);
   const splits: WorkerGuestSplit[] = [];
-  for (const w of WAKES) splits.push(await startWorkerGuestSplit(dir, w));
+  for (const w of POLICIES) splits.push(await startWorkerGuestSplit(dir, w));
   const relayRuns: Measured[] = [];
   const labRuns: Measured[] = [];
   const splitRuns: SplitRun[][] = splits.map(() => []);
@@ -187,7 +191,7 @@ async function crossProcess(report: Report, dir: string): Promise<void> {
   for (let k = 0; k < splits.length; k++) {
     reportSplit(
       report,
-      `x-proc split (${WAKES[k]}): h->g`,
+      `x-proc split (${policyName(POLICIES[k]!)}): h->g`,
       medianRun(splitRuns[k]!) as SplitRun,
       viaRelay,
     );
