@@ -38,7 +38,8 @@
  * halt (the guest halts only once it consumed every published buffer, past
  * the last decision), no for repeats before the guest runs. Guest side,
  * kickPrepare reads avail_event before the flag, so its answer is not
- * used: a kick goes whenever the device waits (rare: it has 128 buffers).
+ * used: a kick goes whenever the device waits (tens to hundreds of times
+ * per 256 MiB, against thousands of interrupts).
  * The ring code still does its EVENT_IDX bookkeeping on every buffer (pop
  * writes avail_event, getUsed writes used_event), so the work per buffer
  * is the engine's.
