@@ -14,6 +14,7 @@ interface Group {
 
 const groups: Group[] = [
   { name: 'virtio', load: async () => (await import('./virtio.js')).benchVirtio },
+  { name: 'ring-v86', load: async () => (await import('./ring-v86.js')).benchRingV86 },
   { name: 'serial', load: async () => (await import('./serial.js')).benchSerial },
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
   { name: 'lab', load: async () => (await import('./lab.js')).benchLab },
