@@ -4,6 +4,9 @@
  * runs only the groups whose names contain the word; a word that is a
  * group's whole name runs that group alone (`lab`, not `capture-lab`). `fuzz` (10,000,000
  * virtio-serial fuzz cases) and `load` (31 ports x 64 MiB each way) are long.
+ * `ring-v86` measures the split ring against v86's (the v86 devDependency,
+ * read at bench time; VMCHAN_V86_BUILD=release for v86 as its release build
+ * runs).
  */
 import { ResultTable, type Report } from './harness.js';
 

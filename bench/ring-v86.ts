@@ -34,15 +34,19 @@
  * $dbg_log$$module$src$log$$ and $dbg_assert$$module$src$log$$ is then
  * replaced by `void 0`, arguments included: the debug build evaluates those
  * arguments (string concatenations with hex formatting per descriptor),
- * the release build drops the calls. Nothing else is changed. The result
+ * the release build drops the calls (but see below). Nothing else is
+ * changed. The result
  * is compiled once with vm.runInThisContext (filename v86-virtio.js, so
  * profiles name it) in strict mode, as the module it came from is.
  *
- * That is slightly kinder to v86 than its own release build
- * (build/libv86.mjs), which keeps argument expressions the compiler could
- * not prove pure: pop_request still calls has_request() once more, and the
- * chain walk still formats five hex strings per descriptor it reads, with
- * their results thrown away.
+ * That is kinder to v86 than its own release build (build/libv86.mjs,
+ * the package's main), which keeps the argument expressions its compiler
+ * could not prove pure: pop_request still calls has_request() once more,
+ * and the chain walk still formats five hex strings per descriptor it
+ * reads, results thrown away. VMCHAN_V86_BUILD=release measures that v86:
+ * each debug call is replaced by those calls among its arguments (the
+ * bench checks there are exactly 6, and cuts v86's $h and $pad0 helpers
+ * for them). It is 7 to 17 times slower than the stripped one on chains.
  *
  * v86's CPU and VirtIO objects are stand-ins written here, over the rig's
  * guest memory (one Uint8Array, the same bytes our queue reads):
@@ -60,8 +64,46 @@
  * reclaim what v86 pushed: a broken extraction fails loudly, naming what
  * differs.
  *
- * Figures (npm run build; node --expose-gc dist/bench/main.js ring-v86):
- * see the end of this comment, filled in from a run.
+ * Shapes run in one process in the order listed, each on rigs of its own;
+ * the code they share (both queues, the bench loops) is warmed by all of
+ * them, as in a device, so a shape measured alone shows higher absolute
+ * rates on both sides (ratios move less).
+ *
+ * Figures, 2026-12-07, node 20.20.2, `npm run build && node --expose-gc
+ * dist/bench/main.js ring-v86`, the 2 cores shared with another job (load
+ * average 2.47 to 2.94 over the runs); ratio vmchan / v86, two runs:
+ *   shape                              stripped v86        release v86
+ *   1-descriptor chains                0.53  0.51          4.35
+ *   4-descriptor chains                0.58  0.66         10.9
+ *   indirect (4 in a table)            0.57  0.54          8.6
+ *   batched 1-descriptor (64 a flush)  0.58  0.66          4.46
+ *   4 KiB, device writes               1.00  0.86          3.23
+ *   4 KiB, device reads                0.83  0.90          1.90
+ *   64 KiB, device writes (no goal)    1.06  1.01          1.44
+ *   64 KiB, device reads (no goal)     0.91  0.97          1.32
+ * (vmchan 16.2 M 1-descriptor chains/s against 30.9 M for stripped v86 and
+ * 3.7 M for release v86; earlier runs under more load: 0.48 to 0.70 on
+ * chains, 0.75 to 0.96 on 4 KiB copies, stripped.) Against v86 with its
+ * debug calls stripped (this bench's default), no shape
+ * reaches 3x: the chain shapes are at about half of v86. Against v86 as
+ * its release build runs, every shape but 4 KiB device reads does (the
+ * issue's 64 KiB figure, "a plain TypedArray.set is only 1.5x v86",
+ * matches that build).
+ *
+ * Why (node --cpu-prof of each side alone): v86's walk is a DataView read
+ * per field, a small object per descriptor and per chain (its GC 5 to 12%
+ * of its run) and no checks at all. Ours validates what a hostile driver
+ * could break: avail.idx (M1, S8), the head (M2, M9), every descriptor
+ * (S3, M5, M6, M7) and, after the walk, every buffer's range again (M8,
+ * GuestMemory.check per segment); it writes avail_event on every pop
+ * (EVENT_IDX; v86 never does) and keeps pooled chains. walk() is too big
+ * for TurboFan to inline its helpers: with 4 descriptors, span, find and
+ * addReadable run as calls per descriptor (15% of that profile between
+ * them, driver included).
+ * Taking out only the M8 pass after the walk (a scratch build) moved
+ * 1-descriptor chains from about 12 to 19 M/s, level with stripped v86.
+ * Copies: the TypedArray.set dominates both sides; the gap is the per-chain
+ * cost above plus gather's span() per segment.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
