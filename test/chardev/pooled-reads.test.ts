@@ -9,6 +9,8 @@
  * - the device copies what a short guest buffer cannot take yet, and the
  *   bytes it gives to 'data' listeners (capture).
  */
+import { once } from 'node:events';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -29,6 +31,7 @@ import {
   writeStream,
 } from '../lab/helpers.js';
 import { bootLab, must, pattern, readExactly, sha1 } from '../serial/helpers.js';
+import { mkfifo } from './helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -156,6 +159,40 @@ describe('lent read buffers never change what was kept', () => {
     expect(sha1(...seen)).toBe(patternSha1(size, 32));
     guest.destroy();
     host.destroy();
+  }, 60_000);
+});
+
+describe('pipe chardevs read into reused buffers too', () => {
+  it('H1 4 MiB from path.in reach the guest intact', async () => {
+    const dir = tempDir('poolpipe');
+    const base = path.join(dir, 'p');
+    mkfifo(`${base}.in`);
+    mkfifo(`${base}.out`);
+    machine = await startMachine(
+      [
+        '-chardev',
+        `pipe,path=${base},id=p`,
+        '-device',
+        'virtio-serial',
+        '-device',
+        'virtserialport,chardev=p,name=p',
+      ],
+      dir,
+    );
+    const opened = await GuestDir.open(machine.lab, path.join(dir, 'guest'));
+    if (isGuestDirError(opened)) throw new Error(opened.message);
+    guestDir = opened;
+    const guest = await connectUnix(path.join(dir, 'guest', 'p'));
+    const size = 4 * MiB;
+    const received = hashIncoming(guest, size);
+    const host = fs.createWriteStream(`${base}.in`);
+    const p = new PatternStream(33);
+    for (let sent = 0; sent < size; sent += 64 * 1024) {
+      if (!host.write(p.next(64 * 1024))) await once(host, 'drain');
+    }
+    expect(await received).toBe(patternSha1(size, 33));
+    host.destroy();
+    guest.destroy();
   }, 60_000);
 });
 
