@@ -70,25 +70,26 @@
  * rates on both sides (ratios move less).
  *
  * Figures, 2026-12-07, node 20.20.2, `npm run build && node --expose-gc
- * dist/bench/main.js ring-v86`, the 2 cores shared with another job (load
- * average 2.47 to 2.94 over the runs); ratio vmchan / v86, two runs:
- *   shape                              stripped v86        release v86
- *   1-descriptor chains                0.53  0.51          4.35
- *   4-descriptor chains                0.58  0.66         10.9
- *   indirect (4 in a table)            0.57  0.54          8.6
- *   batched 1-descriptor (64 a flush)  0.58  0.66          4.46
- *   4 KiB, device writes               1.00  0.86          3.23
- *   4 KiB, device reads                0.83  0.90          1.90
- *   64 KiB, device writes (no goal)    1.06  1.01          1.44
- *   64 KiB, device reads (no goal)     0.91  0.97          1.32
- * (vmchan 16.2 M 1-descriptor chains/s against 30.9 M for stripped v86 and
- * 3.7 M for release v86; earlier runs under more load: 0.48 to 0.70 on
- * chains, 0.75 to 0.96 on 4 KiB copies, stripped.) Against v86 with its
- * debug calls stripped (this bench's default), no shape
- * reaches 3x: the chain shapes are at about half of v86. Against v86 as
- * its release build runs, every shape but 4 KiB device reads does (the
- * issue's 64 KiB figure, "a plain TypedArray.set is only 1.5x v86",
- * matches that build).
+ * dist/bench/main.js ring-v86` (VMCHAN_V86_BUILD=release for the last
+ * columns), the 2 cores shared with another job (load average 1.37 to 2.94
+ * over the runs, 1-minute figure); ratio vmchan / v86, one column a run:
+ *   shape                              stripped v86       release v86
+ *   1-descriptor chains                0.51  0.53  0.83   4.35  4.75
+ *   4-descriptor chains                0.50  0.58  0.66   10.9  11.5
+ *   indirect (4 in a table)            0.54  0.57  0.58   6.91  8.64
+ *   batched 1-descriptor (64 a flush)  0.58  0.61  0.66   4.43  4.46
+ *   4 KiB, device writes               0.86  1.00  1.03   3.23  3.76
+ *   4 KiB, device reads                0.83  0.84  0.90   1.90  3.01
+ *   64 KiB, device writes (no goal)    1.01  1.05  1.06   1.44  1.46
+ *   64 KiB, device reads (no goal)     0.91  0.97  0.98   1.32  1.49
+ * (vmchan 15 to 16 M 1-descriptor chains/s against 18 to 32 M for
+ * stripped v86 and 2.3 to 3.7 M for release v86.) Against v86 with its
+ * debug calls stripped (this bench's default), no shape reaches 3x: the
+ * chain shapes are at about half of v86, the copies level with it.
+ * Against v86 as its release build runs, every chain shape and 4 KiB
+ * device writes do, 4 KiB device reads is at the line (1.90, 3.01); the
+ * issue's 64 KiB remark ("a plain TypedArray.set is only 1.5x v86") fits
+ * that build.
  *
  * Why (node --cpu-prof of each side alone): v86's walk is a DataView read
  * per field, a small object per descriptor and per chain (its GC 5 to 12%
