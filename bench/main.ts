@@ -5,8 +5,8 @@
  * group's whole name runs that group alone (`lab`, not `capture-lab`). `fuzz` (10,000,000
  * virtio-serial fuzz cases) and `load` (31 ports x 64 MiB each way) are long.
  * `ring-v86` measures the split ring against v86's (the v86 devDependency,
- * read at bench time; VMCHAN_V86_BUILD=release for v86 as its release build
- * runs).
+ * read at bench time: v86 as shipped; VMCHAN_V86_BUILD=stripped for a v86
+ * with every debug call stripped).
  */
 import { ResultTable, type Report } from './harness.js';
 

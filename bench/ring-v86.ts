@@ -30,23 +30,23 @@
  * flush_replies, get_descriptor and the avail_* / used_* accessors, and
  * the function $VirtQueueBufferChain$$module$src$virtio$$ (the chain walk)
  * with get_next_blob and set_next_blob, each as the text from its first
- * line to its closing brace at the start of a line. Every call of
- * $dbg_log$$module$src$log$$ and $dbg_assert$$module$src$log$$ is then
- * replaced by `void 0`, arguments included: the debug build evaluates those
- * arguments (string concatenations with hex formatting per descriptor),
- * the release build drops the calls (but see below). Nothing else is
- * changed. The result
- * is compiled once with vm.runInThisContext (filename v86-virtio.js, so
- * profiles name it) in strict mode, as the module it came from is.
- *
- * That is kinder to v86 than its own release build (build/libv86.mjs,
- * the package's main), which keeps the argument expressions its compiler
+ * line to its closing brace at the start of a line. The debug build
+ * evaluates every $dbg_log$$module$src$log$$ and
+ * $dbg_assert$$module$src$log$$ call (string concatenations with hex
+ * formatting per descriptor). v86 as shipped (build/libv86.mjs, the
+ * package's main, which keeps property names, so this can be checked
+ * there) drops those calls but keeps the argument expressions its compiler
  * could not prove pure: pop_request still calls has_request() once more,
  * and the chain walk still formats five hex strings per descriptor it
- * reads, results thrown away. VMCHAN_V86_BUILD=release measures that v86:
- * each debug call is replaced by those calls among its arguments (the
- * bench checks there are exactly 6, and cuts v86's $h and $pad0 helpers
- * for them). It is 7 to 17 times slower than the stripped one on chains.
+ * reads, results thrown away. So by default (VMCHAN_V86_BUILD=release)
+ * each debug call is replaced by exactly those calls among its arguments
+ * (the bench checks there are 6, and cuts v86's $h and $pad0 helpers for
+ * them): v86 as its users run it. VMCHAN_V86_BUILD=stripped replaces every
+ * debug call by `void 0`, arguments included: a v86 no build ships, 7 to
+ * 17 times faster on chains, shown as the bound of what v86's design could
+ * do. Nothing else is changed. The result is compiled once with
+ * vm.runInThisContext (filename v86-virtio.js, so profiles name it) in
+ * strict mode, as the module it came from is.
  *
  * v86's CPU and VirtIO objects are stand-ins written here, over the rig's
  * guest memory (one Uint8Array, the same bytes our queue reads):
@@ -70,7 +70,7 @@
  * rates on both sides (ratios move less).
  *
  * Figures, 2026-12-07, node 20.20.2, `npm run build && node --expose-gc
- * dist/bench/main.js ring-v86` (VMCHAN_V86_BUILD=release for the last
+ * dist/bench/main.js ring-v86` (VMCHAN_V86_BUILD=stripped for the first
  * columns), the 2 cores shared with another job (load average 1.37 to 2.94
  * over the runs, 1-minute figure); ratio vmchan / v86, one column a run:
  *   shape                              stripped v86       release v86
@@ -83,13 +83,13 @@
  *   64 KiB, device writes (no goal)    1.01  1.05  1.06   1.44  1.46
  *   64 KiB, device reads (no goal)     0.91  0.97  0.98   1.32  1.49
  * (vmchan 15 to 16 M 1-descriptor chains/s against 18 to 32 M for
- * stripped v86 and 2.3 to 3.7 M for release v86.) Against v86 with its
- * debug calls stripped (this bench's default), no shape reaches 3x: the
- * chain shapes are at about half of v86, the copies level with it.
- * Against v86 as its release build runs, every chain shape and 4 KiB
- * device writes do, 4 KiB device reads is at the line (1.90, 3.01); the
- * issue's 64 KiB remark ("a plain TypedArray.set is only 1.5x v86") fits
- * that build.
+ * stripped v86 and 2.3 to 3.7 M for release v86.) Against v86 as shipped
+ * (the default), every chain shape and 4 KiB device writes reach 3x, 4 KiB
+ * device reads is at the line (1.90, 3.01); the issue's figures (1.9x on
+ * 1-descriptor chains before the ring work of session 5, "a plain
+ * TypedArray.set is only 1.5x v86" on 64 KiB) fit that build. Against a
+ * v86 with its debug calls stripped, no shape reaches 3x: the chain shapes
+ * are at about half of it, the copies level with it.
  *
  * Why (node --cpu-prof of each side alone): v86's walk is a DataView read
  * per field, a small object per descriptor and per chain (its GC 5 to 12%
@@ -318,10 +318,11 @@ function dropCalls(
 }
 
 /**
- * Which v86 to measure: 'stripped' (the default) drops every debug call
- * with its arguments; 'release' (VMCHAN_V86_BUILD=release) keeps what
- * build/libv86.mjs keeps of them: this.has_request() in pop_request and
- * the five hex formats of each descriptor in the chain walk.
+ * Which v86 to measure: 'release' (the default) keeps what v86 as shipped
+ * (build/libv86.mjs, the package's main) keeps of its debug calls:
+ * this.has_request() in pop_request and the five hex formats of each
+ * descriptor in the chain walk; 'stripped' (VMCHAN_V86_BUILD=stripped)
+ * drops every debug call with its arguments, a v86 no build ships.
  */
 export type V86Build = 'stripped' | 'release';
 const RELEASE_KEEPS = /this\.has_request\(\)|\$h\$\$module\$src\$lib\$\$\([^()]*\)/g;
@@ -338,9 +339,9 @@ interface V86Classes {
 let loaded: V86Classes | null = null;
 
 function buildFromEnv(): V86Build {
-  const b = process.env.VMCHAN_V86_BUILD ?? 'stripped';
+  const b = process.env.VMCHAN_V86_BUILD ?? 'release';
   if (b !== 'stripped' && b !== 'release') {
-    fail(`VMCHAN_V86_BUILD is ${b}: use stripped (the default) or release`);
+    fail(`VMCHAN_V86_BUILD is ${b}: use release (the default, v86 as shipped) or stripped`);
   }
   return b;
 }
