@@ -90,6 +90,8 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
   // The chain being walked lives in the pool (no allocation per pop).
   private readonly chains: ChainPool;
   private sSegs = 0;
+  /** Index (walk order) of the first buffer outside guest memory, -1 while none (M8, reported last). */
+  private sOutside = -1;
   /**
    * Where each segment came from: ring index >= 0, or -1 - entry for an
    * indirect entry. Indexed by sSegs, never truncated: resetting an array's
@@ -449,6 +451,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     const chains = this.chains;
     chains.begin();
     this.sSegs = 0;
+    this.sOutside = -1;
     let idx = head;
     let ringCount = 0;
     let indirect = false;
@@ -519,22 +522,23 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
       idx = next;
     }
 
-    // M8 last, so that a chain whose lengths overflow (M7) is named as such.
+    // M8 last, so that a chain whose lengths overflow (M7) is named as such:
+    // segment() checked each buffer's range as it went and kept the first
+    // one outside guest memory, reported only now that the walk is through.
     const total = this.sSegs;
-    for (let k = 0; k < total; k++) {
-      const seg = chains.segmentAt(k);
-      if (mem.check(seg.addr, seg.len) !== null) {
-        const where = this.sWhere[k]!;
-        const what = where >= 0 ? `descriptor ${where}` : `indirect table entry ${-1 - where}`;
-        return this.fault(
-          'GuestMemoryOutOfRange',
-          'M8',
-          `${what}: buffer at ${hex(seg.addr)} of ${plural(seg.len, 'byte')} is outside guest memory`,
-          where >= 0 ? where : -1 - where,
-          seg.addr,
-          seg.len,
-        );
-      }
+    const outside = this.sOutside;
+    if (outside >= 0) {
+      const seg = chains.segmentAt(outside);
+      const where = this.sWhere[outside]!;
+      const what = where >= 0 ? `descriptor ${where}` : `indirect table entry ${-1 - where}`;
+      return this.fault(
+        'GuestMemoryOutOfRange',
+        'M8',
+        `${what}: buffer at ${hex(seg.addr)} of ${plural(seg.len, 'byte')} is outside guest memory`,
+        where >= 0 ? where : -1 - where,
+        seg.addr,
+        seg.len,
+      );
     }
     return chains.commit(
       head,
@@ -679,6 +683,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
       );
     }
     this.sWhere[this.sSegs - 1] = where;
+    if (this.sOutside < 0 && this.memory.check(addr, len) !== null) this.sOutside = this.sSegs - 1;
     return null;
   }
 
