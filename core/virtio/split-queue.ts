@@ -419,14 +419,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
   private readDesc(base: number): VirtioFault | null {
     const r = this.memory.span(base, 16);
     if (r !== null) {
-      const v = r.view;
-      const o = base - r.base;
-      const lo = v.getUint32(o, true);
-      const hi = v.getUint32(o + 4, true);
-      this.dAddr = hi > 0x1fffff ? -1 : hi * 0x1_0000_0000 + lo;
-      this.dLen = v.getUint32(o + 8, true);
-      this.dFlags = v.getUint16(o + 12, true);
-      this.dNext = v.getUint16(o + 14, true);
+      this.decodeDesc(r.view, base - r.base);
       return null;
     }
     const mem = this.memory;
@@ -444,6 +437,16 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     this.dLen = len;
     this.dFlags = flags;
     return null;
+  }
+
+  /** The 16-byte descriptor at byte `o` of `v` into dAddr/dLen/dFlags/dNext (no checks: the caller's span is). */
+  private decodeDesc(v: DataView, o: number): void {
+    const lo = v.getUint32(o, true);
+    const hi = v.getUint32(o + 4, true);
+    this.dAddr = hi > 0x1fffff ? -1 : hi * 0x1_0000_0000 + lo;
+    this.dLen = v.getUint32(o + 8, true);
+    this.dFlags = v.getUint16(o + 12, true);
+    this.dNext = v.getUint16(o + 14, true);
   }
 
   private walk(head: number): DescriptorChain | VirtioFault {
@@ -465,8 +468,14 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
         );
       }
       const base = this.descAddr + 16 * idx;
-      const unreadable = this.readDesc(base);
-      if (unreadable !== null) return unreadable.onQueue(this.index);
+      const table = this.descView;
+      if (table !== null) {
+        // The ring's own table, range-checked once at create (M8): read in place.
+        this.decodeDesc(table, this.descOff + 16 * idx);
+      } else {
+        const unreadable = this.readDesc(base);
+        if (unreadable !== null) return unreadable.onQueue(this.index);
+      }
       const addr = this.dAddr;
       if (addr < 0) {
         return this.fault(
