@@ -34,6 +34,54 @@ export function rate(op: () => number, seconds = 0.5): number {
   return count / ((now - start) / 1000);
 }
 
+/**
+ * rate() for an op that needs setup which must not be timed (filling a ring
+ * before the device side empties it): `prepare` runs before every call of
+ * `op`, outside the clock, and only op's own time counts, until op has run
+ * for `seconds` in total. Operations per second of op's time.
+ */
+export function rateOf(prepare: () => void, op: () => number, seconds = 0.5): number {
+  const warmEnd = performance.now() + Math.min(200, seconds * 300);
+  while (performance.now() < warmEnd) {
+    prepare();
+    op();
+  }
+  let count = 0;
+  let timed = 0;
+  const budget = seconds * 1000;
+  while (timed < budget) {
+    prepare();
+    const start = performance.now();
+    count += op();
+    timed += performance.now() - start;
+  }
+  return count / (timed / 1000);
+}
+
+/**
+ * Two rates measured in alternating rounds (a b, b a, a b, ...) so that
+ * neither side always runs first or last; the median of each side.
+ */
+export function alternating(
+  a: () => number,
+  b: () => number,
+  rounds = 5,
+): { a: number; b: number } {
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      as.push(a());
+      bs.push(b());
+    } else {
+      bs.push(b());
+      as.push(a());
+    }
+  }
+  const median = (xs: number[]): number => xs.sort((x, y) => x - y)[xs.length >> 1]!;
+  return { a: median(as), b: median(bs) };
+}
+
 export async function rateAsync(op: () => Promise<number>, seconds = 0.5): Promise<number> {
   await op();
   let count = 0;

@@ -15,7 +15,7 @@
  * - (group lab-startup) the time from spawning `vmchan run` to its `ready`
  *   line, against spawning `node -e 0` (what Node itself costs to start).
  *
- * Bulk figures take relay and lab in turns, three runs each, and report the
+ * Bulk figures take relay and lab in turns, five runs each, and report the
  * run with the median rate of each. Except for the cross-process check,
  * everything of the lab and the baselines runs in this process, one event loop for both ends, so the
  * ratios compare like with like. The load average is printed first: on a
@@ -163,9 +163,12 @@ function reportCpu(report: Report, what: string, lab: CpuSample, relay: CpuSampl
  * Relay and lab timed in turns, ROUNDS times each: the relay's own rate swings
  * (645 MB/s to 1.95 GB/s between runs on one idle machine), so one relay run
  * beside one lab run made the ratio a draw. Each figure is the run with the
- * median rate.
+ * median rate. Five, not three: with three, a slow run of either side (a
+ * burst of V8 mark-compacts, a neighbour on the other core) still moved the
+ * median ratio a lot from one bench run to the next (seven runs of one
+ * build gave 0.44 to 1.06 host to guest).
  */
-export const ROUNDS = 3;
+export const ROUNDS = 5;
 
 export function medianRun(runs: Measured[]): Measured {
   return [...runs].sort((x, y) => x.rate - y.rate)[Math.floor(runs.length / 2)]!;

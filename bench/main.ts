@@ -4,6 +4,9 @@
  * runs only the groups whose names contain the word; a word that is a
  * group's whole name runs that group alone (`lab`, not `capture-lab`). `fuzz` (10,000,000
  * virtio-serial fuzz cases) and `load` (31 ports x 64 MiB each way) are long.
+ * `ring-v86` measures the split ring against v86's (the v86 devDependency,
+ * read at bench time: v86 as shipped; VMCHAN_V86_BUILD=stripped for a v86
+ * with every debug call stripped).
  */
 import { ResultTable, type Report } from './harness.js';
 
@@ -14,6 +17,7 @@ interface Group {
 
 const groups: Group[] = [
   { name: 'virtio', load: async () => (await import('./virtio.js')).benchVirtio },
+  { name: 'ring-v86', load: async () => (await import('./ring-v86.js')).benchRingV86 },
   { name: 'serial', load: async () => (await import('./serial.js')).benchSerial },
   { name: 'capture', load: async () => (await import('./capture.js')).benchCapture },
   { name: 'lab', load: async () => (await import('./lab.js')).benchLab },

@@ -25,7 +25,7 @@
  *
  * Baselines in the same run and process: the plain relay and the
  * single-thread lab of bench/lab.ts, 128 MiB of warm-up each, then 256 MiB
- * timed in turns, three rounds, the run with the median rate of each.
+ * timed in turns, ROUNDS of bench/lab.ts (five), the run with the median rate of each.
  * Printed: each rate against the relay's, and CPU seconds per 256 MiB
  * (the main thread's, the whole process's, the worker thread's) against
  * the relay's main thread.

@@ -33,9 +33,10 @@
  * `tap.capture.setAll()` works as well as `tap.setAll()`.
  *
  * Bytes are not copied here: the engine's data events carry either a fresh
- * copy of guest memory (gathered for the backend) or the host's own buffer,
- * never a view into guest memory, and sinks copy what they keep before
- * `write` returns (the CaptureSink contract), which is the one copy needed.
+ * copy of guest memory (gathered for the backend) or a copy of the host's
+ * bytes (the backend may read into its buffer again: pooled reads), never a
+ * view into guest memory, and sinks copy what they keep before `write`
+ * returns (the CaptureSink contract).
  */
 import type { Lab } from '../engine/lab.js';
 import type { DropReason, EngineEvents } from '../serial/events.js';

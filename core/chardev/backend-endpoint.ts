@@ -471,18 +471,19 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     this.fireWatches(); // G_IO_HUP wakes a throttled writer too
   }
 
-  /** Bytes from the host for the guest. */
-  protected hostBytes(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    if (this.closing !== null) {
-      this.countDrop('closed', chunk.length, 'to-guest');
+  /**
+   * Bytes from the host for the guest. With `release`, `chunk` is a view of
+   * a buffer lent by the source (pooled reads): it is given back once the
+   * frontend has taken all of it, or at once if it is not kept.
+   */
+  protected hostBytes(chunk: Uint8Array, release?: () => void): void {
+    if (chunk.length === 0 || this.closing !== null || this.discarding) {
+      if (this.closing !== null) this.countDrop('closed', chunk.length, 'to-guest');
+      else if (this.discarding) this.unread += chunk.length;
+      release?.();
       return;
     }
-    if (this.discarding) {
-      this.unread += chunk.length;
-      return;
-    }
-    this.inbound.push(chunk);
+    this.inbound.push(chunk, release);
     if (!this.sourcePaused && this.queueFull()) {
       this.sourcePaused = true;
       this.pauseSource();
@@ -556,9 +557,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       while (handlers !== null && this.inbound.length > 0) {
         const room = handlers.canRead();
         if (room <= 0) break;
-        const chunk = this.inbound.take(Math.min(room, READ_CHUNK));
-        this.counters.bytesIn += chunk.length;
-        handlers.read(chunk);
+        this.deliver(handlers, Math.min(room, READ_CHUNK));
       }
       this.discarding = true;
       this.unread = this.inbound.clear();
@@ -643,6 +642,22 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
     });
   }
 
+  /**
+   * One read of up to `max` queued bytes into the frontend. A view of a
+   * lent buffer goes as it is only to a frontend that copies what it keeps
+   * (ChardevHandlers.copiesWhatItKeeps); any other gets its own copy. The
+   * buffers taken in full go back to the source after the call.
+   */
+  private deliver(handlers: ChardevHandlers, max: number): void {
+    const inbound = this.inbound;
+    const chunk = inbound.take(max);
+    this.counters.bytesIn += chunk.length;
+    handlers.read(
+      inbound.lastTakeBorrowed && handlers.copiesWhatItKeeps !== true ? chunk.slice() : chunk,
+    );
+    inbound.releaseTaken();
+  }
+
   private schedulePump(): void {
     if (this.pumpPosted || this.handlers === null || !this.carrying) return;
     if (this.inbound.length === 0) return;
@@ -664,9 +679,7 @@ export abstract class BackendEndpoint implements ChardevEndpoint, Closeable {
       if (handlers === null || !this.carrying || this.inbound.length === 0) return;
       const room = handlers.canRead();
       if (room <= 0) return; // wait for acceptInput()
-      const chunk = this.inbound.take(Math.min(room, READ_CHUNK));
-      this.counters.bytesIn += chunk.length;
-      handlers.read(chunk);
+      this.deliver(handlers, Math.min(room, READ_CHUNK));
       if (this.sourcePaused && this.inbound.length <= INBOUND_LOW_WATER) {
         this.sourcePaused = false;
         this.resumeSource();

@@ -584,9 +584,16 @@ export class SocketChardev extends BackendEndpoint {
       input,
       output: stream,
       owned: true,
+      // A plain connection reads into reused buffers (pooled-reads.ts); the
+      // telnet filter and the descriptor reader keep their own reads.
+      pooledReads: telnet === null && input === socket,
       events: {
-        data: (chunk) => {
-          const data = telnet === null ? chunk : telnet.filter(chunk);
+        data: (chunk, release) => {
+          if (telnet === null) {
+            this.hostBytes(chunk, release);
+            return;
+          }
+          const data = telnet.filter(chunk);
           if (data.length > 0) this.hostBytes(data);
         },
         drain: () => this.writable(),

@@ -22,8 +22,11 @@ export abstract class StreamEndpoint extends BackendEndpoint {
       input,
       output,
       owned,
+      // Our own FIFO descriptors read into reused buffers (pooled-reads.ts);
+      // process.stdin is shared with the rest of the process and keeps 'data'.
+      pooledReads: owned,
       events: {
-        data: (chunk) => this.hostBytes(chunk),
+        data: (chunk, release) => this.hostBytes(chunk, release),
         drain: () => this.writable(),
         end: () => this.hostEnded(),
         // A failed output (EPIPE on a closed stdout) lost the writes the OS

@@ -13,11 +13,18 @@
  * nothing queued, so the next buffer goes at once too (Node still emits
  * 'drain' after a write larger than the mark, but nothing waits for it).
  */
-import { bytesNotInKernel } from './unsent.js';
+import { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import { readIntoPool } from './pooled-reads.js';
+import { bytesNotInKernel } from './unsent.js';
 
 export interface StreamLinkEvents {
-  data(chunk: Uint8Array): void;
+  /**
+   * Bytes read. With `release` the chunk is a view of a buffer the socket
+   * reads into again once release() ran (pooledReads): whoever holds the
+   * bytes calls it when done with them.
+   */
+  data(chunk: Uint8Array, release?: () => void): void;
   /** The write side can take more. */
   drain(): void;
   /** The read side reached end-of-file. */
@@ -52,6 +59,11 @@ export interface StreamLinkOptions {
    * process.stdin/stdout, which outlive the chardev.
    */
   owned: boolean;
+  /**
+   * When the input is a socket: read into reused buffers (pooled-reads.ts)
+   * and pass each chunk with its release, where this Node allows it.
+   */
+  pooledReads?: boolean;
 }
 
 /** The largest buffer taken whole (a Linux guest writes at most 32 KiB at once). */
@@ -72,6 +84,8 @@ export class StreamLink {
    */
   private unconfirmed = 0;
   private readonly detachers: (() => void)[] = [];
+  /** Reads go into reused buffers (see pooledReads). */
+  readonly readsPooled: boolean;
 
   constructor(options: StreamLinkOptions) {
     this.input = options.input;
@@ -81,6 +95,7 @@ export class StreamLink {
     const streams = new Set<Readable | Writable>();
     if (this.input !== null) {
       const input = this.input;
+      // Kept in pooled mode too: bytes Node read before the switch come this way.
       this.listen(input, 'data', (chunk: Buffer) => this.events.data(chunk));
       this.listen(input, 'end', () => this.events.end());
       streams.add(input);
@@ -95,6 +110,10 @@ export class StreamLink {
       this.listen(s, 'error', (error: Error) => this.finish(error));
       this.listen(s, 'close', () => this.finish(null));
     }
+    this.readsPooled =
+      options.pooledReads === true &&
+      this.input instanceof Socket &&
+      readIntoPool(this.input, (chunk, release) => this.events.data(chunk, release));
   }
 
   get gone(): boolean {

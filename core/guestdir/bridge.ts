@@ -32,6 +32,7 @@
  *   that the port refused (unplugged mid-write), to `onUnsent`.
  */
 import type net from 'node:net';
+import { readIntoPool } from '../chardev/pooled-reads.js';
 import { bytesNotInKernel } from '../chardev/unsent.js';
 import { isErrno } from '../serial/guest/errno.js';
 import { READ_SIZE, type PortStream } from '../workloads/port-stream.js';
@@ -70,11 +71,16 @@ export class ClientBridge {
     private readonly onUnsent: (bytes: number) => void = () => {},
   ) {
     this.done = new Promise((resolve) => (this.finish = resolve));
-    socket.on('data', (chunk: Buffer) => {
+    const fromClient = (chunk: Uint8Array, release?: () => void): void => {
       this.stats.fromClient += chunk.length;
       socket.pause();
-      void this.toGuest(chunk);
-    });
+      void this.toGuest(chunk, release);
+    };
+    socket.on('data', (chunk: Buffer) => fromClient(chunk));
+    // The client's bytes go into reused buffers (pooled-reads.ts): each is
+    // lent until the guest's write of it returned, and the socket stays
+    // paused until then, so only one is out at a time.
+    readIntoPool(socket, fromClient);
     socket.on('error', () => {}); // 'close' follows
     socket.on('end', () => this.linger());
     socket.on('close', () => void this.stop());
@@ -106,12 +112,14 @@ export class ClientBridge {
     return this.done;
   }
 
-  private async toGuest(chunk: Uint8Array): Promise<void> {
+  /** Write a client chunk to the port; `release` gives its read buffer back once that returned. */
+  private async toGuest(chunk: Uint8Array, release?: () => void): Promise<void> {
     let written = 0;
     const n = await this.stream.write(chunk, (part) => {
       written += part;
       this.stats.toGuest += part;
     });
+    release?.();
     if (isErrno(n)) {
       if (chunk.length > written) this.onUnsent(chunk.length - written);
       this.hangUp();

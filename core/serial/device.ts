@@ -419,6 +419,16 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
     port.inbound.push(bytes);
     port.inboundBytes += bytes.length;
     this.drainInbound(port);
+    // What the guest's buffers could not take yet waits here (QEMU keeps
+    // the chardev's buffer the same way): a copy, since the backend may read
+    // into `bytes` again once we return. Rare: the frontend asks only while
+    // a buffer is posted, so only a short buffer or a fault leaves any.
+    if (port.inboundBytes > 0) {
+      const queued = port.inbound;
+      for (let i = 0; i < queued.length; i++) {
+        if (queued[i]!.buffer === bytes.buffer) queued[i] = queued[i]!.slice();
+      }
+    }
   }
 
   hostOpened(port: SerialPort): void {
@@ -839,7 +849,8 @@ export class VirtioSerialDevice extends VirtioDevice implements PortBus {
           device: this.name,
           nr: port.nr,
           direction: 'to-guest',
-          bytes: head.subarray(0, n),
+          // A copy: `head` may be a view of a buffer the backend reuses (pooled reads).
+          bytes: head.slice(0, n),
         });
       }
       written += n;

@@ -42,7 +42,9 @@
  *   bytes or the peer hangs up (G_IO_OUT | G_IO_HUP).
  * - Buffers change hands: the array given to write() is the backend's to
  *   keep (the frontend made a copy for it), and the array given to read() is
- *   the frontend's (the backend must not reuse it).
+ *   the frontend's (the backend must not reuse it), unless the frontend says
+ *   it copies what it keeps (copiesWhatItKeeps): then read() may get a view
+ *   of a buffer the backend reads into again after the call.
  */
 
 export type ChardevEvent = 'opened' | 'closed';
@@ -53,6 +55,12 @@ export interface ChardevHandlers {
   canRead(): number;
   /** Bytes from the host, never more than the last canRead() allowed. */
   read(bytes: Uint8Array): void;
+  /**
+   * read() copies whatever it keeps of `bytes` before it returns (a port
+   * copies them into guest memory), so the backend may pass views of the
+   * buffers its socket reads into again (pooled-reads.ts) instead of copies.
+   */
+  readonly copiesWhatItKeeps?: boolean;
   /** The host side connected ('opened') or went away ('closed'). */
   event(event: ChardevEvent): void;
 }

@@ -26,7 +26,10 @@ export type ConsoleBackpressure = 'drop' | 'throttle';
 export interface PortBus {
   /** virtio_serial_guest_ready: bytes the guest can take now. */
   guestReadyBytes(port: SerialPort): number;
-  /** virtio_serial_write: host bytes for the guest. */
+  /**
+   * virtio_serial_write: host bytes for the guest. `bytes` may be reused by
+   * the backend once this returns: what is kept is copied.
+   */
   writeToGuest(port: SerialPort, bytes: Uint8Array): void;
   /** virtio_serial_open / virtio_serial_close. */
   hostOpened(port: SerialPort): void;
@@ -94,6 +97,8 @@ export class PortFrontend {
     endpoint.attach({
       canRead: () => this.bus.guestReadyBytes(this.port),
       read: (bytes) => this.bus.writeToGuest(this.port, bytes),
+      // writeToGuest copies into guest memory, and copies what it cannot place yet.
+      copiesWhatItKeeps: true,
       event: (event) => this.onBackendEvent(event),
     });
   }

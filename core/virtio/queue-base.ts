@@ -90,7 +90,14 @@ export abstract class SplitQueueBase {
     this.availOff = avail === null ? 0 : this.availAddr - avail.base;
     this.usedView = used?.view ?? null;
     this.usedOff = used === null ? 0 : this.usedAddr - used.base;
+    const desc = memory.span(this.descAddr, bytes.desc);
+    this.descView = desc?.view ?? null;
+    this.descOff = desc === null ? 0 : this.descAddr - desc.base;
   }
+
+  /** The descriptor table through its region's view, as the rings (null: take checked reads). */
+  protected readonly descView: DataView | null;
+  protected readonly descOff: number;
 
   // Ring fields by offset into their area: avail (flags 0, idx 2, ring 4 +
   // 2i, used_event 4 + 2 size) and used (flags 0, idx 2, ring 4 + 8i,

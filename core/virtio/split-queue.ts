@@ -90,6 +90,8 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
   // The chain being walked lives in the pool (no allocation per pop).
   private readonly chains: ChainPool;
   private sSegs = 0;
+  /** Index (walk order) of the first buffer outside guest memory, -1 while none (M8, reported last). */
+  private sOutside = -1;
   /**
    * Where each segment came from: ring index >= 0, or -1 - entry for an
    * indirect entry. Indexed by sSegs, never truncated: resetting an array's
@@ -417,14 +419,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
   private readDesc(base: number): VirtioFault | null {
     const r = this.memory.span(base, 16);
     if (r !== null) {
-      const v = r.view;
-      const o = base - r.base;
-      const lo = v.getUint32(o, true);
-      const hi = v.getUint32(o + 4, true);
-      this.dAddr = hi > 0x1fffff ? -1 : hi * 0x1_0000_0000 + lo;
-      this.dLen = v.getUint32(o + 8, true);
-      this.dFlags = v.getUint16(o + 12, true);
-      this.dNext = v.getUint16(o + 14, true);
+      this.decodeDesc(r.view, base - r.base);
       return null;
     }
     const mem = this.memory;
@@ -444,11 +439,22 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
     return null;
   }
 
+  /** The 16-byte descriptor at byte `o` of `v` into dAddr/dLen/dFlags/dNext (no checks: the caller's span is). */
+  private decodeDesc(v: DataView, o: number): void {
+    const lo = v.getUint32(o, true);
+    const hi = v.getUint32(o + 4, true);
+    this.dAddr = hi > 0x1fffff ? -1 : hi * 0x1_0000_0000 + lo;
+    this.dLen = v.getUint32(o + 8, true);
+    this.dFlags = v.getUint16(o + 12, true);
+    this.dNext = v.getUint16(o + 14, true);
+  }
+
   private walk(head: number): DescriptorChain | VirtioFault {
     const mem = this.memory;
     const chains = this.chains;
     chains.begin();
     this.sSegs = 0;
+    this.sOutside = -1;
     let idx = head;
     let ringCount = 0;
     let indirect = false;
@@ -462,8 +468,14 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
         );
       }
       const base = this.descAddr + 16 * idx;
-      const unreadable = this.readDesc(base);
-      if (unreadable !== null) return unreadable.onQueue(this.index);
+      const table = this.descView;
+      if (table !== null) {
+        // The ring's own table, range-checked once at create (M8): read in place.
+        this.decodeDesc(table, this.descOff + 16 * idx);
+      } else {
+        const unreadable = this.readDesc(base);
+        if (unreadable !== null) return unreadable.onQueue(this.index);
+      }
       const addr = this.dAddr;
       if (addr < 0) {
         return this.fault(
@@ -519,22 +531,23 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
       idx = next;
     }
 
-    // M8 last, so that a chain whose lengths overflow (M7) is named as such.
+    // M8 last, so that a chain whose lengths overflow (M7) is named as such:
+    // segment() checked each buffer's range as it went and kept the first
+    // one outside guest memory, reported only now that the walk is through.
     const total = this.sSegs;
-    for (let k = 0; k < total; k++) {
-      const seg = chains.segmentAt(k);
-      if (mem.check(seg.addr, seg.len) !== null) {
-        const where = this.sWhere[k]!;
-        const what = where >= 0 ? `descriptor ${where}` : `indirect table entry ${-1 - where}`;
-        return this.fault(
-          'GuestMemoryOutOfRange',
-          'M8',
-          `${what}: buffer at ${hex(seg.addr)} of ${plural(seg.len, 'byte')} is outside guest memory`,
-          where >= 0 ? where : -1 - where,
-          seg.addr,
-          seg.len,
-        );
-      }
+    const outside = this.sOutside;
+    if (outside >= 0) {
+      const seg = chains.segmentAt(outside);
+      const where = this.sWhere[outside]!;
+      const what = where >= 0 ? `descriptor ${where}` : `indirect table entry ${-1 - where}`;
+      return this.fault(
+        'GuestMemoryOutOfRange',
+        'M8',
+        `${what}: buffer at ${hex(seg.addr)} of ${plural(seg.len, 'byte')} is outside guest memory`,
+        where >= 0 ? where : -1 - where,
+        seg.addr,
+        seg.len,
+      );
     }
     return chains.commit(
       head,
@@ -679,6 +692,7 @@ export class SplitDeviceQueue extends SplitQueueBase implements DeviceQueue {
       );
     }
     this.sWhere[this.sSegs - 1] = where;
+    if (this.sOutside < 0 && this.memory.check(addr, len) !== null) this.sOutside = this.sSegs - 1;
     return null;
   }
 
