@@ -10,6 +10,7 @@
  */
 import type * as net from 'node:net';
 import type { MessagePort } from 'node:worker_threads';
+import { readIntoPool } from '../core/chardev/pooled-reads.js';
 import { scatter } from '../core/virtio/chain.js';
 import { isFault, type VirtioFault } from '../core/virtio/fault.js';
 import type { GuestMemory } from '../core/virtio/memory.js';
@@ -40,8 +41,9 @@ export interface DeviceStats {
 export class DeviceHalf {
   private readonly ctl: Int32Array;
   private socket: net.Socket | null = null;
-  /** The chunk being put into the ring and how far it got. */
-  private pending: Buffer | null = null;
+  /** The chunk being put into the ring, how far it got, and what gives its buffer back. */
+  private pending: Uint8Array | null = null;
+  private release: (() => void) | null = null;
   private offset = 0;
   /** Chains popped (free-running, compared with CTL.AVAIL). */
   private popped = 0;
@@ -61,15 +63,24 @@ export class DeviceHalf {
     if (port !== null) port.on('message', () => this.buffersCame());
   }
 
-  /** The chardev's socket: every chunk it reads goes into the ring. */
+  /**
+   * The chardev's socket: every chunk it reads goes into the ring. Read
+   * into reused buffers as the lab's socket chardev does
+   * (core/chardev/pooled-reads.ts), so the comparison with the lab is of
+   * the threads, not of the reads; 'data' for what Node read before.
+   */
   attach(socket: net.Socket): void {
     this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.pending = chunk;
-      this.offset = 0;
-      this.run();
-    });
+    readIntoPool(socket, (chunk, release) => this.take(chunk, release));
+    socket.on('data', (chunk: Buffer) => this.take(chunk, null));
     socket.on('error', () => {});
+  }
+
+  private take(chunk: Uint8Array, release: (() => void) | null): void {
+    this.pending = chunk;
+    this.release = release;
+    this.offset = 0;
+    this.run();
   }
 
   private run(): void {
@@ -98,6 +109,8 @@ export class DeviceHalf {
       this.pushed = (this.pushed + 1) | 0;
     }
     this.pending = null;
+    this.release?.();
+    this.release = null;
     this.interrupt();
   }
 
