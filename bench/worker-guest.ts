@@ -30,30 +30,36 @@
  * (the main thread's, the whole process's, the worker thread's) against
  * the relay's main thread.
  *
- * Result (three runs after merging main at 20:46-20:48 UTC, load average
- * 1.59, 1.06, 0.97 on 2 CPUs; `node --expose-gc dist/bench/main.js
- * worker-guest`; ratios to the relay of the same run):
+ * Result (six runs after merging main, 20:45 to 21:01 UTC, load average
+ * 1.59, 1.06, 0.97, 1.49, 0.85, 0.74 on 2 CPUs; `node --expose-gc
+ * dist/bench/main.js worker-guest`; ratios to the relay of the same run,
+ * whose own rate swung from 1.2 to 2.3 GB/s):
  * - clients in this process: the split reaches 0.88 to 0.98 of the relay
- *   with Atomics wake-ups, 0.90 to 1.16 with MessagePort ones, where the
- *   single-thread lab reaches 0.60 to 0.81 in the same runs. The split's
- *   main thread costs what the relay's does (0.12 to 0.16 CPU-s per
- *   256 MiB, ratio 0.80 to 1.06: the ring work of sixteen 4 KiB pieces per
- *   64 KiB chunk costs about the socket write it replaces), the lab's 0.19
- *   to 0.21 (1.43 to 1.66); the worker adds 0.08 to 0.09.
+ *   with Atomics wake-ups in five runs (1.77 in the sixth, whose relay ran
+ *   at 1.2 GB/s), 0.80 to 1.16 with MessagePort ones, where the
+ *   single-thread lab reaches 0.60 to 1.07 in the same runs; in bytes per
+ *   second the split (Atomics) moved 0.89 to 1.66 times what the lab did
+ *   in the same run, 1.3 in the middle. The split's main thread costs what
+ *   the relay's does (0.12 to 0.16 CPU-s per 256 MiB against 0.11 to 0.18:
+ *   the ring work of sixteen 4 KiB pieces per 64 KiB chunk costs about the
+ *   socket write it replaces), the lab's 0.16 to 0.21; the worker adds
+ *   0.07 to 0.09.
  * - clients in another process: the single-thread lab already reaches 1.0
- *   to 1.4 of the relay (since the chardev reads into reused buffers), and
- *   the split is no better (1.0 to 1.24) though its main thread costs 0.07
- *   to 0.09 against the relay's 0.11 to 0.13: the client process, the main
- *   thread and the worker are three busy threads on two cores.
+ *   to 1.41 of the relay (since the chardev reads into reused buffers), and
+ *   the split is no better (1.0 to 1.51 with Atomics, 1.09 to 1.39 with a
+ *   port) though its main thread costs 0.06 to 0.09 against the relay's
+ *   0.11 to 0.15: the client process, the main thread and the worker are
+ *   three busy threads on two cores.
  * - Atomics and MessagePort wake-ups cost about the same: either is tens of
  *   microseconds of the waker's time per wake on this busy machine (43 to
  *   53 us per Atomics.notify to a waitAsync, measured around the call at
  *   load 1 to 2.5; 30 % of the main thread's samples in a profile before
- *   the pooled reads). EVENT_IDX suppresses 55 to 70 % of the interrupts
+ *   the pooled reads). EVENT_IDX suppresses 56 to 71 % of the interrupts
  *   that find the guest halted (those before the woken guest ran): 500 to
- *   960 are sent per 256 MiB, one per 5 to 10 chunks. Polling 50 us
- *   before halting (KVM's halt polling) sends 190 to 540 but costs the
- *   worker 0.02 to 0.04 CPU-s more, for no steady gain in rate.
+ *   1900 are sent per 256 MiB, one per 2.5 to 10 chunks. Polling 50 us
+ *   before halting (KVM's halt polling) sends 100 to 580 but costs the
+ *   worker 0.02 to 0.04 CPU-s more, for no steady gain in rate (0.80 to
+ *   1.02 of the relay in five runs, 1.84 in the sixth).
  * - Shared memory costs copies: V8 copies to and from a SharedArrayBuffer
  *   with relaxed atomic words, 4 KiB in about 300 ns instead of 155 in, 220
  *   instead of 53 out (measured alone).
