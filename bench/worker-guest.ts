@@ -30,12 +30,12 @@
  * (the main thread's, the whole process's, the worker thread's) against
  * the relay's main thread.
  *
- * Result (six runs after merging main, 20:45 to 21:01 UTC, load average
- * 1.59, 1.06, 0.97, 1.49, 0.85, 0.74 on 2 CPUs; `node --expose-gc
+ * Result (seven runs after merging main, 20:45 to 21:05 UTC, load average
+ * 1.59, 1.06, 0.97, 1.49, 0.85, 0.74, 1.44 on 2 CPUs; `node --expose-gc
  * dist/bench/main.js worker-guest`; ratios to the relay of the same run,
  * whose own rate swung from 1.2 to 2.3 GB/s):
- * - clients in this process: the split reaches 0.88 to 0.98 of the relay
- *   with Atomics wake-ups in five runs (1.77 in the sixth, whose relay ran
+ * - clients in this process: the split reaches 0.88 to 1.14 of the relay
+ *   with Atomics wake-ups in six runs (1.77 in the seventh, whose relay ran
  *   at 1.2 GB/s), 0.80 to 1.16 with MessagePort ones, where the
  *   single-thread lab reaches 0.60 to 1.07 in the same runs; in bytes per
  *   second the split (Atomics) moved 0.89 to 1.66 times what the lab did
@@ -59,7 +59,7 @@
  *   1900 are sent per 256 MiB, one per 2.5 to 10 chunks. Polling 50 us
  *   before halting (KVM's halt polling) sends 100 to 580 but costs the
  *   worker 0.02 to 0.04 CPU-s more, for no steady gain in rate (0.80 to
- *   1.02 of the relay in five runs, 1.84 in the sixth).
+ *   1.12 of the relay in six runs, 1.84 in the seventh).
  * - Shared memory costs copies: V8 copies to and from a SharedArrayBuffer
  *   with relaxed atomic words, 4 KiB in about 300 ns instead of 155 in, 220
  *   instead of 53 out (measured alone).
