@@ -70,39 +70,45 @@
  * rates on both sides (ratios move less).
  *
  * Figures, 2026-12-07, node 20.20.2, `npm run build && node --expose-gc
- * dist/bench/main.js ring-v86` (VMCHAN_V86_BUILD=stripped for the first
- * columns), the 2 cores shared with another job (load average 1.37 to 2.94
- * over the runs, 1-minute figure); ratio vmchan / v86, one column a run:
- *   shape                              stripped v86       release v86
- *   1-descriptor chains                0.51  0.53  0.83   4.35  4.75
- *   4-descriptor chains                0.50  0.58  0.66   10.9  11.5
- *   indirect (4 in a table)            0.54  0.57  0.58   6.91  8.64
- *   batched 1-descriptor (64 a flush)  0.58  0.61  0.66   4.43  4.46
- *   4 KiB, device writes               0.86  1.00  1.03   3.23  3.76
- *   4 KiB, device reads                0.83  0.84  0.90   1.90  3.01
- *   64 KiB, device writes (no goal)    1.01  1.05  1.06   1.44  1.46
- *   64 KiB, device reads (no goal)     0.91  0.97  0.98   1.32  1.49
- * (vmchan 15 to 16 M 1-descriptor chains/s against 18 to 32 M for
- * stripped v86 and 2.3 to 3.7 M for release v86.) Against v86 as shipped
- * (the default), every chain shape and 4 KiB device writes reach 3x, 4 KiB
- * device reads is at the line (1.90, 3.01); the issue's figures (1.9x on
+ * dist/bench/main.js ring-v86`, after the walk checks each buffer's range
+ * as it adds it and reads the ring's table through its view (1-descriptor
+ * chains 14.8 -> 20 M/s); load average 0.78 to 0.95, nothing else running;
+ * ratio vmchan / v86, one column a run:
+ *   shape                              v86 as shipped   stripped v86
+ *   1-descriptor chains                5.96  5.14       0.69
+ *   4-descriptor chains                11.3  11.0       0.58
+ *   indirect (4 in a table)            9.87  7.72       0.66
+ *   batched 1-descriptor (64 a flush)  4.31  5.44       0.70
+ *   4 KiB, device writes               3.77  2.98       1.05
+ *   4 KiB, device reads                2.51  2.53       0.89
+ *   64 KiB, device writes (no goal)    1.72  1.86       0.89
+ *   64 KiB, device reads (no goal)     1.40  1.84       0.90
+ * Against v86 as shipped (the default) every chain shape reaches 3x, 4
+ * KiB device writes is at the line and 4 KiB device reads is not (2.5x):
+ * a 4 KiB TypedArray.set costs about 75 ns on both sides (it is the whole
+ * of the 64 KiB shapes), so with v86's 330 to 450 ns a chain, 3x would
+ * leave our pop, push and interrupt decision about 35 ns where they take
+ * about 50 (a gather of one 4 KiB segment costs 95 ns against 102 for the
+ * bare subarray and set it does). The issue's figures (1.9x on
  * 1-descriptor chains before the ring work of session 5, "a plain
- * TypedArray.set is only 1.5x v86" on 64 KiB) fit that build. Against a
+ * TypedArray.set is only 1.5x v86" on 64 KiB) fit this build. Against a
  * v86 with its debug calls stripped, no shape reaches 3x: the chain shapes
- * are at about half of it, the copies level with it.
+ * are at about two thirds of it, the copies level with it.
  *
  * Why (node --cpu-prof of each side alone): v86's walk is a DataView read
  * per field, a small object per descriptor and per chain (its GC 5 to 12%
  * of its run) and no checks at all. Ours validates what a hostile driver
  * could break: avail.idx (M1, S8), the head (M2, M9), every descriptor
- * (S3, M5, M6, M7) and, after the walk, every buffer's range again (M8,
- * GuestMemory.check per segment); it writes avail_event on every pop
- * (EVENT_IDX; v86 never does) and keeps pooled chains. walk() is too big
+ * (S3, M5, M6, M7) and every buffer's range (M8, GuestMemory.check per
+ * segment, in a second pass until the change above); it writes
+ * avail_event on every pop (EVENT_IDX; v86 never does) and keeps pooled
+ * chains. walk() is too big
  * for TurboFan to inline its helpers: with 4 descriptors, span, find and
  * addReadable run as calls per descriptor (15% of that profile between
  * them, driver included).
- * Taking out only the M8 pass after the walk (a scratch build) moved
- * 1-descriptor chains from about 12 to 19 M/s, level with stripped v86.
+ * Taking out the M8 pass after the walk entirely (a scratch build) moved
+ * 1-descriptor chains from about 12 to 19 M/s; folding it into the walk
+ * and reading the table in place took them to 20 M/s here.
  * Copies: the TypedArray.set dominates both sides; the gap is the per-chain
  * cost above plus gather's span() per segment.
  */
