@@ -31,6 +31,7 @@ import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { Machine } from '../core/machine/machine.js';
 import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
 import { cpuNow, cpuPer, cpuSince, type CpuSample } from './cpu.js';
+import { eachLine } from './lines.js';
 import { connect, transfer } from './socket-transfer.js';
 import {
   isWorkloadError,
@@ -260,24 +261,17 @@ function runClient(
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let err = '';
-    let out = '';
     let mark = cpuNow();
     const got: Partial<{ aToB: Measured; bToA: Measured }> = {};
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      let nl: number;
-      while ((nl = out.indexOf('\n')) >= 0) {
-        const line = out.slice(0, nl);
-        out = out.slice(nl + 1);
-        const [tag, secs] = line.split(' ');
-        const cpu = cpuSince(mark);
-        mark = cpuNow();
-        if (tag !== 'a->b' && tag !== 'b->a') continue;
-        const m = { rate: bytes / Number(secs), cpu: cpuPer(cpu, bytes, 256 * MiB) };
-        if (tag === 'a->b') got.aToB = m;
-        else got.bToA = m;
-      }
+    eachLine(child.stdout, (line) => {
+      const [tag, secs] = line.split(' ');
+      const cpu = cpuSince(mark);
+      mark = cpuNow();
+      if (tag !== 'a->b' && tag !== 'b->a') return;
+      const m = { rate: bytes / Number(secs), cpu: cpuPer(cpu, bytes, 256 * MiB) };
+      if (tag === 'a->b') got.aToB = m;
+      else got.bToA = m;
     });
     child.once('exit', (code) => {
       if (got.aToB !== undefined && got.bToA !== undefined) {

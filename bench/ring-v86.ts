@@ -127,6 +127,7 @@ import { isFault } from '../core/virtio/fault.js';
 import { GuestMemory } from '../core/virtio/memory.js';
 import type { DeviceQueue, DriverQueue, QueueLayout } from '../core/virtio/queue.js';
 import { alternating, rateOf, type Report } from './harness.js';
+import { buffers } from './virtio.js';
 
 const V86_VERSION = '0.5.462';
 const V86_SOURCE = 'v86/build/libv86-debug.mjs';
@@ -472,16 +473,6 @@ function theirs(r: Rig): { queue: V86Queue; virtio: V86Virtio } {
   queue.used_addr = r.layout.deviceAddr;
   queue.enable();
   return { queue, virtio };
-}
-
-function buffers(r: Rig, count: number, len: number): Segment[] {
-  const out: Segment[] = [];
-  for (let i = 0; i < count; i++) {
-    const addr = r.allocator.alloc(len, 16);
-    if (isFault(addr)) throw new Error(addr.toString());
-    out.push({ addr, len });
-  }
-  return out;
 }
 
 /** What the driver does outside the clock: reclaim everything, add a window of chains, publish. */

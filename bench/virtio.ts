@@ -37,7 +37,8 @@ function rig(format: QueueFormat, size: number, indirect: boolean): Rig {
   return { memory, allocator, driver, device };
 }
 
-function buffers(r: Rig, count: number, len: number): Segment[] {
+/** `count` guest buffers of `len` bytes from the rig's allocator (ring-v86.ts uses them too). */
+export function buffers(r: { allocator: GuestAllocator }, count: number, len: number): Segment[] {
   const out: Segment[] = [];
   for (let i = 0; i < count; i++) {
     const addr = r.allocator.alloc(len, 16);

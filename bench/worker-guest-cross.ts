@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpuNow, cpuPer, cpuSince } from './cpu.js';
+import { eachLine } from './lines.js';
 import type { Measured } from './lab.js';
 
 const MiB = 1024 * 1024;
@@ -34,29 +35,22 @@ export function runOneWay(
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let err = '';
-    let out = '';
     let mark = cpuNow();
     let workerMark = workerCpu();
     let got: CrossRun | null = null;
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString();
-      let nl: number;
-      while ((nl = out.indexOf('\n')) >= 0) {
-        const line = out.slice(0, nl);
-        out = out.slice(nl + 1);
-        const [tag, secs] = line.split(' ');
-        const cpu = cpuSince(mark);
-        const worker = workerCpu() - workerMark;
-        mark = cpuNow();
-        workerMark = workerCpu();
-        if (tag !== 'a->b') continue;
-        got = {
-          rate: bytes / Number(secs),
-          cpu: cpuPer(cpu, bytes, 256 * MiB),
-          worker: (worker * 256 * MiB) / bytes,
-        };
-      }
+    eachLine(child.stdout, (line) => {
+      const [tag, secs] = line.split(' ');
+      const cpu = cpuSince(mark);
+      const worker = workerCpu() - workerMark;
+      mark = cpuNow();
+      workerMark = workerCpu();
+      if (tag !== 'a->b') return;
+      got = {
+        rate: bytes / Number(secs),
+        cpu: cpuPer(cpu, bytes, 256 * MiB),
+        worker: (worker * 256 * MiB) / bytes,
+      };
     });
     child.once('exit', (code) => {
       if (got !== null) resolve(got);
