@@ -84,8 +84,6 @@ export class StreamLink {
    */
   private unconfirmed = 0;
   private readonly detachers: (() => void)[] = [];
-  /** Reads go into reused buffers (see pooledReads). */
-  readonly readsPooled: boolean;
 
   constructor(options: StreamLinkOptions) {
     this.input = options.input;
@@ -110,10 +108,10 @@ export class StreamLink {
       this.listen(s, 'error', (error: Error) => this.finish(error));
       this.listen(s, 'close', () => this.finish(null));
     }
-    this.readsPooled =
-      options.pooledReads === true &&
-      this.input instanceof Socket &&
+    // Where this Node cannot, the 'data' listener above carries every read.
+    if (options.pooledReads === true && this.input instanceof Socket) {
       readIntoPool(this.input, (chunk, release) => this.events.data(chunk, release));
+    }
   }
 
   get gone(): boolean {
