@@ -43,6 +43,8 @@ import {
 
 export class PackedDriverQueue<T> extends PackedQueueBase implements DriverQueue<T> {
   private readonly allocator: GuestAllocator;
+  /** What getUsed() returns, refilled each call (see DriverQueue.getUsed). */
+  private used: UsedBuffer<T> | null = null;
 
   /** Ring slots not taken by outstanding buffers (P5: never below 0). */
   private freeSlots: number;
@@ -363,7 +365,10 @@ export class PackedDriverQueue<T> extends PackedQueueBase implements DriverQueue
       });
       if (this.usedWrap !== wrap) this.traceWrap(t, 'used', this.usedWrap);
     }
-    return { token, len: written };
+    const used = this.used ?? (this.used = { token, len: written });
+    used.token = token;
+    used.len = written;
+    return used;
   }
 
   /** Return an outstanding id and its slots and table to the free pools. */

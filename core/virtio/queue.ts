@@ -138,7 +138,12 @@ export interface DriverQueue<T> {
    * notification (S10/S12 for split, P7 for packed).
    */
   kickPrepare(): boolean | VirtioFault;
-  /** The next used buffer, null when none; a fault if the device misbehaved (M15 and friends). */
+  /**
+   * The next used buffer, null when none; a fault if the device misbehaved
+   * (M15 and friends). The result is one object per queue, refilled by each
+   * call (a transfer reclaims a buffer per 4 KiB and would make one each
+   * time): read it before the next getUsed() on the same queue.
+   */
   getUsed(): UsedBuffer<T> | null | VirtioFault;
   /** Ask the device not to interrupt (avail.flags NO_INTERRUPT / used_event / driver event). */
   disableCallbacks(): void;

@@ -69,6 +69,8 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
   private published = 0;
   private lastUsed = 0;
   private callbacks = true;
+  /** What getUsed() returns, refilled each call (see DriverQueue.getUsed). */
+  private used: UsedBuffer<T> | null = null;
 
   constructor(options: QueueOptions, memory: GuestMemory, allocator: GuestAllocator) {
     super(options, memory);
@@ -330,7 +332,10 @@ export class SplitDriverQueue<T> extends SplitQueueBase implements DriverQueue<T
       });
       if (this.lastUsed === 0) this.traceWrap(t, 'last_used_idx', 'S11');
     }
-    return { token, len };
+    const used = this.used ?? (this.used = { token, len: len });
+    used.token = token;
+    used.len = len;
+    return used;
   }
 
   disableCallbacks(): void {

@@ -355,7 +355,8 @@ describe('packed queue: order, lists and indirect tables', () => {
     expect(s.device.push(chains[0]!, 2)).toBeNull();
     expect(s.device.push(chains[1]!, 3)).toBeNull();
     expect([0, 1, 2].map((i) => desc(s, i).id)).toEqual([ids[2], ids[0], ids[1]]);
-    const got = [0, 1, 2].map(() => ok(s.driver.getUsed()));
+    // Each result copied: getUsed() refills one object per queue.
+    const got = [0, 1, 2].map(() => ({ ...ok(s.driver.getUsed()) }));
     expect(got).toEqual([
       { token: 'c', len: 1 },
       { token: 'a', len: 2 },
