@@ -184,14 +184,25 @@ async function inProcess(report: Report, dir: string): Promise<void> {
   await lab.close();
   await relay.close();
 
+  reportMedians(report, '', relayRuns, labRuns, splitRuns);
+}
+
+/** The median run of the lab and of each split against the relay's, names prefixed by `prefix`. */
+function reportMedians(
+  report: Report,
+  prefix: string,
+  relayRuns: Measured[],
+  labRuns: Measured[],
+  splitRuns: SplitRun[][],
+): void {
   const viaRelay = medianRun(relayRuns);
   const viaLab = medianRun(labRuns);
-  report('lab (one thread): h->g rate vs relay', viaLab.rate, viaRelay.rate, 'B/s');
-  reportCpu(report, '  lab (one thread)', viaLab.cpu, viaRelay.cpu);
-  for (let k = 0; k < splits.length; k++) {
+  report(`${prefix}lab (one thread): h->g rate vs relay`, viaLab.rate, viaRelay.rate, 'B/s');
+  reportCpu(report, `  ${prefix}lab (one thread)`, viaLab.cpu, viaRelay.cpu);
+  for (let k = 0; k < splitRuns.length; k++) {
     reportSplit(
       report,
-      `split (${policyName(POLICIES[k]!)}): h->g`,
+      `${prefix}split (${policyName(POLICIES[k]!)}): h->g`,
       medianRun(splitRuns[k]!) as SplitRun,
       viaRelay,
     );
@@ -221,18 +232,7 @@ async function crossProcess(report: Report, dir: string): Promise<void> {
   }
   for (const s of splits) await s.close();
   await lab.close();
-  const viaRelay = medianRun(relayRuns);
-  const viaLab = medianRun(labRuns);
-  report('x-proc lab (one thread): h->g rate vs relay', viaLab.rate, viaRelay.rate, 'B/s');
-  reportCpu(report, '  x-proc lab (one thread)', viaLab.cpu, viaRelay.cpu);
-  for (let k = 0; k < splits.length; k++) {
-    reportSplit(
-      report,
-      `x-proc split (${policyName(POLICIES[k]!)}): h->g`,
-      medianRun(splitRuns[k]!) as SplitRun,
-      viaRelay,
-    );
-  }
+  reportMedians(report, 'x-proc ', relayRuns, labRuns, splitRuns);
 }
 
 export async function benchWorkerGuest(report: Report): Promise<void> {
