@@ -70,26 +70,30 @@
  * rates on both sides (ratios move less).
  *
  * Figures, 2026-12-07, node 20.20.2, `npm run build && node --expose-gc
- * dist/bench/main.js ring-v86`, after the walk checks each buffer's range
- * as it adds it and reads the ring's table through its view (1-descriptor
- * chains 14.8 -> 20 M/s); load average 0.78 to 0.95, nothing else running;
- * ratio vmchan / v86, one column a run:
- *   shape                              v86 as shipped   stripped v86
- *   1-descriptor chains                5.96  5.14       0.69
- *   4-descriptor chains                11.3  11.0       0.58
- *   indirect (4 in a table)            9.87  7.72       0.66
- *   batched 1-descriptor (64 a flush)  4.31  5.44       0.70
- *   4 KiB, device writes               3.77  2.98       1.05
- *   4 KiB, device reads                2.51  2.53       0.89
- *   64 KiB, device writes (no goal)    1.72  1.86       0.89
- *   64 KiB, device reads (no goal)     1.40  1.84       0.90
- * Against v86 as shipped (the default) every chain shape reaches 3x, 4
- * KiB device writes is at the line and 4 KiB device reads is not (2.5x):
- * a 4 KiB TypedArray.set costs about 75 ns on both sides (it is the whole
- * of the 64 KiB shapes), so with v86's 330 to 450 ns a chain, 3x would
- * leave our pop, push and interrupt decision about 35 ns where they take
- * about 50 (a gather of one 4 KiB segment costs 95 ns against 102 for the
- * bare subarray and set it does). The issue's figures (1.9x on
+ * dist/bench/main.js ring-v86`, load average 0.7 to 0.9, nothing else
+ * running; ratio vmchan / v86, one column a run. Before: after the walk
+ * checks each buffer's range as it adds it and reads the ring's table
+ * through its view (1-descriptor chains 14.8 -> 20 M/s). After: gather
+ * copies out of a cached window (GuestMemory.copyView) instead of a new
+ * subarray per segment.
+ *   shape                              before        after               stripped v86
+ *   1-descriptor chains                5.96  5.14    4.72  5.93          0.69
+ *   4-descriptor chains                11.3  11.0    9.75  10.7  9.54    0.58
+ *   indirect (4 in a table)            9.87  7.72    10.5  6.52  8.70    0.66
+ *   batched 1-descriptor (64 a flush)  4.31  5.44    5.40  4.72  4.93    0.70
+ *   4 KiB, device writes               3.77  2.98    3.79  3.66  3.88    1.05
+ *   4 KiB, device reads                2.51  2.53    3.13  4.58  3.60    0.89
+ *   64 KiB, device writes (no goal)    1.72  1.86    1.70  1.73  1.53    0.89
+ *   64 KiB, device reads (no goal)     1.40  1.84    1.63  1.56  1.70    0.90
+ * Against v86 as shipped (the default) every shape with a goal reaches
+ * 3x. 4 KiB copies are the closest: a 4 KiB TypedArray.set costs about
+ * 60 ns on both sides (it is the whole of the 64 KiB shapes) and v86
+ * takes 330 to 450 ns a chain, so 3x leaves our pop, push, interrupt
+ * decision and the gather's own work about 50 to 90 ns. A fresh subarray
+ * per gather (one object, and young-generation garbage) took 20 to 60 of
+ * them (in one process, alternating: 217 -> 158 ns a chain, median of
+ * ten rounds); the cached window is checked with two number compares.
+ * The issue's figures (1.9x on
  * 1-descriptor chains before the ring work of session 5, "a plain
  * TypedArray.set is only 1.5x v86" on 64 KiB) fit this build. Against a
  * v86 with its debug calls stripped, no shape reaches 3x: the chain shapes
@@ -110,7 +114,7 @@
  * 1-descriptor chains from about 12 to 19 M/s; folding it into the walk
  * and reading the table in place took them to 20 M/s here.
  * Copies: the TypedArray.set dominates both sides; the gap is the per-chain
- * cost above plus gather's span() per segment.
+ * cost above.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';

@@ -49,12 +49,11 @@ export function gather(
       continue;
     }
     const n = Math.min(seg.len - skip, dst.length - copied);
-    // One range check and the region's own bytes: no view object per call.
+    // A cached window when this range was copied from before: no view per call.
     const at = seg.addr + skip;
-    const r = memory.span(at, n);
-    if (r === null) return memory.outOfRange(at, n);
-    const from = at - r.base;
-    dst.set(r.bytes.subarray(from, from + n), copied);
+    const src = memory.copyView(at, n);
+    if (src === null) return memory.outOfRange(at, n);
+    dst.set(src, copied);
     copied += n;
     skip = 0;
   }

@@ -129,6 +129,49 @@ describe('guest memory', () => {
     expect(GuestMemory.attach({ regions: [] })).toBeInstanceOf(VirtioFault);
   });
 
+  it('M8 copyView: the bytes of a range inside one region, null outside, whatever it cached before (property)', () => {
+    const m = mem();
+    // A model of guest memory to compare with, written through the checked accessors.
+    const model = new Map<number, number>();
+    const at = (a: number): number => model.get(a) ?? 0;
+    // Few distinct addresses and lengths so that ranges repeat (cache hits) and
+    // different ranges land on the same cache slot (replacements).
+    const addr = fc.oneof(
+      fc.constantFrom(0, 16, 0x1000, 0x1010, 0xfff0, 0xfffc, 0x10000, 0x100000, 0x100ff0, 0x101000),
+      fc.constantFrom(-16, 0.5, Number.NaN, 2 ** 60),
+    );
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('read' as const), addr, len: fc.constantFrom(0, 1, 16, 32) }),
+      fc.record({
+        kind: fc.constant('write' as const),
+        addr,
+        value: fc.integer({ min: 0, max: 255 }),
+      }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+        for (const o of ops) {
+          if (o.kind === 'write') {
+            if (!isFault(m.write8(o.addr, o.value))) model.set(o.addr, o.value);
+            continue;
+          }
+          const v = m.copyView(o.addr, o.len);
+          const checked = m.view(o.addr, o.len);
+          if (isFault(checked)) {
+            expect(v).toBeNull();
+            continue;
+          }
+          expect(v).not.toBeNull();
+          expect([...v!]).toEqual(Array.from({ length: o.len }, (_, i) => at(o.addr + i)));
+        }
+      }),
+      { numRuns: 500 },
+    );
+    // Straddling two regions is refused even right after the same address was cached.
+    expect(m.copyView(0xfff0, 16)).not.toBeNull();
+    expect(m.copyView(0xfff0, 32)).toBeNull();
+  });
+
   it('M8 never throws and never wraps for arbitrary addresses and lengths (property)', () => {
     const m = mem();
     fc.assert(
