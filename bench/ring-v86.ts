@@ -70,21 +70,23 @@
  * rates on both sides (ratios move less).
  *
  * Figures, 2026-12-07, node 20.20.2, `npm run build && node --expose-gc
- * dist/bench/main.js ring-v86`, load average 0.7 to 0.9, nothing else
- * running; ratio vmchan / v86, one column a run. Before: after the walk
- * checks each buffer's range as it adds it and reads the ring's table
- * through its view (1-descriptor chains 14.8 -> 20 M/s). After: gather
- * copies out of a cached window (GuestMemory.copyView) instead of a new
- * subarray per segment.
- *   shape                              before        after               stripped v86
- *   1-descriptor chains                5.96  5.14    4.72  5.93          0.69
- *   4-descriptor chains                11.3  11.0    9.75  10.7  9.54    0.58
- *   indirect (4 in a table)            9.87  7.72    10.5  6.52  8.70    0.66
- *   batched 1-descriptor (64 a flush)  4.31  5.44    5.40  4.72  4.93    0.70
- *   4 KiB, device writes               3.77  2.98    3.79  3.66  3.88    1.05
- *   4 KiB, device reads                2.51  2.53    3.13  4.58  3.60    0.89
- *   64 KiB, device writes (no goal)    1.72  1.86    1.70  1.73  1.53    0.89
- *   64 KiB, device reads (no goal)     1.40  1.84    1.63  1.56  1.70    0.90
+ * dist/bench/main.js ring-v86`, load average 0.2 to 1.25, nothing else
+ * running; ratio vmchan / v86, one column a run. Before: the walk checks
+ * each buffer's range as it adds it and reads the ring's table through its
+ * view (1-descriptor chains 14.8 -> 20 M/s); two runs of session 7 and one
+ * of this one. After: gather copies out of a cached window
+ * (GuestMemory.copyView) instead of a new subarray per segment; three runs
+ * (the first two printed from 4-descriptor chains on) and one inside a
+ * whole `npm run bench`:
+ *   shape                              before            after                    stripped v86
+ *   1-descriptor chains                5.96  5.14  4.72  -     -     5.93  5.58   0.69
+ *   4-descriptor chains                11.3  11.0  9.75  10.7  12.7  9.54  10.5   0.58
+ *   indirect (4 in a table)            9.87  7.72  10.5  6.52  7.42  8.70  8.70   0.66
+ *   batched 1-descriptor (64 a flush)  4.31  5.44  5.40  4.72  7.15  4.93  5.29   0.70
+ *   4 KiB, device writes               3.77  2.98  3.22  3.79  3.66  3.88  3.61   1.05
+ *   4 KiB, device reads                2.51  2.53  2.33  3.13  4.58  3.60  3.46   0.89
+ *   64 KiB, device writes (no goal)    1.72  1.86  1.73  1.70  1.73  1.53  1.49   0.89
+ *   64 KiB, device reads (no goal)     1.40  1.84  1.51  1.63  1.56  1.70  1.59   0.90
  * Against v86 as shipped (the default) every shape with a goal reaches
  * 3x. 4 KiB copies are the closest: a 4 KiB TypedArray.set costs about
  * 60 ns on both sides (it is the whole of the 64 KiB shapes) and v86
@@ -93,8 +95,8 @@
  * per gather (one object, and young-generation garbage) took 20 to 60 of
  * them (in one process, alternating: 217 -> 158 ns a chain, median of
  * ten rounds); the cached window is checked with two number compares.
- * The issue's figures (1.9x on
- * 1-descriptor chains before the ring work of session 5, "a plain
+ * The issue's figures (1.9x on 1-descriptor chains before the ring work
+ * of session 5, "a plain
  * TypedArray.set is only 1.5x v86" on 64 KiB) fit this build. Against a
  * v86 with its debug calls stripped, no shape reaches 3x: the chain shapes
  * are at about two thirds of it, the copies level with it.
