@@ -121,7 +121,8 @@ export class GuestMemory {
    * 4 KiB gather a quarter of its time. A view is a window on bytes that
    * never move (regions are fixed at creation), so a cached one stays right.
    */
-  private readonly viewAddr = new Float64Array(VIEW_CACHE).fill(-1);
+  /** NaN in an empty slot: it equals no address, so a fresh cache never hits. */
+  private readonly viewAddr = new Float64Array(VIEW_CACHE).fill(Number.NaN);
   private readonly viewLen = new Float64Array(VIEW_CACHE);
   private readonly views: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(
     VIEW_CACHE,

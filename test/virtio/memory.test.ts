@@ -138,7 +138,7 @@ describe('guest memory', () => {
     // different ranges land on the same cache slot (replacements).
     const addr = fc.oneof(
       fc.constantFrom(0, 16, 0x1000, 0x1010, 0xfff0, 0xfffc, 0x10000, 0x100000, 0x100ff0, 0x101000),
-      fc.constantFrom(-16, 0.5, Number.NaN, 2 ** 60),
+      fc.constantFrom(-16, -1, 0.5, Number.NaN, 2 ** 60),
     );
     const op = fc.oneof(
       fc.record({ kind: fc.constant('read' as const), addr, len: fc.constantFrom(0, 1, 16, 32) }),
@@ -167,6 +167,9 @@ describe('guest memory', () => {
       }),
       { numRuns: 500 },
     );
+    // An empty cache matches nothing, whatever the (invalid) address.
+    expect(mem().copyView(-1, 0)).toBeNull();
+    expect(mem().copyView(Number.NaN, 0)).toBeNull();
     // Straddling two regions is refused even right after the same address was cached.
     expect(m.copyView(0xfff0, 16)).not.toBeNull();
     expect(m.copyView(0xfff0, 32)).toBeNull();
