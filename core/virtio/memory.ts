@@ -120,8 +120,8 @@ export class GuestMemory {
    * re-posts what it reclaimed), and a fresh subarray per copy cost a
    * 4 KiB gather a quarter of its time. A view is a window on bytes that
    * never move (regions are fixed at creation), so a cached one stays right.
+   * An empty slot's address is NaN, which equals no address.
    */
-  /** NaN in an empty slot: it equals no address, so a fresh cache never hits. */
   private readonly viewAddr = new Float64Array(VIEW_CACHE).fill(Number.NaN);
   private readonly viewLen = new Float64Array(VIEW_CACHE);
   private readonly views: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(
