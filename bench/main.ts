@@ -6,9 +6,14 @@
  * virtio-serial fuzz cases) and `load` (31 ports x 64 MiB each way) are long.
  * `ring-v86` measures the split ring against v86's (the v86 devDependency,
  * read at bench time: v86 as shipped; VMCHAN_V86_BUILD=stripped for a v86
- * with every debug call stripped).
+ * with every debug call stripped). `--runs N` runs the chosen groups in N
+ * fresh processes and ends with each figure's ratio run by run and its
+ * median (bench/runs.ts).
  */
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ResultTable, type Report } from './harness.js';
+import { parseRuns, ROWS_FILE_ENV, runSeries } from './runs.js';
 
 interface Group {
   name: string;
@@ -44,7 +49,17 @@ const groups: Group[] = [
 ];
 
 async function main(): Promise<void> {
-  const only = process.argv.slice(2);
+  const parsed = parseRuns(process.argv.slice(2));
+  if ('error' in parsed) {
+    process.stderr.write(`bench: ${parsed.error}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const only = parsed.words;
+  if (parsed.runs !== null) {
+    process.exitCode = await runSeries(fileURLToPath(import.meta.url), only, parsed.runs);
+    return;
+  }
   const table = new ResultTable();
   const exact = groups.filter((g) => only.includes(g.name));
   for (const g of groups) {
@@ -54,6 +69,9 @@ async function main(): Promise<void> {
     const fn = await g.load();
     await fn(table.report);
   }
+  // A run of a series (--runs): the parent reads the figures from here.
+  const rowsFile = process.env[ROWS_FILE_ENV];
+  if (rowsFile !== undefined) writeFileSync(rowsFile, JSON.stringify(table.rows));
 }
 
 main().catch((err: unknown) => {
