@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTyped } from '../api/capture-fixture.js';
-import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
+import { missingChromium, prerequisites, showLiveCapture, startE2e, type E2e } from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());
 
@@ -52,7 +52,7 @@ describe.runIf(haveChromium)('the capture tools in Chromium', () => {
       .poll(async () => (await e2e.topology()).capture.records, { timeout: 10_000 })
       .toBeGreaterThan(0);
     await page.locator('[data-tab=capture]').click();
-    await page.locator('[data-action=show-capture]').click();
+    await showLiveCapture(page);
     await list().waitFor();
     await expect.poll(count, { timeout: 15_000 }).toBeGreaterThan(200);
     expect(await page.locator('[data-action=autoscroll]').getAttribute('aria-pressed')).toBe(

@@ -20,7 +20,14 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeHandle } from '../../cli/serve.js';
 import { writeCapture } from '../api/capture-fixture.js';
-import { missingChromium, prerequisites, ROOT, startE2e, type E2e } from './harness.js';
+import {
+  missingChromium,
+  prerequisites,
+  showLiveCapture,
+  ROOT,
+  startE2e,
+  type E2e,
+} from './harness.js';
 
 const TSHARK = '/usr/bin/tshark';
 const BIG = 10_000_000;
@@ -104,7 +111,7 @@ describe.runIf(ready)('the capture view in Chromium', () => {
       .poll(async () => (await e2e.topology()).capture.records, { timeout: 20_000 })
       .toBeGreaterThan(300);
     await page.locator('[data-tab=capture]').click();
-    await page.locator('[data-action=show-capture]').click();
+    await showLiveCapture(page);
     await rows().first().waitFor();
     // the list follows the file while it is written
     const first = await count();
@@ -297,7 +304,7 @@ describe.runIf(ready)('the capture view in Chromium', () => {
     await page.locator('[data-action=capture]').click();
     await expect.poll(async () => (await e2e.topology()).capture.records).toBeGreaterThan(0);
     await page.locator('[data-tab=capture]').click();
-    await page.locator('[data-action=show-capture]').click();
+    await showLiveCapture(page);
     await rows().first().waitFor();
     // Nothing in this capture names the port "late" yet: the service says 0 match.
     // The record its hot-plug makes must still reach the list as the file grows (it

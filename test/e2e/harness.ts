@@ -138,3 +138,17 @@ export async function startE2e(options: E2eOptions = {}): Promise<E2e> {
     throw e;
   }
 }
+
+/**
+ * Open the capture being written in the capture tab. The window hears that a
+ * capture started through its own topology updates, which can come after the
+ * service already counts records: until then the button is "Show it" and
+ * opens the last finished capture (what it says), so wait for "Show live",
+ * then for the list to be the live file.
+ */
+export async function showLiveCapture(page: Page): Promise<void> {
+  const live = page.locator('[data-action=show-capture]', { hasText: 'Show live' });
+  await live.waitFor();
+  await live.click();
+  await page.locator('[data-capture-path]', { hasText: '(live)' }).waitFor();
+}

@@ -11,7 +11,7 @@
  */
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
+import { missingChromium, prerequisites, showLiveCapture, startE2e, type E2e } from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());
 
@@ -53,7 +53,7 @@ describe.runIf(haveChromium)('screenshots of every view', () => {
           .poll(async () => (await e2e.topology()).capture.records, { timeout: 10_000 })
           .toBeGreaterThan(50);
         await page.locator('[data-tab=capture]').click();
-        await page.locator('[data-action=show-capture]').click();
+        await showLiveCapture(page);
       }
       for (const v of views) {
         await page.locator(`[data-tab=${v.tab}]`).click();

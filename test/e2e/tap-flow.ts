@@ -19,7 +19,7 @@ import { expect } from 'vitest';
 import type { GuestError, RunResult } from '../guest/guest-shell.js';
 import { isGuestError } from '../guest/guest-shell.js';
 import { connectUnix, type ChardevWatch, type Until } from '../qemu/real-guest.js';
-import type { E2e } from './harness.js';
+import { showLiveCapture, type E2e } from './harness.js';
 
 /** The port the flow taps, and how the test reaches its guest and its QEMU. */
 export interface TappedPort {
@@ -89,7 +89,7 @@ export async function tapCaptureFollowConsoleDetach(
 
   // The records in the live capture list
   await page.locator('[data-tab=capture]').click();
-  await page.locator('[data-action=show-capture]').click();
+  await showLiveCapture(page);
   const dataRows = page.locator('[data-capture-rows] tbody tr[data-number]');
   await page.locator('[data-filter-input]').fill('kind == data');
   await page.locator('[data-filter-input]').press('Enter');
