@@ -21,7 +21,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { describeFrames, measureFrames } from '../../bench/app-frames.js';
 import type { ServeHandle } from '../../cli/serve.js';
 import { until } from '../until.js';
-import { missingChromium, prerequisites, ROOT, startE2e, type E2e } from './harness.js';
+import {
+  missingChromium,
+  prerequisites,
+  pressCapture,
+  ROOT,
+  startE2e,
+  type E2e,
+} from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());
 
@@ -144,11 +151,11 @@ describe.runIf(haveChromium)('the app in Chromium against vmchan serve', () => {
   }, 30_000);
 
   it('captures and shows the capture', async () => {
-    await page.locator('[data-action=capture]').click();
+    await pressCapture(page, 'start');
     await expect
       .poll(async () => (await e2e.topology()).capture.records, { timeout: 10_000 })
       .toBeGreaterThan(20);
-    await page.locator('[data-action=capture]').click();
+    await pressCapture(page, 'stop');
     await expect.poll(async () => (await e2e.topology()).capture.last).not.toBeNull();
     const file = (await e2e.topology()).capture.last!;
     await page.locator('[data-tab=capture]').click();

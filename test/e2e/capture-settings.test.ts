@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ServeHandle } from '../../cli/serve.js';
-import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
+import { missingChromium, prerequisites, pressCapture, startE2e, type E2e } from './harness.js';
 
 const TSHARK = '/usr/bin/tshark';
 const ready = prerequisites(
@@ -168,12 +168,12 @@ describe.runIf(ready)('the capture settings form in Chromium', () => {
       const newest = (): number => Math.max(0, ...ours().map((f) => Number(RING_NAME.exec(f)![1])));
 
       // the toolbar's Capture uses the applied settings
-      await page.locator('[data-action=capture]').click();
+      await pressCapture(page, 'start');
       await expect.poll(capturing, { message: 'the capture to start' }).toBe(true);
       await expect
         .poll(newest, { timeout: 60_000, message: `ring file number ${FILES + 3} to appear` })
         .toBeGreaterThanOrEqual(FILES + 3);
-      await page.locator('[data-action=capture]').click(); // stop
+      await pressCapture(page, 'stop');
       await expect.poll(capturing, { message: 'the capture to stop' }).toBe(false);
 
       const kept = ours().sort();

@@ -17,7 +17,14 @@ import * as path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTyped } from '../api/capture-fixture.js';
-import { missingChromium, prerequisites, showLiveCapture, startE2e, type E2e } from './harness.js';
+import {
+  missingChromium,
+  prerequisites,
+  pressCapture,
+  showLiveCapture,
+  startE2e,
+  type E2e,
+} from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());
 
@@ -47,7 +54,7 @@ describe.runIf(haveChromium)('the capture tools in Chromium', () => {
   it('follows the live list, and stops following when the user scrolls up', async () => {
     await page.goto(e2e.serve.url);
     await page.locator('.tree [data-port="test2"]').waitFor();
-    await page.locator('[data-action=capture]').click();
+    await pressCapture(page, 'start');
     await expect
       .poll(async () => (await e2e.topology()).capture.records, { timeout: 10_000 })
       .toBeGreaterThan(0);
@@ -82,7 +89,7 @@ describe.runIf(haveChromium)('the capture tools in Chromium', () => {
     // the toggle starts it again
     await page.locator('[data-action=autoscroll]').click();
     await expect.poll(atEnd, { timeout: 10_000 }).toBe(true);
-    await page.locator('[data-action=capture]').click();
+    await pressCapture(page, 'stop');
     await expect.poll(async () => (await e2e.topology()).capture.on).toBe(false);
   }, 60_000);
 

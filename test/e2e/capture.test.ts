@@ -23,8 +23,9 @@ import { writeCapture } from '../api/capture-fixture.js';
 import {
   missingChromium,
   prerequisites,
-  showLiveCapture,
+  pressCapture,
   ROOT,
+  showLiveCapture,
   startE2e,
   type E2e,
 } from './harness.js';
@@ -106,7 +107,7 @@ describe.runIf(ready)('the capture view in Chromium', () => {
   it('shows a live capture, filters it, decodes a record and follows a stream', async () => {
     await page.goto(serve.url);
     await page.locator('.tree [data-port="test2"]').waitFor();
-    await page.locator('[data-action=capture]').click();
+    await pressCapture(page, 'start');
     await expect
       .poll(async () => (await e2e.topology()).capture.records, { timeout: 20_000 })
       .toBeGreaterThan(300);
@@ -116,7 +117,7 @@ describe.runIf(ready)('the capture view in Chromium', () => {
     // the list follows the file while it is written
     const first = await count();
     await expect.poll(count, { timeout: 10_000 }).toBeGreaterThan(first);
-    await page.locator('[data-action=capture]').click(); // stop
+    await pressCapture(page, 'stop');
     await expect.poll(async () => (await e2e.topology()).capture.on).toBe(false);
     // the writer's last flush reaches the view; then the list shows all of it
     let settled = -1;
@@ -301,7 +302,7 @@ describe.runIf(ready)('the capture view in Chromium', () => {
   it('a filtered live list shows the records that arrive after its filter matched none', async () => {
     await page.goto(serve.url);
     await page.locator('.tree [data-port="test2"]').waitFor();
-    await page.locator('[data-action=capture]').click();
+    await pressCapture(page, 'start');
     await expect.poll(async () => (await e2e.topology()).capture.records).toBeGreaterThan(0);
     await page.locator('[data-tab=capture]').click();
     await showLiveCapture(page);
@@ -323,7 +324,7 @@ describe.runIf(ready)('the capture view in Chromium', () => {
     expect(made.ok, JSON.stringify(made)).toBe(true);
     await expect.poll(count, { timeout: 20_000 }).toBeGreaterThan(0);
     await rows().first().waitFor();
-    await page.locator('[data-action=capture]').click(); // stop
+    await pressCapture(page, 'stop');
     await expect.poll(async () => (await e2e.topology()).capture.on).toBe(false);
     expect(e2e.problems).toEqual([]);
   }, 60_000);

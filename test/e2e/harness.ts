@@ -152,3 +152,17 @@ export async function showLiveCapture(page: Page): Promise<void> {
   await live.click();
   await page.locator('[data-capture-path]', { hasText: '(live)' }).waitFor();
 }
+
+/**
+ * Press the toolbar's capture button to start or stop a capture, once the
+ * window shows it as that: the button starts or stops by what the window's
+ * topology says, which can trail the service's (a test that waited for the
+ * service to count records could otherwise press "Capture" again instead
+ * of "Stop capture").
+ */
+export async function pressCapture(page: Page, to: 'start' | 'stop'): Promise<void> {
+  const label = to === 'start' ? /^\s*Capture\s*$/ : /^\s*Stop capture\s*$/;
+  const button = page.locator('[data-action=capture]', { hasText: label });
+  await button.waitFor();
+  await button.click();
+}

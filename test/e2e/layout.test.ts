@@ -22,7 +22,7 @@
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { box, checkBoxes, type Box } from './boxes.js';
-import { missingChromium, prerequisites, startE2e, type E2e } from './harness.js';
+import { missingChromium, prerequisites, pressCapture, startE2e, type E2e } from './harness.js';
 
 const haveChromium = prerequisites('runs in Chromium', missingChromium());
 
@@ -71,11 +71,11 @@ describe.runIf(haveChromium)('the window’s layout in Chromium', () => {
     await page.goto(e2e.serve.url);
     await page.locator('.tree [data-port="test2"]').waitFor();
     // a capture of the demo, for the capture panes
-    await page.locator('[data-action=capture]').click();
+    await pressCapture(page, 'start');
     await expect
       .poll(async () => (await e2e.topology()).capture.records, { timeout: 15_000 })
       .toBeGreaterThan(200);
-    await page.locator('[data-action=capture]').click();
+    await pressCapture(page, 'stop');
     await expect.poll(async () => (await e2e.topology()).capture.last).not.toBeNull();
     file = (await e2e.topology()).capture.last!;
     // The window shows the stop too before the next test measures the toolbar: the

@@ -19,7 +19,7 @@ import { expect } from 'vitest';
 import type { GuestError, RunResult } from '../guest/guest-shell.js';
 import { isGuestError } from '../guest/guest-shell.js';
 import { connectUnix, type ChardevWatch, type Until } from '../qemu/real-guest.js';
-import { showLiveCapture, type E2e } from './harness.js';
+import { pressCapture, showLiveCapture, type E2e } from './harness.js';
 
 /** The port the flow taps, and how the test reaches its guest and its QEMU. */
 export interface TappedPort {
@@ -65,7 +65,7 @@ export async function tapCaptureFollowConsoleDetach(
   expect(fs.statSync(port.path).ino).not.toBe(qemuIno);
 
   // Capture
-  await page.locator('[data-action=capture]').click();
+  await pressCapture(page, 'start');
   await expect.poll(async () => (await e2e.topology()).capture.on, { timeout: STEP_MS }).toBe(true);
 
   // A host application at the path it always used, and the guest, both ways through vmchan
@@ -159,7 +159,7 @@ export async function tapCaptureFollowConsoleDetach(
   await watch.hostSeen(port.chardev, false, 'the console hung up for QEMU');
 
   // Stop the capture; Detach: the lab is back and so is QEMU's socket node
-  await page.locator('[data-action=capture]').click();
+  await pressCapture(page, 'stop');
   await expect
     .poll(async () => (await e2e.topology()).capture.on, { timeout: STEP_MS })
     .toBe(false);
