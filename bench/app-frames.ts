@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Page } from 'playwright-core';
+import { loadAverage } from './harness.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const CHROMIUM_ARGS = [
@@ -113,18 +114,15 @@ async function main(): Promise<void> {
     // first meaningful paint: the overview shows the demo's ports (ms since navigation start)
     await page.waitForSelector('svg.overview [data-port="test2"]');
     const paint = await page.evaluate(() => performance.now());
-    const load = (): string =>
-      os
-        .loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ');
     process.stdout.write(
-      `time to first meaningful paint (overview with the demo's ports): ${paint.toFixed(0)} ms (load average ${load()})\n`,
+      `time to first meaningful paint (overview with the demo's ports): ${paint.toFixed(0)} ms (load average ${loadAverage()})\n`,
     );
     await serve.service.execute({ cmd: 'setWorkload', on: true, speed: 'full' });
     await page.waitForTimeout(1500);
     const overview = await measureFrames(page, seconds);
-    process.stdout.write(`${describeFrames(overview, 'Overview')} (load average ${load()})\n`);
+    process.stdout.write(
+      `${describeFrames(overview, 'Overview')} (load average ${loadAverage()})\n`,
+    );
     await serve.service.execute({ cmd: 'startCapture' });
     await page.click('[data-tab=capture]');
     await page.click('[data-action=show-capture]');
@@ -137,13 +135,13 @@ async function main(): Promise<void> {
     if (shown) {
       const capture = await measureFrames(page, seconds);
       process.stdout.write(
-        `${describeFrames(capture, 'Capture (live, following)')} (load average ${load()})\n`,
+        `${describeFrames(capture, 'Capture (live, following)')} (load average ${loadAverage()})\n`,
       );
     } else {
       const toast = page.locator('.toast');
       const said = (await toast.count()) > 0 ? await toast.first().textContent() : null;
       process.stdout.write(
-        `Capture (live): the packet list did not show within 60 s of Show live (app said: ${said ?? 'nothing'}) (load average ${load()})\n`,
+        `Capture (live): the packet list did not show within 60 s of Show live (app said: ${said ?? 'nothing'}) (load average ${loadAverage()})\n`,
       );
       process.exitCode = 1;
     }
@@ -151,7 +149,7 @@ async function main(): Promise<void> {
     await page.click('[data-tab=vrings]');
     await page.waitForSelector('text=descriptor table');
     const vrings = await measureFrames(page, seconds);
-    process.stdout.write(`${describeFrames(vrings, 'Vrings')} (load average ${load()})\n`);
+    process.stdout.write(`${describeFrames(vrings, 'Vrings')} (load average ${loadAverage()})\n`);
   } finally {
     await context.close();
     await serve.close();

@@ -4,6 +4,15 @@
  * runs (an absolute number from a shared CI machine means little).
  */
 
+import { loadavg } from 'node:os';
+
+/** The 1, 5 and 15 minute load averages, as every bench prints them beside its figures. */
+export function loadAverage(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+}
+
 export type Report = (name: string, value: number, baseline: number, unit: string) => void;
 
 export interface BenchResult {

@@ -31,6 +31,7 @@ import { GuestDir, isGuestDirError } from '../core/guestdir/index.js';
 import { Machine } from '../core/machine/machine.js';
 import { parseQemuArgs } from '../core/machine/qemu-cmdline.js';
 import { cpuNow, cpuPer, cpuSince, type CpuSample } from './cpu.js';
+import { loadAverage, type Report } from './harness.js';
 import { eachLine } from './lines.js';
 import { connect, transfer } from './socket-transfer.js';
 import {
@@ -39,8 +40,6 @@ import {
   startWorkloads,
   type WorkloadSpec,
 } from '../core/workloads/index.js';
-
-type Report = (name: string, value: number, baseline: number, unit: string) => void;
 
 export const MiB = 1024 * 1024;
 /** Bytes timed each way, the relay's and the lab's alike. */
@@ -404,8 +403,7 @@ export async function inTempDir(body: (dir: string) => Promise<void>): Promise<v
 
 export async function benchLab(report: Report): Promise<void> {
   await inTempDir(async (dir) => {
-    const load = os.loadavg().map((l) => l.toFixed(2));
-    process.stdout.write(`load average ${load.join(' ')} (${os.cpus().length} CPUs)\n`);
+    process.stdout.write(`load average ${loadAverage()} (${os.cpus().length} CPUs)\n`);
     await bulk(report, dir);
     await crossProcess(report, dir);
     await roundTrip(report, dir);

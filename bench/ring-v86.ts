@@ -120,7 +120,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { loadavg } from 'node:os';
 import { runInThisContext } from 'node:vm';
 import { GuestAllocator } from '../core/virtio/allocator.js';
 import { gather, scatter, type Segment } from '../core/virtio/chain.js';
@@ -132,7 +131,7 @@ import {
 import { isFault } from '../core/virtio/fault.js';
 import { GuestMemory } from '../core/virtio/memory.js';
 import type { DeviceQueue, DriverQueue, QueueLayout } from '../core/virtio/queue.js';
-import { alternating, rateOf, type Report } from './harness.js';
+import { alternating, loadAverage, rateOf, type Report } from './harness.js';
 import { buffers } from './virtio.js';
 
 const V86_VERSION = '0.5.462';
@@ -809,10 +808,4 @@ export function benchRingV86(report: Report): void {
         : `  goal >= ${GOAL}x v86; 64 KiB copies excluded: ${ratio.toFixed(2)}x, no goal here\n`,
     );
   }
-}
-
-function loadAverage(): string {
-  return loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ');
 }

@@ -73,7 +73,7 @@ import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CpuSample } from './cpu.js';
-import type { Report } from './harness.js';
+import { loadAverage, type Report } from './harness.js';
 import {
   BULK_BYTES,
   inTempDir,
@@ -237,8 +237,7 @@ async function crossProcess(report: Report, dir: string): Promise<void> {
 
 export async function benchWorkerGuest(report: Report): Promise<void> {
   await inTempDir(async (dir) => {
-    const load = os.loadavg().map((l) => l.toFixed(2));
-    process.stdout.write(`load average ${load.join(' ')} (${os.cpus().length} CPUs)\n`);
+    process.stdout.write(`load average ${loadAverage()} (${os.cpus().length} CPUs)\n`);
     await inProcess(report, dir);
     await crossProcess(report, dir);
   });
