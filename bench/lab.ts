@@ -157,6 +157,7 @@ export async function measure(from: net.Socket, to: net.Socket, total: number): 
 function reportCpu(report: Report, what: string, lab: CpuSample, relay: CpuSample): void {
   report(`${what} CPU s per 256 MiB, main thread`, lab.main, relay.main, 's');
   report(`${what} CPU s per 256 MiB, whole process`, lab.process, relay.process, 's');
+  report(`${what} CPU s per 256 MiB, whole process in the kernel`, lab.kernel, relay.kernel, 's');
 }
 
 /**
