@@ -11,7 +11,6 @@
  * the file with the live client attached.
  */
 import type { ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CaptureError } from '../core/capture/error.js';
 import { tapLab } from '../core/capture/lab-tap.js';
@@ -35,7 +34,7 @@ const MiB = 1024 * 1024;
 const ROUNDS = 3;
 
 export async function benchCaptureApp(report: Report): Promise<void> {
-  const { dir, env, m, data } = await extcapBench('vmchan-bench-app-');
+  const { dir, env, m, data, done } = await extcapBench('vmchan-bench-app-');
   type Setting = 'off' | 'on';
   const SETTINGS: Setting[] = ['off', 'on'];
   const times = {
@@ -95,7 +94,7 @@ export async function benchCaptureApp(report: Report): Promise<void> {
     live.stop();
     hub.close();
     await published.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    done();
   }
   process.stdout.write(
     `app file + live extcap: ${perRecord.toFixed(2)} encodes per record in the file\n`,

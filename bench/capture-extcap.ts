@@ -78,16 +78,31 @@ export async function stopExtcaps(extcaps: readonly ChildProcess[]): Promise<voi
 /**
  * What an extcap bench starts with: a temp directory where this process's
  * session registry and the extcap children's meet, the bench lab, and one
- * transfer's bytes.
+ * transfer's bytes. The registry is found through TMPDIR, so this process's
+ * TMPDIR points into the directory until `done()` puts it back and removes
+ * the directory: a group that left it pointing at a removed directory made
+ * the next group's mkdtemp fail (ENOENT), which ended a whole `npm run bench`.
  */
-export async function extcapBench(
-  prefix: string,
-): Promise<{ dir: string; env: NodeJS.ProcessEnv; m: Machine; data: Uint8Array }> {
+export async function extcapBench(prefix: string): Promise<{
+  dir: string;
+  env: NodeJS.ProcessEnv;
+  m: Machine;
+  data: Uint8Array;
+  done: () => void;
+}> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const env = { ...process.env, TMPDIR: dir, XDG_RUNTIME_DIR: '' };
+  const saved = { TMPDIR: process.env['TMPDIR'], XDG_RUNTIME_DIR: process.env['XDG_RUNTIME_DIR'] };
   process.env['TMPDIR'] = dir; // the registry goes where the child looks
   delete process.env['XDG_RUNTIME_DIR'];
-  return { dir, env, m: await machine(), data: pattern(TRANSFER) };
+  const done = (): void => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  return { dir, env, m: await machine(), data: pattern(TRANSFER), done };
 }
 
 /**
@@ -136,7 +151,7 @@ export function reportWays<S extends string>(
 }
 
 export async function benchCaptureExtcap(report: Report): Promise<void> {
-  const { dir, env, m, data } = await extcapBench('vmchan-bench-extcap-');
+  const { dir, env, m, data, done } = await extcapBench('vmchan-bench-extcap-');
   /** Live extcap clients per setting: off, one Wireshark, three at once (one encoding for all). */
   const CLIENTS = { off: 0, on: 1, on3: 3 } as const;
   type Setting = keyof typeof CLIENTS;
@@ -181,7 +196,7 @@ export async function benchCaptureExtcap(report: Report): Promise<void> {
     tap.stop();
     w.close();
     await published.close();
-    fs.rmSync(dir, { recursive: true, force: true });
+    done();
   }
   // One encoding for the file and every client: these two counts agree.
   process.stdout.write(`records in the file: ${w.records}, records encoded: ${hub.encoded}\n`);
