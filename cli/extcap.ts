@@ -33,7 +33,6 @@ import { connectLive, LiveSink } from '../core/capture/live-server.js';
 import { LINKTYPE_USER0, PcapngWriter, FdOutput } from '../core/capture/pcapng-writer.js';
 import { findSession, listSessions } from '../core/capture/session-registry.js';
 import { VERSION } from '../core/version.js';
-import { runAttach } from './attach.js';
 import { installExtcap, uninstallExtcap, type InstallScope } from './extcap-install.js';
 import { UsageError } from './errors.js';
 
@@ -316,6 +315,9 @@ async function captureAttached(a: ExtcapArgs, fifo: string): Promise<number> {
   const fd = openFifo(fifo);
   const writer = PcapngWriter.to(new FdOutput(fd, fifo), { flushIntervalMs: 1000 });
   if (writer instanceof CaptureError) throw new Error(writer.message);
+  // Loaded here, not at the top: Wireshark runs `vmchan extcap` for its
+  // interface lists at every start, and those need none of attach's engine.
+  const { runAttach } = await import('./attach.js');
   const stop = untilStopped();
   try {
     await runAttach(

@@ -121,10 +121,9 @@ Examples:
   socat - UNIX-CONNECT:/tmp/guest/hvc0      # type into the guest's console`;
 
 export function registerRun(program: Command): void {
-  // Everything after `run` and its own options belongs to QEMU, so options
-  // must be positional: `vmchan run -chardev ...` must not read -chardev as
-  // vmchan's. (The program's own options, -V and --help, come before `run`.)
-  program.enablePositionalOptions();
+  // Everything after `run` and its own options belongs to QEMU (the program
+  // has positional options, main.ts): `vmchan run -chardev ...` must not
+  // read -chardev as vmchan's.
   program
     .command('run')
     .summary('run a headless virtio-serial lab from a QEMU command line')
