@@ -38,8 +38,8 @@ export function commandsFor(argv: readonly string[]): readonly string[] {
   return named !== undefined ? [named.name] : COMMANDS.map((c) => c.name);
 }
 
-/** The program with the subcommands `argv` needs (all of them without `argv`). */
-export async function buildProgram(argv?: readonly string[]): Promise<Command> {
+/** The program with the subcommands `argv` needs (all of them for none). */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command();
   program
     .name('vmchan')
@@ -53,7 +53,7 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
     // follows belongs to it (run and extcap pass unknown options through).
     .enablePositionalOptions()
     .exitOverride();
-  const wanted = argv === undefined ? COMMANDS.map((c) => c.name) : commandsFor(argv);
+  const wanted = commandsFor(argv);
   const registers = await Promise.all(
     COMMANDS.filter((c) => wanted.includes(c.name)).map((c) => c.load()),
   );
