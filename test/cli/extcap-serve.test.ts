@@ -14,8 +14,9 @@ import { apiProtocols } from '../../core/api/browser/client.js';
 import { openCaptureSync } from '../../core/capture/pcapng-reader.js';
 import { CaptureError } from '../../core/capture/error.js';
 import { removeTempDirs, ROOT, tempDir, waitUntil } from '../lab/helpers.js';
+import { VMCHAN_BIN, vmchan } from './run-vmchan.js';
 
-const BIN = path.join(ROOT, 'bin', 'vmchan.js');
+const BIN = VMCHAN_BIN;
 
 let dir = '';
 let env: NodeJS.ProcessEnv = {};
@@ -24,14 +25,9 @@ let serveOut = '';
 let ws: WebSocket | undefined;
 let nextId = 1;
 
-function vmchan(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
 /** The interface lines `vmchan extcap --extcap-interfaces` prints for running sessions. */
 function sessionInterfaces(): string[] {
-  const r = vmchan(['extcap', '--extcap-interfaces']);
+  const r = vmchan(['extcap', '--extcap-interfaces'], env);
   expect(r.stderr).toBe('');
   return r.stdout.split('\n').filter((l) => /\{value=vmchan-(lab|attach)-/.test(l));
 }

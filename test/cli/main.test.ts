@@ -3,26 +3,14 @@
  * `vmchan extcap` several times at each of its starts), help lists them all,
  * and output cut short by a closed pipe ends quietly whichever command ran.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { commandsFor } from '../../cli/main.js';
-import { ROOT } from '../capture/helpers.js';
+import { requireBuiltCli, VMCHAN_BIN, vmchan } from './run-vmchan.js';
 
-const BIN = path.join(ROOT, 'bin', 'vmchan.js');
 const ALL = ['run', 'serve', 'read', 'follow', 'attach', 'launch', 'extcap'];
 
-function vmchan(args: string[]): { stdout: string; stderr: string; status: number } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
-  return { stdout: r.stdout, stderr: r.stderr, status: r.status ?? -1 };
-}
-
-beforeAll(() => {
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
-    throw new Error('the CLI is not built: run `npm run build` (npm test does it first)');
-  }
-});
+beforeAll(requireBuiltCli);
 
 describe('which command modules a command line loads', () => {
   it("a command's own alone, none for the version, all for help or a word that is no command", () => {
@@ -64,7 +52,7 @@ describe('vmchan with one command loaded', () => {
   });
 
   it('run --help into a pipe its reader closed ends with no stack trace (EPIPE)', async () => {
-    const child = spawn(process.execPath, [BIN, 'run', '--help'], {
+    const child = spawn(process.execPath, [VMCHAN_BIN, 'run', '--help'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.destroy(); // the reader is gone before the help is written, as `| head -0`

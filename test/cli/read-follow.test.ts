@@ -6,22 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ROOT, removeTempDirs, tempDir, writeScenario, type Scenario } from '../capture/helpers.js';
-
-const BIN = path.join(ROOT, 'bin', 'vmchan.js');
-
-function vmchan(args: string[]): { stdout: string; stderr: string; status: number } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
-  return { stdout: r.stdout, stderr: r.stderr, status: r.status ?? -1 };
-}
+import { removeTempDirs, tempDir, writeScenario, type Scenario } from '../capture/helpers.js';
+import { requireBuiltCli, VMCHAN_BIN, vmchan } from './run-vmchan.js';
 
 let scenario: Scenario;
 let dir: string;
 
 beforeAll(() => {
-  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'main.js'))) {
-    throw new Error('the CLI is not built: run `npm run build` (npm test does it first)');
-  }
+  requireBuiltCli();
   dir = tempDir('vmchan-cli-');
   scenario = writeScenario(path.join(dir, 'lab.pcapng'));
 });
@@ -79,7 +71,7 @@ describe('vmchan follow', () => {
 
   it('writes the raw bytes of one direction', () => {
     const r = spawnSync(process.execPath, [
-      BIN,
+      VMCHAN_BIN,
       'follow',
       scenario.file,
       '--port',
